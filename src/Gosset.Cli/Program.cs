@@ -1,0 +1,3 @@
+using Gosset.Cli;
+
+return CliApp.Run(args);
