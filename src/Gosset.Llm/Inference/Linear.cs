@@ -42,6 +42,9 @@ internal sealed class HessianAccumulator(int n)
     public int N { get; } = n;
     public double[] H { get; } = new double[n * n];
     public long Count { get; private set; }
+    /// <summary>Up to <see cref="MaxSamples"/> of the inputs seen, for fitting activation scale sets.</summary>
+    public List<float[]> Samples { get; } = new();
+    public int MaxSamples { get; init; } = 2048;
     private readonly object _lock = new();
 
     public void Add(float[] x, int tokens)
@@ -61,6 +64,7 @@ internal sealed class HessianAccumulator(int n)
             for (int i = 0; i < N; i++)
                 for (int j = 0; j <= i; j++) { H[i * N + j] += local[i * N + j]; if (i != j) H[j * N + i] += local[i * N + j]; }
             Count += tokens;
+            for (int t = 0; t < tokens && Samples.Count < MaxSamples; t += 3) Samples.Add(x.AsSpan(t * N, N).ToArray());
         }
     }
 }
