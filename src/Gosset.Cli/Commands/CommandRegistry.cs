@@ -10,5 +10,6 @@ internal static class CommandRegistry
         // Each line registers one command (keep one per line: parallel work merges cleanly).
         yield return GenerateCommand.Create();
         yield return EvalCommand.Create();
+        yield return QuantizeModelCommand.Create();
     }
 }

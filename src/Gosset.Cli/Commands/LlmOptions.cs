@@ -25,6 +25,8 @@ internal sealed class LlmOptions
     public Option<int> KvGroup { get; } = new("--kvgroup") { Description = "INT K/V group size (0 = one scale per token for all heads)", DefaultValueFactory = _ => 0 };
     public Option<bool> Ldlq { get; } = new("--ldlq") { Description = "LDLQ (GPTQ-style, block 8) error feedback for weights; needs --calib" };
     public Option<double> Damping { get; } = new("--damping") { Description = "LDLQ Hessian damping (fraction of mean diagonal)", DefaultValueFactory = _ => 0.01 };
+    public Option<bool> KvCenter { get; } = new("--kv-center") { Description = "subtract calibrated per-channel means from K and V before quantizing; needs --calib" };
+    public Option<bool> KvScale { get; } = new("--kv-scale") { Description = "divide K and V by calibrated per-channel standard deviations before quantizing; needs --calib" };
     public Option<string?> Calib { get; } = new("--calib") { Description = "calibration text for LDLQ / fitted scales" };
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
     public Option<ulong> Seed { get; } = new("--rotation-seed") { Description = "seed of the random rotations", DefaultValueFactory = _ => 0x9E3779B97F4A7C15 };
@@ -34,7 +36,7 @@ internal sealed class LlmOptions
         cmd.Options.Add(Model);
         cmd.Options.Add(Tokenizer);
         if (!quantOptions) return;
-        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, WeightGroup, ActGroup, KvGroup, Ldlq, Damping, Calib, CalibWindows, Seed })
+        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, WeightGroup, ActGroup, KvGroup, Ldlq, Damping, KvCenter, KvScale, Calib, CalibWindows, Seed })
             cmd.Options.Add(o);
     }
 
@@ -68,6 +70,8 @@ internal sealed class LlmOptions
             KvGroup = Check(pr.GetValue(KvGroup), 0, 1 << 20, "--kvgroup"),
             Ldlq = pr.GetValue(Ldlq),
             Damping = pr.GetValue(Damping),
+            KvCenter = pr.GetValue(KvCenter),
+            KvChannelScale = pr.GetValue(KvScale),
             Seed = pr.GetValue(Seed),
         };
         return spec;
@@ -88,16 +92,18 @@ internal sealed class LlmOptions
             var tok = ModelLoader.LoadTokenizer(local || source is null ? path : source, pr.GetValue(Tokenizer), qm.Config.VocabSize);
             if (quantOptions && QuantSpec.Parse(pr.GetValue(Quant) ?? "fp").IsQuantized)
                 throw new GossetException("a .gqm model is already quantized; do not pass --quant");
-            return (qm, null, tok);
+            // The float model it was made from (when still there) is the reference for KL / top-1.
+            LlamaWeights? reference = source is not null && (File.Exists(source) || Directory.Exists(source)) ? ModelLoader.LoadWeights(source) : null;
+            return (qm, reference, tok);
         }
         var w = ModelLoader.LoadWeights(path);
         var tokenizer = ModelLoader.LoadTokenizer(path, pr.GetValue(Tokenizer), w.Config.VocabSize);
         if (!quantOptions) return (LlamaModel.FromWeights(w), w, tokenizer);
         var spec = Spec(pr);
         int[]? calib = null;
-        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted)
+        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || spec.KvCenter || spec.KvChannelScale)
         {
-            string? cp = pr.GetValue(Calib) ?? throw new GossetException("--ldlq and --scales fitted need --calib TEXT");
+            string? cp = pr.GetValue(Calib) ?? throw new GossetException("--ldlq, --scales fitted, --kv-center and --kv-scale need --calib TEXT");
             calib = tokenizer.Encode(File.ReadAllBytes(cp), bos: true, eos: false);
             if (calibFilter is not null) calib = calibFilter(cp, calib);
         }

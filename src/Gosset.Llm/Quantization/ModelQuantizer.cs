@@ -30,11 +30,13 @@ public static class ModelQuantizer
             throw new GossetException($"E8 KV quantization needs kv_dim divisible by 8 (kv_dim = {c.KvDim})");
         var recipe = QuantRecipe.Published(spec);
         Calibration? cal = null;
-        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted)
+        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale);
+        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || kvCal)
         {
             if (calibTokens is null || calibTokens.Length < 2)
-                throw new GossetException("LDLQ and fitted scale sets need calibration text (--calib)");
+                throw new GossetException("LDLQ, fitted scale sets and KV calibration need calibration text (--calib)");
             cal = Calibrate(weights, recipe, calibTokens, Math.Min(calibCtx, c.SeqLen), calibWindows);
+            if (kvCal) recipe = recipe with { KvAffine = KvStatistics(cal, spec, c.KvDim) };
         }
         if (spec.ScaleSet == ScaleSetChoice.Fitted) recipe = FitScales(weights, recipe, cal!);
         var r = recipe;
@@ -119,10 +121,14 @@ public static class ModelQuantizer
                 W1 = linears["w1"], W2 = linears["w2"], W3 = linears["w3"],
             };
             var headRot = spec.Keys.Rotates || spec.Values.Rotates ? new KroneckerRotation(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
+            var aff = calibration ? null : recipe.KvAffine?[l];
             kv[l] = new KvLayerFormat(
                 calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup),
                 calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup),
-                headRot);
+                headRot)
+            {
+                KeyShift = aff?[0], KeyScale = aff?[1], ValueShift = aff?[2], ValueScale = aff?[3],
+            };
         }
         return new LlamaModel(c, embedding, classifier, rmsFinal, layers, kv, calibration ? "calibration" : spec.ToString()) { Recipe = recipe };
     }
@@ -138,8 +144,8 @@ public static class ModelQuantizer
     internal sealed class Calibration
     {
         public required HessianAccumulator[][] Hessians { get; init; } // [layer][group]
-        public required List<float[]> Keys { get; init; }
-        public required List<float[]> Values { get; init; }
+        public required List<float[]>[] Keys { get; init; }   // [layer]
+        public required List<float[]>[] Values { get; init; } // [layer]
     }
 
     /// <summary>Runs the float model with the recipe's rotations over calibration windows, collecting Hessians and samples.</summary>
@@ -155,15 +161,15 @@ public static class ModelQuantizer
             hs[l] = [new(b.Wq.Width), new(b.Wo.Width), new(b.W1.Width), new(b.W2.Width)];
             b.Wq.Calibration = hs[l][0]; b.Wo.Calibration = hs[l][1]; b.W1.Calibration = hs[l][2]; b.W2.Calibration = hs[l][3];
         }
-        var keys = new List<float[]>();
-        var values = new List<float[]>();
+        var keys = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
+        var values = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
         int kvDim = c.KvDim;
         model.KvTap = (layer, k, v, T) =>
         {
-            for (int t = 0; t < T; t += 7)
+            for (int t = 0; t < T; t += 3)
             {
-                keys.Add(k.AsSpan(t * kvDim, kvDim).ToArray());
-                values.Add(v.AsSpan(t * kvDim, kvDim).ToArray());
+                keys[layer].Add(k.AsSpan(t * kvDim, kvDim).ToArray());
+                values[layer].Add(v.AsSpan(t * kvDim, kvDim).ToArray());
             }
         };
         int n = Math.Min(windows, Evaluation.Evaluator.WindowCount(tokens.Length, ctx));
@@ -173,6 +179,47 @@ public static class ModelQuantizer
             model.ForwardWindow(tokens.AsSpan(i * ctx, len));
         }
         return new Calibration { Hessians = hs, Keys = keys, Values = values };
+    }
+
+    /// <summary>K or V samples of all layers after the recipe's calibrated shift and scale (what the codec sees).</summary>
+    private static List<float[]> Transformed(List<float[]>[] perLayer, QuantRecipe recipe, int which)
+    {
+        var r = new List<float[]>();
+        for (int l = 0; l < perLayer.Length; l++)
+        {
+            var aff = recipe.KvAffine?[l];
+            foreach (var x in perLayer[l])
+            {
+                var y = new float[x.Length];
+                KvLayerFormat.Forward(x, aff?[which], aff?[which + 1], y);
+                r.Add(y);
+            }
+        }
+        return r;
+    }
+
+    /// <summary>Per-layer channel means and standard deviations of K and V on calibration text.</summary>
+    private static float[][][] KvStatistics(Calibration cal, QuantSpec spec, int kvDim)
+    {
+        float[][] Stats(List<float[]> xs)
+        {
+            var mean = new double[kvDim];
+            var sq = new double[kvDim];
+            foreach (var x in xs) for (int i = 0; i < kvDim; i++) mean[i] += x[i];
+            for (int i = 0; i < kvDim; i++) mean[i] /= Math.Max(1, xs.Count);
+            foreach (var x in xs) for (int i = 0; i < kvDim; i++) { double d = x[i] - (spec.KvCenter ? mean[i] : 0); sq[i] += d * d; }
+            var shift = mean.Select(m => spec.KvCenter ? (float)m : 0f).ToArray();
+            var scale = sq.Select(s => spec.KvChannelScale ? (float)Math.Max(Math.Sqrt(s / Math.Max(1, xs.Count)), 1e-6) : 1f).ToArray();
+            return [shift, scale];
+        }
+        var r = new float[cal.Keys.Length][][];
+        for (int l = 0; l < r.Length; l++)
+        {
+            var k = Stats(cal.Keys[l]);
+            var v = Stats(cal.Values[l]);
+            r[l] = [k[0], k[1], v[0], v[1]];
+        }
+        return r;
     }
 
     private static QuantRecipe FitScales(LlamaWeights w, QuantRecipe recipe, Calibration cal)
@@ -193,8 +240,8 @@ public static class ModelQuantizer
         }
         if (spec.Activations.Method == QuantMethod.E8)
             ab = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), maxBlocks), spec.Activations.E8Q, ab);
-        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Keys, maxBlocks), spec.Keys.E8Q, kb);
-        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Values, maxBlocks), spec.Values.E8Q, vb);
+        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, kb);
+        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, vb);
         return recipe with { WeightBetas = wb, ActivationBetas = ab, KeyBetas = kb, ValueBetas = vb };
     }
 }

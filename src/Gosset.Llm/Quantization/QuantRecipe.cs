@@ -6,6 +6,9 @@ namespace Gosset.Llm.Quantization;
 /// </summary>
 internal sealed record QuantRecipe(QuantSpec Spec, float[] WeightBetas, float[] ActivationBetas, float[] KeyBetas, float[] ValueBetas)
 {
+    /// <summary>Per layer: key shift, key scale, value shift, value scale (each kv_dim), or null.</summary>
+    public float[][][]? KvAffine { get; init; }
+
     public static QuantRecipe Published(QuantSpec spec) => new(spec,
         ScaleSets.NestQuant(TensorKind.Weights, spec.Weights.E8Q, spec.Scales),
         ScaleSets.NestQuant(TensorKind.Activations, spec.Activations.E8Q, spec.Scales),

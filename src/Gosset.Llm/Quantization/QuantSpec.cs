@@ -76,6 +76,10 @@ public sealed record QuantSpec
     public bool Ldlq { get; init; }
     /// <summary>Relative damping added to the Hessian diagonal for LDLQ.</summary>
     public double Damping { get; init; } = 0.01;
+    /// <summary>Subtract a calibrated per-channel mean from K and V before quantizing (added back on read; a constant key offset does not change softmax).</summary>
+    public bool KvCenter { get; init; }
+    /// <summary>Divide K and V by a calibrated per-channel standard deviation before quantizing (multiplied back on read).</summary>
+    public bool KvChannelScale { get; init; }
     /// <summary>Seed of the random rotations.</summary>
     public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
 
@@ -129,6 +133,8 @@ public sealed record QuantSpec
             s += $" k={Scales} {(ScaleSet == ScaleSetChoice.NestQuant ? "nestquant-scales" : "fitted-scales")}";
         if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";
         if (Ldlq) s += $" ldlq(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
+        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale))
+            s += " kv-calib(" + (KvCenter ? "center" : "") + (KvCenter && KvChannelScale ? "+" : "") + (KvChannelScale ? "scale" : "") + ")";
         return s;
     }
 }

@@ -27,6 +27,7 @@ public static class QuantizedModelFile
         public required QuantSpec Spec { get; init; }
         public required float[][] Betas { get; init; }
         public string? Source { get; init; }
+        public float[][][]? KvAffine { get; init; }
         public required List<Section> Sections { get; init; }
     }
 
@@ -76,7 +77,7 @@ public static class QuantizedModelFile
         }
         var header = new Header
         {
-            Config = c, Spec = recipe.Spec, Source = source, Sections = sections,
+            Config = c, Spec = recipe.Spec, Source = source, Sections = sections, KvAffine = recipe.KvAffine,
             Betas = [recipe.WeightBetas, recipe.ActivationBetas, recipe.KeyBetas, recipe.ValueBetas],
         };
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(header, Json);
@@ -130,7 +131,7 @@ public static class QuantizedModelFile
         var rmsFinal = F("rms_final", c.Dim);
         var rmsAtt = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_att", c.Dim)).ToArray();
         var rmsFfn = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_ffn", c.Dim)).ToArray();
-        var recipe = new QuantRecipe(h.Spec, h.Betas[0], h.Betas[1], h.Betas[2], h.Betas[3]);
+        var recipe = new QuantRecipe(h.Spec, h.Betas[0], h.Betas[1], h.Betas[2], h.Betas[3]) { KvAffine = h.KvAffine };
         var model = ModelQuantizer.Assemble(c, emb, cls, rmsFinal, rmsAtt, rmsFfn, recipe, calibration: false, (layer, name, codec, rotation, width) =>
         {
             var (outDim, _) = ModelQuantizer.Shape(c, name);
