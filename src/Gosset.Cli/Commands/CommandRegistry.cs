@@ -8,6 +8,10 @@ internal static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Each line registers one command (keep one per line: parallel work merges cleanly).
-        yield break;
+        yield return DemoCommand.Create();
+        yield return RdCommand.Create();
+        yield return MatmulCommand.Create();
+        yield return QuantizeCommand.Create();
+        yield return QuantizeCommand.CreateDequantize();
     }
 }

@@ -1,0 +1,78 @@
+using Gosset.Codes;
+using Gosset.Matrix;
+using Gosset.Rotations;
+
+namespace Gosset.Harness;
+
+/// <summary>One quantization method of the rate–distortion harness: turns a target rate into a configuration and encodes a matrix.</summary>
+public abstract class MatrixMethod
+{
+    /// <summary>Name used on the command line and in JSON ("e8", "int-rot", …).</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Encodes a matrix at (approximately) <paramref name="rate"/> bits/entry with the shared rotation seed.</summary>
+    public abstract QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed);
+
+    /// <summary>Configuration fields for reports (q, k, group, rotation …) of an encoded matrix.</summary>
+    public abstract MethodConfig Describe(QuantizedMatrix m);
+
+    /// <summary>The methods known to the harness, by name.</summary>
+    public static IReadOnlyList<string> KnownNames => Registry.Keys.ToList();
+
+    /// <summary>Looks a method up by name; unknown names raise a <see cref="GossetException"/> listing the known ones.</summary>
+    public static MatrixMethod Get(string name)
+        => Registry.TryGetValue(name.Trim().ToLowerInvariant(), out var f)
+            ? f()
+            : throw new GossetException($"Unknown method '{name}'. Known methods: {string.Join(", ", Registry.Keys)}.");
+
+    private static readonly Dictionary<string, Func<MatrixMethod>> Registry = new()
+    {
+        ["e8"] = () => new E8Method("e8", IndexCoding.Entropy, k: 4, ScaleSource.Fit),
+        ["e8-fixed"] = () => new E8Method("e8-fixed", IndexCoding.Fixed, k: 4, ScaleSource.Fit),
+        ["e8-k1"] = () => new E8Method("e8-k1", IndexCoding.Entropy, k: 1, ScaleSource.Fit),
+        ["e8-nestquant"] = () => new E8Method("e8-nestquant", IndexCoding.Fixed, k: 4, ScaleSource.NestQuant),
+        ["e8-norot"] = () => new E8Method("e8-norot", IndexCoding.Entropy, k: 4, ScaleSource.Fit, RotationKind.None),
+    };
+
+    /// <summary>Registers an additional method (used by baselines and kernels).</summary>
+    public static void Register(string name, Func<MatrixMethod> factory) => Registry[name] = factory;
+}
+
+/// <summary>Report fields describing a method's configuration.</summary>
+public sealed record MethodConfig(string Method, int? Q, int? K, int? Group, string Rotation, string Detail);
+
+/// <summary>
+/// E8 Voronoi code at a target rate: q ≈ 2^(R − 0.2) with k fitted scales (the 0.2 bit/entry
+/// covers the entropy-coded scale index); below the rate of q = 3 it time-shares: only a fraction
+/// of the rotated coordinates is coded at q = 3 (the E8 point of best distortion per bit).
+/// </summary>
+public sealed class E8Method(string name, IndexCoding coding, int k, ScaleSource scales, RotationKind rotation = RotationKind.Hadamard) : MatrixMethod
+{
+    /// <inheritdoc/>
+    public override string Name => name;
+
+    /// <summary>Rate below which time sharing is used.</summary>
+    public const double TimeSharingBaseRate = 1.82;
+
+    /// <summary>The options used for a target rate.</summary>
+    public E8MatrixOptions OptionsFor(double rate, ulong seed)
+    {
+        if (!(rate >= 0.05 && rate <= 9)) throw new GossetException($"Rate {rate} bits/entry is out of range (0.05 to 9).");
+        double overhead = coding == IndexCoding.Fixed ? Math.Ceiling(Math.Log2(k)) / 8 : (k == 1 ? 0 : 0.2);
+        var o = new E8MatrixOptions { K = k, IndexCoding = coding, Scales = scales, Seed = seed, Rotation = rotation };
+        if (rate < TimeSharingBaseRate && k > 1)
+            return o with { Q = 3, CodedFraction = Math.Min(1, rate / TimeSharingBaseRate) };
+        int q = (int)Math.Clamp(Math.Round(Math.Pow(2, rate - overhead)), 2, 256);
+        return o with { Q = q };
+    }
+
+    /// <inheritdoc/>
+    public override QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed) => E8MatrixQuantizer.Quantize(m, OptionsFor(rate, seed));
+
+    /// <inheritdoc/>
+    public override MethodConfig Describe(QuantizedMatrix m)
+    {
+        var e = (E8QuantizedMatrix)m;
+        return new MethodConfig(Name, e.Q, e.Scales.Count, null, e.RotationKind == RotationKind.None ? "none" : "hadamard", e.Describe());
+    }
+}
