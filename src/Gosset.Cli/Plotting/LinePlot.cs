@@ -57,7 +57,7 @@ internal static class LinePlot
         {
             var all = series.SelectMany(s => s.Values).Where(Usable).Select(map).ToList();
             if (reference is { } rr && Usable(rr.Value)) all.Add(map(rr.Value));
-            barBase = all.Count == 0 ? 0 : Math.Floor(all.Min());
+            barBase = all.Count == 0 ? 0 : Math.Floor(all.Min() - 0.25); // the smallest bar stays visible
         }
 
         for (int s = 0; s < series.Count; s++)

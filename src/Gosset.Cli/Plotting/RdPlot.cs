@@ -120,6 +120,7 @@ internal static class PlotStyle
     /// <summary>Font sizes and grid colours used by every chart.</summary>
     public static void Apply(Plot plt)
     {
+        plt.Font.Set(SansFont.Value);
         plt.Axes.Title.Label.FontSize = 20;
         plt.Axes.Left.Label.FontSize = 16;
         plt.Axes.Bottom.Label.FontSize = 16;
@@ -128,6 +129,22 @@ internal static class PlotStyle
         plt.Grid.MajorLineColor = Colors.Black.WithOpacity(0.12);
         plt.Grid.MinorLineColor = Colors.Black.WithOpacity(0.05);
         plt.Grid.MinorLineWidth = 1;
+    }
+
+    private static readonly Lazy<string> SansFont = new(PickSansFont);
+
+    /// <summary>
+    /// A sans-serif family that is actually installed. SkiaSharp's dependency-free Linux build
+    /// reads fonts from the usual folders (e.g. /usr/share/fonts) without fontconfig, so generic
+    /// names may resolve to a serif face; without any font, charts have no text: say so on stderr.
+    /// </summary>
+    private static string PickSansFont()
+    {
+        var installed = new HashSet<string>(SkiaSharp.SKFontManager.Default.GetFontFamilies(), StringComparer.OrdinalIgnoreCase);
+        if (installed.Count == 0)
+            Console.Error.WriteLine("warning: no system fonts found; chart text will be missing (install a font package such as fonts-dejavu-core).");
+        string[] preferred = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial", "Helvetica", "FreeSans", "Segoe UI"];
+        return preferred.FirstOrDefault(installed.Contains) ?? Fonts.Sans;
     }
 
     /// <summary>Labels the left axis as 10^k for data already plotted as log₁₀ values, with log-spaced minor ticks.</summary>
