@@ -43,7 +43,7 @@ public enum IntLevels
 /// (mid-tread) integer of at most 9 bits times an fp16 value, hence exact in float32.</para>
 /// <para>Storage: 16 bits per group plus b bits per entry; <see cref="Encode(ReadOnlySpan{float}, Span{byte})"/>
 /// writes the scales first (2 bytes each, little-endian) and then the codes bit-packed, least
-/// significant bit first, so the packed size is exactly ⌈<see cref="TotalBits"/>/8⌉ bytes.</para>
+/// significant bit first, so the packed size is exactly ⌈<see cref="TotalBits(int)"/>/8⌉ bytes.</para>
 /// <para>A group of zeros has step 0 and decodes to zeros. A step above the fp16 maximum (65504)
 /// is an error; steps below the fp16 normal range lose relative precision.</para>
 /// </remarks>
@@ -96,7 +96,7 @@ public sealed class IntQuantizer
     /// <summary>Exact storage in bits: b per entry plus 16 per group.</summary>
     public long TotalBits(int length) => (long)length * Bits + 16L * GroupCount(length);
 
-    /// <summary>Stored bits divided by entries (<see cref="TotalBits"/> / length).</summary>
+    /// <summary>Stored bits divided by entries (<see cref="TotalBits(int)"/> / length).</summary>
     public double BitsPerEntry(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
@@ -158,6 +158,25 @@ public sealed class IntQuantizer
             float s = (float)ChooseStep(x.Slice(start, len));
             for (int i = start; i < start + len; i++) y[i] = Level(Code(x[i], s), s);
         }
+    }
+
+    /// <summary>
+    /// Quantizes and reconstructs every column of <paramref name="m"/> as its own vector (groups
+    /// never cross columns), returning a new matrix. Stored size: <c>Cols * TotalBits(Rows)</c>.
+    /// </summary>
+    public Gosset.Matrix.DenseMatrix QuantizeDequantizeColumns(Gosset.Matrix.DenseMatrix m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        var result = new Gosset.Matrix.DenseMatrix(m.Rows, m.Cols);
+        for (int j = 0; j < m.Cols; j++) QuantizeDequantize(m.Column(j), result.Column(j));
+        return result;
+    }
+
+    /// <summary>Exact stored bits of a rows×cols matrix coded column by column: <c>cols * TotalBits(rows)</c>.</summary>
+    public long TotalBits(int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        return cols * TotalBits(rows);
     }
 
     /// <summary>Encodes <paramref name="x"/> into a new packed byte array of <see cref="PackedLength"/> bytes.</summary>

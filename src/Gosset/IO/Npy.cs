@@ -57,7 +57,7 @@ public static class Npy
         }
         else
         {
-            var buf = new byte[Math.Min(1 << 16, Math.Max(8, flat.Length * 8))];
+            var buf = new byte[(int)Math.Min(1 << 16, Math.Max(8L, flat.Length * 8L))];
             int done = 0;
             while (done < flat.Length)
             {
@@ -91,6 +91,7 @@ public static class Npy
         using var fs = OpenRead(path);
         var h = ReadHeader(fs, path);
         long count = h.Count;
+        if (count * h.ItemSize > Array.MaxLength) throw new GossetException($"{path}: array of {count} entries is too large to read as float64; use Npy.Read.");
         var raw = new byte[count * h.ItemSize];
         ReadExactly(fs, raw, path);
         ThrowIfTrailing(fs, path);

@@ -212,6 +212,21 @@ public sealed class IntQuantizerTests
     }
 
     [Fact]
+    public void ColumnsAreCodedIndependently()
+    {
+        var q = new IntQuantizer(3, 16);
+        var m = new Gosset.Matrix.DenseMatrix(40, 3, Gaussian(120, 5));
+        m[0, 2] = 100; // an outlier in column 2 must not affect columns 0 and 1
+        var r = q.QuantizeDequantizeColumns(m);
+        for (int j = 0; j < 3; j++)
+        {
+            var expected = RoundTrip(q, m.Column(j).ToArray());
+            Assert.Equal(expected, r.Column(j).ToArray());
+        }
+        Assert.Equal(3 * (40 * 3 + 3 * 16), q.TotalBits(40, 3));
+    }
+
+    [Fact]
     public void PackedRoundTripProperty()
     {
         Gen.Select(Gen.Int[2, 8], Gen.Int[1, 40], Gen.Float[-1000f, 1000f].Array[0, 300], Gen.Bool, Gen.Bool)
