@@ -20,7 +20,7 @@ internal static class MatrixFiles
             if (colon > 0 && spec[..colon].EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) { path = spec[..colon]; name = spec[(colon + 1)..]; }
             if (!path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
                 throw new GossetException($"Unsupported input '{spec}': expected X.npy or X.safetensors[:NAME].");
-            m = SafeTensorsMatrix.Read(path, name);
+            m = SafeTensors.Read(path, name);
         }
         return transpose ? Transpose(m) : m;
     }

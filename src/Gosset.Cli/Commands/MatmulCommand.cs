@@ -18,9 +18,10 @@ internal static class MatmulCommand
         var bits = new Option<double>("--bits") { Description = "Rate in bits/entry; the best configuration at or below bits + 0.1 is chosen", Required = true };
         var method = new Option<string>("--method") { Description = "Method: " + string.Join(", ", MatrixMethod.KnownNames), DefaultValueFactory = _ => "e8" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the shared rotation", DefaultValueFactory = _ => 1UL };
+        var group = new Option<int>("--group") { Description = "Group size of the INT baselines", DefaultValueFactory = _ => IntMethod.DefaultGroup };
         var outPath = new Option<string?>("--out") { Description = "Write the estimate Ĉ (a×b) as .npy" };
         var json = new Option<string?>("--json") { Description = "Write the result as JSON" };
-        var cmd = new Command("matmul", "Estimate AᵀB from independent encodings of A and B at a given rate.") { a, b, bits, method, seed, outPath, json };
+        var cmd = new Command("matmul", "Estimate AᵀB from independent encodings of A and B at a given rate.") { a, b, bits, method, seed, group, outPath, json };
         cmd.SetAction(pr =>
         {
             RdCommand.CheckOutputDir(pr.GetValue(outPath)); RdCommand.CheckOutputDir(pr.GetValue(json));
@@ -28,7 +29,7 @@ internal static class MatmulCommand
             var B = MatrixFiles.Read(pr.GetValue(b)!);
             if (A.Rows != B.Rows) throw new GossetException($"Shapes do not match for AᵀB: A is {A.Rows}×{A.Cols}, B is {B.Rows}×{B.Cols} (rows must agree).");
             A.ThrowIfNotFinite("A"); B.ThrowIfNotFinite("B");
-            var m = MatrixMethod.Get(pr.GetValue(method)!);
+            var m = MatrixMethod.Get(pr.GetValue(method)!, pr.GetValue(group));
             var (r, c) = BestAtRate(A, B, m, pr.GetValue(bits), pr.GetValue(seed));
             Report(r);
             if (pr.GetValue(outPath) is { } o) { Npy.Write(o, c); AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(o)}[/]"); }

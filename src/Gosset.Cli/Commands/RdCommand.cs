@@ -22,25 +22,26 @@ internal static class RdCommand
         var rates = new Option<string>("--rates") { Description = "Target rates in bits/entry, comma separated", DefaultValueFactory = _ => DefaultRates };
         var methods = new Option<string>("--methods") { Description = "Methods, comma separated: " + string.Join(", ", MatrixMethod.KnownNames), DefaultValueFactory = _ => DefaultMethods };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the data and of the shared rotation", DefaultValueFactory = _ => 1UL };
+        var group = new Option<int>("--group") { Description = "Group size of the INT baselines (entries per fp16 scale)", DefaultValueFactory = _ => IntMethod.DefaultGroup };
         var plot = new Option<string?>("--plot") { Description = "Write a PNG plot of distortion vs rate with Γ(R)" };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON" };
         var cmd = new Command("rd", "Rate–distortion of AᵀB estimates: encode A and B independently per method and rate, compare with Γ(R).")
-        { source, n, a, b, rates, methods, seed, plot, json };
+        { source, n, a, b, rates, methods, seed, group, plot, json };
         cmd.SetAction(pr =>
         {
             var spec = new RdSpec(pr.GetValue(source)!, pr.GetValue(n), pr.GetValue(a), pr.GetValue(b),
-                CliOutput.ParseList(pr.GetValue(rates)!, "rate"), pr.GetValue(methods)!, pr.GetValue(seed));
+                CliOutput.ParseList(pr.GetValue(rates)!, "rate"), pr.GetValue(methods)!, pr.GetValue(seed), pr.GetValue(group));
             Run(spec, pr.GetValue(plot), pr.GetValue(json));
             return 0;
         });
         return cmd;
     }
 
-    internal sealed record RdSpec(string Source, int N, int A, int B, double[] Rates, string Methods, ulong Seed);
+    internal sealed record RdSpec(string Source, int N, int A, int B, double[] Rates, string Methods, ulong Seed, int Group = IntMethod.DefaultGroup);
 
     internal static List<RdResult> Run(RdSpec spec, string? plotPath, string? jsonPath)
     {
-        var methodList = spec.Methods.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(MatrixMethod.Get).ToList();
+        var methodList = spec.Methods.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(name => MatrixMethod.Get(name, spec.Group)).ToList();
         if (methodList.Count == 0) throw new GossetException("No method given.");
         foreach (double r in spec.Rates)
             if (!(r >= 0.25 && r <= 8.5)) throw new GossetException($"Rate {r} is out of range: rates must be between 0.25 and 8.5 bits/entry.");
@@ -74,10 +75,20 @@ internal static class RdCommand
         }
         if (plotPath != null)
         {
-            Plotting.RdPlot.Write(plotPath, results, $"AᵀB, {Markup.Escape(spec.Source)} {A.Rows}×{A.Cols} · {B.Rows}×{B.Cols}");
+            WritePlot(plotPath, results, $"AᵀB estimate, {spec.Source}: A {A.Rows}×{A.Cols}, B {B.Rows}×{B.Cols}");
             AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(plotPath)}[/]");
         }
         return results;
+    }
+
+    internal static void WritePlot(string path, IReadOnlyList<RdResult> results, string title)
+    {
+        var series = results.GroupBy(r => r.Method)
+            .Select(g => new Plotting.RdSeries(g.Key, g.Select(r => r.BitsPerEntry).ToList(), g.Select(r => r.Error.Distortion).ToList()))
+            .ToList();
+        double xmax = Math.Max(1, results.Max(r => r.BitsPerEntry)) + 0.25;
+        Plotting.RdPlot.Write(path, title, series, new Plotting.TheoryCurve("Γ(R) (optimal, iid Gaussian)", RateDistortion.Gamma, 0.1, xmax),
+            yLabel: "distortion D = ‖AᵀB − Ĉ‖²·n / (‖Ā‖²‖B̄‖²)  (log scale)");
     }
 
     internal static (DenseMatrix, DenseMatrix) LoadPair(RdSpec spec)

@@ -1,3 +1,4 @@
+using Gosset.Baselines;
 using Gosset.Codes;
 using Gosset.Matrix;
 using Gosset.Rotations;
@@ -20,10 +21,20 @@ public abstract class MatrixMethod
     public static IReadOnlyList<string> KnownNames => Registry.Keys.ToList();
 
     /// <summary>Looks a method up by name; unknown names raise a <see cref="GossetException"/> listing the known ones.</summary>
-    public static MatrixMethod Get(string name)
-        => Registry.TryGetValue(name.Trim().ToLowerInvariant(), out var f)
-            ? f()
-            : throw new GossetException($"Unknown method '{name}'. Known methods: {string.Join(", ", Registry.Keys)}.");
+    /// <param name="name">Method name.</param>
+    /// <param name="group">Group size of the INT baselines (entries per fp16 scale).</param>
+    public static MatrixMethod Get(string name, int group = IntMethod.DefaultGroup)
+    {
+        if (!Registry.TryGetValue(name.Trim().ToLowerInvariant(), out var f))
+            throw new GossetException($"Unknown method '{name}'. Known methods: {string.Join(", ", Registry.Keys)}.");
+        var m = f();
+        if (m is IntMethod im)
+        {
+            if (group < 1) throw new GossetException($"Group size must be positive, got {group}.");
+            im.Group = group;
+        }
+        return m;
+    }
 
     private static readonly Dictionary<string, Func<MatrixMethod>> Registry = new()
     {
@@ -32,6 +43,10 @@ public abstract class MatrixMethod
         ["e8-k1"] = () => new E8Method("e8-k1", IndexCoding.Entropy, k: 1, ScaleSource.Fit),
         ["e8-nestquant"] = () => new E8Method("e8-nestquant", IndexCoding.Fixed, k: 4, ScaleSource.NestQuant),
         ["e8-norot"] = () => new E8Method("e8-norot", IndexCoding.Entropy, k: 4, ScaleSource.Fit, RotationKind.None),
+        ["int"] = () => new IntMethod("int", IntClipping.AbsMax, RotationKind.None),
+        ["int-rot"] = () => new IntMethod("int-rot", IntClipping.AbsMax, RotationKind.Hadamard),
+        ["int-clip"] = () => new IntMethod("int-clip", IntClipping.MseOptimal, RotationKind.None),
+        ["int-clip-rot"] = () => new IntMethod("int-clip-rot", IntClipping.MseOptimal, RotationKind.Hadamard),
     };
 
     /// <summary>Registers an additional method (used by baselines and kernels).</summary>
@@ -74,5 +89,33 @@ public sealed class E8Method(string name, IndexCoding coding, int k, ScaleSource
     {
         var e = (E8QuantizedMatrix)m;
         return new MethodConfig(Name, e.Q, e.Scales.Count, null, e.RotationKind == RotationKind.None ? "none" : "hadamard", e.Describe());
+    }
+}
+
+/// <summary>INT-b baseline at a target rate: b = round(R) bits per entry plus one fp16 step per group.</summary>
+public sealed class IntMethod(string name, IntClipping clipping, RotationKind rotation) : MatrixMethod
+{
+    /// <summary>Default group size.</summary>
+    public const int DefaultGroup = 128;
+
+    /// <inheritdoc/>
+    public override string Name => name;
+
+    /// <summary>Entries per fp16 step.</summary>
+    public int Group { get; set; } = DefaultGroup;
+
+    /// <inheritdoc/>
+    public override QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed)
+    {
+        int bits = (int)Math.Round(rate);
+        if (bits < 2 || bits > 8) throw new GossetException($"INT baselines support 2 to 8 bits per entry; rate {rate} asks for {bits}.");
+        return IntQuantizedMatrix.Quantize(m, new IntQuantizer(bits, Group, clipping), rotation, seed);
+    }
+
+    /// <inheritdoc/>
+    public override MethodConfig Describe(QuantizedMatrix m)
+    {
+        var q = ((IntQuantizedMatrix)m).Quantizer;
+        return new MethodConfig(Name, null, null, q.GroupSize, rotation == RotationKind.None ? "none" : "hadamard", m.Describe());
     }
 }

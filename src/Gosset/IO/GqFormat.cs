@@ -76,6 +76,7 @@ public static class GqFormat
             QuantizedMatrix m = method switch
             {
                 1 => E8QuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
+                2 => IntQuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
                 _ => throw new InvalidDataException($"unknown method code {method}"),
             };
             if (r.BaseStream.Position != r.BaseStream.Length) throw new InvalidDataException("trailing bytes");
@@ -90,6 +91,7 @@ public static class GqFormat
     private static byte MethodCode(QuantizedMatrix m) => m switch
     {
         E8QuantizedMatrix => 1,
+        IntQuantizedMatrix => 2,
         _ => throw new NotSupportedException(m.GetType().Name),
     };
 }
