@@ -50,6 +50,7 @@ internal static class MatmulCommand
         RdResult? best = null; DenseMatrix? bestC = null;
         for (double t = bits + 0.1; t >= Math.Max(0.25, bits - 1.5); t -= 0.1)
         {
+            if (!m.Supports(t)) continue;
             var qa = m.Encode(A, t, seed);
             var qb = m.Encode(B, t, seed);
             double rate = (double)(qa.TotalBits + qb.TotalBits) / ((long)A.Rows * A.Cols + (long)B.Rows * B.Cols);

@@ -49,6 +49,7 @@ internal static class RdCommand
         CheckOutputDir(plotPath); CheckOutputDir(jsonPath);
         var (A, B) = LoadPair(spec);
         var results = new List<RdResult>();
+        var skipped = new List<string>();
         AnsiConsole.MarkupLine($"[grey]A: {A.Rows}×{A.Cols}, B: {B.Rows}×{B.Cols}, source {Markup.Escape(spec.Source)}, seed {spec.Seed}[/]");
         AnsiConsole.Progress().AutoClear(true).Start(ctx =>
         {
@@ -56,12 +57,14 @@ internal static class RdCommand
             foreach (var m in methodList)
                 foreach (double r in spec.Rates)
                 {
+                    if (!m.Supports(r)) { skipped.Add($"{m.Name} @ {r}"); task.Increment(1); continue; }
                     task.Description = $"{m.Name} @ {r} bits";
                     results.Add(RdHarness.Run(A, B, m, r, spec.Seed));
                     task.Increment(1);
                 }
         });
         AnsiConsole.Write(CliOutput.RdTable(results));
+        if (skipped.Count > 0) AnsiConsole.MarkupLine($"[grey]no configuration (skipped): {Markup.Escape(string.Join(", ", skipped))}[/]");
         if (jsonPath != null)
         {
             var root = new JsonObject

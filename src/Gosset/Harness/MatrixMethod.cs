@@ -11,6 +11,9 @@ public abstract class MatrixMethod
     /// <summary>Name used on the command line and in JSON ("e8", "int-rot", …).</summary>
     public abstract string Name { get; }
 
+    /// <summary>Whether the method has a configuration for <paramref name="rate"/>.</summary>
+    public virtual bool Supports(double rate) => rate >= 0.05 && rate <= 9;
+
     /// <summary>Encodes a matrix at (approximately) <paramref name="rate"/> bits/entry with the shared rotation seed.</summary>
     public abstract QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed);
 
@@ -103,6 +106,9 @@ public sealed class IntMethod(string name, IntClipping clipping, RotationKind ro
 
     /// <summary>Entries per fp16 step.</summary>
     public int Group { get; set; } = DefaultGroup;
+
+    /// <inheritdoc/>
+    public override bool Supports(double rate) => Math.Round(rate) is >= 2 and <= 8;
 
     /// <inheritdoc/>
     public override QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed)
