@@ -17,16 +17,17 @@ internal static class QuantizeCommand
         var method = new Option<string>("--method") { Description = "Method: " + string.Join(", ", MatrixMethod.KnownNames), DefaultValueFactory = _ => "e8" };
         var transpose = new Option<bool>("--transpose") { Description = "Code the rows instead of the columns (e.g. weights [out, in] along the input dimension)" };
         var seed = new Option<ulong>("--seed") { Description = "Rotation seed", DefaultValueFactory = _ => 1UL };
+        var group = new Option<int>("--group") { Description = "Group size of the INT baselines", DefaultValueFactory = _ => Gosset.Harness.IntMethod.DefaultGroup };
         var output = new Option<string>("--out") { Description = "Output .gq file", Required = true };
         var json = new Option<string?>("--json") { Description = "Write the result as JSON" };
-        var cmd = new Command("quantize", "Quantize a matrix to a .gq file; prints size, bits/entry and error.") { input, bits, method, transpose, seed, output, json };
+        var cmd = new Command("quantize", "Quantize a matrix to a .gq file; prints size, bits/entry and error.") { input, bits, method, transpose, seed, group, output, json };
         cmd.SetAction(pr =>
         {
             string outPath = pr.GetValue(output)!;
             RdCommand.CheckOutputDir(outPath); RdCommand.CheckOutputDir(pr.GetValue(json));
             var x = MatrixFiles.Read(pr.GetValue(input)!, pr.GetValue(transpose));
             x.ThrowIfNotFinite("Input");
-            var m = MatrixMethod.Get(pr.GetValue(method)!);
+            var m = MatrixMethod.Get(pr.GetValue(method)!, pr.GetValue(group));
             double target = pr.GetValue(bits);
             if (!(target >= 0.25 && target <= 8.5)) throw new GossetException($"--bits {target} is out of range (0.25 to 8.5).");
             var q = m.Encode(x, target, pr.GetValue(seed));
