@@ -214,7 +214,7 @@ public sealed class IntQuantizerTests
     [Fact]
     public void MidTreadKeepsZerosExactMidRiseDoesNot()
     {
-        float[] x = [0, 1.5f, 0, -3, 0, 0.25f, 2, 0];
+        float[] x = [0, 1.5f, 0, -3, 0, 0.25f, 0, 2];
         var tread = RoundTrip(new IntQuantizer(4, 8, levels: IntLevels.MidTread), x);
         var rise = RoundTrip(new IntQuantizer(4, 8), x);
         for (int i = 0; i < x.Length; i += 2)
