@@ -61,7 +61,7 @@ internal static class RobustCommand
                     var res = MatmulCommand.BestAtRate(x, y, m, r, s).Item1;
                     double delta = RateDistortion.Db(res.Error.Distortion, g.Error.Distortion);
                     table.AddRow(name, x.Rows.ToString(), x.Cols.ToString(), y.Cols.ToString(), CliOutput.F(res.BitsPerEntry, "0.000"),
-                        CliOutput.F(res.Error.Distortion, "0.000E+0"), CliOutput.F(g.Error.Distortion, "0.000E+0"), CliOutput.F(delta, "+0.00;-0.00"),
+                        CliOutput.F(res.Error.Distortion, "0.000E+0"), CliOutput.F(g.Error.Distortion, "0.000E+0"), CliOutput.F(delta, "+0.00;-0.00;0.00"),
                         CliOutput.F(res.GapDb, "0.00"), CliOutput.F(res.Error.RelativeError, "0.0000"));
                     var row = CliOutput.RdRow(res);
                     row["source"] = name; row["n"] = x.Rows; row["a"] = x.Cols; row["b"] = y.Cols;
