@@ -8,6 +8,7 @@ internal static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Each line registers one command (keep one per line: parallel work merges cleanly).
+        yield return BenchCommand.Create();
         yield break;
     }
 }
