@@ -88,8 +88,14 @@ public static class KernelBenchmark
     public static List<double>[] Alternate(int reps, params Action[] actions)
     {
         var res = actions.Select(_ => new List<double>()).ToArray();
-        foreach (var a in actions) a();
         var sw = new Stopwatch();
+        // Warm-up: long enough for tiered JIT to reach optimized code (library code starts as R2R,
+        // which may not use the widest vectors) and for the caches and page tables to settle.
+        foreach (var a in actions)
+        {
+            sw.Restart();
+            for (int i = 0; i < 3 || (sw.ElapsedMilliseconds < 250 && i < 200); i++) a();
+        }
         for (int i = 0; i < reps; i++)
             for (int k = 0; k < actions.Length; k++)
             {
