@@ -165,3 +165,43 @@ public static class E8BoxCode
         }
     }
 }
+
+/// <summary>Many-block encoder of the <see cref="E8BoxCode"/>, bit-exact with <see cref="E8BoxCode.EncodeBlock"/> on every <see cref="KernelIsa"/>.</summary>
+internal static unsafe class E8BoxEncoder
+{
+    /// <summary>Encodes x (whole blocks) with vector scale s: one word and one scale index per block.</summary>
+    [SkipLocalsInit]
+    public static void Encode(ReadOnlySpan<float> x, float s, Span<uint> words, Span<byte> index, KernelIsa isa)
+    {
+        int n = x.Length / 8;
+        int lanes = isa switch { KernelIsa.Vector512 => 16, KernelIsa.Vector256 => 8, KernelIsa.Vector128 => 4, _ => 1 };
+        if (lanes == 1)
+        {
+            for (int b = 0; b < n; b++) { index[b] = (byte)E8BoxCode.EncodeBlock(x.Slice(8 * b, 8), s, out uint w); words[b] = w; }
+            return;
+        }
+        float* xs = stackalloc float[8 * 16];
+        float* ss = stackalloc float[16];
+        int* ws = stackalloc int[16];
+        int* js = stackalloc int[16];
+        for (int l = 0; l < 16; l++) ss[l] = s;
+        for (int b0 = 0; b0 < n; b0 += lanes)
+        {
+            int cnt = Math.Min(lanes, n - b0);
+            for (int l = 0; l < lanes; l++)
+                for (int i = 0; i < 8; i++) xs[i * lanes + l] = l < cnt ? x[8 * (b0 + l) + i] : 0f;
+            int slow = isa switch
+            {
+                KernelIsa.Vector512 => VoronoiVector512.BoxEncodeBatch(xs, ss, ws, js),
+                KernelIsa.Vector256 => VoronoiVector256.BoxEncodeBatch(xs, ss, ws, js),
+                _ => VoronoiVector128.BoxEncodeBatch(xs, ss, ws, js),
+            };
+            for (int l = 0; l < cnt; l++)
+            {
+                int b = b0 + l;
+                if ((slow >> l & 1) != 0) { index[b] = (byte)E8BoxCode.EncodeBlock(x.Slice(8 * b, 8), s, out uint w); words[b] = w; }
+                else { words[b] = (uint)ws[l]; index[b] = (byte)js[l]; }
+            }
+        }
+    }
+}

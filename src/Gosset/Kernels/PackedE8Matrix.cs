@@ -57,8 +57,14 @@ public sealed class PackedE8Matrix
     /// Quantizes a row-major float matrix [rows][cols] (rows = output channels). Runs on all
     /// cores; the result does not depend on the thread count.
     /// </summary>
-    public static PackedE8Matrix Quantize(ReadOnlySpan<float> weights, int rows, int cols)
+    /// <param name="weights">Row-major [rows][cols].</param>
+    /// <param name="rows">Output dimension.</param>
+    /// <param name="cols">Input dimension.</param>
+    /// <param name="isa">Encoder variant (default: the best supported); every variant gives the same bytes.</param>
+    public static PackedE8Matrix Quantize(ReadOnlySpan<float> weights, int rows, int cols, KernelIsa? isa = null)
     {
+        var k = isa ?? KernelSupport.Best;
+        KernelSupport.Require(k);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
         if (weights.Length < (long)rows * cols) throw new ArgumentException($"weights holds {weights.Length} values, expected {rows}·{cols}.", nameof(weights));
@@ -66,29 +72,41 @@ public sealed class PackedE8Matrix
         float[] w = weights[..(rows * cols)].ToArray();
         RowParallel.For(rows, 0, (r0, r1) =>
         {
-            Span<float> row = new float[m.PaddedCols];
+            var row = new float[m.PaddedCols];
+            var words = new uint[m.PaddedCols / 8];
+            var idx = new byte[m.PaddedCols / 8];
             for (int r = r0; r < r1; r++)
             {
                 w.AsSpan(r * cols, cols).CopyTo(row);
-                m.EncodeRow(r, row);
+                m.EncodeRow(r, row, words, idx, k);
             }
         });
         return m;
     }
 
-    private void EncodeRow(int r, Span<float> row /* [PaddedCols], zero padded */)
+    private void EncodeRow(int r, float[] row /* [PaddedCols], zero padded */, uint[] blockWords, byte[] idx, KernelIsa isa)
     {
-        float s = E8BoxCode.VectorScale(row[..Cols]);
+        float s = E8BoxCode.VectorScale(row.AsSpan(0, Cols));
         RowScales[r] = s;
+        E8BoxEncoder.Encode(row, s, blockWords, idx, isa);
         var nib = Nibbles.AsSpan(r * RowBytes, RowBytes);
         var words = ScaleWords.AsSpan(r * Groups, Groups);
         words.Clear();
         for (int b = 0; b < PaddedCols / 8; b++)
         {
-            int j = E8BoxCode.EncodeBlock(row.Slice(8 * b, 8), s, out uint word);
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(nib[(4 * b)..], word);
-            words[b >> 4] |= (uint)j << (2 * (b & 15));
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(nib[(4 * b)..], blockWords[b]);
+            words[b >> 4] |= (uint)idx[b] << (2 * (b & 15));
         }
+    }
+
+    /// <summary>Packed bytes (nibbles, scale words, row scales) for equality checks in tests.</summary>
+    internal byte[] ToBytes()
+    {
+        var res = new byte[Nibbles.Length + ScaleWords.Length * 4 + RowScales.Length * 4];
+        Nibbles.CopyTo(res, 0);
+        Buffer.BlockCopy(ScaleWords, 0, res, Nibbles.Length, ScaleWords.Length * 4);
+        Buffer.BlockCopy(RowScales, 0, res, Nibbles.Length + ScaleWords.Length * 4, RowScales.Length * 4);
+        return res;
     }
 
     /// <summary>Block word of row r, block b.</summary>

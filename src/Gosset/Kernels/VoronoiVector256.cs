@@ -81,6 +81,51 @@ internal static unsafe class VoronoiVector256
             V.Store(b * (V.Create(0.5f) * V.ConvertToSingle(y[i] - qi * w[i])), x + i * Lanes);
     }
 
+    /// <summary>
+    /// <see cref="E8BoxCode.EncodeBlock"/> on Lanes blocks (SoA x[8][Lanes], per-lane vector scale):
+    /// writes the word and scale index of every lane; returns a bit mask of the lanes that
+    /// overload every scale and need the scalar path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static int BoxEncodeBatch(float* x, float* s, int* words, int* index)
+    {
+        VF* t = stackalloc VF[8];
+        VI* v = stackalloc VI[8];
+        var sv = V.Load(s);
+        var clamp = V.Create((float)(1 << 24));
+        var half = V.Create(0.5f);
+        var bestErr = V.Create(float.PositiveInfinity);
+        var bestIdx = V.Create(-1);
+        var bestWord = VI.Zero;
+        var scales = E8BoxCode.BlockScales;
+        for (int j = 0; j < scales.Length; j++)
+        {
+            var beta = sv * V.Create(scales[j]);
+            var inv = V.Create(1f) / beta;
+            for (int i = 0; i < 8; i++) t[i] = V.Min(V.Max(V.Load(x + i * Lanes) * inv, -clamp), clamp);
+            ClosestE8(t, v);
+            var p = v[0] & V.Create(1);
+            var inBox = V.Create(-1);
+            var word = VI.Zero;
+            var err = VF.Zero;
+            for (int i = 0; i < 8; i++)
+            {
+                var a = (i == 0 ? v[i] + p : v[i] - p) >> 1;
+                inBox &= V.GreaterThan(a, V.Create(-9)) & V.LessThan(a, V.Create(8));
+                word |= (a + V.Create(8)) << (4 * i);
+                var e = V.Load(x + i * Lanes) - beta * (half * V.ConvertToSingle(v[i]));
+                err += e * e;
+            }
+            var better = inBox & V.LessThan(err, bestErr).AsInt32();
+            bestErr = V.ConditionalSelect(better.AsSingle(), err, bestErr);
+            bestIdx = V.ConditionalSelect(better, V.Create(j), bestIdx);
+            bestWord = V.ConditionalSelect(better, word, bestWord);
+        }
+        V.Store(bestWord, words);
+        V.Store(bestIdx, index);
+        return (int)V.ExtractMostSignificantBits(V.Equals(bestIdx, V.Create(-1)));
+    }
+
     // E8Lattice.Closest on Lanes blocks.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ClosestE8(VF* t, VI* v)

@@ -181,3 +181,21 @@ public class E8BoxKernelTests
         }
     }
 }
+
+public class E8BoxEncoderTests
+{
+    public static TheoryData<KernelIsa> Isas() => E8BoxKernelTests.Isas();
+
+    [Theory, Trait("Category", "Simd")]
+    [MemberData(nameof(Isas))]
+    public void EncoderIsBitExactWithScalar(KernelIsa isa)
+    {
+        int rows = 7, cols = 300;
+        var w = E8BoxKernelTests.Gaussian(rows * cols, 21);
+        w[5] = 1e6f; w[301] = -40f; w[302] = 35f; // outliers: shrink path
+        for (int i = 600; i < 640; i++) w[i] = 0f;   // zero blocks
+        var a = PackedE8Matrix.Quantize(w, rows, cols, KernelIsa.Scalar).ToBytes();
+        var b = PackedE8Matrix.Quantize(w, rows, cols, isa).ToBytes();
+        Assert.Equal(a, b);
+    }
+}
