@@ -147,21 +147,23 @@ public static class E8BoxCode
     /// Quantizes and dequantizes a vector with this code (the length is padded with zeros to whole
     /// blocks internally). The rate is <see cref="BitsPerEntry"/>(x.Length).
     /// </summary>
-    [SkipLocalsInit]
     public static void QuantizeDequantize(ReadOnlySpan<float> x, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("Output is shorter than input.", nameof(y));
+        if (x.IsEmpty) return;
         float s = VectorScale(x);
+        int nb = (x.Length + 7) / 8;
+        var padded = new float[8 * nb];
+        x.CopyTo(padded);
+        var words = new uint[nb];
+        var idx = new byte[nb];
+        E8BoxEncoder.Encode(padded, s, words, idx, KernelSupport.Best);
         Span<float> blk = stackalloc float[8];
-        Span<float> outBlk = stackalloc float[8];
-        for (int b = 0; b < x.Length; b += 8)
+        for (int b = 0; b < nb; b++)
         {
-            int n = Math.Min(8, x.Length - b);
-            blk.Clear();
-            x.Slice(b, n).CopyTo(blk);
-            int j = EncodeBlock(blk, s, out uint w);
-            DecodeBlock(w, j, s, outBlk);
-            outBlk[..n].CopyTo(y.Slice(b, n));
+            DecodeBlock(words[b], idx[b], s, blk);
+            int n = Math.Min(8, x.Length - 8 * b);
+            blk[..n].CopyTo(y.Slice(8 * b, n));
         }
     }
 }
