@@ -80,22 +80,21 @@ internal static unsafe class E8GemvVector256
                         var lo1 = Vector256.ConvertToSingle(w1 & fifteen); var hi1 = Vector256.ConvertToSingle(w1 >>> 4);
                         var lo2 = Vector256.ConvertToSingle(w2 & fifteen); var hi2 = Vector256.ConvertToSingle(w2 >>> 4);
                         var lo3 = Vector256.ConvertToSingle(w3 & fifteen); var hi3 = Vector256.ConvertToSingle(w3 >>> 4);
-                        var sc0 = Avx2.PermuteVar8x32(sB, li);
-                        var sc1 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(2));
-                        var sc2 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(4));
-                        var sc3 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(6));
+                        var sc0 = Avx2.PermuteVar8x32(sB, li); lo0 *= sc0; hi0 *= sc0;
+                        var sc1 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(2)); lo1 *= sc1; hi1 *= sc1;
+                        var sc2 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(4)); lo2 *= sc2; hi2 *= sc2;
+                        var sc3 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(6)); lo3 *= sc3; hi3 *= sc3;
                         for (int c = 0; c < batch; c++)
                         {
                             // chunk k = 2h (+1): x offsets 64h + {0, 8} (lo), +16 (hi); next chunk +32.
                             float* x = x20 + (long)c * cp + 128 * g + 64 * h;
-                            var s = Vector256.FusedMultiplyAdd(hi0, Vector256.Load(x + 16), lo0 * Vector256.Load(x));
-                            var sum = s * sc0;
-                            s = Vector256.FusedMultiplyAdd(hi1, Vector256.Load(x + 24), lo1 * Vector256.Load(x + 8));
-                            sum = Vector256.FusedMultiplyAdd(s, sc1, sum);
-                            s = Vector256.FusedMultiplyAdd(hi2, Vector256.Load(x + 48), lo2 * Vector256.Load(x + 32));
-                            sum = Vector256.FusedMultiplyAdd(s, sc2, sum);
-                            s = Vector256.FusedMultiplyAdd(hi3, Vector256.Load(x + 56), lo3 * Vector256.Load(x + 40));
-                            sum = Vector256.FusedMultiplyAdd(s, sc3, sum);
+                            var sum = Vector256.FusedMultiplyAdd(hi0, Vector256.Load(x + 16), lo0 * Vector256.Load(x));
+                            var s2 = Vector256.FusedMultiplyAdd(hi1, Vector256.Load(x + 24), lo1 * Vector256.Load(x + 8));
+                            sum = Vector256.FusedMultiplyAdd(lo2, Vector256.Load(x + 32), sum);
+                            s2 = Vector256.FusedMultiplyAdd(hi2, Vector256.Load(x + 48), s2);
+                            sum = Vector256.FusedMultiplyAdd(lo3, Vector256.Load(x + 40), sum);
+                            s2 = Vector256.FusedMultiplyAdd(hi3, Vector256.Load(x + 56), s2);
+                            sum += s2;
                             long bo = (long)c * nb + 16 * g + 8 * h;
                             var bt = Vector256.Load(nx0 + bo) + (Vector256.Load(cf0 + bo).AsInt32() & pm).AsSingle();
                             acc[c] += Vector256.FusedMultiplyAdd(bt, sB, sum);

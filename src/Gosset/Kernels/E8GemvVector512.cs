@@ -70,21 +70,21 @@ internal static unsafe class E8GemvVector512
                     var lo1 = Vector512.ConvertToSingle(w1 & fifteen); var hi1 = Vector512.ConvertToSingle(w1 >>> 4);
                     var lo2 = Vector512.ConvertToSingle(w2 & fifteen); var hi2 = Vector512.ConvertToSingle(w2 >>> 4);
                     var lo3 = Vector512.ConvertToSingle(w3 & fifteen); var hi3 = Vector512.ConvertToSingle(w3 >>> 4);
-                    var sc0 = Avx512F.PermuteVar16x32(sB, li0);
-                    var sc1 = Avx512F.PermuteVar16x32(sB, li1);
-                    var sc2 = Avx512F.PermuteVar16x32(sB, li2);
-                    var sc3 = Avx512F.PermuteVar16x32(sB, li3);
+                    // Block scales applied to the decoded weights once, shared by the whole batch.
+                    var sc0 = Avx512F.PermuteVar16x32(sB, li0); lo0 *= sc0; hi0 *= sc0;
+                    var sc1 = Avx512F.PermuteVar16x32(sB, li1); lo1 *= sc1; hi1 *= sc1;
+                    var sc2 = Avx512F.PermuteVar16x32(sB, li2); lo2 *= sc2; hi2 *= sc2;
+                    var sc3 = Avx512F.PermuteVar16x32(sB, li3); lo3 *= sc3; hi3 *= sc3;
                     for (int c = 0; c < batch; c++)
                     {
                         float* x = x20 + (long)c * cp + 128 * g;
-                        var s = Vector512.FusedMultiplyAdd(hi0, Vector512.Load(x + 16), lo0 * Vector512.Load(x));
-                        var sum = s * sc0;
-                        s = Vector512.FusedMultiplyAdd(hi1, Vector512.Load(x + 48), lo1 * Vector512.Load(x + 32));
-                        sum = Vector512.FusedMultiplyAdd(s, sc1, sum);
-                        s = Vector512.FusedMultiplyAdd(hi2, Vector512.Load(x + 80), lo2 * Vector512.Load(x + 64));
-                        sum = Vector512.FusedMultiplyAdd(s, sc2, sum);
-                        s = Vector512.FusedMultiplyAdd(hi3, Vector512.Load(x + 112), lo3 * Vector512.Load(x + 96));
-                        sum = Vector512.FusedMultiplyAdd(s, sc3, sum);
+                        var sum = Vector512.FusedMultiplyAdd(hi0, Vector512.Load(x + 16), lo0 * Vector512.Load(x));
+                        var s2 = Vector512.FusedMultiplyAdd(hi1, Vector512.Load(x + 48), lo1 * Vector512.Load(x + 32));
+                        sum = Vector512.FusedMultiplyAdd(lo2, Vector512.Load(x + 64), sum);
+                        s2 = Vector512.FusedMultiplyAdd(hi2, Vector512.Load(x + 80), s2);
+                        sum = Vector512.FusedMultiplyAdd(lo3, Vector512.Load(x + 96), sum);
+                        s2 = Vector512.FusedMultiplyAdd(hi3, Vector512.Load(x + 112), s2);
+                        sum += s2;
                         long bo = (long)c * nb + 16 * g;
                         var bt = Vector512.Load(nx0 + bo) + (Vector512.Load(cf0 + bo).AsInt32() & pm).AsSingle();
                         acc[c] += Vector512.FusedMultiplyAdd(bt, sB, sum);
