@@ -11,7 +11,7 @@ namespace Gosset.Kernels;
 internal static class E8GemvScalar
 {
     /// <summary>y[c·rows + r] for r in [r0, r1), every c of the batch.</summary>
-    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         Span<int> v = stackalloc int[8];
         int nb = a.Blocks, cp = a.PaddedCols;
@@ -21,7 +21,7 @@ internal static class E8GemvScalar
             for (int c = 0; c < a.Batch; c++)
             {
                 float acc = 0f;
-                for (int b = 0; b < nb; b++)
+                for (int b = 16 * g0; b < 16 * g1; b++)
                 {
                     E8BoxCode.DecodeDoubled(m.Word(r, b), v);
                     float half = scales[m.ScaleIndex(r, b)] * 0.5f;
@@ -40,7 +40,7 @@ internal static class E8GemvScalar
                         acc += half * a.Sig[c * nb + b] * t;
                     }
                 }
-                y[c * m.Rows + r] = m.RowScales[r] * acc;
+                y[c * m.Rows + r] += m.RowScales[r] * acc;
             }
         }
     }

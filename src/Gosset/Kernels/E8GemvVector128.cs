@@ -13,10 +13,10 @@ internal static unsafe class E8GemvVector128
 {
     public static bool IsSupported => KernelSupport.IsSupported(KernelIsa.Vector128);
 
-    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        if (a.Mode == ActivationMode.Float32) GemvFloat(m, a, r0, r1, y);
-        else E8GemvScalar.Gemv(m, a, r0, r1, y);
+        if (a.Mode == ActivationMode.Float32) GemvFloat(m, a, r0, r1, g0, g1, y);
+        else E8GemvScalar.Gemv(m, a, r0, r1, g0, g1, y);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -24,7 +24,7 @@ internal static unsafe class E8GemvVector128
         => Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(uint*)p).AsByte())).AsInt32();
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector128<float>* acc = stackalloc Vector128<float>[batch];
@@ -40,7 +40,7 @@ internal static unsafe class E8GemvVector128
                 byte* nib = nib0 + (long)r * rowBytes;
                 uint* sw = sw0 + (long)r * groups;
                 for (int c = 0; c < batch; c++) { acc[c] = Vector128<float>.Zero; accS[c] = 0f; }
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     byte* p = nib + 64 * g;
                     uint word = sw[g];
@@ -72,7 +72,7 @@ internal static unsafe class E8GemvVector128
                     }
                 }
                 float rs = m.RowScales[r];
-                for (int c = 0; c < batch; c++) y[c * rows + r] = rs * (Vector128.Sum(acc[c]) + accS[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += rs * (Vector128.Sum(acc[c]) + accS[c]);
             }
         }
     }

@@ -14,11 +14,11 @@ internal static unsafe class E8GemvVector256
 {
     public static bool IsSupported => KernelSupport.IsSupported(KernelIsa.Vector256);
 
-    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        if (a.Mode == ActivationMode.Float32) GemvFloat(m, a, r0, r1, y);
-        else if (AvxVnni.IsSupported) GemvInt<Vnni>(m, a, r0, r1, y);
-        else GemvInt<MaddUbs>(m, a, r0, r1, y);
+        if (a.Mode == ActivationMode.Float32) GemvFloat(m, a, r0, r1, g0, g1, y);
+        else if (AvxVnni.IsSupported) GemvInt<Vnni>(m, a, r0, r1, g0, g1, y);
+        else GemvInt<MaddUbs>(m, a, r0, r1, g0, g1, y);
     }
 
     /// <summary>int8 dot products of 4-byte lanes (u8 · s8 → s32), accumulated.</summary>
@@ -49,7 +49,7 @@ internal static unsafe class E8GemvVector256
         => (((words & Vector256.Create(0x11111111u)) * 0x11111111u) << 3).AsInt32() >> 31;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector256<float>* acc = stackalloc Vector256<float>[batch];
@@ -65,7 +65,7 @@ internal static unsafe class E8GemvVector256
                 byte* nib = nib0 + (long)r * rowBytes;
                 uint* sw = sw0 + (long)r * groups;
                 for (int c = 0; c < batch; c++) acc[c] = Vector256<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     for (int h = 0; h < 2; h++) // half group: blocks 8h..8h+7, bytes 32h..32h+31
                     {
@@ -102,13 +102,13 @@ internal static unsafe class E8GemvVector256
                     }
                 }
                 float rs = m.RowScales[r];
-                for (int c = 0; c < batch; c++) y[c * rows + r] = rs * Vector256.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += rs * Vector256.Sum(acc[c]);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemvInt<TDot>(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y) where TDot : IDot4
+    private static void GemvInt<TDot>(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y) where TDot : IDot4
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector256<float>* acc = stackalloc Vector256<float>[batch];
@@ -125,7 +125,7 @@ internal static unsafe class E8GemvVector256
                 byte* nib = nib0 + (long)r * rowBytes;
                 uint* sw = sw0 + (long)r * groups;
                 for (int c = 0; c < batch; c++) acc[c] = Vector256<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     for (int h = 0; h < 2; h++)
                     {
@@ -146,7 +146,7 @@ internal static unsafe class E8GemvVector256
                     }
                 }
                 float rs = m.RowScales[r];
-                for (int c = 0; c < batch; c++) y[c * rows + r] = rs * Vector256.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += rs * Vector256.Sum(acc[c]);
             }
         }
     }

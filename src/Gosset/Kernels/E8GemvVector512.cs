@@ -21,10 +21,10 @@ internal static unsafe class E8GemvVector512
 {
     public static bool IsSupported => KernelSupport.IsSupported(KernelIsa.Vector512);
 
-    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        if (a.Mode == ActivationMode.Float32) GemvFloat(m, a, r0, r1, y);
-        else GemvInt(m, a, r0, r1, y);
+        if (a.Mode == ActivationMode.Float32) GemvFloat(m, a, r0, r1, g0, g1, y);
+        else GemvInt(m, a, r0, r1, g0, g1, y);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -37,7 +37,7 @@ internal static unsafe class E8GemvVector512
         => (((words & Vector512.Create(0x11111111u)) * 0x11111111u) << 3).AsInt32() >> 31;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
@@ -56,7 +56,7 @@ internal static unsafe class E8GemvVector512
                 byte* nib = nib0 + (long)r * rowBytes;
                 uint* sw = sw0 + (long)r * groups;
                 for (int c = 0; c < batch; c++) acc[c] = Vector512<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     byte* p = nib + 64 * g;
                     var sB = BlockScales(table, sw[g]);
@@ -91,13 +91,13 @@ internal static unsafe class E8GemvVector512
                     }
                 }
                 float rs = m.RowScales[r];
-                for (int c = 0; c < batch; c++) y[c * rows + r] = rs * Vector512.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += rs * Vector512.Sum(acc[c]);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemvInt(PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    private static void GemvInt(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
@@ -115,7 +115,7 @@ internal static unsafe class E8GemvVector512
                 byte* nib = nib0 + (long)r * rowBytes;
                 uint* sw = sw0 + (long)r * groups;
                 for (int c = 0; c < batch; c++) acc[c] = Vector512<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     byte* p = nib + 64 * g;
                     var sB = BlockScales(table, sw[g]);
@@ -134,7 +134,7 @@ internal static unsafe class E8GemvVector512
                     }
                 }
                 float rs = m.RowScales[r];
-                for (int c = 0; c < batch; c++) y[c * rows + r] = rs * Vector512.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += rs * Vector512.Sum(acc[c]);
             }
         }
     }

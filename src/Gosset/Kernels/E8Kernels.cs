@@ -10,14 +10,33 @@ internal static class E8Kernels
     /// <summary>Largest batch the small-batch kernels take in one call.</summary>
     public const int MaxBatch = 16;
 
-    public static void Gemv(KernelIsa isa, PackedE8Matrix m, E8Activations a, int r0, int r1, float[] y)
+    /// <summary>
+    /// Groups (128 columns) per column tile: the activations a tile needs for the whole batch stay
+    /// within about 32 KiB (L1) while every row of the thread's chunk streams past them.
+    /// </summary>
+    public static int TileGroups(ActivationMode mode, int batch, int groups)
+    {
+        int bytesPerGroup = mode == ActivationMode.Float32 ? 128 * 4 + 16 * 8 : 128 + 16 * 12;
+        int t = Math.Max(2, (32 << 10) / (bytesPerGroup * batch));
+        // Even tiles: 112 groups at t = 51 become 3 tiles of 38 rather than 51 + 51 + 10.
+        int tiles = (groups + t - 1) / t;
+        return (groups + tiles - 1) / tiles;
+    }
+
+    /// <summary>Runs a kernel over rows [r0, r1) tile by tile; y (zeroed by the caller) accumulates.</summary>
+    public static void Tiled(int groups, int tile, int r0, int r1, Action<int, int, int, int> kernel)
+    {
+        for (int g0 = 0; g0 < groups; g0 += tile) kernel(r0, r1, g0, Math.Min(groups, g0 + tile));
+    }
+
+    public static void Gemv(KernelIsa isa, PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         switch (isa)
         {
-            case KernelIsa.Vector512: E8GemvVector512.Gemv(m, a, r0, r1, y); break;
-            case KernelIsa.Vector256: E8GemvVector256.Gemv(m, a, r0, r1, y); break;
-            case KernelIsa.Vector128: E8GemvVector128.Gemv(m, a, r0, r1, y); break;
-            default: E8GemvScalar.Gemv(m, a, r0, r1, y); break;
+            case KernelIsa.Vector512: E8GemvVector512.Gemv(m, a, r0, r1, g0, g1, y); break;
+            case KernelIsa.Vector256: E8GemvVector256.Gemv(m, a, r0, r1, g0, g1, y); break;
+            case KernelIsa.Vector128: E8GemvVector128.Gemv(m, a, r0, r1, g0, g1, y); break;
+            default: E8GemvScalar.Gemv(m, a, r0, r1, g0, g1, y); break;
         }
     }
 

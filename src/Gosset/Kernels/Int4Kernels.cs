@@ -13,24 +13,24 @@ namespace Gosset.Kernels;
 [SkipLocalsInit]
 internal static unsafe class Int4Kernels
 {
-    public static void Gemv(KernelIsa isa, PackedInt4Matrix m, E8Activations a, int r0, int r1, float[] y)
+    public static void Gemv(KernelIsa isa, PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         switch (isa)
         {
             case KernelIsa.Vector512:
-                if (a.Mode == ActivationMode.Float32) Float512(m, a, r0, r1, y); else Int512(m, a, r0, r1, y);
+                if (a.Mode == ActivationMode.Float32) Float512(m, a, r0, r1, g0, g1, y); else Int512(m, a, r0, r1, g0, g1, y);
                 break;
             case KernelIsa.Vector256:
-                if (a.Mode == ActivationMode.Float32) Float256(m, a, r0, r1, y);
-                else if (AvxVnni.IsSupported) Int256<E8GemvVector256.Vnni>(m, a, r0, r1, y);
-                else Int256<E8GemvVector256.MaddUbs>(m, a, r0, r1, y);
+                if (a.Mode == ActivationMode.Float32) Float256(m, a, r0, r1, g0, g1, y);
+                else if (AvxVnni.IsSupported) Int256<E8GemvVector256.Vnni>(m, a, r0, r1, g0, g1, y);
+                else Int256<E8GemvVector256.MaddUbs>(m, a, r0, r1, g0, g1, y);
                 break;
-            default: Scalar(m, a, r0, r1, y); break;
+            default: Scalar(m, a, r0, r1, g0, g1, y); break;
         }
     }
 
     /// <summary>Scalar reference.</summary>
-    public static void Scalar(PackedInt4Matrix m, E8Activations a, int r0, int r1, float[] y)
+    public static void Scalar(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int cp = a.PaddedCols, nb = a.Blocks;
         for (int r = r0; r < r1; r++)
@@ -39,7 +39,7 @@ internal static unsafe class Int4Kernels
             for (int c = 0; c < a.Batch; c++)
             {
                 float acc = 0f;
-                for (int g = 0; g < m.GroupsPerRow; g++)
+                for (int g = 4 * g0; g < 4 * g1; g++)
                 {
                     float d = PackedInt4Matrix.ScaleValue(m.Scales[r * m.GroupsPerRow + g]);
                     if (a.Mode == ActivationMode.Float32)
@@ -58,7 +58,7 @@ internal static unsafe class Int4Kernels
                         }
                     }
                 }
-                y[c * m.Rows + r] = acc;
+                y[c * m.Rows + r] += acc;
             }
         }
     }
@@ -73,7 +73,7 @@ internal static unsafe class Int4Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Float512(PackedInt4Matrix m, E8Activations a, int r0, int r1, float[] y)
+    private static void Float512(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.PaddedCols / 128, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
@@ -88,7 +88,7 @@ internal static unsafe class Int4Kernels
             {
                 byte* nib = nib0 + (long)r * rowBytes;
                 for (int c = 0; c < batch; c++) acc[c] = Vector512<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     byte* p = nib + 64 * g;
                     var sBd = Avx512F.PermuteVar16x32(HalfToSingle(sc0 + (long)r * gpr + 4 * g).ToVector256Unsafe().ToVector512Unsafe(), expand) * half;
@@ -114,13 +114,13 @@ internal static unsafe class Int4Kernels
                         acc[c] += sum;
                     }
                 }
-                for (int c = 0; c < batch; c++) y[c * rows + r] = Vector512.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += Vector512.Sum(acc[c]);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Int512(PackedInt4Matrix m, E8Activations a, int r0, int r1, float[] y)
+    private static void Int512(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.PaddedCols / 128, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
@@ -137,7 +137,7 @@ internal static unsafe class Int4Kernels
             {
                 byte* nib = nib0 + (long)r * rowBytes;
                 for (int c = 0; c < batch; c++) acc[c] = Vector512<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     byte* p = nib + 64 * g;
                     var sB = Avx512F.PermuteVar16x32(HalfToSingle(sc0 + (long)r * gpr + 4 * g).ToVector256Unsafe().ToVector512Unsafe(), expand);
@@ -153,13 +153,13 @@ internal static unsafe class Int4Kernels
                         acc[c] = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(t), sB * Vector512.Load(sig0 + bo), acc[c]);
                     }
                 }
-                for (int c = 0; c < batch; c++) y[c * rows + r] = Vector512.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += Vector512.Sum(acc[c]);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Float256(PackedInt4Matrix m, E8Activations a, int r0, int r1, float[] y)
+    private static void Float256(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.PaddedCols / 128, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector256<float>* acc = stackalloc Vector256<float>[batch];
@@ -172,7 +172,7 @@ internal static unsafe class Int4Kernels
             {
                 byte* nib = nib0 + (long)r * rowBytes;
                 for (int c = 0; c < batch; c++) acc[c] = Vector256<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     var s4 = HalfToSingle(sc0 + (long)r * gpr + 4 * g) * Vector128.Create(0.5f);
                     for (int h = 0; h < 2; h++)
@@ -203,13 +203,13 @@ internal static unsafe class Int4Kernels
                         }
                     }
                 }
-                for (int c = 0; c < batch; c++) y[c * rows + r] = Vector256.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += Vector256.Sum(acc[c]);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Int256<TDot>(PackedInt4Matrix m, E8Activations a, int r0, int r1, float[] y) where TDot : E8GemvVector256.IDot4
+    private static void Int256<TDot>(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y) where TDot : E8GemvVector256.IDot4
     {
         int groups = m.PaddedCols / 128, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector256<float>* acc = stackalloc Vector256<float>[batch];
@@ -224,7 +224,7 @@ internal static unsafe class Int4Kernels
             {
                 byte* nib = nib0 + (long)r * rowBytes;
                 for (int c = 0; c < batch; c++) acc[c] = Vector256<float>.Zero;
-                for (int g = 0; g < groups; g++)
+                for (int g = g0; g < g1; g++)
                 {
                     var s4 = HalfToSingle(sc0 + (long)r * gpr + 4 * g);
                     for (int h = 0; h < 2; h++)
@@ -243,7 +243,7 @@ internal static unsafe class Int4Kernels
                         }
                     }
                 }
-                for (int c = 0; c < batch; c++) y[c * rows + r] = Vector256.Sum(acc[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += Vector256.Sum(acc[c]);
             }
         }
     }

@@ -48,6 +48,8 @@ public static class KernelBenchmark
         double memcpy = MeasureMemcpy(quick ? 64 : 256, t, reps);
         log($"memcpy {memcpy:F1} GB/s");
 
+        WarmUp(t);
+
         var rows = new List<GemvTiming>();
         double encodeRate = 0, decodeRate = 0;
         foreach (var (r, c) in shapes)
@@ -79,6 +81,37 @@ public static class KernelBenchmark
             }
         }
         return new KernelBenchmarkResult(t, KernelSupport.Describe(), memcpy, encodeRate, decodeRate, decodeRate * 4 / 1e9, rows, reps, total.Elapsed.TotalSeconds);
+    }
+
+    // Tiered JIT starts every method at tier 0 (System.Numerics.Tensors ships as IL, so
+    // TensorPrimitives.Dot would be measured unoptimized) and postpones tier-1 compiles while new
+    // tier-0 code keeps appearing. Run every path on a small shape, then pause so that the
+    // background compiles finish before anything is timed.
+    private static void WarmUp(int threads)
+    {
+        const int r = 512, c = 4096;
+        var w = RandomMatrix(r, c, 5);
+        var e8 = PackedE8Matrix.Quantize(w, r, c);
+        var i4 = PackedInt4Matrix.Quantize(w, r, c);
+        var sw = Stopwatch.StartNew();
+        for (int round = 0; round < 3; round++)
+        {
+            foreach (int b in new[] { 1, 8 })
+            {
+                var x = RandomMatrix(b, c, 7);
+                var y = new float[b * r];
+                for (int i = 0; i < 40; i++)
+                {
+                    DenseGemv.Multiply(w, r, c, x, y, b, threads);
+                    foreach (var mode in Enum.GetValues<ActivationMode>())
+                    {
+                        e8.Multiply(x, y, b, mode, null, threads);
+                        if (mode != ActivationMode.E8Box4) i4.Multiply(x, y, b, mode, null, threads);
+                    }
+                }
+            }
+            Thread.Sleep(400);
+        }
     }
 
     private static double Min(List<double> v) => v.Min();

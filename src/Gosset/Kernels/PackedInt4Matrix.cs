@@ -126,7 +126,9 @@ public sealed class PackedInt4Matrix
         float[] yBuf = System.Buffers.ArrayPool<float>.Shared.Rent(batch * Rows);
         try
         {
-            RowParallel.For(Rows, threads, (r0, r1) => Int4Kernels.Gemv(k, this, act, r0, r1, yBuf));
+            yBuf.AsSpan(0, batch * Rows).Clear();
+            int groups = PaddedCols / 128, tile = E8Kernels.TileGroups(mode, batch, groups);
+            RowParallel.For(Rows, threads, (r0, r1) => E8Kernels.Tiled(groups, tile, r0, r1, (a0, a1, g0, g1) => Int4Kernels.Gemv(k, this, act, a0, a1, g0, g1, yBuf)));
             yBuf.AsSpan(0, batch * Rows).CopyTo(y);
         }
         finally { System.Buffers.ArrayPool<float>.Shared.Return(yBuf); }
