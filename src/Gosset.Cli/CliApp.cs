@@ -17,6 +17,8 @@ public static class CliApp
     /// <summary>Runs the CLI; user errors print one line to stderr and return a non-zero code.</summary>
     public static int Run(string[] args)
     {
+        // Tables must not wrap when the output goes to a file or a pipe.
+        if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
         var root = BuildRoot();
         var parse = root.Parse(args);
         try

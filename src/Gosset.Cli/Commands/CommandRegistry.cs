@@ -8,7 +8,15 @@ internal static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Each line registers one command (keep one per line: parallel work merges cleanly).
+        yield return DemoCommand.Create();
+        yield return RdCommand.Create();
+        yield return MatmulCommand.Create();
+        yield return QuantizeCommand.Create();
+        yield return QuantizeCommand.CreateDequantize();
+        yield return RobustCommand.Create();
+        yield return GenerateCommand.Create();
+        yield return EvalCommand.Create();
+        yield return QuantizeModelCommand.Create();
         yield return BenchCommand.Create();
-        yield break;
     }
 }

@@ -1,0 +1,60 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gosset.Llm.Inference;
+
+namespace Gosset.Cli.Commands;
+
+/// <summary><c>gosset generate</c>: streams text from a (quantized) model, token by token, and prints tokens/s.</summary>
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var lo = new LlmOptions();
+        var prompt = new Option<string>("--prompt") { Description = "prompt text", DefaultValueFactory = _ => "" };
+        var steps = new Option<int>("--steps") { Description = "positions to run, prompt included (capped at the model's seq_len)", DefaultValueFactory = _ => 256 };
+        var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
+        var seed = new Option<ulong>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 42 };
+        var json = new Option<string?>("--json") { Description = "write the result JSON here" };
+        var cmd = new Command("generate", "Generate text token by token from a (quantized) model.");
+        lo.AddTo(cmd);
+        cmd.Options.Add(prompt); cmd.Options.Add(steps); cmd.Options.Add(temperature); cmd.Options.Add(seed); cmd.Options.Add(json);
+        cmd.SetAction(pr =>
+        {
+            var (model, _, tok) = lo.Load(pr);
+            int[] ids = tok.Encode(pr.GetValue(prompt) ?? "", bos: true, eos: false);
+            var stream = new Generator.TextStream(tok);
+            var output = new System.Text.StringBuilder();
+            // Echo the prompt as llama2.c does (each prompt token after BOS).
+            for (int i = 1; i < ids.Length; i++) { string s = stream.Push(ids[i - 1], ids[i]); Console.Write(s); output.Append(s); }
+            var sw = Stopwatch.StartNew();
+            var generated = Generator.Generate(model, ids, pr.GetValue(steps), pr.GetValue(temperature), pr.GetValue(seed), (prev, next) =>
+            {
+                string s = stream.Push(prev, next);
+                Console.Write(s);
+                output.Append(s);
+                Console.Out.Flush();
+            });
+            double secs = sw.Elapsed.TotalSeconds;
+            Console.WriteLine();
+            int positions = ids.Length - 1 + generated.Count;
+            double tps = positions / Math.Max(secs, 1e-9);
+            Console.Error.WriteLine(string.Format(CultureInfo.InvariantCulture, "achieved tok/s: {0:F1} ({1} positions in {2:F2} s; quant {3})", tps, positions, secs, model.Quant));
+            string? jp = pr.GetValue(json);
+            if (jp is not null)
+            {
+                var o = new JsonObject
+                {
+                    ["text"] = output.ToString(), ["prompt_ids"] = new JsonArray(ids.Select(i => (JsonNode?)i).ToArray()),
+                    ["ids"] = new JsonArray(generated.Select(i => (JsonNode?)i).ToArray()), ["tokens_per_second"] = tps,
+                    ["quant"] = model.Quant, ["bits_per_weight"] = model.BitsPerWeight, ["kv_bytes_per_token"] = model.KvBytesPerToken,
+                };
+                Gosset.IO.AtomicFile.WriteAllText(jp, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

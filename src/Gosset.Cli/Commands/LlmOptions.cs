@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Globalization;
+using Gosset.Llm.Inference;
+using Gosset.Llm.Loading;
+using Gosset.Llm.Quantization;
+using Gosset.Llm.Tokenization;
+
+namespace Gosset.Cli.Commands;
+
+/// <summary>Options shared by the LLM commands (model, tokenizer, quantization recipe) and the code that applies them.</summary>
+internal sealed class LlmOptions
+{
+    public Option<string> Model { get; } = new("--model") { Description = "llama2.c checkpoint (.bin, v0 or v1), Hugging Face folder (config.json + safetensors) or quantized .gqm", Required = true };
+    public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "tokenizer (llama2.c .bin or SentencePiece .model); default: tok512.bin / tokenizer.bin next to the model" };
+    public Option<string> Quant { get; } = new("--quant") { Description = "fp | w4 | w4a4 | w4a4kv4 | w3a3kv3 | w4k4v8 … (bits per weight / activation / KV entry)", DefaultValueFactory = _ => "fp" };
+    public Option<string> Method { get; } = new("--method") { Description = "e8 | int | int-rot: method for every tensor --quant quantizes", DefaultValueFactory = _ => "e8" };
+    public Option<string?> WeightsQ { get; } = new("--weights") { Description = "override for weights: fp or METHOD:BITS (e.g. e8:4, int-rot:4)" };
+    public Option<string?> ActivationsQ { get; } = new("--activations") { Description = "override for activations: fp or METHOD:BITS" };
+    public Option<string?> KeysQ { get; } = new("--keys") { Description = "override for the K cache: fp or METHOD:BITS" };
+    public Option<string?> ValuesQ { get; } = new("--values") { Description = "override for the V cache: fp or METHOD:BITS" };
+    public Option<string> Scales { get; } = new("--scales") { Description = "E8 scale sets: nestquant (published) or fitted (on calibration data)", DefaultValueFactory = _ => "nestquant" };
+    public Option<int> K { get; } = new("--k") { Description = "E8 scales per block", DefaultValueFactory = _ => 4 };
+    public Option<int> WeightGroup { get; } = new("--wgroup") { Description = "INT weight group size (entries per fp16 scale)", DefaultValueFactory = _ => 64 };
+    public Option<int> ActGroup { get; } = new("--agroup") { Description = "INT activation group size (0 = one scale per token)", DefaultValueFactory = _ => 0 };
+    public Option<int> KvGroup { get; } = new("--kvgroup") { Description = "INT K/V group size (0 = one scale per token for all heads)", DefaultValueFactory = _ => 0 };
+    public Option<bool> Ldlq { get; } = new("--ldlq") { Description = "LDLQ (GPTQ-style, block 8) error feedback for weights; needs --calib" };
+    public Option<double> Damping { get; } = new("--damping") { Description = "LDLQ Hessian damping (fraction of mean diagonal)", DefaultValueFactory = _ => 0.01 };
+    public Option<bool> KvCenter { get; } = new("--kv-center") { Description = "subtract calibrated per-channel means from K and V before quantizing; needs --calib" };
+    public Option<bool> KvScale { get; } = new("--kv-scale") { Description = "divide K and V by calibrated per-channel standard deviations before quantizing; needs --calib" };
+    public Option<string?> Calib { get; } = new("--calib") { Description = "calibration text for LDLQ / fitted scales" };
+    public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
+    public Option<ulong> Seed { get; } = new("--rotation-seed") { Description = "seed of the random rotations", DefaultValueFactory = _ => 0x9E3779B97F4A7C15 };
+
+    public void AddTo(Command cmd, bool quantOptions = true)
+    {
+        cmd.Options.Add(Model);
+        cmd.Options.Add(Tokenizer);
+        if (!quantOptions) return;
+        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, WeightGroup, ActGroup, KvGroup, Ldlq, Damping, KvCenter, KvScale, Calib, CalibWindows, Seed })
+            cmd.Options.Add(o);
+    }
+
+    public QuantSpec Spec(ParseResult pr)
+    {
+        var spec = QuantSpec.Parse(pr.GetValue(Quant) ?? "fp", pr.GetValue(Method) ?? "e8");
+        static TensorQuant? Over(string? s)
+        {
+            if (string.IsNullOrWhiteSpace(s)) return null;
+            if (s.Trim().Equals("fp", StringComparison.OrdinalIgnoreCase)) return TensorQuant.Fp;
+            var parts = s.Split(':');
+            if (parts.Length != 2 || !int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int b) || b is < 2 or > 8)
+                throw new GossetException($"\"{s}\" is not fp or METHOD:BITS (bits 2..8)");
+            return new TensorQuant(QuantSpec.ParseMethod(parts[0]), b);
+        }
+        spec = spec with
+        {
+            Weights = Over(pr.GetValue(WeightsQ)) ?? spec.Weights,
+            Activations = Over(pr.GetValue(ActivationsQ)) ?? spec.Activations,
+            Keys = Over(pr.GetValue(KeysQ)) ?? spec.Keys,
+            Values = Over(pr.GetValue(ValuesQ)) ?? spec.Values,
+            ScaleSet = (pr.GetValue(Scales) ?? "nestquant").ToLowerInvariant() switch
+            {
+                "nestquant" or "published" => ScaleSetChoice.NestQuant,
+                "fitted" or "fit" => ScaleSetChoice.Fitted,
+                var x => throw new GossetException($"--scales \"{x}\" is not nestquant or fitted"),
+            },
+            Scales = Check(pr.GetValue(K), 1, 16, "--k"),
+            WeightGroup = Check(pr.GetValue(WeightGroup), 8, 1 << 20, "--wgroup"),
+            ActivationGroup = Check(pr.GetValue(ActGroup), 0, 1 << 20, "--agroup"),
+            KvGroup = Check(pr.GetValue(KvGroup), 0, 1 << 20, "--kvgroup"),
+            Ldlq = pr.GetValue(Ldlq),
+            Damping = pr.GetValue(Damping),
+            KvCenter = pr.GetValue(KvCenter),
+            KvChannelScale = pr.GetValue(KvScale),
+            Seed = pr.GetValue(Seed),
+        };
+        return spec;
+    }
+
+    private static int Check(int v, int lo, int hi, string name) =>
+        v >= lo && v <= hi ? v : throw new GossetException($"{name} {v} is outside [{lo}, {hi}]");
+
+    /// <summary>Loads the model named by --model, quantized by the options (a .gqm file is already quantized).</summary>
+    public (LlamaModel Model, LlamaWeights? Float, ITextTokenizer Tokenizer) Load(ParseResult pr, bool quantOptions = true, Func<string, int[], int[]>? calibFilter = null)
+    {
+        string path = pr.GetValue(Model)!;
+        if (path.EndsWith(".gqm", StringComparison.OrdinalIgnoreCase))
+        {
+            var (qm, source) = QuantizedModelFile.Load(path);
+            string dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+            bool local = new[] { "tok512.bin", "tokenizer.bin", "tokenizer.model" }.Any(n => File.Exists(Path.Combine(dir, n)));
+            var tok = ModelLoader.LoadTokenizer(local || source is null ? path : source, pr.GetValue(Tokenizer), qm.Config.VocabSize);
+            if (quantOptions && QuantSpec.Parse(pr.GetValue(Quant) ?? "fp").IsQuantized)
+                throw new GossetException("a .gqm model is already quantized; do not pass --quant");
+            // The float model it was made from (when still there) is the reference for KL / top-1.
+            LlamaWeights? reference = source is not null && (File.Exists(source) || Directory.Exists(source)) ? ModelLoader.LoadWeights(source) : null;
+            return (qm, reference, tok);
+        }
+        var w = ModelLoader.LoadWeights(path);
+        var tokenizer = ModelLoader.LoadTokenizer(path, pr.GetValue(Tokenizer), w.Config.VocabSize);
+        if (!quantOptions) return (LlamaModel.FromWeights(w), w, tokenizer);
+        var spec = Spec(pr);
+        int[]? calib = null;
+        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || spec.KvCenter || spec.KvChannelScale)
+        {
+            string? cp = pr.GetValue(Calib) ?? throw new GossetException("--ldlq, --scales fitted, --kv-center and --kv-scale need --calib TEXT");
+            calib = tokenizer.Encode(File.ReadAllBytes(cp), bos: true, eos: false);
+            if (calibFilter is not null) calib = calibFilter(cp, calib);
+        }
+        var model = ModelQuantizer.Quantize(w, spec, calib, 512, pr.GetValue(CalibWindows));
+        return (model, w, tokenizer);
+    }
+}

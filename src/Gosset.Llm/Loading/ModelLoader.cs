@@ -1,0 +1,42 @@
+using Gosset.Llm.Tokenization;
+
+namespace Gosset.Llm.Loading;
+
+/// <summary>Picks the right loader for a model path and the matching tokenizer.</summary>
+public static class ModelLoader
+{
+    /// <summary>Loads float weights from a llama2.c checkpoint (v0 / v1) or a Hugging Face folder.</summary>
+    public static LlamaWeights LoadWeights(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new FileNotFoundException($"model not found: {path}", path);
+        if (HuggingFaceLoader.IsHuggingFace(path)) return HuggingFaceLoader.Load(path);
+        if (Directory.Exists(path)) throw new InvalidFileException(path, "a folder without config.json is not a model");
+        return Llama2cLoader.Load(path);
+    }
+
+    /// <summary>
+    /// Loads a tokenizer: <paramref name="tokenizerPath"/> when given, otherwise tok512.bin / tokenizer.bin next to the
+    /// model, or tokenizer.model in a HF folder. Checks that its vocabulary matches the model's.
+    /// </summary>
+    public static ITextTokenizer LoadTokenizer(string modelPath, string? tokenizerPath, int vocabSize)
+    {
+        string? path = tokenizerPath;
+        if (string.IsNullOrEmpty(path))
+        {
+            string dir = Directory.Exists(modelPath) ? modelPath : Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".";
+            path = new[] { "tok512.bin", "tokenizer.bin", "tokenizer.model" }
+                .Select(n => Path.Combine(dir, n)).FirstOrDefault(File.Exists)
+                ?? throw new GossetException($"no tokenizer found next to {modelPath} (looked for tok512.bin, tokenizer.bin, tokenizer.model); pass --tokenizer");
+        }
+        if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer not found: {path}", path);
+        if (path.EndsWith(".model", StringComparison.OrdinalIgnoreCase))
+        {
+            var sp = SentencePieceTokenizer.Load(path);
+            if (sp.VocabSize != vocabSize)
+                throw new GossetException($"tokenizer {path} has {sp.VocabSize} tokens but the model has a vocabulary of {vocabSize}: they do not match");
+            return sp;
+        }
+        return Llama2cTokenizer.Load(path, vocabSize);
+    }
+}

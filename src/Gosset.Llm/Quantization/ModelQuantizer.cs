@@ -1,0 +1,247 @@
+using Gosset.Llm.Inference;
+using Gosset.Llm.Loading;
+
+namespace Gosset.Llm.Quantization;
+
+/// <summary>
+/// Builds quantized models with the NestQuant placement: every linear layer's weights (rows, rotated along
+/// the input dimension), the input activations of every linear layer (per token, same rotation) and the
+/// K/V cache (per token; a per-head rotation is applied to queries, keys and values and undone after attention).
+/// Embeddings, the classifier, norms, queries and softmax stay float.
+/// </summary>
+public static class ModelQuantizer
+{
+    internal static readonly string[] Names = ["wq", "wk", "wv", "wo", "w1", "w2", "w3"];
+
+    /// <summary>Input group of a linear layer: layers in one group read the same activation.</summary>
+    internal static int Group(string name) => name switch { "wq" or "wk" or "wv" => 0, "wo" => 1, "w1" or "w3" => 2, _ => 3 };
+
+    /// <summary>
+    /// Quantizes a model. Calibration tokens (a BOS-prefixed stream, scored in windows of
+    /// <paramref name="calibCtx"/>) are needed for LDLQ and for fitted scale sets.
+    /// </summary>
+    public static LlamaModel Quantize(LlamaWeights weights, QuantSpec spec, int[]? calibTokens = null, int calibCtx = 512, int calibWindows = 4)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(spec);
+        if (!spec.IsQuantized) return LlamaModel.FromWeights(weights);
+        var c = weights.Config;
+        if (spec.Keys.Method == QuantMethod.E8 && c.KvDim % 8 != 0 || spec.Values.Method == QuantMethod.E8 && c.KvDim % 8 != 0)
+            throw new GossetException($"E8 KV quantization needs kv_dim divisible by 8 (kv_dim = {c.KvDim})");
+        var recipe = QuantRecipe.Published(spec);
+        Calibration? cal = null;
+        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale);
+        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || kvCal)
+        {
+            if (calibTokens is null || calibTokens.Length < 2)
+                throw new GossetException("LDLQ, fitted scale sets and KV calibration need calibration text (--calib)");
+            cal = Calibrate(weights, recipe, calibTokens, Math.Min(calibCtx, c.SeqLen), calibWindows);
+            if (kvCal) recipe = recipe with { KvAffine = KvStatistics(cal, spec, c.KvDim) };
+        }
+        if (spec.ScaleSet == ScaleSetChoice.Fitted) recipe = FitScales(weights, recipe, cal!);
+        var r = recipe;
+        return Assemble(weights, recipe, calibration: false, (layer, name, codec, rotation, width) =>
+        {
+            float[] rows = RotatedRows(weights, layer, name, rotation, width, out int outDim);
+            if (codec is null) return new DenseWeights(rows, outDim, width);
+            var codes = new byte[outDim * codec.CodeBytes];
+            Ldlq? ldlq = spec.Ldlq ? new Ldlq(cal!.Hessians[layer][Group(name)].H, width, spec.Damping) : null;
+            Parallel.For(0, outDim, o =>
+            {
+                var row = rows.AsSpan(o * width, width);
+                var code = codes.AsSpan(o * codec.CodeBytes, codec.CodeBytes);
+                if (ldlq is null) codec.Encode(row, code); else ldlq.QuantizeRow(codec, row, code);
+            });
+            return new CodedWeights(codec, codes, outDim);
+        });
+    }
+
+    internal static float[] Matrix(LlamaWeights w, int layer, string name) => name switch
+    {
+        "wq" => w.Wq[layer], "wk" => w.Wk[layer], "wv" => w.Wv[layer], "wo" => w.Wo[layer],
+        "w1" => w.W1[layer], "w2" => w.W2[layer], _ => w.W3[layer],
+    };
+
+    internal static (int Out, int In) Shape(LlamaConfig c, string name) => name switch
+    {
+        "wq" or "wo" => (c.Dim, c.Dim), "wk" or "wv" => (c.KvDim, c.Dim),
+        "w1" or "w3" => (c.HiddenDim, c.Dim), _ => (c.Dim, c.HiddenDim),
+    };
+
+    /// <summary>Rows padded to <paramref name="width"/> and rotated: row' = R·pad(row), so W·x = W'·(R·pad(x)).</summary>
+    private static float[] RotatedRows(LlamaWeights w, int layer, string name, KroneckerRotation? rotation, int width, out int outDim)
+    {
+        var (o, i) = Shape(w.Config, name);
+        outDim = o;
+        float[] src = Matrix(w, layer, name);
+        var rows = new float[o * width];
+        var tmp = new float[width];
+        for (int r = 0; r < o; r++)
+        {
+            Array.Clear(tmp);
+            Array.Copy(src, r * i, tmp, 0, i);
+            if (rotation is null) tmp.CopyTo(rows, r * width);
+            else rotation.Apply(tmp, rows.AsSpan(r * width, width));
+        }
+        return rows;
+    }
+
+    /// <summary>Builds the model structure for a recipe; <paramref name="weightsFor"/> supplies each linear layer's weights.</summary>
+    internal static LlamaModel Assemble(LlamaWeights w, QuantRecipe recipe, bool calibration,
+        Func<int, string, VectorCodec?, KroneckerRotation?, int, WeightMatrix> weightsFor)
+        => Assemble(w.Config, w.TokenEmbedding, w.Classifier, w.RmsFinal, w.RmsAtt, w.RmsFfn, recipe, calibration, weightsFor);
+
+    internal static LlamaModel Assemble(LlamaConfig c, float[] embedding, float[] classifier, float[] rmsFinal, float[][] rmsAtt, float[][] rmsFfn,
+        QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, KroneckerRotation?, int, WeightMatrix> weightsFor)
+    {
+        var spec = recipe.Spec;
+        bool rotate = spec.Weights.Rotates || spec.Activations.Rotates;
+        bool e8 = spec.Weights.Method == QuantMethod.E8 || spec.Activations.Method == QuantMethod.E8;
+        var layers = new LayerBlock[c.Layers];
+        var kv = new KvLayerFormat[c.Layers];
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var rotations = new KroneckerRotation?[4];
+            var linears = new Dictionary<string, Linear>();
+            foreach (string name in Names)
+            {
+                var (_, inDim) = Shape(c, name);
+                int width = e8 ? (inDim + 7) / 8 * 8 : inDim;
+                int g = Group(name);
+                if (rotate) rotations[g] ??= new KroneckerRotation(width, spec.Seed + (ulong)(l * 8 + g));
+                var rot = rotations[g];
+                VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup);
+                VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup);
+                linears[name] = new Linear(inDim, weightsFor(l, name, wc, rot, width), rot, ac);
+            }
+            layers[l] = new LayerBlock
+            {
+                RmsAtt = rmsAtt[l], RmsFfn = rmsFfn[l],
+                Wq = linears["wq"], Wk = linears["wk"], Wv = linears["wv"], Wo = linears["wo"],
+                W1 = linears["w1"], W2 = linears["w2"], W3 = linears["w3"],
+            };
+            var headRot = spec.Keys.Rotates || spec.Values.Rotates ? new KroneckerRotation(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
+            var aff = calibration ? null : recipe.KvAffine?[l];
+            kv[l] = new KvLayerFormat(
+                calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup),
+                calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup),
+                headRot)
+            {
+                KeyShift = aff?[0], KeyScale = aff?[1], ValueShift = aff?[2], ValueScale = aff?[3],
+            };
+        }
+        return new LlamaModel(c, embedding, classifier, rmsFinal, layers, kv, calibration ? "calibration" : spec.ToString()) { Recipe = recipe };
+    }
+
+    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group) => t.Method switch
+    {
+        QuantMethod.Fp => null,
+        QuantMethod.E8 => new E8Codec(length, t.E8Q, betas),
+        _ => new IntCodec(length, t.Bits, group <= 0 ? length : group),
+    };
+
+    /// <summary>Inputs seen during calibration, in the rotated coordinates of the quantized model.</summary>
+    internal sealed class Calibration
+    {
+        public required HessianAccumulator[][] Hessians { get; init; } // [layer][group]
+        public required List<float[]>[] Keys { get; init; }   // [layer]
+        public required List<float[]>[] Values { get; init; } // [layer]
+    }
+
+    /// <summary>Runs the float model with the recipe's rotations over calibration windows, collecting Hessians and samples.</summary>
+    internal static Calibration Calibrate(LlamaWeights w, QuantRecipe recipe, int[] tokens, int ctx, int windows)
+    {
+        var c = w.Config;
+        var model = Assemble(w, recipe, calibration: true, (layer, name, _, rotation, width) =>
+            new DenseWeights(RotatedRows(w, layer, name, rotation, width, out int o), o, width));
+        var hs = new HessianAccumulator[c.Layers][];
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var b = model.Layers[l];
+            hs[l] = [new(b.Wq.Width), new(b.Wo.Width), new(b.W1.Width), new(b.W2.Width)];
+            b.Wq.Calibration = hs[l][0]; b.Wo.Calibration = hs[l][1]; b.W1.Calibration = hs[l][2]; b.W2.Calibration = hs[l][3];
+        }
+        var keys = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
+        var values = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
+        int kvDim = c.KvDim;
+        model.KvTap = (layer, k, v, T) =>
+        {
+            for (int t = 0; t < T; t += 3)
+            {
+                keys[layer].Add(k.AsSpan(t * kvDim, kvDim).ToArray());
+                values[layer].Add(v.AsSpan(t * kvDim, kvDim).ToArray());
+            }
+        };
+        int n = Math.Min(windows, Evaluation.Evaluator.WindowCount(tokens.Length, ctx));
+        for (int i = 0; i < n; i++)
+        {
+            int len = Math.Min(ctx, tokens.Length - 1 - i * ctx);
+            model.ForwardWindow(tokens.AsSpan(i * ctx, len));
+        }
+        return new Calibration { Hessians = hs, Keys = keys, Values = values };
+    }
+
+    /// <summary>K or V samples of all layers after the recipe's calibrated shift and scale (what the codec sees).</summary>
+    private static List<float[]> Transformed(List<float[]>[] perLayer, QuantRecipe recipe, int which)
+    {
+        var r = new List<float[]>();
+        for (int l = 0; l < perLayer.Length; l++)
+        {
+            var aff = recipe.KvAffine?[l];
+            foreach (var x in perLayer[l])
+            {
+                var y = new float[x.Length];
+                KvLayerFormat.Forward(x, aff?[which], aff?[which + 1], y);
+                r.Add(y);
+            }
+        }
+        return r;
+    }
+
+    /// <summary>Per-layer channel means and standard deviations of K and V on calibration text.</summary>
+    private static float[][][] KvStatistics(Calibration cal, QuantSpec spec, int kvDim)
+    {
+        float[][] Stats(List<float[]> xs)
+        {
+            var mean = new double[kvDim];
+            var sq = new double[kvDim];
+            foreach (var x in xs) for (int i = 0; i < kvDim; i++) mean[i] += x[i];
+            for (int i = 0; i < kvDim; i++) mean[i] /= Math.Max(1, xs.Count);
+            foreach (var x in xs) for (int i = 0; i < kvDim; i++) { double d = x[i] - (spec.KvCenter ? mean[i] : 0); sq[i] += d * d; }
+            var shift = mean.Select(m => spec.KvCenter ? (float)m : 0f).ToArray();
+            var scale = sq.Select(s => spec.KvChannelScale ? (float)Math.Max(Math.Sqrt(s / Math.Max(1, xs.Count)), 1e-6) : 1f).ToArray();
+            return [shift, scale];
+        }
+        var r = new float[cal.Keys.Length][][];
+        for (int l = 0; l < r.Length; l++)
+        {
+            var k = Stats(cal.Keys[l]);
+            var v = Stats(cal.Values[l]);
+            r[l] = [k[0], k[1], v[0], v[1]];
+        }
+        return r;
+    }
+
+    private static QuantRecipe FitScales(LlamaWeights w, QuantRecipe recipe, Calibration cal)
+    {
+        var spec = recipe.Spec;
+        const int maxBlocks = 16384;
+        float[] wb = recipe.WeightBetas, ab = recipe.ActivationBetas, kb = recipe.KeyBetas, vb = recipe.ValueBetas;
+        if (spec.Weights.Method == QuantMethod.E8)
+        {
+            var rows = new List<float[]>();
+            var probe = Assemble(w, recipe, calibration: true, (layer, name, _, rotation, width) =>
+            {
+                float[] r = RotatedRows(w, layer, name, rotation, width, out int o);
+                for (int i = 0; i < o; i++) rows.Add(r.AsSpan(i * width, width).ToArray());
+                return new DenseWeights(r, o, width);
+            });
+            wb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(rows, maxBlocks), spec.Weights.E8Q, wb);
+        }
+        if (spec.Activations.Method == QuantMethod.E8)
+            ab = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), maxBlocks), spec.Activations.E8Q, ab);
+        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, kb);
+        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, vb);
+        return recipe with { WeightBetas = wb, ActivationBetas = ab, KeyBetas = kb, ValueBetas = vb };
+    }
+}

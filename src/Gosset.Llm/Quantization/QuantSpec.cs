@@ -1,0 +1,140 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Gosset.Llm.Quantization;
+
+/// <summary>How one kind of tensor is quantized.</summary>
+public enum QuantMethod
+{
+    /// <summary>Float32, not quantized.</summary>
+    Fp,
+    /// <summary>E8 Voronoi code with k scales per 8-block after a random rotation (NestQuant).</summary>
+    E8,
+    /// <summary>INT-b round-to-nearest with absmax scales per group, no rotation.</summary>
+    Int,
+    /// <summary>INT-b round-to-nearest after the same random rotation as E8.</summary>
+    IntRot,
+}
+
+/// <summary>Which scale set the E8 codecs use.</summary>
+public enum ScaleSetChoice
+{
+    /// <summary>The published NestQuant β₀ sets (per tensor kind), β = β₀ / q.</summary>
+    NestQuant,
+    /// <summary>Sets fitted on this model's rotated weights and on calibration activations / keys / values.</summary>
+    Fitted,
+}
+
+/// <summary>Quantization of one tensor kind: method and bits per entry (before side information).</summary>
+/// <param name="Method">The method.</param>
+/// <param name="Bits">Nominal bits per entry (2..8); ignored for <see cref="QuantMethod.Fp"/>.</param>
+public sealed record TensorQuant(QuantMethod Method, int Bits)
+{
+    /// <summary>Not quantized.</summary>
+    public static TensorQuant Fp { get; } = new(QuantMethod.Fp, 32);
+    /// <summary>True unless float.</summary>
+    public bool IsQuantized => Method != QuantMethod.Fp;
+    /// <summary>True when the method rotates first.</summary>
+    public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot;
+    /// <summary>E8 nesting ratio for these bits: q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
+    public int E8Q => Math.Max(2, (int)Math.Round(Math.Pow(2, Bits) * 7 / 8));
+    /// <inheritdoc/>
+    public override string ToString() => Method switch
+    {
+        QuantMethod.Fp => "fp",
+        QuantMethod.E8 => $"e8(q={E8Q})",
+        QuantMethod.Int => $"int{Bits}",
+        _ => $"int{Bits}+rot",
+    };
+}
+
+/// <summary>
+/// A complete quantization recipe: method and bits for weights, activations, keys and values, plus the
+/// knobs of each method. Parse the compact CLI form with <see cref="Parse"/> (e.g. "w4a4kv4" + "e8").
+/// </summary>
+public sealed record QuantSpec
+{
+    /// <summary>Weights of every linear layer (rows, along the input dimension).</summary>
+    public TensorQuant Weights { get; init; } = TensorQuant.Fp;
+    /// <summary>Input activations of every linear layer (per token).</summary>
+    public TensorQuant Activations { get; init; } = TensorQuant.Fp;
+    /// <summary>Key cache (per token, all KV heads share one scale).</summary>
+    public TensorQuant Keys { get; init; } = TensorQuant.Fp;
+    /// <summary>Value cache (per token, all KV heads share one scale).</summary>
+    public TensorQuant Values { get; init; } = TensorQuant.Fp;
+    /// <summary>INT group size for weights (entries per fp16 absmax scale).</summary>
+    public int WeightGroup { get; init; } = 64;
+    /// <summary>INT group size for activations; 0 = the whole vector (one scale per token).</summary>
+    public int ActivationGroup { get; init; }
+    /// <summary>INT group size for K/V; 0 = the whole kv vector of a token.</summary>
+    public int KvGroup { get; init; }
+    /// <summary>E8 scales per block (k).</summary>
+    public int Scales { get; init; } = 4;
+    /// <summary>Published or fitted E8 scale sets.</summary>
+    public ScaleSetChoice ScaleSet { get; init; } = ScaleSetChoice.NestQuant;
+    /// <summary>LDLQ (GPTQ-style, block 8) error feedback for weights, with Hessians from calibration text.</summary>
+    public bool Ldlq { get; init; }
+    /// <summary>Relative damping added to the Hessian diagonal for LDLQ.</summary>
+    public double Damping { get; init; } = 0.01;
+    /// <summary>Subtract a calibrated per-channel mean from K and V before quantizing (added back on read; a constant key offset does not change softmax).</summary>
+    public bool KvCenter { get; init; }
+    /// <summary>Divide K and V by a calibrated per-channel standard deviation before quantizing (multiplied back on read).</summary>
+    public bool KvChannelScale { get; init; }
+    /// <summary>Seed of the random rotations.</summary>
+    public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
+
+    /// <summary>True when anything is quantized.</summary>
+    public bool IsQuantized => Weights.IsQuantized || Activations.IsQuantized || Keys.IsQuantized || Values.IsQuantized;
+
+    /// <summary>
+    /// Parses "fp", or a concatenation of w&lt;b&gt;, a&lt;b&gt;, kv&lt;b&gt; (or k&lt;b&gt;, v&lt;b&gt;), e.g. "w4", "w4a4kv4", "w3a3kv3",
+    /// with one method (e8, int, int-rot) for every quantized tensor.
+    /// </summary>
+    public static QuantSpec Parse(string spec, string method = "e8")
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var m = ParseMethod(method);
+        spec = spec.Trim().ToLowerInvariant();
+        if (spec is "fp" or "fp32" or "none" or "") return new QuantSpec();
+        var match = Regex.Match(spec, @"^(?:w(?<w>\d+))?(?:a(?<a>\d+))?(?:kv(?<kv>\d+)|(?:k(?<k>\d+))?(?:v(?<v>\d+))?)?$");
+        if (!match.Success || match.Length == 0 || spec.Length == 0)
+            throw new GossetException($"--quant \"{spec}\" is not understood; use fp or e.g. w4, w4a4, w4a4kv4, w3a3kv3, w4k4v8");
+        TensorQuant T(string g)
+        {
+            if (!match.Groups[g].Success) return TensorQuant.Fp;
+            int b = int.Parse(match.Groups[g].Value, CultureInfo.InvariantCulture);
+            if (b is < 2 or > 8) throw new GossetException($"--quant: {b} bits is outside 2..8");
+            return new TensorQuant(m, b);
+        }
+        var kv = T("kv");
+        return new QuantSpec
+        {
+            Weights = T("w"), Activations = T("a"),
+            Keys = kv.IsQuantized ? kv : T("k"), Values = kv.IsQuantized ? kv : T("v"),
+        };
+    }
+
+    /// <summary>Parses e8 | int | int-rot | fp.</summary>
+    public static QuantMethod ParseMethod(string method) => method.Trim().ToLowerInvariant() switch
+    {
+        "e8" or "nestquant" => QuantMethod.E8,
+        "int" or "rtn" => QuantMethod.Int,
+        "int-rot" or "introt" or "int+rot" or "quarot" => QuantMethod.IntRot,
+        "fp" => QuantMethod.Fp,
+        _ => throw new GossetException($"--method \"{method}\" is not one of e8, int, int-rot"),
+    };
+
+    /// <summary>A one-line description, e.g. "W e8(q=14) A e8(q=14) K e8(q=14) V e8(q=14) k=4 nestquant".</summary>
+    public override string ToString()
+    {
+        if (!IsQuantized) return "fp";
+        var s = $"W {Weights} A {Activations} K {Keys} V {Values}";
+        if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8))
+            s += $" k={Scales} {(ScaleSet == ScaleSetChoice.NestQuant ? "nestquant-scales" : "fitted-scales")}";
+        if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";
+        if (Ldlq) s += $" ldlq(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
+        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale))
+            s += " kv-calib(" + (KvCenter ? "center" : "") + (KvCenter && KvChannelScale ? "+" : "") + (KvChannelScale ? "scale" : "") + ")";
+        return s;
+    }
+}

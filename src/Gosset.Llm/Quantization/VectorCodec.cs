@@ -1,0 +1,66 @@
+namespace Gosset.Llm.Quantization;
+
+/// <summary>
+/// Quantizes vectors of a fixed length into codes: side information (scales) plus one code per entry
+/// or per 8-block. In memory a code is a byte array of <see cref="CodeBytes"/>; on disk it is packed
+/// to exactly <see cref="Bits"/> bits, the figure every bits-per-entry report uses.
+/// </summary>
+/// <remarks>
+/// Encoding is split into <see cref="Begin"/> (side information from the whole vector) and
+/// <see cref="QuantizeBlock"/> (one block of up to 8 entries), so that LDLQ error feedback can
+/// change later blocks after earlier ones are quantized.
+/// </remarks>
+internal abstract class VectorCodec
+{
+    protected VectorCodec(int length) => Length = length;
+
+    /// <summary>Entries per vector.</summary>
+    public int Length { get; }
+    /// <summary>Number of blocks of (up to) 8 entries.</summary>
+    public int Blocks => (Length + 7) / 8;
+    /// <summary>Bytes of one unpacked code in memory.</summary>
+    public abstract int CodeBytes { get; }
+    /// <summary>Stored (packed) bits per vector, side information included.</summary>
+    public abstract long Bits { get; }
+    /// <summary>Short description, e.g. "e8 q=14 k=4 fp16-rms".</summary>
+    public abstract string Describe();
+
+    /// <summary>Computes and stores the side information of x.</summary>
+    public abstract void Begin(ReadOnlySpan<float> x, Span<byte> code);
+    /// <summary>Quantizes entries [8·block, 8·block + xb.Length) of a vector (side information already set); writes the reconstruction.</summary>
+    public abstract void QuantizeBlock(int block, ReadOnlySpan<float> xb, Span<byte> code, Span<float> yb);
+    /// <summary>Reconstructs a vector from its code.</summary>
+    public abstract void Decode(ReadOnlySpan<byte> code, Span<float> x);
+    /// <summary>Packs a code into exactly <see cref="Bits"/> bits.</summary>
+    public abstract void Pack(ReadOnlySpan<byte> code, BitWriter w);
+    /// <summary>Unpacks a code written by <see cref="Pack"/>.</summary>
+    public abstract void Unpack(BitReader r, Span<byte> code);
+
+    /// <summary>Encodes a vector (no error feedback).</summary>
+    public void Encode(ReadOnlySpan<float> x, Span<byte> code)
+    {
+        Begin(x, code);
+        Span<float> y = stackalloc float[8];
+        for (int b = 0; b < Blocks; b++)
+        {
+            int s = 8 * b, n = Math.Min(8, Length - s);
+            QuantizeBlock(b, x.Slice(s, n), code, y[..n]);
+        }
+    }
+
+    /// <summary>Quantizes and reconstructs x in one call.</summary>
+    public void Roundtrip(ReadOnlySpan<float> x, Span<float> y)
+    {
+        Span<byte> code = CodeBytes <= 4096 ? stackalloc byte[CodeBytes] : new byte[CodeBytes];
+        Begin(x, code);
+        for (int b = 0; b < Blocks; b++)
+        {
+            int s = 8 * b, n = Math.Min(8, Length - s);
+            QuantizeBlock(b, x.Slice(s, n), code, y.Slice(s, n));
+        }
+    }
+
+    protected static float ToHalf(float v) => (float)(Half)v;
+    protected static void WriteHalf(Span<byte> dst, float v) => BitConverter.TryWriteBytes(dst, BitConverter.HalfToUInt16Bits((Half)v));
+    protected static float ReadHalf(ReadOnlySpan<byte> src) => (float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(src));
+}

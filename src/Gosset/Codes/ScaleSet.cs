@@ -1,0 +1,250 @@
+using System.Collections.Concurrent;
+using Gosset.Util;
+
+namespace Gosset.Codes;
+
+/// <summary>
+/// The k scales β₁ &lt; … &lt; β_k an 8-block may choose from (k ∈ {1, 2, 4, 8, 16}). A scale is the
+/// lattice step: a block x is coded as β·λ with λ ∈ E8. Values are for data normalised to unit RMS
+/// per entry. Stored with the quantized data (k × 32 bits, counted in the rate).
+/// </summary>
+public sealed class ScaleSet
+{
+    /// <summary>Supported numbers of scales.</summary>
+    public static readonly int[] SupportedCounts = [1, 2, 4, 8, 16];
+
+    private readonly float[] _betas;
+
+    /// <summary>Creates a scale set from positive finite scales (sorted ascending here).</summary>
+    public ScaleSet(IEnumerable<float> betas)
+    {
+        _betas = betas.ToArray();
+        if (_betas.Length == 0 || _betas.Length > 256) throw new ArgumentException("A scale set needs 1 to 256 scales.", nameof(betas));
+        foreach (float b in _betas)
+            if (!float.IsFinite(b) || b <= 0) throw new ArgumentException($"Scales must be positive and finite, got {b}.", nameof(betas));
+        Array.Sort(_betas);
+    }
+
+    /// <summary>The scales, ascending.</summary>
+    public ReadOnlySpan<float> Betas => _betas;
+
+    /// <summary>Number of scales k.</summary>
+    public int Count => _betas.Length;
+
+    /// <summary>Bits of a fixed-width scale index: ⌈log2 k⌉.</summary>
+    public int IndexBits => Count == 1 ? 0 : (int)Math.Ceiling(Math.Log2(Count));
+
+    /// <summary>The scales times q (NestQuant's β₀ convention, scale = β₀/q).</summary>
+    public float[] TimesQ(int q) => _betas.Select(b => b * q).ToArray();
+
+    /// <inheritdoc/>
+    public override string ToString() => "[" + string.Join(", ", _betas.Select(b => b.ToString("G5", System.Globalization.CultureInfo.InvariantCulture))) + "]";
+
+    /// <summary>
+    /// NestQuant's published scale sets (public NestQuant code, k = 4, defined for q = 14 on
+    /// Hadamard-rotated rows normalised to norm √N), as β = β₀/q.
+    /// </summary>
+    public static ScaleSet NestQuant(int q, NestQuantTensor kind)
+    {
+        float[] b0 = kind switch
+        {
+            NestQuantTensor.Weights => [4.0f, 5.5f, 7.0f, 18.0f],
+            NestQuantTensor.Activations => [3.47f, 4.74f, 6.90f, 18.11f],
+            NestQuantTensor.Keys => [3.50f, 4.58f, 6.47f, 17.06f],
+            NestQuantTensor.Values => [3.53f, 5.59f, 9.62f, 29.03f],
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        return new ScaleSet(b0.Select(b => b / q));
+    }
+
+    private static readonly ConcurrentDictionary<(int, int, ScaleSelection), ScaleSet> DefaultCache = new();
+
+    /// <summary>
+    /// Tuned default scales for rotated, unit-RMS data (what a random rotation makes of most
+    /// columns: iid N(0,1) entries). <see cref="Fit"/> runs on a deterministic model of the
+    /// Gaussian 8-block: block norms stratified by the χ₈ distribution (equal-mass strata for the
+    /// bulk, then strata of mass 10⁻³ … 10⁻¹⁰ for the tail, so rare large blocks are weighted
+    /// by their true probability), 16 seeded random directions per stratum. Computed once per
+    /// (q, k, rule) and cached.
+    /// </summary>
+    public static ScaleSet Default(int q, int k, ScaleSelection rule = ScaleSelection.LeastError)
+        => DefaultCache.GetOrAdd((q, k, rule), key =>
+        {
+            var (blocks, weights) = GaussianModelSample();
+            return Fit(blocks, key.Item1, key.Item2, key.Item3, weights: weights);
+        });
+
+    private static readonly Lazy<(float[] Blocks, double[] Weights)> GaussianModel = new(BuildGaussianModel);
+
+    /// <summary>The weighted Gaussian block sample behind <see cref="Default"/>.</summary>
+    public static (float[] Blocks, double[] Weights) GaussianModelSample() => GaussianModel.Value;
+
+    private static (float[], double[]) BuildGaussianModel()
+    {
+        const int bulk = 384, dirs = 16;
+        var strata = new List<(double Lo, double Hi)>();
+        for (int i = 0; i < bulk - 1; i++) strata.Add((i / (double)bulk, (i + 1) / (double)bulk));
+        double top = (bulk - 1) / (double)bulk;          // last bulk stratum is split into a tail
+        for (int e = 3; e <= 10; e++) { double hi = 1 - Math.Pow(10, -e); strata.Add((top, Math.Max(top, hi))); top = Math.Max(top, hi); }
+        strata.Add((top, 1 - 1e-12));
+        var rng = new SplitMix64(0x6A55E77UL);
+        var blocks = new float[strata.Count * dirs * 8];
+        var weights = new double[strata.Count * dirs];
+        int b = 0;
+        Span<double> u = stackalloc double[8];
+        foreach (var (lo, hi) in strata)
+        {
+            double mass = hi - lo;
+            double r = Math.Sqrt(Chi2Dof8Quantile((lo + hi) / 2));
+            for (int d = 0; d < dirs; d++, b++)
+            {
+                double norm = 0;
+                for (int i = 0; i < 8; i++) { u[i] = rng.NextGaussian(); norm += u[i] * u[i]; }
+                norm = Math.Sqrt(norm);
+                for (int i = 0; i < 8; i++) blocks[8 * b + i] = (float)(r * u[i] / norm);
+                weights[b] = mass / dirs;
+            }
+        }
+        return (blocks, weights);
+    }
+
+    // P(χ²₈ ≤ x) = 1 − e^{−t}(1 + t + t²/2 + t³/6), t = x/2; inverted by bisection.
+    private static double Chi2Dof8Quantile(double p)
+    {
+        static double Cdf(double x) { double t = x / 2; return 1 - Math.Exp(-t) * (1 + t + t * t / 2 + t * t * t / 6); }
+        double lo = 0, hi = 400;
+        for (int i = 0; i < 200; i++) { double mid = (lo + hi) / 2; if (Cdf(mid) < p) lo = mid; else hi = mid; }
+        return (lo + hi) / 2;
+    }
+
+    /// <summary>
+    /// Fits k scales to sample data (length a multiple of 8, normalised to unit RMS): the scale
+    /// set minimising the total squared error under the selection <paramref name="rule"/>, over a
+    /// geometric grid of candidates.
+    /// </summary>
+    /// <remarks>
+    /// Step 1, dynamic programming: every block has a threshold (the smallest grid scale at which
+    /// it does not overload); with k chosen scales each block uses the smallest one at or above its
+    /// threshold. Sorting blocks by threshold makes the best choice an O(k·G²) DP over the grid.
+    /// Step 2 (least-error rule): coordinate descent on the exact objective Σ min_s err(block, β_s),
+    /// moving one scale at a time over the grid until no move helps.
+    /// </remarks>
+    public static ScaleSet Fit(ReadOnlySpan<float> samples, int q, int k, ScaleSelection rule = ScaleSelection.LeastError, int gridSize = 64, ReadOnlySpan<double> weights = default)
+    {
+        if (!SupportedCounts.Contains(k)) throw new ArgumentException($"k must be one of {string.Join(", ", SupportedCounts)}; got {k}.", nameof(k));
+        if (samples.Length < 8 || samples.Length % 8 != 0) throw new ArgumentException("Samples must be whole 8-blocks.", nameof(samples));
+        var code = new VoronoiCode(q);
+        int n = samples.Length / 8;
+        if (!weights.IsEmpty && weights.Length != n) throw new ArgumentException("One weight per block is required.", nameof(weights));
+        var w = weights.IsEmpty ? Enumerable.Repeat(1.0, n).ToArray() : weights.ToArray();
+
+        // Grid of β₀ = β·q, geometric, covering typical blocks up to the largest block in the sample.
+        double maxNorm = 0;
+        for (int j = 0; j < n; j++)
+        {
+            double s = 0;
+            for (int i = 0; i < 8; i++) s += samples[8 * j + i] * (double)samples[8 * j + i];
+            maxNorm = Math.Max(maxNorm, Math.Sqrt(s));
+        }
+        double lo = 0.8, hi = Math.Max(24.0, 1.6 * maxNorm);
+        int g = Math.Max(gridSize, k + 1);
+        var grid = new float[g];
+        for (int i = 0; i < g; i++) grid[i] = (float)(lo * Math.Pow(hi / lo, i / (double)(g - 1)) / q);
+
+        // err[j, i] and thresholds
+        var err = new float[n * g];
+        var thr = new int[n];
+        var ov = new bool[g];
+        for (int j = 0; j < n; j++)
+        {
+            var e = err.AsSpan(j * g, g);
+            E8VectorQuantizer.BlockErrors(code, samples.Slice(8 * j, 8), grid, e, ov);
+            for (int i = 0; i < g; i++) e[i] = (float)(e[i] * w[j]);
+            int t = g; // g = "overloads everywhere"
+            for (int i = 0; i < g; i++) if (!ov[i]) { t = i; break; }
+            thr[j] = t;
+        }
+
+        int[] chosen = DynamicProgram(err, thr, n, g, k);
+        if (rule == ScaleSelection.LeastError) chosen = CoordinateDescent(err, n, g, chosen);
+        return new ScaleSet(chosen.Select(i => grid[i]));
+    }
+
+    // P[a, h] = Σ_{j: thr_j < h} err[j, a]  (h = 0..g+1), then DP over increasing grid indices.
+    private static int[] DynamicProgram(float[] err, int[] thr, int n, int g, int k)
+    {
+        var p = new double[g, g + 2];
+        for (int j = 0; j < n; j++)
+            for (int a = 0; a < g; a++) p[a, thr[j] + 1] += err[j * g + a];
+        for (int a = 0; a < g; a++) for (int h = 1; h < g + 2; h++) p[a, h] += p[a, h - 1];
+        // blocks with threshold in (prev, cur] use cur; cost(cur, prev) = P[cur, cur+1] − P[cur, prev+1]
+        var f = new double[k, g];
+        var from = new int[k, g];
+        for (int c = 0; c < g; c++) f[0, c] = p[c, c + 1];
+        for (int m = 1; m < k; m++)
+            for (int c = 0; c < g; c++)
+            {
+                f[m, c] = double.MaxValue;
+                for (int pr = 0; pr < c; pr++)
+                {
+                    if (f[m - 1, pr] == double.MaxValue) continue;
+                    double v = f[m - 1, pr] + p[c, c + 1] - p[c, pr + 1];
+                    if (v < f[m, c]) { f[m, c] = v; from[m, c] = pr; }
+                }
+            }
+        int best = -1; double bestV = double.MaxValue;
+        for (int c = k - 1; c < g; c++)
+        {
+            if (f[k - 1, c] == double.MaxValue) continue;
+            double v = f[k - 1, c] + p[c, g + 1] - p[c, c + 1]; // blocks above the largest scale
+            if (v < bestV) { bestV = v; best = c; }
+        }
+        var chosen = new int[k];
+        for (int m = k - 1; m >= 0; m--) { chosen[m] = best; best = from[m, best]; }
+        return chosen;
+    }
+
+    private static int[] CoordinateDescent(float[] err, int n, int g, int[] start)
+    {
+        int k = start.Length;
+        var s = (int[])start.Clone();
+        double Total(int[] set)
+        {
+            double t = 0;
+            for (int j = 0; j < n; j++)
+            {
+                float m = float.MaxValue;
+                foreach (int i in set) m = Math.Min(m, err[j * g + i]);
+                t += m;
+            }
+            return t;
+        }
+        double current = Total(s);
+        var others = new float[n];
+        for (int sweep = 0; sweep < 10; sweep++)
+        {
+            bool improved = false;
+            for (int m = 0; m < k; m++)
+            {
+                for (int j = 0; j < n; j++)
+                {
+                    float o = float.MaxValue;
+                    for (int i = 0; i < k; i++) if (i != m) o = Math.Min(o, err[j * g + s[i]]);
+                    others[j] = o;
+                }
+                int bestI = s[m]; double bestT = current;
+                for (int c = 0; c < g; c++)
+                {
+                    if (Array.IndexOf(s, c) >= 0) continue;
+                    double t = 0;
+                    for (int j = 0; j < n; j++) t += Math.Min(others[j], err[j * g + c]);
+                    if (t < bestT - 1e-9 * Math.Abs(bestT)) { bestT = t; bestI = c; }
+                }
+                if (bestI != s[m]) { s[m] = bestI; current = bestT; improved = true; }
+            }
+            if (!improved) break;
+        }
+        Array.Sort(s);
+        return s;
+    }
+}

@@ -1,0 +1,62 @@
+using Gosset.Matrix;
+using Gosset.Theory;
+
+namespace Gosset.Harness;
+
+/// <summary>One row of a rate–distortion run.</summary>
+public sealed record RdResult
+{
+    /// <summary>Method name.</summary>
+    public required string Method { get; init; }
+    /// <summary>Target rate asked for.</summary>
+    public required double TargetRate { get; init; }
+    /// <summary>Configuration.</summary>
+    public required MethodConfig Config { get; init; }
+    /// <summary>Total stored bits per entry (mean of A and B; side information included).</summary>
+    public required double BitsPerEntry { get; init; }
+    /// <summary>Bits per entry of A alone.</summary>
+    public required double BitsPerEntryA { get; init; }
+    /// <summary>Bits per entry of B alone.</summary>
+    public required double BitsPerEntryB { get; init; }
+    /// <summary>Product error measures.</summary>
+    public required ProductError Error { get; init; }
+    /// <summary>Γ at the measured rate.</summary>
+    public double Gamma => RateDistortion.Gamma(BitsPerEntry);
+    /// <summary>Gap to Γ in dB.</summary>
+    public double GapDb => RateDistortion.GapDb(Error.Distortion, BitsPerEntry);
+    /// <summary>Normalised MSE of A's reconstruction.</summary>
+    public required double MseA { get; init; }
+    /// <summary>Normalised MSE of B's reconstruction.</summary>
+    public required double MseB { get; init; }
+}
+
+/// <summary>Runs methods over rates on one pair of matrices: A and B are encoded independently, then AᵀB is estimated.</summary>
+public static class RdHarness
+{
+    /// <summary>Encodes A and B with <paramref name="method"/> at <paramref name="rate"/> and measures the product.</summary>
+    public static RdResult Run(DenseMatrix a, DenseMatrix b, MatrixMethod method, double rate, ulong seed)
+    {
+        var qa = method.Encode(a, rate, seed);
+        var qb = method.Encode(b, rate, seed);
+        return Measure(a, b, qa, qb, method.Name, rate, method.Describe(qa));
+    }
+
+    /// <summary>Measures an already encoded pair.</summary>
+    public static RdResult Measure(DenseMatrix a, DenseMatrix b, QuantizedMatrix qa, QuantizedMatrix qb, string method, double rate, MethodConfig config)
+    {
+        var c = ProductEstimator.Estimate(qa, qb);
+        long ea = (long)a.Rows * a.Cols, eb = (long)b.Rows * b.Cols;
+        return new RdResult
+        {
+            Method = method,
+            TargetRate = rate,
+            Config = config,
+            BitsPerEntry = (double)(qa.TotalBits + qb.TotalBits) / (ea + eb),
+            BitsPerEntryA = qa.BitsPerEntry,
+            BitsPerEntryB = qb.BitsPerEntry,
+            Error = ProductError.Measure(a, b, c),
+            MseA = ProductError.NormalizedMse(a, qa.Dequantize()),
+            MseB = ProductError.NormalizedMse(b, qb.Dequantize()),
+        };
+    }
+}

@@ -1,0 +1,100 @@
+using System.Numerics.Tensors;
+using Gosset.Rotations;
+
+namespace Gosset.Matrix;
+
+/// <summary>
+/// A matrix whose columns were quantized independently of any other matrix. It knows its exact
+/// stored size: <see cref="TotalBits"/> is the length of its <c>.gq</c> serialization (header,
+/// parameters, scales, means, norms, codes, checksum), so bits/entry counts everything.
+/// </summary>
+public abstract class QuantizedMatrix
+{
+    private long _bits = -1;
+
+    /// <summary>Rows n (length of each column).</summary>
+    public int Rows { get; protected init; }
+    /// <summary>Columns.</summary>
+    public int Cols { get; protected init; }
+    /// <summary>Rotation applied to each (centred, padded) column before coding.</summary>
+    public RotationKind RotationKind { get; protected init; }
+    /// <summary>Seed of the rotation (both factors of a product must share it).</summary>
+    public ulong RotationSeed { get; protected init; }
+    /// <summary>Length of the rotated (padded) columns.</summary>
+    public int RotatedLength { get; protected init; }
+    /// <summary>Whether column means were removed and stored.</summary>
+    public bool Centered { get; protected init; }
+
+    /// <summary>Short method name, e.g. "e8" or "int-rot".</summary>
+    public abstract string Method { get; }
+
+    /// <summary>Human-readable parameters.</summary>
+    public abstract string Describe();
+
+    /// <summary>Total stored bits (the serialized size).</summary>
+    public long TotalBits
+    {
+        get
+        {
+            if (_bits < 0)
+            {
+                using var counter = new CountingStream();
+                IO.GqFormat.Write(counter, this);
+                _bits = counter.Length * 8;
+            }
+            return _bits;
+        }
+    }
+
+    /// <summary>Stored bits per matrix entry, all side information included.</summary>
+    public double BitsPerEntry => (double)TotalBits / ((long)Rows * Cols);
+
+    /// <summary>Mean of column j (0 when not centred).</summary>
+    public abstract float Mean(int j);
+
+    /// <summary>
+    /// Decodes every column in the rotated domain: z_j ≈ R·pad(x_j − μ_j), length
+    /// <see cref="RotatedLength"/>. Products of columns are computed here without rotating back.
+    /// </summary>
+    public abstract DenseMatrix DecodeRotated();
+
+    /// <summary>Reconstructs the matrix: x̂_j = μ_j + first n entries of Rᵀ·z_j.</summary>
+    public DenseMatrix Dequantize()
+    {
+        var z = DecodeRotated();
+        var rot = CreateRotation();
+        var result = new DenseMatrix(Rows, Cols);
+        Parallel.For(0, Cols, j =>
+        {
+            var buf = new float[RotatedLength];
+            rot.ApplyInverse(z.Column(j), buf);
+            var col = result.Column(j);
+            buf.AsSpan(0, Rows).CopyTo(col);
+            if (Centered) TensorPrimitives.Add(col, Mean(j), col);
+        });
+        return result;
+    }
+
+    /// <summary>The rotation shared by the encoder and decoder.</summary>
+    public IRotation CreateRotation() => Rotations.Rotation.Create(RotationKind, RotatedLength, RotationSeed);
+
+    /// <summary>Writes the method-specific body (after the common header) of the .gq format.</summary>
+    internal abstract void WriteBody(BinaryWriter w);
+
+    private sealed class CountingStream : Stream
+    {
+        private long _len;
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _len;
+        public override long Position { get => _len; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => _len += count;
+        public override void Write(ReadOnlySpan<byte> buffer) => _len += buffer.Length;
+        public override void WriteByte(byte value) => _len++;
+    }
+}

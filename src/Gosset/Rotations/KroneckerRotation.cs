@@ -1,0 +1,120 @@
+using System.Numerics.Tensors;
+using Gosset.Util;
+
+namespace Gosset.Rotations;
+
+/// <summary>
+/// Exactly orthogonal rotation for any length n = m·p with p the largest power of two dividing n:
+/// R = Q ⊗ (H·D/√p), Q a Haar-random m×m orthogonal matrix (Householder QR of a Gaussian matrix,
+/// computed in double and rounded once). Costs O(n·(m + log p)); for n a power of two it is the
+/// plain randomized Hadamard.
+/// </summary>
+public sealed class KroneckerRotation : IRotation
+{
+    private readonly int _m, _p;
+    private readonly float[] _q;     // [m, m] row-major
+    private readonly RandomizedHadamard _h;
+
+    /// <summary>Creates the rotation for <paramref name="length"/> from <paramref name="seed"/>.</summary>
+    public KroneckerRotation(int length, ulong seed)
+    {
+        if (length < 1) throw new ArgumentException("Rotation length must be positive.", nameof(length));
+        Length = length;
+        _p = length & -length;
+        _m = length / _p;
+        _h = new RandomizedHadamard(_p, seed);
+        _q = RandomOrthogonal(_m, seed);
+    }
+
+    /// <inheritdoc/>
+    public int Length { get; }
+
+    /// <summary>Odd factor m (size of the dense orthogonal factor).</summary>
+    public int DenseFactor => _m;
+
+    /// <inheritdoc/>
+    public void Apply(ReadOnlySpan<float> x, Span<float> y) => Run(x, y, inverse: false);
+
+    /// <inheritdoc/>
+    public void ApplyInverse(ReadOnlySpan<float> y, Span<float> x) => Run(y, x, inverse: true);
+
+    /// <inheritdoc/>
+    public string Describe() => _m == 1 ? $"hadamard({_p})" : $"orthogonal({_m})⊗hadamard({_p})";
+
+    // x viewed as an m×p row-major matrix X: R·x = Q·X·Hᵀ (H symmetric up to the sign diagonal).
+    private void Run(ReadOnlySpan<float> src, Span<float> dst, bool inverse)
+    {
+        int n = Length;
+        float[] buf = new float[n];
+        if (!inverse)
+        {
+            for (int r = 0; r < _m; r++) _h.Apply(src.Slice(r * _p, _p), buf.AsSpan(r * _p, _p));
+            MixRows(buf, dst, transpose: false);
+        }
+        else
+        {
+            MixRows(src, buf, transpose: true);
+            for (int r = 0; r < _m; r++) _h.ApplyInverse(buf.AsSpan(r * _p, _p), dst.Slice(r * _p, _p));
+        }
+    }
+
+    // dst row i = Σ_k Q[i,k] (or Q[k,i]) · src row k
+    private void MixRows(ReadOnlySpan<float> src, Span<float> dst, bool transpose)
+    {
+        if (_m == 1) { src[.._p].CopyTo(dst); return; }
+        float[] tmp = src[..Length].ToArray(); // src and dst may alias
+        for (int i = 0; i < _m; i++)
+        {
+            Span<float> row = dst.Slice(i * _p, _p);
+            row.Clear();
+            for (int k = 0; k < _m; k++)
+            {
+                float c = transpose ? _q[k * _m + i] : _q[i * _m + k];
+                TensorPrimitives.MultiplyAdd(tmp.AsSpan(k * _p, _p), c, row, row);
+            }
+        }
+    }
+
+    /// <summary>Haar-random orthogonal m×m matrix (row-major) from the seed.</summary>
+    internal static float[] RandomOrthogonal(int m, ulong seed)
+    {
+        var rng = SplitMix64.ForStream(seed, 0x4F525448UL, (ulong)m);
+        var a = new double[m, m];
+        for (int i = 0; i < m; i++) for (int j = 0; j < m; j++) a[i, j] = rng.NextGaussian();
+        // Householder QR; Q = H₁…H_m with sign fix diag(R) > 0 gives the Haar measure.
+        var q = new double[m, m];
+        for (int i = 0; i < m; i++) q[i, i] = 1;
+        var v = new double[m];
+        for (int k = 0; k < m - 1; k++)
+        {
+            double norm = 0;
+            for (int i = k; i < m; i++) norm += a[i, k] * a[i, k];
+            norm = Math.Sqrt(norm);
+            double alpha = a[k, k] > 0 ? -norm : norm;
+            for (int i = 0; i < m; i++) v[i] = i < k ? 0 : a[i, k];
+            v[k] -= alpha;
+            double vv = 0;
+            for (int i = k; i < m; i++) vv += v[i] * v[i];
+            if (vv == 0) continue;
+            for (int j = 0; j < m; j++)
+            {
+                double s = 0;
+                for (int i = k; i < m; i++) s += v[i] * a[i, j];
+                s = 2 * s / vv;
+                for (int i = k; i < m; i++) a[i, j] -= s * v[i];
+            }
+            for (int r = 0; r < m; r++) // Q ← Q·H_k
+            {
+                double s = 0;
+                for (int i = k; i < m; i++) s += q[r, i] * v[i];
+                s = 2 * s / vv;
+                for (int i = k; i < m; i++) q[r, i] -= s * v[i];
+            }
+        }
+        var result = new float[m * m];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++)
+                result[i * m + j] = (float)(q[i, j] * Math.Sign(a[j, j] == 0 ? 1 : a[j, j]));
+        return result;
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using Gosset.Cli;
+using Gosset.IO;
+using Gosset.Matrix;
+using Gosset.Tests.Matrix;
+
+namespace Gosset.Tests.Cli;
+
+[Collection("cli")] // the CLI writes to the process console
+public sealed class CliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("gosset-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string P(string name) => Path.Combine(_dir, name);
+
+    private static int Run(params string[] args)
+    {
+        var err = Console.Error;
+        var sw = new StringWriter();
+        Console.SetError(sw);
+        try { return CliApp.Run(args); }
+        finally { Console.SetError(err); LastError = sw.ToString(); }
+    }
+
+    private static string LastError = "";
+
+    [Fact]
+    public void Rd_writes_the_documented_json_fields()
+    {
+        Assert.Equal(0, Run("rd", "--n", "256", "--a", "16", "--b", "12", "--rates", "3,4", "--methods", "e8,int-rot", "--json", P("rd.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(P("rd.json")));
+        var rows = doc.RootElement.GetProperty("results").EnumerateArray().ToList();
+        Assert.Equal(4, rows.Count);
+        foreach (var r in rows)
+            foreach (var f in new[] { "method", "q", "k", "group", "rotation", "bits_per_entry", "distortion", "gamma", "gap_db", "relative_error", "mse_a", "mse_b" })
+                Assert.True(r.TryGetProperty(f, out _), $"missing {f}");
+        var e8 = rows.First(r => r.GetProperty("method").GetString() == "e8" && r.GetProperty("target_rate").GetDouble() == 4);
+        Assert.Equal(JsonValueKind.Number, e8.GetProperty("q").ValueKind);
+        Assert.True(e8.GetProperty("bits_per_entry").GetDouble() > 3.5);
+    }
+
+    [Fact]
+    public void Matmul_estimates_the_product_and_writes_it()
+    {
+        Npy.Write(P("a.npy"), E8MatrixQuantizerTests.Gaussian(512, 20, 1));
+        Npy.Write(P("b.npy"), E8MatrixQuantizerTests.Gaussian(512, 10, 2));
+        Assert.Equal(0, Run("matmul", "--a", P("a.npy"), "--b", P("b.npy"), "--bits", "4", "--out", P("c.npy"), "--json", P("m.json")));
+        var c = Npy.Read(P("c.npy"));
+        Assert.Equal((20, 10), (c.Rows, c.Cols));
+        using var doc = JsonDocument.Parse(File.ReadAllText(P("m.json")));
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("bits_per_entry").GetDouble() <= 4.1);
+        foreach (var f in new[] { "bits_per_entry", "relative_error", "distortion", "gamma", "gap_db" }) Assert.True(root.TryGetProperty(f, out _));
+    }
+
+    [Fact]
+    public void Quantize_dequantize_round_trip()
+    {
+        var x = E8MatrixQuantizerTests.Gaussian(300, 5, 3);
+        Npy.Write(P("x.npy"), x);
+        Assert.Equal(0, Run("quantize", "--in", P("x.npy"), "--bits", "5", "--out", P("x.gq"), "--json", P("q.json")));
+        Assert.Equal(0, Run("dequantize", "--in", P("x.gq"), "--out", P("y.npy")));
+        var y = Npy.Read(P("y.npy"));
+        Assert.True(ProductError.NormalizedMse(x, y) < 0.01);
+        using var doc = JsonDocument.Parse(File.ReadAllText(P("q.json")));
+        Assert.Equal(new FileInfo(P("x.gq")).Length, doc.RootElement.GetProperty("bytes").GetInt64());
+    }
+
+    [Fact]
+    public void Bad_inputs_fail_with_one_line_and_write_nothing()
+    {
+        var good = E8MatrixQuantizerTests.Gaussian(64, 4, 1);
+        Npy.Write(P("good.npy"), good);
+        var bad = E8MatrixQuantizerTests.Gaussian(64, 4, 1);
+        bad[5, 2] = float.NaN;
+        Npy.Write(P("nan.npy"), bad);
+        Npy.Write(P("short.npy"), E8MatrixQuantizerTests.Gaussian(32, 4, 1));
+        File.WriteAllBytes(P("corrupt.gq"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        File.WriteAllBytes(P("trunc.npy"), File.ReadAllBytes(P("good.npy"))[..100]);
+
+        void Fails(string output, params string[] args)
+        {
+            int code = Run(args);
+            Assert.NotEqual(0, code);
+            Assert.False(File.Exists(output), $"{output} must not be written");
+            Assert.DoesNotContain("   at ", LastError); // no stack trace
+            Assert.True(Directory.GetFiles(_dir, "*.tmp").Length == 0 && Directory.GetFiles(_dir, ".*").Length == 0, "no temporary files left");
+        }
+
+        Fails(P("o1.npy"), "matmul", "--a", P("nan.npy"), "--b", P("good.npy"), "--bits", "4", "--out", P("o1.npy"));
+        Assert.Contains("NaN", LastError);
+        Fails(P("o2.npy"), "matmul", "--a", P("short.npy"), "--b", P("good.npy"), "--bits", "4", "--out", P("o2.npy"));
+        Assert.Contains("rows", LastError);
+        Fails(P("o3.npy"), "matmul", "--a", P("good.npy"), "--b", P("good.npy"), "--bits", "4", "--method", "nope", "--out", P("o3.npy"));
+        Assert.Contains("Unknown method", LastError);
+        Fails(P("o4.npy"), "matmul", "--a", P("good.npy"), "--b", P("good.npy"), "--bits", "12", "--out", P("o4.npy"));
+        Fails(P("o5.npy"), "dequantize", "--in", P("corrupt.gq"), "--out", P("o5.npy"));
+        Fails(P("o6.npy"), "dequantize", "--in", P("missing.gq"), "--out", P("o6.npy"));
+        Fails(P("o7.gq"), "quantize", "--in", P("trunc.npy"), "--bits", "4", "--out", P("o7.gq"));
+        Fails(P("o8.json"), "rd", "--rates", "0.1", "--json", P("o8.json"));
+        Fails(P("o9.json"), "rd", "--n", "0", "--json", P("o9.json"));
+        Fails(P("o10.gq"), "quantize", "--in", P("good.npy"), "--bits", "4", "--out", P("o10.gq"), "--method", "int", "--group", "0");
+    }
+}

@@ -1,0 +1,116 @@
+using Gosset.Llm.Evaluation;
+using Gosset.Llm.Inference;
+using Gosset.Llm.Loading;
+using Gosset.Llm.Tokenization;
+
+namespace Gosset.Tests.Llm;
+
+public sealed class LoaderTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("gosset-llm-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly int[] Prompt = [1, 403, 407, 261, 378];
+
+    [Fact]
+    public void SafetensorsInHfLayoutGivesTheSameLogits()
+    {
+        string hf = Path.Combine(_dir, "hf");
+        HuggingFaceLoader.Save(Stories.Weights, hf);
+        // The q/k rows on disk are in HF (rotate-half) order, so they differ from llama2.c's.
+        using (var st = new SafetensorsFile(Path.Combine(hf, "model.safetensors")))
+        {
+            var q = new float[64 * 64];
+            st.Read("model.layers.0.self_attn.q_proj.weight", q, 64, 64);
+            Assert.NotEqual(Stories.Weights.Wq[0], q);
+        }
+        var w = ModelLoader.LoadWeights(hf);
+        Assert.Equal(Stories.Weights.Config, w.Config);
+        float[] a = Stories.Model.ForwardWindow(Prompt);
+        float[] b = LlamaModel.FromWeights(w).ForwardWindow(Prompt);
+        Assert.Equal(a, b);
+    }
+
+    [Fact]
+    public void UnpermutedQkInHfFileWouldGiveDifferentLogits()
+    {
+        // Guards the test above: if the loader skipped the permutation, logits would change.
+        var w = Stories.Weights;
+        var q = (float[])w.Wq[0].Clone();
+        HuggingFaceLoader.Permute(q, w.Config.Heads, w.Config.HeadSize, w.Config.Dim);
+        var back = (float[])q.Clone();
+        HuggingFaceLoader.Unpermute(back, w.Config.Heads, w.Config.HeadSize, w.Config.Dim);
+        Assert.Equal(w.Wq[0], back);
+        Assert.NotEqual(w.Wq[0], q);
+    }
+
+    [Fact]
+    public void Bf16AndF16SafetensorsLoadCloseToFloat()
+    {
+        foreach (var dt in new[] { SafetensorsDType.F16, SafetensorsDType.BF16 })
+        {
+            string hf = Path.Combine(_dir, dt.ToString());
+            HuggingFaceLoader.Save(Stories.Weights, hf, dt);
+            var w = HuggingFaceLoader.Load(hf);
+            double tol = dt == SafetensorsDType.F16 ? 1e-3 : 1e-2;
+            for (int i = 0; i < w.Wq[1].Length; i++)
+                Assert.True(Math.Abs(w.Wq[1][i] - Stories.Weights.Wq[1][i]) <= tol * Math.Max(1, Math.Abs(Stories.Weights.Wq[1][i])));
+            var r = Evaluator.Evaluate(LlamaModel.FromWeights(w), Stories.ValTokens, 128, 2, Stories.Model);
+            Assert.True(r.Kl < (dt == SafetensorsDType.F16 ? 1e-4 : 1e-2), $"{dt} KL {r.Kl}");
+        }
+    }
+
+    [Fact]
+    public void TruncatedCheckpointIsRejected()
+    {
+        string p = Path.Combine(_dir, "trunc.bin");
+        File.WriteAllBytes(p, File.ReadAllBytes(Stories.ModelPath).AsSpan(0, 100_000).ToArray());
+        var e = Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(p));
+        Assert.Contains("truncated", e.Message);
+        string v1 = Path.Combine(_dir, "trunc_v1.bin");
+        File.WriteAllBytes(v1, File.ReadAllBytes(Stories.V1Path).AsSpan(0, 500_000).ToArray());
+        Assert.Contains("truncated", Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(v1)).Message);
+    }
+
+    [Fact]
+    public void GarbageAndUnknownFilesAreRejected()
+    {
+        string p = Path.Combine(_dir, "garbage.bin");
+        File.WriteAllBytes(p, Enumerable.Range(0, 4000).Select(i => (byte)(i * 37)).ToArray());
+        Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(p));
+        string v2 = Path.Combine(_dir, "v2.bin");
+        var b = File.ReadAllBytes(Stories.V1Path);
+        b[4] = 2;
+        File.WriteAllBytes(v2, b);
+        Assert.Contains("version 2", Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(v2)).Message);
+        string nan = Path.Combine(_dir, "nan.bin");
+        var c = File.ReadAllBytes(Stories.ModelPath);
+        BitConverter.TryWriteBytes(c.AsSpan(28 + 4 * 1000), float.NaN);
+        File.WriteAllBytes(nan, c);
+        Assert.Contains("NaN", Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(nan)).Message);
+        Assert.Throws<FileNotFoundException>(() => ModelLoader.LoadWeights(Path.Combine(_dir, "missing.bin")));
+        string badSt = Path.Combine(_dir, "badhf");
+        HuggingFaceLoader.Save(Stories.Weights, badSt);
+        string stPath = Path.Combine(badSt, "model.safetensors");
+        File.WriteAllBytes(stPath, File.ReadAllBytes(stPath).AsSpan(0, 200_000).ToArray());
+        Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(badSt));
+    }
+
+    [Fact]
+    public void TokenizerModelMismatchIsRejected()
+    {
+        var e = Assert.ThrowsAny<GossetException>(() => Llama2cTokenizer.Load(Stories.TokenizerPath, 32000));
+        Assert.Contains("do not match", e.Message);
+        Assert.ThrowsAny<GossetException>(() => Llama2cTokenizer.Load(Stories.TokenizerPath, 256));
+    }
+
+    [Fact]
+    public void EmptyTextAndTooLongContextAreRejected()
+    {
+        int[] empty = Stories.Tokenizer.Encode("", bos: true, eos: false);
+        Assert.Contains("empty", Assert.Throws<GossetException>(() => Evaluator.Evaluate(Stories.Model, empty, 512, 1)).Message);
+        Assert.Contains("seq_len", Assert.Throws<GossetException>(() => Evaluator.Evaluate(Stories.Model, Stories.ValTokens, 1024, 1)).Message);
+        Assert.Throws<GossetException>(() => Stories.Model.CreateCache(513));
+    }
+}
