@@ -139,15 +139,32 @@ public sealed class PackedE8Matrix
 
     /// <summary>
     /// Y = Ŵ·X for a small batch: x is [batch][cols] row-major (one activation vector per row),
-    /// y is [batch][rows]. Codes are decoded once per block and applied to every vector of the batch.
+    /// y is [batch][rows]. Codes are decoded once per block and applied to every vector of the batch
+    /// (batches above 16 run in slices of 16).
     /// </summary>
+    /// <param name="x">Activations [batch][cols].</param>
+    /// <param name="y">Outputs [batch][rows].</param>
+    /// <param name="batch">Number of activation vectors.</param>
+    /// <param name="mode">fp32 activations (exact) or quantized activations (W4A8, W4A4).</param>
+    /// <param name="isa">Kernel level (default: the best supported).</param>
+    /// <param name="threads">Threads (0: all cores; 1: the calling thread only).</param>
     public void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode mode = ActivationMode.Float32, KernelIsa? isa = null, int threads = 0)
     {
         var k = isa ?? KernelSupport.Best;
         KernelSupport.Require(k);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
-        if (batch > E8Kernels.MaxBatch) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"Batch must be at most {E8Kernels.MaxBatch}; split larger batches.");
         if (y.Length < batch * Rows) throw new ArgumentException($"y holds {y.Length} values, expected batch·rows = {batch * Rows}.", nameof(y));
+        if (x.Length < batch * Cols) throw new ArgumentException($"x holds {x.Length} values, expected batch·cols = {batch * Cols}.", nameof(x));
+        if (batch > E8Kernels.MaxBatch)
+        {
+            // Larger batches run as slices of at most MaxBatch activation vectors.
+            for (int b0 = 0; b0 < batch; b0 += E8Kernels.MaxBatch)
+            {
+                int nb = Math.Min(E8Kernels.MaxBatch, batch - b0);
+                Multiply(x.Slice(b0 * Cols, nb * Cols), y.Slice(b0 * Rows, nb * Rows), nb, mode, k, threads);
+            }
+            return;
+        }
         using var act = new E8Activations(x, batch, Cols, PaddedCols, mode);
         float[] yBuf = System.Buffers.ArrayPool<float>.Shared.Rent(batch * Rows);
         try

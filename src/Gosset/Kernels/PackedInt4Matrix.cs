@@ -120,8 +120,18 @@ public sealed class PackedInt4Matrix
         var k = isa ?? KernelSupport.Best;
         KernelSupport.Require(k);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
-        if (batch > E8Kernels.MaxBatch) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"Batch must be at most {E8Kernels.MaxBatch}.");
         if (y.Length < batch * Rows) throw new ArgumentException($"y holds {y.Length} values, expected batch·rows = {batch * Rows}.", nameof(y));
+        if (x.Length < batch * Cols) throw new ArgumentException($"x holds {x.Length} values, expected batch·cols = {batch * Cols}.", nameof(x));
+        if (batch > E8Kernels.MaxBatch)
+        {
+            // Larger batches run as slices of at most MaxBatch activation vectors.
+            for (int b0 = 0; b0 < batch; b0 += E8Kernels.MaxBatch)
+            {
+                int nb = Math.Min(E8Kernels.MaxBatch, batch - b0);
+                Multiply(x.Slice(b0 * Cols, nb * Cols), y.Slice(b0 * Rows, nb * Rows), nb, mode, k, threads);
+            }
+            return;
+        }
         using var act = new E8Activations(x, batch, Cols, PaddedCols, mode);
         float[] yBuf = System.Buffers.ArrayPool<float>.Shared.Rent(batch * Rows);
         try

@@ -199,3 +199,28 @@ public class E8BoxEncoderTests
         Assert.Equal(a, b);
     }
 }
+
+public class LargeBatchTests
+{
+    [Fact]
+    public void BatchesAbove16RunInSlices()
+    {
+        int rows = 20, cols = 256, batch = 37;
+        var w = E8BoxKernelTests.Gaussian(rows * cols, 1, 0.1f);
+        var x = E8BoxKernelTests.Gaussian(batch * cols, 2);
+        var m = PackedE8Matrix.Quantize(w, rows, cols);
+        var i4 = PackedInt4Matrix.Quantize(w, rows, cols);
+        var y = new float[batch * rows];
+        var y1 = new float[rows];
+        var z = new float[batch * rows];
+        m.Multiply(x, y, batch);
+        i4.Multiply(x, z, batch);
+        for (int c = 0; c < batch; c++)
+        {
+            m.Multiply(x.AsSpan(c * cols, cols), y1);
+            for (int r = 0; r < rows; r++) Assert.Equal(y1[r], y[c * rows + r], 4);
+            i4.Multiply(x.AsSpan(c * cols, cols), y1);
+            for (int r = 0; r < rows; r++) Assert.Equal(y1[r], z[c * rows + r], 4);
+        }
+    }
+}
