@@ -11,9 +11,9 @@ namespace Gosset.Kernels;
 /// <remarks>
 /// Layouts (Cp = padded columns, a multiple of 128; nb = Cp / 8 blocks):
 /// <list type="bullet">
-/// <item>fp32: <c>X2[c·Cp + 32m + l] = 2·x[32m + 2l]</c>, <c>X2[c·Cp + 32m + 16 + l] = 2·x[32m + 2l + 1]</c>
-/// (l &lt; 16): byte j of the nibbles holds entries 2j (low) and 2j + 1 (high), and a zero-extended
-/// 16-byte chunk lines up with these 16 + 16 values. <c>Nx[b] = −16·Xb</c>, <c>Cf[b] = Xb − 2·x₈ᵦ</c>
+/// <item>fp32: <c>X2[c·Cp + 128g + 16j + l] = 2·x[128g + 8l + j]</c> (j &lt; 8, l &lt; 16): each group's
+/// 16 × 8 block matrix transposed, so that lane l of a vector is block l and nibble j of the
+/// blocks' words lines up with entry j. <c>Nx[b] = −16·Xb</c>, <c>Cf[b] = Xb − 2·x₈ᵦ</c>
 /// with Xb the block sum.</item>
 /// <item>int8: <c>Q[c·Cp + 128g + l] = q[128g + 2l]</c>, <c>Q[c·Cp + 128g + 64 + l] = q[128g + 2l + 1]</c>
 /// (l &lt; 64), so that 4-byte lanes of the masked nibbles are blocks. <c>Init[b] = −8·Qb</c>,
@@ -54,12 +54,10 @@ internal sealed class E8Activations : IDisposable
         {
             var xo = Xo.AsSpan(c * cp, cp);
             var x2 = X2.AsSpan(c * cp, cp);
-            for (int m = 0; m < cp; m += 32)
-                for (int l = 0; l < 16; l++)
-                {
-                    x2[m + l] = 2f * xo[m + 2 * l];
-                    x2[m + 16 + l] = 2f * xo[m + 2 * l + 1];
-                }
+            for (int g = 0; g < cp; g += 128)
+                for (int j = 0; j < 8; j++)
+                    for (int l = 0; l < 16; l++)
+                        x2[g + 16 * j + l] = 2f * xo[g + 8 * l + j];
             for (int b = 0; b < nb; b++)
             {
                 var blk = xo.Slice(8 * b, 8);

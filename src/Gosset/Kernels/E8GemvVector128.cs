@@ -28,9 +28,8 @@ internal static unsafe class E8GemvVector128
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector128<float>* acc = stackalloc Vector128<float>[batch];
-        float* accS = stackalloc float[batch];
-        float* sB = stackalloc float[16];
-        var fifteen = Vector128.Create(15);
+        float* sBa = stackalloc float[16];
+        var fifteen = Vector128.Create(15u);
         fixed (byte* nib0 = m.Nibbles)
         fixed (uint* sw0 = m.ScaleWords)
         fixed (float* x20 = a.X2, nx0 = a.Nx, cf0 = a.Cf, tab = m.HalfTable16)
@@ -39,40 +38,43 @@ internal static unsafe class E8GemvVector128
             {
                 byte* nib = nib0 + (long)r * rowBytes;
                 uint* sw = sw0 + (long)r * groups;
-                for (int c = 0; c < batch; c++) { acc[c] = Vector128<float>.Zero; accS[c] = 0f; }
+                for (int c = 0; c < batch; c++) acc[c] = Vector128<float>.Zero;
                 for (int g = g0; g < g1; g++)
                 {
-                    byte* p = nib + 64 * g;
                     uint word = sw[g];
-                    for (int j = 0; j < 16; j++) sB[j] = tab[(word >> (2 * j)) & 3];
-                    for (int k = 0; k < 4; k++)
+                    for (int j = 0; j < 16; j++) sBa[j] = tab[(word >> (2 * j)) & 3];
+                    for (int h = 0; h < 4; h++) // blocks 4h..4h+3 in lanes 0..3
                     {
-                        for (int h = 0; h < 4; h++) // block 4k + h: bytes 16k + 4h .. + 3
-                        {
-                            var w = Widen4(p + 16 * k + 4 * h);
-                            var lo = Vector128.ConvertToSingle(w & fifteen);
-                            var hi = Vector128.ConvertToSingle(w >>> 4);
-                            var sc = Vector128.Create(sB[4 * k + h]);
-                            for (int c = 0; c < batch; c++)
-                            {
-                                float* x = x20 + (long)c * cp + 128 * g + 32 * k + 4 * h;
-                                var s = Vector128.FusedMultiplyAdd(hi, Vector128.Load(x + 16), lo * Vector128.Load(x));
-                                acc[c] = Vector128.FusedMultiplyAdd(s, sc, acc[c]);
-                            }
-                        }
-                    }
-                    for (int j = 0; j < 16; j++)
-                    {
-                        int par = E8BoxCode.Parity(((uint*)p)[j]);
+                        var wv = Vector128.Load((uint*)(nib + 64 * g + 16 * h));
+                        var sB = Vector128.Load(sBa + 4 * h);
+                        var pm = (((wv & Vector128.Create(0x11111111u)) * 0x11111111u) << 3).AsInt32() >> 31;
+                        var d0 = Vector128.ConvertToSingle((wv & fifteen).AsInt32());
+                        var d1 = Vector128.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
+                        var d2 = Vector128.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
+                        var d3 = Vector128.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
+                        var d4 = Vector128.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
+                        var d5 = Vector128.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
+                        var d6 = Vector128.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
+                        var d7 = Vector128.ConvertToSingle((wv >>> 28).AsInt32());
                         for (int c = 0; c < batch; c++)
                         {
-                            long bo = (long)c * nb + 16 * g + j;
-                            accS[c] += sB[j] * (par != 0 ? nx0[bo] + cf0[bo] : nx0[bo]);
+                            float* x = x20 + (long)c * cp + 128 * g + 4 * h;
+                            var s = d0 * Vector128.Load(x);
+                            var t = d1 * Vector128.Load(x + 16);
+                            s = Vector128.FusedMultiplyAdd(d2, Vector128.Load(x + 32), s);
+                            t = Vector128.FusedMultiplyAdd(d3, Vector128.Load(x + 48), t);
+                            s = Vector128.FusedMultiplyAdd(d4, Vector128.Load(x + 64), s);
+                            t = Vector128.FusedMultiplyAdd(d5, Vector128.Load(x + 80), t);
+                            s = Vector128.FusedMultiplyAdd(d6, Vector128.Load(x + 96), s);
+                            t = Vector128.FusedMultiplyAdd(d7, Vector128.Load(x + 112), t);
+                            long bo = (long)c * nb + 16 * g + 4 * h;
+                            var bt = Vector128.Load(nx0 + bo) + (Vector128.Load(cf0 + bo).AsInt32() & pm).AsSingle();
+                            acc[c] = Vector128.FusedMultiplyAdd((s + t) + bt, sB, acc[c]);
                         }
                     }
                 }
                 float rs = m.RowScales[r];
-                for (int c = 0; c < batch; c++) y[c * rows + r] += rs * (Vector128.Sum(acc[c]) + accS[c]);
+                for (int c = 0; c < batch; c++) y[c * rows + r] += rs * Vector128.Sum(acc[c]);
             }
         }
     }

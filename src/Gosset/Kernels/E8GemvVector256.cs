@@ -53,8 +53,7 @@ internal static unsafe class E8GemvVector256
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector256<float>* acc = stackalloc Vector256<float>[batch];
-        var li = Vector256.Create(0, 0, 0, 0, 1, 1, 1, 1);
-        var fifteen = Vector256.Create(15);
+        var fifteen = Vector256.Create(15u);
         fixed (byte* nib0 = m.Nibbles)
         fixed (uint* sw0 = m.ScaleWords)
         fixed (float* x20 = a.X2, nx0 = a.Nx, cf0 = a.Cf, tab = m.HalfTable16)
@@ -67,37 +66,33 @@ internal static unsafe class E8GemvVector256
                 for (int c = 0; c < batch; c++) acc[c] = Vector256<float>.Zero;
                 for (int g = g0; g < g1; g++)
                 {
-                    for (int h = 0; h < 2; h++) // half group: blocks 8h..8h+7, bytes 32h..32h+31
+                    for (int h = 0; h < 2; h++) // half group: blocks 8h..8h+7 in lanes 0..7
                     {
-                        byte* p = nib + 64 * g + 32 * h;
+                        var wv = Vector256.Load((uint*)(nib + 64 * g + 32 * h));
                         var sB = BlockScales(table, sw[g] >> (16 * h));
-                        var pm = ParityMask(Vector256.Load((uint*)p));
-                        var w0 = Avx2.ConvertToVector256Int32(p);
-                        var w1 = Avx2.ConvertToVector256Int32(p + 8);
-                        var w2 = Avx2.ConvertToVector256Int32(p + 16);
-                        var w3 = Avx2.ConvertToVector256Int32(p + 24);
-                        var lo0 = Vector256.ConvertToSingle(w0 & fifteen); var hi0 = Vector256.ConvertToSingle(w0 >>> 4);
-                        var lo1 = Vector256.ConvertToSingle(w1 & fifteen); var hi1 = Vector256.ConvertToSingle(w1 >>> 4);
-                        var lo2 = Vector256.ConvertToSingle(w2 & fifteen); var hi2 = Vector256.ConvertToSingle(w2 >>> 4);
-                        var lo3 = Vector256.ConvertToSingle(w3 & fifteen); var hi3 = Vector256.ConvertToSingle(w3 >>> 4);
-                        var sc0 = Avx2.PermuteVar8x32(sB, li); lo0 *= sc0; hi0 *= sc0;
-                        var sc1 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(2)); lo1 *= sc1; hi1 *= sc1;
-                        var sc2 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(4)); lo2 *= sc2; hi2 *= sc2;
-                        var sc3 = Avx2.PermuteVar8x32(sB, li + Vector256.Create(6)); lo3 *= sc3; hi3 *= sc3;
+                        var pm = ParityMask(wv);
+                        var d0 = Vector256.ConvertToSingle((wv & fifteen).AsInt32());
+                        var d1 = Vector256.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
+                        var d2 = Vector256.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
+                        var d3 = Vector256.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
+                        var d4 = Vector256.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
+                        var d5 = Vector256.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
+                        var d6 = Vector256.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
+                        var d7 = Vector256.ConvertToSingle((wv >>> 28).AsInt32());
                         for (int c = 0; c < batch; c++)
                         {
-                            // chunk k = 2h (+1): x offsets 64h + {0, 8} (lo), +16 (hi); next chunk +32.
-                            float* x = x20 + (long)c * cp + 128 * g + 64 * h;
-                            var sum = Vector256.FusedMultiplyAdd(hi0, Vector256.Load(x + 16), lo0 * Vector256.Load(x));
-                            var s2 = Vector256.FusedMultiplyAdd(hi1, Vector256.Load(x + 24), lo1 * Vector256.Load(x + 8));
-                            sum = Vector256.FusedMultiplyAdd(lo2, Vector256.Load(x + 32), sum);
-                            s2 = Vector256.FusedMultiplyAdd(hi2, Vector256.Load(x + 48), s2);
-                            sum = Vector256.FusedMultiplyAdd(lo3, Vector256.Load(x + 40), sum);
-                            s2 = Vector256.FusedMultiplyAdd(hi3, Vector256.Load(x + 56), s2);
-                            sum += s2;
+                            float* x = x20 + (long)c * cp + 128 * g + 8 * h;
+                            var s = d0 * Vector256.Load(x);
+                            var t = d1 * Vector256.Load(x + 16);
+                            s = Vector256.FusedMultiplyAdd(d2, Vector256.Load(x + 32), s);
+                            t = Vector256.FusedMultiplyAdd(d3, Vector256.Load(x + 48), t);
+                            s = Vector256.FusedMultiplyAdd(d4, Vector256.Load(x + 64), s);
+                            t = Vector256.FusedMultiplyAdd(d5, Vector256.Load(x + 80), t);
+                            s = Vector256.FusedMultiplyAdd(d6, Vector256.Load(x + 96), s);
+                            t = Vector256.FusedMultiplyAdd(d7, Vector256.Load(x + 112), t);
                             long bo = (long)c * nb + 16 * g + 8 * h;
                             var bt = Vector256.Load(nx0 + bo) + (Vector256.Load(cf0 + bo).AsInt32() & pm).AsSingle();
-                            acc[c] += Vector256.FusedMultiplyAdd(bt, sB, sum);
+                            acc[c] = Vector256.FusedMultiplyAdd((s + t) + bt, sB, acc[c]);
                         }
                     }
                 }

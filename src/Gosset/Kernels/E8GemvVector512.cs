@@ -23,7 +23,11 @@ internal static unsafe class E8GemvVector512
 
     public static void Gemv(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        if (a.Mode == ActivationMode.Float32) GemvFloat(m, a, r0, r1, g0, g1, y);
+        if (a.Mode == ActivationMode.Float32)
+        {
+            if (a.Batch == 1) GemvFloat1(m, a, r0, r1, g0, g1, y); else GemvFloat(m, a, r0, r1, g0, g1, y);
+        }
+        else if (a.Batch == 1) GemvInt1(m, a, r0, r1, g0, g1, y);
         else GemvInt(m, a, r0, r1, g0, g1, y);
     }
 
@@ -36,16 +40,98 @@ internal static unsafe class E8GemvVector512
     private static Vector512<int> ParityMask(Vector512<uint> words)
         => (((words & Vector512.Create(0x11111111u)) * 0x11111111u) << 3).AsInt32() >> 31;
 
+    // Batch 1: accumulators stay in registers. Lane L of every vector is block L of the group
+    // (X2 is transposed to match), so the block scales multiply one block-sum vector per group.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvFloat1(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
+    {
+        int groups = m.Groups, rowBytes = m.RowBytes;
+        var fifteen = Vector512.Create(15u);
+        fixed (byte* nib0 = m.Nibbles)
+        fixed (uint* sw0 = m.ScaleWords)
+        fixed (float* x20 = a.X2, nx0 = a.Nx, cf0 = a.Cf, tab = m.HalfTable16)
+        {
+            var table = Vector512.Load(tab);
+            for (int r = r0; r < r1; r++)
+            {
+                byte* nib = nib0 + (long)r * rowBytes;
+                uint* sw = sw0 + (long)r * groups;
+                var a0 = Vector512<float>.Zero; var a1 = a0;
+                for (int g = g0; g < g1; g++)
+                {
+                    var wv = Vector512.Load((uint*)(nib + 64 * g));
+                    float* x = x20 + 128 * g;
+                    var s = Vector512.ConvertToSingle((wv & fifteen).AsInt32()) * Vector512.Load(x);
+                    var t = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32()) * Vector512.Load(x + 16);
+                    s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32()), Vector512.Load(x + 32), s);
+                    t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32()), Vector512.Load(x + 48), t);
+                    s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32()), Vector512.Load(x + 64), s);
+                    t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32()), Vector512.Load(x + 80), t);
+                    s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32()), Vector512.Load(x + 96), s);
+                    t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle((wv >>> 28).AsInt32()), Vector512.Load(x + 112), t);
+                    var bt = Vector512.Load(nx0 + 16 * g) + (Vector512.Load(cf0 + 16 * g).AsInt32() & ParityMask(wv)).AsSingle();
+                    var f = (s + t) + bt;
+                    var sB = BlockScales(table, sw[g]);
+                    if ((g & 1) == 0) a0 = Vector512.FusedMultiplyAdd(f, sB, a0); else a1 = Vector512.FusedMultiplyAdd(f, sB, a1);
+                }
+                y[r] += m.RowScales[r] * Vector512.Sum(a0 + a1);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvInt1(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
+    {
+        int groups = m.Groups, rowBytes = m.RowBytes;
+        var low = Vector512.Create((byte)15);
+        var ones = Vector512.Create((short)1);
+        fixed (byte* nib0 = m.Nibbles)
+        fixed (uint* sw0 = m.ScaleWords)
+        fixed (sbyte* q0 = a.Q)
+        fixed (int* init0 = a.Init, ci0 = a.Ci)
+        fixed (float* sig0 = a.Sig, tab = m.HalfTable16)
+        {
+            var table = Vector512.Load(tab);
+            for (int r = r0; r < r1; r++)
+            {
+                byte* nib = nib0 + (long)r * rowBytes;
+                uint* sw = sw0 + (long)r * groups;
+                var a0 = Vector512<float>.Zero; var a1 = a0;
+                int g = g0;
+                for (; g + 1 < g1; g += 2)
+                {
+                    a0 = Vector512.FusedMultiplyAdd(IntGroup(nib + 64 * g, q0 + 128 * g, init0 + 16 * g, ci0 + 16 * g, low, ones),
+                        BlockScales(table, sw[g]) * Vector512.Load(sig0 + 16 * g), a0);
+                    int h = g + 1;
+                    a1 = Vector512.FusedMultiplyAdd(IntGroup(nib + 64 * h, q0 + 128 * h, init0 + 16 * h, ci0 + 16 * h, low, ones),
+                        BlockScales(table, sw[h]) * Vector512.Load(sig0 + 16 * h), a1);
+                }
+                if (g < g1)
+                    a0 = Vector512.FusedMultiplyAdd(IntGroup(nib + 64 * g, q0 + 128 * g, init0 + 16 * g, ci0 + 16 * g, low, ones),
+                        BlockScales(table, sw[g]) * Vector512.Load(sig0 + 16 * g), a0);
+                y[r] += m.RowScales[r] * Vector512.Sum(a0 + a1);
+            }
+        }
+    }
+
+    // Σ vᵢqᵢ of 16 blocks as floats: 2(Σuq − 8Q) + p·C.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> IntGroup(byte* p, sbyte* q, int* init, int* ci, Vector512<byte> low, Vector512<short> ones)
+    {
+        var bytes = Vector512.Load(p);
+        var lo = bytes & low;
+        var hi = (bytes.AsUInt16() >>> 4).AsByte() & low;
+        var s16 = Avx512BW.MultiplyAddAdjacent(lo, Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi, Vector512.Load(q + 64));
+        var t = Avx512BW.MultiplyAddAdjacent(s16, ones) + Vector512.Load(init);
+        return Vector512.ConvertToSingle(t + t + (Vector512.Load(ci) & ParityMask(bytes.AsUInt32())));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
         int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
-        var li0 = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-        var li1 = li0 + Vector512.Create(4);
-        var li2 = li0 + Vector512.Create(8);
-        var li3 = li0 + Vector512.Create(12);
-        var fifteen = Vector512.Create(15);
+        var fifteen = Vector512.Create(15u);
         fixed (byte* nib0 = m.Nibbles)
         fixed (uint* sw0 = m.ScaleWords)
         fixed (float* x20 = a.X2, nx0 = a.Nx, cf0 = a.Cf, tab = m.HalfTable16)
@@ -58,36 +144,32 @@ internal static unsafe class E8GemvVector512
                 for (int c = 0; c < batch; c++) acc[c] = Vector512<float>.Zero;
                 for (int g = g0; g < g1; g++)
                 {
-                    byte* p = nib + 64 * g;
+                    var wv = Vector512.Load((uint*)(nib + 64 * g));
                     var sB = BlockScales(table, sw[g]);
-                    var pm = ParityMask(Vector512.Load((uint*)p));
-                    // 4 chunks of 16 bytes = 32 weights: low nibbles are even entries, high nibbles odd.
-                    var w0 = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
-                    var w1 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 16));
-                    var w2 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 32));
-                    var w3 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 48));
-                    var lo0 = Vector512.ConvertToSingle(w0 & fifteen); var hi0 = Vector512.ConvertToSingle(w0 >>> 4);
-                    var lo1 = Vector512.ConvertToSingle(w1 & fifteen); var hi1 = Vector512.ConvertToSingle(w1 >>> 4);
-                    var lo2 = Vector512.ConvertToSingle(w2 & fifteen); var hi2 = Vector512.ConvertToSingle(w2 >>> 4);
-                    var lo3 = Vector512.ConvertToSingle(w3 & fifteen); var hi3 = Vector512.ConvertToSingle(w3 >>> 4);
-                    // Block scales applied to the decoded weights once, shared by the whole batch.
-                    var sc0 = Avx512F.PermuteVar16x32(sB, li0); lo0 *= sc0; hi0 *= sc0;
-                    var sc1 = Avx512F.PermuteVar16x32(sB, li1); lo1 *= sc1; hi1 *= sc1;
-                    var sc2 = Avx512F.PermuteVar16x32(sB, li2); lo2 *= sc2; hi2 *= sc2;
-                    var sc3 = Avx512F.PermuteVar16x32(sB, li3); lo3 *= sc3; hi3 *= sc3;
+                    var pm = ParityMask(wv);
+                    // Entry j of every block: nibble j of the block's word (lane L = block L).
+                    var d0 = Vector512.ConvertToSingle((wv & fifteen).AsInt32());
+                    var d1 = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
+                    var d2 = Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
+                    var d3 = Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
+                    var d4 = Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
+                    var d5 = Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
+                    var d6 = Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
+                    var d7 = Vector512.ConvertToSingle((wv >>> 28).AsInt32());
                     for (int c = 0; c < batch; c++)
                     {
                         float* x = x20 + (long)c * cp + 128 * g;
-                        var sum = Vector512.FusedMultiplyAdd(hi0, Vector512.Load(x + 16), lo0 * Vector512.Load(x));
-                        var s2 = Vector512.FusedMultiplyAdd(hi1, Vector512.Load(x + 48), lo1 * Vector512.Load(x + 32));
-                        sum = Vector512.FusedMultiplyAdd(lo2, Vector512.Load(x + 64), sum);
-                        s2 = Vector512.FusedMultiplyAdd(hi2, Vector512.Load(x + 80), s2);
-                        sum = Vector512.FusedMultiplyAdd(lo3, Vector512.Load(x + 96), sum);
-                        s2 = Vector512.FusedMultiplyAdd(hi3, Vector512.Load(x + 112), s2);
-                        sum += s2;
+                        var s = d0 * Vector512.Load(x);
+                        var t = d1 * Vector512.Load(x + 16);
+                        s = Vector512.FusedMultiplyAdd(d2, Vector512.Load(x + 32), s);
+                        t = Vector512.FusedMultiplyAdd(d3, Vector512.Load(x + 48), t);
+                        s = Vector512.FusedMultiplyAdd(d4, Vector512.Load(x + 64), s);
+                        t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
+                        s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
+                        t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
                         long bo = (long)c * nb + 16 * g;
                         var bt = Vector512.Load(nx0 + bo) + (Vector512.Load(cf0 + bo).AsInt32() & pm).AsSingle();
-                        acc[c] += Vector512.FusedMultiplyAdd(bt, sB, sum);
+                        acc[c] = Vector512.FusedMultiplyAdd((s + t) + bt, sB, acc[c]);
                     }
                 }
                 float rs = m.RowScales[r];

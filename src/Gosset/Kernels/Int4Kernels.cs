@@ -18,7 +18,9 @@ internal static unsafe class Int4Kernels
         switch (isa)
         {
             case KernelIsa.Vector512:
-                if (a.Mode == ActivationMode.Float32) Float512(m, a, r0, r1, g0, g1, y); else Int512(m, a, r0, r1, g0, g1, y);
+                if (a.Mode == ActivationMode.Float32) { if (a.Batch == 1) Float512B1(m, a, r0, r1, g0, g1, y); else Float512(m, a, r0, r1, g0, g1, y); }
+                else if (a.Batch == 1) Int512B1(m, a, r0, r1, g0, g1, y);
+                else Int512(m, a, r0, r1, g0, g1, y);
                 break;
             case KernelIsa.Vector256:
                 if (a.Mode == ActivationMode.Float32) Float256(m, a, r0, r1, g0, g1, y);
@@ -72,13 +74,93 @@ internal static unsafe class Int4Kernels
         return (f & ~Vector128.Equals(bits, Vector128<uint>.Zero)).AsSingle();
     }
 
+    // Batch 1: register accumulators; lane L = block L of the group as in the E8 kernels.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Float512B1(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
+    {
+        int rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
+        var expand = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        var fifteen = Vector512.Create(15u);
+        var half = Vector512.Create(0.5f);
+        fixed (byte* nib0 = m.Nibbles)
+        fixed (ushort* sc0 = m.Scales)
+        fixed (float* x20 = a.X2, nx0 = a.Nx)
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                byte* nib = nib0 + (long)r * rowBytes;
+                var a0 = Vector512<float>.Zero; var a1 = a0;
+                for (int g = g0; g < g1; g++)
+                {
+                    var wv = Vector512.Load((uint*)(nib + 64 * g));
+                    float* x = x20 + 128 * g;
+                    var d0 = Vector512.ConvertToSingle((wv & fifteen).AsInt32());
+                    var d1 = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
+                    var d2 = Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
+                    var d3 = Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
+                    var d4 = Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
+                    var d5 = Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
+                    var d6 = Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
+                    var d7 = Vector512.ConvertToSingle((wv >>> 28).AsInt32());
+                    var s = d0 * Vector512.Load(x);
+                    var t = d1 * Vector512.Load(x + 16);
+                    s = Vector512.FusedMultiplyAdd(d2, Vector512.Load(x + 32), s);
+                    t = Vector512.FusedMultiplyAdd(d3, Vector512.Load(x + 48), t);
+                    s = Vector512.FusedMultiplyAdd(d4, Vector512.Load(x + 64), s);
+                    t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
+                    s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
+                    t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
+                    var sBd = Avx512F.PermuteVar16x32(HalfToSingle(sc0 + (long)r * gpr + 4 * g).ToVector256Unsafe().ToVector512Unsafe(), expand) * half;
+                    var f = (s + t) + Vector512.Load(nx0 + 16 * g);
+                    if ((g & 1) == 0) a0 = Vector512.FusedMultiplyAdd(f, sBd, a0); else a1 = Vector512.FusedMultiplyAdd(f, sBd, a1);
+                }
+                y[r] += Vector512.Sum(a0 + a1);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Int512B1(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
+    {
+        int rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
+        var expand = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        var low = Vector512.Create((byte)15);
+        var ones = Vector512.Create((short)1);
+        fixed (byte* nib0 = m.Nibbles)
+        fixed (ushort* sc0 = m.Scales)
+        fixed (sbyte* q0 = a.Q)
+        fixed (int* init0 = a.Init)
+        fixed (float* sig0 = a.Sig)
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                byte* nib = nib0 + (long)r * rowBytes;
+                var a0 = Vector512<float>.Zero; var a1 = a0;
+                for (int g = g0; g < g1; g++)
+                {
+                    byte* p = nib + 64 * g;
+                    sbyte* q = q0 + 128 * g;
+                    var sB = Avx512F.PermuteVar16x32(HalfToSingle(sc0 + (long)r * gpr + 4 * g).ToVector256Unsafe().ToVector512Unsafe(), expand);
+                    var bytes = Vector512.Load(p);
+                    var lo = bytes & low;
+                    var hi = (bytes.AsUInt16() >>> 4).AsByte() & low;
+                    var s16 = Avx512BW.MultiplyAddAdjacent(lo, Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi, Vector512.Load(q + 64));
+                    var t = Avx512BW.MultiplyAddAdjacent(s16, ones) + Vector512.Load(init0 + 16 * g);
+                    var f = Vector512.ConvertToSingle(t) * (sB * Vector512.Load(sig0 + 16 * g));
+                    if ((g & 1) == 0) a0 += f; else a1 += f;
+                }
+                y[r] += Vector512.Sum(a0 + a1);
+            }
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Float512(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        int groups = m.PaddedCols / 128, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
+        int cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
         var expand = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-        var fifteen = Vector512.Create(15);
+        var fifteen = Vector512.Create(15u);
         var half = Vector512.Create(0.5f);
         fixed (byte* nib0 = m.Nibbles)
         fixed (ushort* sc0 = m.Scales)
@@ -90,28 +172,28 @@ internal static unsafe class Int4Kernels
                 for (int c = 0; c < batch; c++) acc[c] = Vector512<float>.Zero;
                 for (int g = g0; g < g1; g++)
                 {
-                    byte* p = nib + 64 * g;
+                    var wv = Vector512.Load((uint*)(nib + 64 * g));
                     var sBd = Avx512F.PermuteVar16x32(HalfToSingle(sc0 + (long)r * gpr + 4 * g).ToVector256Unsafe().ToVector512Unsafe(), expand) * half;
-                    var w0 = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
-                    var w1 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 16));
-                    var w2 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 32));
-                    var w3 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 48));
-                    var lo0 = Vector512.ConvertToSingle(w0 & fifteen); var hi0 = Vector512.ConvertToSingle(w0 >>> 4);
-                    var lo1 = Vector512.ConvertToSingle(w1 & fifteen); var hi1 = Vector512.ConvertToSingle(w1 >>> 4);
-                    var lo2 = Vector512.ConvertToSingle(w2 & fifteen); var hi2 = Vector512.ConvertToSingle(w2 >>> 4);
-                    var lo3 = Vector512.ConvertToSingle(w3 & fifteen); var hi3 = Vector512.ConvertToSingle(w3 >>> 4);
-                    var d0 = Vector512.Create(sBd.GetElement(0)); var d1 = Vector512.Create(sBd.GetElement(4));
-                    var d2 = Vector512.Create(sBd.GetElement(8)); var d3 = Vector512.Create(sBd.GetElement(12));
+                    var d0 = Vector512.ConvertToSingle((wv & fifteen).AsInt32());
+                    var d1 = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
+                    var d2 = Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
+                    var d3 = Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
+                    var d4 = Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
+                    var d5 = Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
+                    var d6 = Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
+                    var d7 = Vector512.ConvertToSingle((wv >>> 28).AsInt32());
                     for (int c = 0; c < batch; c++)
                     {
                         float* x = x20 + (long)c * cp + 128 * g;
-                        long bo = (long)c * nb + 16 * g;
-                        var sum = Vector512.Load(nx0 + bo) * sBd;
-                        sum = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(hi0, Vector512.Load(x + 16), lo0 * Vector512.Load(x)), d0, sum);
-                        sum = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(hi1, Vector512.Load(x + 48), lo1 * Vector512.Load(x + 32)), d1, sum);
-                        sum = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(hi2, Vector512.Load(x + 80), lo2 * Vector512.Load(x + 64)), d2, sum);
-                        sum = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(hi3, Vector512.Load(x + 112), lo3 * Vector512.Load(x + 96)), d3, sum);
-                        acc[c] += sum;
+                        var s = d0 * Vector512.Load(x);
+                        var t = d1 * Vector512.Load(x + 16);
+                        s = Vector512.FusedMultiplyAdd(d2, Vector512.Load(x + 32), s);
+                        t = Vector512.FusedMultiplyAdd(d3, Vector512.Load(x + 48), t);
+                        s = Vector512.FusedMultiplyAdd(d4, Vector512.Load(x + 64), s);
+                        t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
+                        s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
+                        t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
+                        acc[c] = Vector512.FusedMultiplyAdd((s + t) + Vector512.Load(nx0 + (long)c * nb + 16 * g), sBd, acc[c]);
                     }
                 }
                 for (int c = 0; c < batch; c++) y[c * rows + r] += Vector512.Sum(acc[c]);
@@ -161,9 +243,9 @@ internal static unsafe class Int4Kernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Float256(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        int groups = m.PaddedCols / 128, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
+        int cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector256<float>* acc = stackalloc Vector256<float>[batch];
-        var fifteen = Vector256.Create(15);
+        var fifteen = Vector256.Create(15u);
         fixed (byte* nib0 = m.Nibbles)
         fixed (ushort* sc0 = m.Scales)
         fixed (float* x20 = a.X2, nx0 = a.Nx)
@@ -177,29 +259,28 @@ internal static unsafe class Int4Kernels
                     var s4 = HalfToSingle(sc0 + (long)r * gpr + 4 * g) * Vector128.Create(0.5f);
                     for (int h = 0; h < 2; h++)
                     {
-                        byte* p = nib + 64 * g + 32 * h;
-                        float da = s4.GetElement(2 * h), db = s4.GetElement(2 * h + 1);
-                        var sBd = Vector256.Create(Vector128.Create(da), Vector128.Create(db));
-                        var dA = Vector256.Create(da); var dB = Vector256.Create(db);
-                        var w0 = Avx2.ConvertToVector256Int32(p);
-                        var w1 = Avx2.ConvertToVector256Int32(p + 8);
-                        var w2 = Avx2.ConvertToVector256Int32(p + 16);
-                        var w3 = Avx2.ConvertToVector256Int32(p + 24);
-                        var lo0 = Vector256.ConvertToSingle(w0 & fifteen); var hi0 = Vector256.ConvertToSingle(w0 >>> 4);
-                        var lo1 = Vector256.ConvertToSingle(w1 & fifteen); var hi1 = Vector256.ConvertToSingle(w1 >>> 4);
-                        var lo2 = Vector256.ConvertToSingle(w2 & fifteen); var hi2 = Vector256.ConvertToSingle(w2 >>> 4);
-                        var lo3 = Vector256.ConvertToSingle(w3 & fifteen); var hi3 = Vector256.ConvertToSingle(w3 >>> 4);
+                        var wv = Vector256.Load((uint*)(nib + 64 * g + 32 * h));
+                        var sBd = Vector256.Create(Vector128.Create(s4.GetElement(2 * h)), Vector128.Create(s4.GetElement(2 * h + 1)));
+                        var d0 = Vector256.ConvertToSingle((wv & fifteen).AsInt32());
+                        var d1 = Vector256.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
+                        var d2 = Vector256.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
+                        var d3 = Vector256.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
+                        var d4 = Vector256.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
+                        var d5 = Vector256.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
+                        var d6 = Vector256.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
+                        var d7 = Vector256.ConvertToSingle((wv >>> 28).AsInt32());
                         for (int c = 0; c < batch; c++)
                         {
-                            float* x = x20 + (long)c * cp + 128 * g + 64 * h;
-                            long bo = (long)c * nb + 16 * g + 8 * h;
-                            var sum = Vector256.Load(nx0 + bo) * sBd;
-                            var s = Vector256.FusedMultiplyAdd(hi0, Vector256.Load(x + 16), lo0 * Vector256.Load(x));
-                            s = Vector256.FusedMultiplyAdd(hi1, Vector256.Load(x + 24), Vector256.FusedMultiplyAdd(lo1, Vector256.Load(x + 8), s));
-                            sum = Vector256.FusedMultiplyAdd(s, dA, sum);
-                            s = Vector256.FusedMultiplyAdd(hi2, Vector256.Load(x + 48), lo2 * Vector256.Load(x + 32));
-                            s = Vector256.FusedMultiplyAdd(hi3, Vector256.Load(x + 56), Vector256.FusedMultiplyAdd(lo3, Vector256.Load(x + 40), s));
-                            acc[c] += Vector256.FusedMultiplyAdd(s, dB, sum);
+                            float* x = x20 + (long)c * cp + 128 * g + 8 * h;
+                            var s = d0 * Vector256.Load(x);
+                            var t = d1 * Vector256.Load(x + 16);
+                            s = Vector256.FusedMultiplyAdd(d2, Vector256.Load(x + 32), s);
+                            t = Vector256.FusedMultiplyAdd(d3, Vector256.Load(x + 48), t);
+                            s = Vector256.FusedMultiplyAdd(d4, Vector256.Load(x + 64), s);
+                            t = Vector256.FusedMultiplyAdd(d5, Vector256.Load(x + 80), t);
+                            s = Vector256.FusedMultiplyAdd(d6, Vector256.Load(x + 96), s);
+                            t = Vector256.FusedMultiplyAdd(d7, Vector256.Load(x + 112), t);
+                            acc[c] = Vector256.FusedMultiplyAdd((s + t) + Vector256.Load(nx0 + (long)c * nb + 16 * g + 8 * h), sBd, acc[c]);
                         }
                     }
                 }
