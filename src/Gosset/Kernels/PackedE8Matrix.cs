@@ -68,6 +68,7 @@ public sealed class PackedE8Matrix
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
         if (weights.Length < (long)rows * cols) throw new ArgumentException($"weights holds {weights.Length} values, expected {rows}·{cols}.", nameof(weights));
+        if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(weights[..(rows * cols)])) throw new ArgumentException("weights contain NaN or infinity.", nameof(weights));
         var m = new PackedE8Matrix(rows, cols);
         float[] w = weights[..(rows * cols)].ToArray();
         RowParallel.For(rows, 0, (r0, r1) =>

@@ -81,3 +81,22 @@ public class Int4KernelTests
             }
     }
 }
+
+public class KernelArgumentTests
+{
+    [Fact]
+    public void NonFiniteWeightsAreRejected()
+    {
+        var w = new float[64]; w[3] = float.NaN;
+        Assert.Throws<ArgumentException>(() => PackedE8Matrix.Quantize(w, 2, 32));
+        Assert.Throws<ArgumentException>(() => PackedInt4Matrix.Quantize(w, 2, 32));
+    }
+
+    [Fact]
+    public void ShortBuffersAreRejected()
+    {
+        var m = PackedE8Matrix.Quantize(new float[64], 2, 32);
+        Assert.Throws<ArgumentException>(() => m.Multiply(new float[31], new float[2]));
+        Assert.Throws<ArgumentException>(() => m.Multiply(new float[32], new float[1]));
+    }
+}
