@@ -126,15 +126,19 @@ internal static unsafe class E8GemvVector512
         return Vector512.ConvertToSingle(t + t + (Vector512.Load(ci) & ParityMask(bytes.AsUInt32())));
     }
 
+    // Batch > 1: the doubled coordinates vᵢ = 2uᵢ − 16 + p·dᵢ are decoded to floats once per group
+    // (parity and offset included), so each activation vector costs 8 multiply-adds and one scaled
+    // accumulate per 16 blocks. X2 holds 2x, hence the final factor ½.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvFloat(PackedE8Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        int groups = m.Groups, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
+        int groups = m.Groups, cp = m.PaddedCols, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
         var fifteen = Vector512.Create(15u);
+        var sixteen = Vector512.Create(16);
         fixed (byte* nib0 = m.Nibbles)
         fixed (uint* sw0 = m.ScaleWords)
-        fixed (float* x20 = a.X2, nx0 = a.Nx, cf0 = a.Cf, tab = m.HalfTable16)
+        fixed (float* x20 = a.X2, tab = m.HalfTable16)
         {
             var table = Vector512.Load(tab);
             for (int r = r0; r < r1; r++)
@@ -146,16 +150,13 @@ internal static unsafe class E8GemvVector512
                 {
                     var wv = Vector512.Load((uint*)(nib + 64 * g));
                     var sB = BlockScales(table, sw[g]);
-                    var pm = ParityMask(wv);
-                    // Entry j of every block: nibble j of the block's word (lane L = block L).
-                    var d0 = Vector512.ConvertToSingle((wv & fifteen).AsInt32());
-                    var d1 = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
-                    var d2 = Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
-                    var d3 = Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
-                    var d4 = Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
-                    var d5 = Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
-                    var d6 = Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
-                    var d7 = Vector512.ConvertToSingle((wv >>> 28).AsInt32());
+                    var pm = ParityMask(wv);   // −p
+                    var u0 = (wv & fifteen).AsInt32();
+                    var d0 = Vector512.ConvertToSingle(u0 + u0 - sixteen + pm);   // d₀ = −1: +(−p)
+                    var d1 = Dec(wv, 4, pm); var d2 = Dec(wv, 8, pm); var d3 = Dec(wv, 12, pm);
+                    var d4 = Dec(wv, 16, pm); var d5 = Dec(wv, 20, pm); var d6 = Dec(wv, 24, pm);
+                    var u7 = (wv >>> 28).AsInt32();
+                    var d7 = Vector512.ConvertToSingle(u7 + u7 - sixteen - pm);
                     for (int c = 0; c < batch; c++)
                     {
                         float* x = x20 + (long)c * cp + 128 * g;
@@ -167,15 +168,21 @@ internal static unsafe class E8GemvVector512
                         t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
                         s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
                         t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
-                        long bo = (long)c * nb + 16 * g;
-                        var bt = Vector512.Load(nx0 + bo) + (Vector512.Load(cf0 + bo).AsInt32() & pm).AsSingle();
-                        acc[c] = Vector512.FusedMultiplyAdd((s + t) + bt, sB, acc[c]);
+                        acc[c] = Vector512.FusedMultiplyAdd(s + t, sB, acc[c]);
                     }
                 }
-                float rs = m.RowScales[r];
+                float rs = m.RowScales[r] * 0.5f;
                 for (int c = 0; c < batch; c++) y[c * rows + r] += rs * Vector512.Sum(acc[c]);
             }
         }
+    }
+
+    // vⱼ = 2uⱼ − 16 + p for j ≥ 1 (pm = −p).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Dec(Vector512<uint> wv, [System.Diagnostics.CodeAnalysis.ConstantExpected] int shift, Vector512<int> pm)
+    {
+        var u = ((wv >>> shift) & Vector512.Create(15u)).AsInt32();
+        return Vector512.ConvertToSingle(u + u - Vector512.Create(16) - pm);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

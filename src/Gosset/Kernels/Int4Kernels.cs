@@ -154,17 +154,19 @@ internal static unsafe class Int4Kernels
         }
     }
 
+    // Batch > 1: values uⱼ − 8 decoded to floats once per group (as the E8 batch kernel does).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Float512(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y)
     {
-        int cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
+        int cp = m.PaddedCols, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector512<float>* acc = stackalloc Vector512<float>[batch];
         var expand = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
         var fifteen = Vector512.Create(15u);
+        var eight = Vector512.Create(8);
         var half = Vector512.Create(0.5f);
         fixed (byte* nib0 = m.Nibbles)
         fixed (ushort* sc0 = m.Scales)
-        fixed (float* x20 = a.X2, nx0 = a.Nx)
+        fixed (float* x20 = a.X2)
         {
             for (int r = r0; r < r1; r++)
             {
@@ -174,14 +176,14 @@ internal static unsafe class Int4Kernels
                 {
                     var wv = Vector512.Load((uint*)(nib + 64 * g));
                     var sBd = Avx512F.PermuteVar16x32(HalfToSingle(sc0 + (long)r * gpr + 4 * g).ToVector256Unsafe().ToVector512Unsafe(), expand) * half;
-                    var d0 = Vector512.ConvertToSingle((wv & fifteen).AsInt32());
-                    var d1 = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
-                    var d2 = Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
-                    var d3 = Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
-                    var d4 = Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
-                    var d5 = Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
-                    var d6 = Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
-                    var d7 = Vector512.ConvertToSingle((wv >>> 28).AsInt32());
+                    var d0 = Vector512.ConvertToSingle((wv & fifteen).AsInt32() - eight);
+                    var d1 = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32() - eight);
+                    var d2 = Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32() - eight);
+                    var d3 = Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32() - eight);
+                    var d4 = Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32() - eight);
+                    var d5 = Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32() - eight);
+                    var d6 = Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32() - eight);
+                    var d7 = Vector512.ConvertToSingle((wv >>> 28).AsInt32() - eight);
                     for (int c = 0; c < batch; c++)
                     {
                         float* x = x20 + (long)c * cp + 128 * g;
@@ -193,7 +195,7 @@ internal static unsafe class Int4Kernels
                         t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
                         s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
                         t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
-                        acc[c] = Vector512.FusedMultiplyAdd((s + t) + Vector512.Load(nx0 + (long)c * nb + 16 * g), sBd, acc[c]);
+                        acc[c] = Vector512.FusedMultiplyAdd(s + t, sBd, acc[c]);
                     }
                 }
                 for (int c = 0; c < batch; c++) y[c * rows + r] += Vector512.Sum(acc[c]);
