@@ -75,11 +75,14 @@ internal sealed class E8Activations : IDisposable
         Q = Rent<sbyte>(Batch * cp); Qo = Rent<sbyte>(Batch * cp);
         Init = Rent<int>(Batch * nb); Ci = Rent<int>(Batch * nb); Sig = Rent<float>(Batch * nb);
         Span<int> v = stackalloc int[8];
+        uint[] words = mode == ActivationMode.E8Box4 ? Rent<uint>(nb) : [];
+        byte[] idx = mode == ActivationMode.E8Box4 ? Rent<byte>(nb) : [];
         for (int c = 0; c < Batch; c++)
         {
             var xo = Xo.AsSpan(c * cp, cp);
             var qo = Qo.AsSpan(c * cp, cp);
             float vs = mode == ActivationMode.E8Box4 ? E8BoxCode.VectorScale(xo[..Cols]) : 0f;
+            if (mode == ActivationMode.E8Box4) E8BoxEncoder.Encode(xo, vs, words, idx, KernelSupport.Best);
             for (int b = 0; b < nb; b++)
             {
                 var blk = xo.Slice(8 * b, 8);
@@ -98,9 +101,8 @@ internal sealed class E8Activations : IDisposable
                 }
                 else
                 {
-                    int j = E8BoxCode.EncodeBlock(blk, vs, out uint w);
-                    E8BoxCode.DecodeDoubled(w, v);
-                    sigma = vs * E8BoxCode.BlockScales[j] * 0.5f;
+                    E8BoxCode.DecodeDoubled(words[b], v);
+                    sigma = vs * E8BoxCode.BlockScales[idx[b]] * 0.5f;
                 }
                 int sum = 0;
                 for (int i = 0; i < 8; i++) { qo[8 * b + i] = (sbyte)v[i]; sum += v[i]; }
@@ -116,6 +118,7 @@ internal sealed class E8Activations : IDisposable
                     q[g + 64 + l] = qo[g + 2 * l + 1];
                 }
         }
+        Return(ref words); Return(ref idx);
     }
 
     public void Dispose()
