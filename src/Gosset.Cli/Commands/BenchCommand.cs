@@ -42,6 +42,7 @@ internal static class BenchCommand
         AnsiConsole.MarkupLine($"threads {r.Threads}; {Markup.Escape(r.Isa)}");
         AnsiConsole.MarkupLine($"memcpy {F(r.MemcpyGbps, "F1")} GB/s; E8 encode {F(r.EncodeEntriesPerSecond / 1e6, "F1")} M entries/s; " +
             $"decode {F(r.DecodeEntriesPerSecond / 1e6, "F0")} M entries/s = {F(r.DecodeGbpsFp32Out, "F1")} GB/s fp32 out ({F(100 * r.DecodeFractionOfMemcpy, "F0")}% of memcpy)");
+        AnsiConsole.MarkupLine($"Voronoi E8/16E8 (SIMD): encode {F(r.Voronoi16.Encode / 1e6, "F1")} M entries/s, best of 4 scales {F(r.Voronoi16.EncodeBest4 / 1e6, "F1")} M, decode {F(r.Voronoi16.Decode / 1e6, "F1")} M");
         var t = new Table().Title($"GEMV, ms (min of {r.Repetitions} alternating runs)");
         foreach (var h in new[] { "rows×cols", "batch", "fp32", "E8 4-bit", "INT4", "E8/fp32", "E8/INT4", "E8 W4A8", "E8 W4A4", "INT4 W4A8", "E8 bits", "INT4 bits" })
             t.AddColumn(new TableColumn(h).RightAligned());
@@ -72,6 +73,11 @@ internal static class BenchCommand
             w.WriteNumber("entries_per_s", r.DecodeEntriesPerSecond);
             w.WriteNumber("gbps_fp32_out", r.DecodeGbpsFp32Out);
             w.WriteNumber("fraction_of_memcpy", r.DecodeFractionOfMemcpy);
+            w.WriteEndObject();
+            w.WriteStartObject("voronoi_q16");
+            w.WriteNumber("encode_entries_per_s", r.Voronoi16.Encode);
+            w.WriteNumber("encode_best_of_4_entries_per_s", r.Voronoi16.EncodeBest4);
+            w.WriteNumber("decode_entries_per_s", r.Voronoi16.Decode);
             w.WriteEndObject();
             w.WriteStartArray("gemv");
             foreach (var g in r.Gemv)

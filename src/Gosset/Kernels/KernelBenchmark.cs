@@ -20,6 +20,9 @@ public sealed record KernelBenchmarkResult(
     double EncodeEntriesPerSecond, double DecodeEntriesPerSecond, double DecodeGbpsFp32Out,
     IReadOnlyList<GemvTiming> Gemv, int Repetitions, double Seconds)
 {
+    /// <summary>Voronoi code E8/16E8 (<see cref="VoronoiBatch"/>): encode entries/s at one scale, best-of-4-scales encode entries/s, decode entries/s (all threads).</summary>
+    public (double Encode, double EncodeBest4, double Decode) Voronoi16 { get; init; }
+
     /// <summary>Decode output bandwidth as a fraction of the copy bandwidth measured in the same run.</summary>
     public double DecodeFractionOfMemcpy => DecodeGbpsFp32Out / MemcpyGbps;
 }
@@ -80,7 +83,9 @@ public static class KernelBenchmark
                 log($"{r}x{c} batch {b}: fp32 {g.Fp32Ms:F2} ms, e8 {g.E8Ms:F2} ms ({g.E8SpeedupVsFp32:F2}x), int4 {g.Int4Ms:F2} ms");
             }
         }
-        return new KernelBenchmarkResult(t, KernelSupport.Describe(), memcpy, encodeRate, decodeRate, decodeRate * 4 / 1e9, rows, reps, total.Elapsed.TotalSeconds);
+        var vor = MeasureVoronoi(16, t, quick ? 3 : 5);
+        log($"Voronoi q=16: encode {vor.Encode / 1e6:F1} M entries/s, best of 4 scales {vor.EncodeBest4 / 1e6:F1} M, decode {vor.Decode / 1e6:F1} M");
+        return new KernelBenchmarkResult(t, KernelSupport.Describe(), memcpy, encodeRate, decodeRate, decodeRate * 4 / 1e9, rows, reps, total.Elapsed.TotalSeconds) { Voronoi16 = vor };
     }
 
     // Tiered JIT starts every method at tier 0 (System.Numerics.Tensors ships as IL, so
@@ -161,6 +166,29 @@ public static class KernelBenchmark
         var times = Alternate(reps, () => RowParallel.For(m.Rows, threads, (r0, r1) =>
             m.DequantizeRows(r0, r1, dst.AsSpan(r0 * cols, (r1 - r0) * cols), isa)))[0];
         return (double)m.Rows * m.Cols / (times.Min() / 1e3);
+    }
+
+    /// <summary>Throughput (entries/s) of the SIMD Voronoi code E8/qE8 on N(0,1)-like data: encode at one scale, encode with the best of 4 scales, decode.</summary>
+    public static (double Encode, double EncodeBest4, double Decode) MeasureVoronoi(int q, int threads, int reps)
+    {
+        const int Rows = 64, PerRow = 8 * 4096;
+        var code = new Codes.VoronoiCode(q);
+        var x = RandomMatrix(Rows, PerRow, 11);
+        for (int i = 0; i < x.Length; i++) x[i] *= 1.7f; // unit variance
+        var beta = new float[Rows * PerRow / 8];
+        beta.AsSpan().Fill(4.5f / q);
+        float[] scales = [3.5f / q, 4.5f / q, 6.5f / q, 17f / q];
+        var digits = new byte[x.Length];
+        var over = new bool[beta.Length];
+        var idx = new byte[beta.Length];
+        var y = new float[x.Length];
+        int nb = PerRow / 8;
+        var t = Alternate(reps,
+            () => RowParallel.For(Rows, threads, (r0, r1) => VoronoiBatch.Encode(code, x.AsSpan(r0 * PerRow, (r1 - r0) * PerRow), beta.AsSpan(r0 * nb, (r1 - r0) * nb), digits.AsSpan(r0 * PerRow, (r1 - r0) * PerRow), over.AsSpan(r0 * nb, (r1 - r0) * nb))),
+            () => RowParallel.For(Rows, threads, (r0, r1) => VoronoiBatch.EncodeBest(code, x.AsSpan(r0 * PerRow, (r1 - r0) * PerRow), scales, digits.AsSpan(r0 * PerRow, (r1 - r0) * PerRow), idx.AsSpan(r0 * nb, (r1 - r0) * nb), y.AsSpan(r0 * PerRow, (r1 - r0) * PerRow))),
+            () => RowParallel.For(Rows, threads, (r0, r1) => VoronoiBatch.Decode(code, digits.AsSpan(r0 * PerRow, (r1 - r0) * PerRow), beta.AsSpan(r0 * nb, (r1 - r0) * nb), y.AsSpan(r0 * PerRow, (r1 - r0) * PerRow))));
+        double n = x.Length;
+        return (n / (t[0].Min() / 1e3), n / (t[1].Min() / 1e3), n / (t[2].Min() / 1e3));
     }
 
     /// <summary>Uniform(−1, 1) matrix from a fast deterministic generator.</summary>
