@@ -18,5 +18,6 @@ internal static class CommandRegistry
         yield return GenerateCommand.Create();
         yield return EvalCommand.Create();
         yield return QuantizeModelCommand.Create();
+        yield return BenchCommand.Create();
     }
 }

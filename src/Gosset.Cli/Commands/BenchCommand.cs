@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Gosset.IO;
+using Gosset.Kernels;
+using Spectre.Console;
+
+namespace Gosset.Cli.Commands;
+
+/// <summary><c>gosset bench</c>: the quick kernel benchmark (copy bandwidth, E8 encode/decode, GEMV fp32 vs E8 4-bit vs INT4).</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var json = new Option<string?>("--json") { Description = "Write the results as JSON to this path (atomically)." };
+        var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and a smaller copy buffer." };
+        var threads = new Option<int>("--threads") { Description = "Threads for every kernel (0 = all cores).", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 4-bit vs INT4 (one process, same threads).");
+        cmd.Options.Add(json);
+        cmd.Options.Add(quick);
+        cmd.Options.Add(threads);
+        cmd.SetAction(pr =>
+        {
+            string? path = pr.GetValue(json);
+            if (path != null)
+            {
+                string dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+                if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Directory does not exist: {dir}");
+            }
+            var res = KernelBenchmark.Run(pr.GetValue(quick), pr.GetValue(threads), log: s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
+            Print(res);
+            if (path != null) AtomicFile.WriteAllBytes(path, ToJson(res));
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string F(double v, string fmt = "F2") => v.ToString(fmt, CultureInfo.InvariantCulture);
+
+    private static void Print(KernelBenchmarkResult r)
+    {
+        AnsiConsole.MarkupLine($"threads {r.Threads}; {Markup.Escape(r.Isa)}");
+        AnsiConsole.MarkupLine($"memcpy {F(r.MemcpyGbps, "F1")} GB/s; E8 encode {F(r.EncodeEntriesPerSecond / 1e6, "F1")} M entries/s; " +
+            $"decode {F(r.DecodeEntriesPerSecond / 1e6, "F0")} M entries/s = {F(r.DecodeGbpsFp32Out, "F1")} GB/s fp32 out ({F(100 * r.DecodeFractionOfMemcpy, "F0")}% of memcpy)");
+        AnsiConsole.MarkupLine($"Voronoi E8/16E8 (SIMD): encode {F(r.Voronoi16.Encode / 1e6, "F1")} M entries/s, best of 4 scales {F(r.Voronoi16.EncodeBest4 / 1e6, "F1")} M, decode {F(r.Voronoi16.Decode / 1e6, "F1")} M");
+        var t = new Table().Title($"GEMV, ms (min of {r.Repetitions} alternating runs)");
+        foreach (var h in new[] { "rows×cols", "batch", "fp32", "E8 4-bit", "INT4", "E8/fp32", "E8/INT4", "E8 W4A8", "E8 W4A4", "INT4 W4A8", "E8 bits", "INT4 bits" })
+            t.AddColumn(new TableColumn(h).RightAligned());
+        foreach (var g in r.Gemv)
+            t.AddRow($"{g.Rows}×{g.Cols}", g.Batch.ToString(CultureInfo.InvariantCulture), F(g.Fp32Ms), F(g.E8Ms), F(g.Int4Ms),
+                F(g.E8SpeedupVsFp32) + "×", F(g.E8SpeedupVsInt4) + "×", F(g.E8Int8Ms), F(g.E8W4A4Ms), F(g.Int4Int8Ms),
+                F(g.E8BitsPerWeight, "F3"), F(g.Int4BitsPerWeight, "F3"));
+        AnsiConsole.Write(t);
+        AnsiConsole.MarkupLine($"total {F(r.Seconds, "F0")} s");
+    }
+
+    internal static byte[] ToJson(KernelBenchmarkResult r)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("memcpy_gbps", r.MemcpyGbps);
+            w.WriteNumber("threads", r.Threads);
+            w.WriteString("isa", r.Isa);
+            w.WriteNumber("repetitions", r.Repetitions);
+            w.WriteString("timing", "minimum over repetitions that alternate the implementations");
+            w.WriteStartObject("encode");
+            w.WriteNumber("entries_per_s", r.EncodeEntriesPerSecond);
+            w.WriteString("code", "E8BoxCode 4.25 bit/entry, SIMD encoder (best ISA), all threads, best of the three shapes");
+            w.WriteEndObject();
+            w.WriteStartObject("decode");
+            w.WriteNumber("entries_per_s", r.DecodeEntriesPerSecond);
+            w.WriteNumber("gbps_fp32_out", r.DecodeGbpsFp32Out);
+            w.WriteNumber("fraction_of_memcpy", r.DecodeFractionOfMemcpy);
+            w.WriteEndObject();
+            w.WriteStartObject("voronoi_q16");
+            w.WriteNumber("encode_entries_per_s", r.Voronoi16.Encode);
+            w.WriteNumber("encode_best_of_4_entries_per_s", r.Voronoi16.EncodeBest4);
+            w.WriteNumber("decode_entries_per_s", r.Voronoi16.Decode);
+            w.WriteEndObject();
+            w.WriteStartArray("gemv");
+            foreach (var g in r.Gemv)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("rows", g.Rows);
+                w.WriteNumber("cols", g.Cols);
+                w.WriteNumber("batch", g.Batch);
+                w.WriteNumber("fp32_ms", g.Fp32Ms);
+                w.WriteNumber("e8_ms", g.E8Ms);
+                w.WriteNumber("int4_ms", g.Int4Ms);
+                w.WriteNumber("e8_bits_per_weight", g.E8BitsPerWeight);
+                w.WriteNumber("int4_bits_per_weight", g.Int4BitsPerWeight);
+                w.WriteNumber("e8_w4a8_ms", g.E8Int8Ms);
+                w.WriteNumber("e8_w4a4_ms", g.E8W4A4Ms);
+                w.WriteNumber("int4_w4a8_ms", g.Int4Int8Ms);
+                w.WriteNumber("fp32_median_ms", g.Fp32MedianMs);
+                w.WriteNumber("e8_median_ms", g.E8MedianMs);
+                w.WriteNumber("int4_median_ms", g.Int4MedianMs);
+                w.WriteNumber("e8_speedup_vs_fp32", g.E8SpeedupVsFp32);
+                w.WriteNumber("e8_speedup_vs_int4", g.E8SpeedupVsInt4);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteNumber("seconds", r.Seconds);
+            w.WriteEndObject();
+        }
+        return ms.ToArray();
+    }
+}

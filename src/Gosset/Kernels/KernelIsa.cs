@@ -1,0 +1,62 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Gosset.Kernels;
+
+/// <summary>Instruction-set level of a kernel variant. Every variant the CPU supports can be chosen explicitly (tests run them all).</summary>
+public enum KernelIsa
+{
+    /// <summary>Plain scalar code: the reference every other variant is tested against.</summary>
+    Scalar = 0,
+    /// <summary>128-bit vectors (SSE4.1 / AdvSimd through the cross-platform Vector128 API).</summary>
+    Vector128 = 1,
+    /// <summary>256-bit vectors (AVX2 + FMA; AVX-VNNI for int8 dot products where present).</summary>
+    Vector256 = 2,
+    /// <summary>512-bit vectors (AVX-512 F + BW).</summary>
+    Vector512 = 3,
+}
+
+/// <summary>Which <see cref="KernelIsa"/> levels this process can run (respects DOTNET_EnableAVX512F / DOTNET_EnableAVX2).</summary>
+public static class KernelSupport
+{
+    /// <summary>True when kernels of level <paramref name="isa"/> can run here.</summary>
+    public static bool IsSupported(KernelIsa isa) => isa switch
+    {
+        KernelIsa.Scalar => true,
+        KernelIsa.Vector128 => Vector128.IsHardwareAccelerated && (Sse41.IsSupported || !System.Runtime.Intrinsics.X86.X86Base.IsSupported),
+        KernelIsa.Vector256 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported,
+        KernelIsa.Vector512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Avx512BW.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>The widest supported level.</summary>
+    public static KernelIsa Best { get; } =
+        IsSupported(KernelIsa.Vector512) ? KernelIsa.Vector512 :
+        IsSupported(KernelIsa.Vector256) ? KernelIsa.Vector256 :
+        IsSupported(KernelIsa.Vector128) ? KernelIsa.Vector128 : KernelIsa.Scalar;
+
+    /// <summary>Every supported level, scalar first.</summary>
+    public static IReadOnlyList<KernelIsa> All { get; } =
+        Enum.GetValues<KernelIsa>().Where(IsSupported).ToArray();
+
+    /// <summary>A one-line description of the instruction sets in use (for benchmark reports).</summary>
+    public static string Describe() =>
+        $"best={Best}; avx512f={Avx512F.IsSupported} avx512bw={Avx512BW.IsSupported} avx2={Avx2.IsSupported} " +
+        $"fma={Fma.IsSupported} avxvnni={AvxVnni.IsSupported}";
+
+    internal static void Require(KernelIsa isa)
+    {
+        if (!IsSupported(isa)) throw new PlatformNotSupportedException($"Kernel level {isa} is not supported on this CPU/runtime.");
+    }
+}
+
+/// <summary>How activations enter a quantized matrix–vector product.</summary>
+public enum ActivationMode
+{
+    /// <summary>fp32 activations, exact (W4A32): decoded weights meet the float input.</summary>
+    Float32 = 0,
+    /// <summary>Activations rounded to int8 with one absmax scale per 8-block (W4A8), integer dot products.</summary>
+    Int8 = 1,
+    /// <summary>Activations quantized with the 4-bit <see cref="E8BoxCode"/> (W4A4), decoded to int8, integer dot products.</summary>
+    E8Box4 = 2,
+}

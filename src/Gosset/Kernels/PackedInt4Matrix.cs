@@ -1,0 +1,147 @@
+using System.Buffers.Binary;
+
+namespace Gosset.Kernels;
+
+/// <summary>
+/// The INT4 baseline: symmetric per-group absmax quantization (group of 32 entries along the input
+/// dimension, fp16 group scale d = absmax/7, values q = round(w/d) ∈ [−8, 7] stored as q + 8),
+/// 4.5 bits per weight, in the same nibble layout, padding, threading and activation modes as
+/// <see cref="PackedE8Matrix"/>, so that speed and quality comparisons are like for like.
+/// </summary>
+public sealed class PackedInt4Matrix
+{
+    /// <summary>Entries per scale group.</summary>
+    public const int GroupSize = 32;
+
+    internal readonly byte[] Nibbles;   // [rows][Cp/2], byte j: entries 2j (low), 2j+1 (high)
+    internal readonly ushort[] Scales;  // [rows][Cp/32] fp16 bits
+
+    /// <summary>Output dimension.</summary>
+    public int Rows { get; }
+    /// <summary>Input dimension.</summary>
+    public int Cols { get; }
+    /// <summary>Columns padded to a multiple of 128.</summary>
+    public int PaddedCols { get; }
+    internal int RowBytes => PaddedCols / 2;
+    internal int GroupsPerRow => PaddedCols / GroupSize;
+
+    /// <summary>Exact stored bits: nibbles and fp16 group scales, padding included.</summary>
+    public long StoredBits => (long)Rows * PaddedCols * 4 + (long)Rows * GroupsPerRow * 16;
+
+    /// <summary>Stored bits per weight.</summary>
+    public double BitsPerWeight => (double)StoredBits / ((double)Rows * Cols);
+
+    private PackedInt4Matrix(int rows, int cols)
+    {
+        Rows = rows; Cols = cols;
+        PaddedCols = (cols + 127) / 128 * 128;
+        Nibbles = new byte[(long)rows * RowBytes];
+        Scales = new ushort[rows * GroupsPerRow];
+    }
+
+    /// <summary>Quantizes a row-major float matrix [rows][cols].</summary>
+    public static PackedInt4Matrix Quantize(ReadOnlySpan<float> weights, int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        if (weights.Length < (long)rows * cols) throw new ArgumentException($"weights holds {weights.Length} values, expected {rows}·{cols}.", nameof(weights));
+        if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(weights[..(rows * cols)])) throw new ArgumentException("weights contain NaN or infinity.", nameof(weights));
+        var m = new PackedInt4Matrix(rows, cols);
+        float[] w = weights[..(rows * cols)].ToArray();
+        RowParallel.For(rows, 0, (r0, r1) =>
+        {
+            var row = new float[m.PaddedCols];
+            for (int r = r0; r < r1; r++)
+            {
+                w.AsSpan(r * cols, cols).CopyTo(row);
+                m.EncodeRow(r, row);
+            }
+        });
+        return m;
+    }
+
+    /// <summary>The stored fp16 scale for a group with absolute maximum <paramref name="amax"/>.</summary>
+    internal static ushort ScaleBits(float amax)
+    {
+        if (!(amax > 0f) || !float.IsFinite(amax)) return 0;
+        Half h = (Half)(amax / 7f);
+        if (Half.IsInfinity(h)) h = Half.MaxValue;
+        if ((float)h < 6.104e-5f) h = (Half)6.104e-5f; // keep scales normal fp16
+        return BitConverter.HalfToUInt16Bits(h);
+    }
+
+    /// <summary>fp16 bits to float (normal numbers and zero, which is all <see cref="ScaleBits"/> produces).</summary>
+    internal static float ScaleValue(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
+
+    private void EncodeRow(int r, float[] row)
+    {
+        var nib = Nibbles.AsSpan(r * RowBytes, RowBytes);
+        for (int g = 0; g < GroupsPerRow; g++)
+        {
+            var x = row.AsSpan(g * GroupSize, GroupSize);
+            float amax = 0f;
+            foreach (float f in x) amax = MathF.Max(amax, MathF.Abs(f));
+            ushort sb = ScaleBits(amax);
+            Scales[r * GroupsPerRow + g] = sb;
+            float d = ScaleValue(sb);
+            float inv = d > 0f ? 1f / d : 0f;
+            for (int i = 0; i < GroupSize; i += 2)
+            {
+                int q0 = (int)Math.Clamp(MathF.Round(x[i] * inv), -8f, 7f) + 8;
+                int q1 = (int)Math.Clamp(MathF.Round(x[i + 1] * inv), -8f, 7f) + 8;
+                nib[(g * GroupSize + i) / 2] = (byte)(q0 | (q1 << 4));
+            }
+        }
+    }
+
+    /// <summary>Dequantizes row r (cols values).</summary>
+    public void DequantizeRow(int r, Span<float> row)
+    {
+        var nib = Nibbles.AsSpan(r * RowBytes, RowBytes);
+        for (int i = 0; i < Cols; i++)
+        {
+            int u = (nib[i >> 1] >> (4 * (i & 1))) & 15;
+            row[i] = (u - 8) * ScaleValue(Scales[r * GroupsPerRow + i / GroupSize]);
+        }
+    }
+
+    /// <summary>Quantizes and dequantizes a vector with this format (its rate is 4 + 16/32 bits per entry plus padding).</summary>
+    public static void QuantizeDequantize(ReadOnlySpan<float> x, Span<float> y)
+    {
+        var m = Quantize(x, 1, x.Length);
+        m.DequantizeRow(0, y);
+    }
+
+    /// <summary>y = Ŵx, fp32 activations, best kernel, all cores.</summary>
+    public void Multiply(ReadOnlySpan<float> x, Span<float> y) => Multiply(x, y, 1, ActivationMode.Float32, KernelSupport.Best);
+
+    /// <summary>Small-batch product: x [batch][cols], y [batch][rows].</summary>
+    public void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode mode = ActivationMode.Float32, KernelIsa? isa = null, int threads = 0)
+    {
+        var k = isa ?? KernelSupport.Best;
+        KernelSupport.Require(k);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        if (y.Length < batch * Rows) throw new ArgumentException($"y holds {y.Length} values, expected batch·rows = {batch * Rows}.", nameof(y));
+        if (x.Length < batch * Cols) throw new ArgumentException($"x holds {x.Length} values, expected batch·cols = {batch * Cols}.", nameof(x));
+        if (batch > E8Kernels.MaxBatch)
+        {
+            // Larger batches run as slices of at most MaxBatch activation vectors.
+            for (int b0 = 0; b0 < batch; b0 += E8Kernels.MaxBatch)
+            {
+                int nb = Math.Min(E8Kernels.MaxBatch, batch - b0);
+                Multiply(x.Slice(b0 * Cols, nb * Cols), y.Slice(b0 * Rows, nb * Rows), nb, mode, k, threads);
+            }
+            return;
+        }
+        using var act = new E8Activations(x, batch, Cols, PaddedCols, mode);
+        float[] yBuf = System.Buffers.ArrayPool<float>.Shared.Rent(batch * Rows);
+        try
+        {
+            yBuf.AsSpan(0, batch * Rows).Clear();
+            int groups = PaddedCols / 128, tile = E8Kernels.TileGroups(mode, batch, groups);
+            RowParallel.For(Rows, threads, (r0, r1) => E8Kernels.Tiled(groups, tile, r0, r1, (a0, a1, g0, g1) => Int4Kernels.Gemv(k, this, act, a0, a1, g0, g1, yBuf)));
+            yBuf.AsSpan(0, batch * Rows).CopyTo(y);
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(yBuf); }
+    }
+}

@@ -1,0 +1,94 @@
+using Gosset.Codes;
+using Gosset.Kernels;
+
+namespace Gosset.Tests.Kernels;
+
+public class VoronoiBatchTests
+{
+    public static TheoryData<KernelIsa> Isas()
+    {
+        var d = new TheoryData<KernelIsa>();
+        foreach (var k in KernelSupport.All) d.Add(k);
+        return d;
+    }
+
+    private static readonly int[] Qs = [2, 3, 4, 5, 7, 8, 14, 16, 31, 64, 255, 256];
+
+    // Gaussian blocks at several scales, lattice points placed exactly (many on coarse-cell
+    // boundaries, where tie rules decide), and a few absurd values that take the scalar path.
+    private static (float[] X, float[] Beta) Inputs(int q, int seed)
+    {
+        var rng = new Random(seed);
+        int n = 203;
+        var x = E8BoxKernelTests.Gaussian(8 * n, seed);
+        var beta = new float[n];
+        for (int b = 0; b < n; b++)
+        {
+            beta[b] = (float)Math.Pow(2, rng.Next(-6, 2)) * 0.37f;
+            if (b % 3 == 1)
+            {
+                int p = rng.Next(2), sum, range = b % 2 == 0 ? q : q / 2;
+                int[] v = new int[8];
+                do
+                {
+                    sum = 0;
+                    for (int i = 0; i < 8; i++) { v[i] = 2 * rng.Next(-range - 1, range + 2) + p; sum += v[i]; }
+                } while ((sum & 3) != 0);
+                for (int i = 0; i < 8; i++) x[8 * b + i] = beta[b] * 0.5f * v[i];
+            }
+        }
+        x[8 * 5] = 3e9f; x[8 * 7 + 3] = -1e30f;
+        return (x, beta);
+    }
+
+    [Theory, Trait("Category", "Simd")]
+    [MemberData(nameof(Isas))]
+    public void EncodeAndDecodeAreBitExactWithVoronoiCode(KernelIsa isa)
+    {
+        foreach (int q in Qs)
+        {
+            var code = new VoronoiCode(q);
+            var (x, beta) = Inputs(q, q);
+            int n = beta.Length;
+            var dRef = new byte[8 * n]; var dGot = new byte[8 * n];
+            var oRef = new bool[n]; var oGot = new bool[n];
+            VoronoiBatch.Encode(code, x, beta, dRef, oRef, KernelIsa.Scalar);
+            VoronoiBatch.Encode(code, x, beta, dGot, oGot, isa);
+            for (int b = 0; b < n; b++)
+            {
+                Assert.True(oRef[b] == oGot[b], $"q={q} block {b}: overload {oRef[b]} vs {oGot[b]}");
+                for (int i = 0; i < 8; i++) Assert.True(dRef[8 * b + i] == dGot[8 * b + i], $"q={q} block {b} digit {i}");
+            }
+            var xRef = new float[8 * n]; var xGot = new float[8 * n];
+            VoronoiBatch.Decode(code, dRef, beta, xRef, KernelIsa.Scalar);
+            VoronoiBatch.Decode(code, dRef, beta, xGot, isa);
+            for (int i = 0; i < 8 * n; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(xRef[i]) == BitConverter.SingleToInt32Bits(xGot[i]), $"q={q} entry {i}");
+            // no overload ⇒ exact lattice point decoded
+            int exact = 0;
+            for (int b = 1; b < n; b += 3)
+                if (!oRef[b]) { exact++; for (int i = 0; i < 8; i++) Assert.Equal(x[8 * b + i], xRef[8 * b + i]); }
+            if (q >= 8) Assert.True(exact > 0, $"q={q}: no exact block");
+        }
+    }
+
+    [Theory, Trait("Category", "Simd")]
+    [MemberData(nameof(Isas))]
+    public void EncodeBestWithKScalesIsBitExact(KernelIsa isa)
+    {
+        var code = new VoronoiCode(14);
+        var x = E8BoxKernelTests.Gaussian(8 * 300, 77);
+        float[] scales = [4.0f / 14, 5.5f / 14, 7.0f / 14, 18.0f / 14];
+        int n = 300;
+        var dR = new byte[8 * n]; var dG = new byte[8 * n];
+        var sR = new byte[n]; var sG = new byte[n];
+        var yR = new float[8 * n]; var yG = new float[8 * n];
+        VoronoiBatch.EncodeBest(code, x, scales, dR, sR, yR, KernelIsa.Scalar);
+        VoronoiBatch.EncodeBest(code, x, scales, dG, sG, yG, isa);
+        Assert.Equal(dR, dG);
+        Assert.Equal(sR, sG);
+        Assert.Equal(yR, yG);
+        double e = 0; for (int i = 0; i < x.Length; i++) e += (x[i] - yR[i]) * (double)(x[i] - yR[i]);
+        Assert.InRange(e / x.Length, 0.003, 0.01); // NestQuant weights set at q = 14: about 0.0065
+    }
+}
