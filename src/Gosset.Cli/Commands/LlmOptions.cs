@@ -18,7 +18,7 @@ internal sealed class LlmOptions
     public Option<string?> ActivationsQ { get; } = new("--activations") { Description = "override for activations: fp or METHOD:BITS" };
     public Option<string?> KeysQ { get; } = new("--keys") { Description = "override for the K cache: fp or METHOD:BITS" };
     public Option<string?> ValuesQ { get; } = new("--values") { Description = "override for the V cache: fp or METHOD:BITS" };
-    public Option<string> Scales { get; } = new("--scales") { Description = "E8 scale sets: nestquant (published) or fitted (on calibration data)", DefaultValueFactory = _ => "nestquant" };
+    public Option<string> Scales { get; } = new("--scales") { Description = "E8 scale sets: nestquant (published), gaussian (core default tuned on Gaussian blocks) or fitted (on this model's weights and calibration data)", DefaultValueFactory = _ => "nestquant" };
     public Option<int> K { get; } = new("--k") { Description = "E8 scales per block", DefaultValueFactory = _ => 4 };
     public Option<int> WeightGroup { get; } = new("--wgroup") { Description = "INT weight group size (entries per fp16 scale)", DefaultValueFactory = _ => 64 };
     public Option<int> ActGroup { get; } = new("--agroup") { Description = "INT activation group size (0 = one scale per token)", DefaultValueFactory = _ => 0 };
@@ -62,7 +62,8 @@ internal sealed class LlmOptions
             {
                 "nestquant" or "published" => ScaleSetChoice.NestQuant,
                 "fitted" or "fit" => ScaleSetChoice.Fitted,
-                var x => throw new GossetException($"--scales \"{x}\" is not nestquant or fitted"),
+                "gaussian" or "default" => ScaleSetChoice.Gaussian,
+                var x => throw new GossetException($"--scales \"{x}\" is not nestquant, gaussian or fitted"),
             },
             Scales = Check(pr.GetValue(K), 1, 16, "--k"),
             WeightGroup = Check(pr.GetValue(WeightGroup), 8, 1 << 20, "--wgroup"),

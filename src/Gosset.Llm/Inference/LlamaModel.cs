@@ -1,3 +1,4 @@
+using Gosset.Rotations;
 using System.Numerics.Tensors;
 using Gosset.Llm.Loading;
 
@@ -200,7 +201,7 @@ public sealed class LlamaModel
         return logits;
     }
 
-    private static void RotateHeads(Quantization.KroneckerRotation r, Span<float> vec, int hs, bool inverse)
+    private static void RotateHeads(IRotation r, Span<float> vec, int hs, bool inverse)
     {
         Span<float> tmp = stackalloc float[hs];
         for (int h = 0; h < vec.Length / hs; h++)

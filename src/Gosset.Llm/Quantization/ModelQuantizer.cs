@@ -1,3 +1,4 @@
+using Gosset.Rotations;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
 
@@ -69,7 +70,7 @@ public static class ModelQuantizer
     };
 
     /// <summary>Rows padded to <paramref name="width"/> and rotated: row' = R·pad(row), so W·x = W'·(R·pad(x)).</summary>
-    private static float[] RotatedRows(LlamaWeights w, int layer, string name, KroneckerRotation? rotation, int width, out int outDim)
+    private static float[] RotatedRows(LlamaWeights w, int layer, string name, IRotation? rotation, int width, out int outDim)
     {
         var (o, i) = Shape(w.Config, name);
         outDim = o;
@@ -88,11 +89,11 @@ public static class ModelQuantizer
 
     /// <summary>Builds the model structure for a recipe; <paramref name="weightsFor"/> supplies each linear layer's weights.</summary>
     internal static LlamaModel Assemble(LlamaWeights w, QuantRecipe recipe, bool calibration,
-        Func<int, string, VectorCodec?, KroneckerRotation?, int, WeightMatrix> weightsFor)
+        Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)
         => Assemble(w.Config, w.TokenEmbedding, w.Classifier, w.RmsFinal, w.RmsAtt, w.RmsFfn, recipe, calibration, weightsFor);
 
     internal static LlamaModel Assemble(LlamaConfig c, float[] embedding, float[] classifier, float[] rmsFinal, float[][] rmsAtt, float[][] rmsFfn,
-        QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, KroneckerRotation?, int, WeightMatrix> weightsFor)
+        QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)
     {
         var spec = recipe.Spec;
         bool rotate = spec.Weights.Rotates || spec.Activations.Rotates;
@@ -101,14 +102,14 @@ public static class ModelQuantizer
         var kv = new KvLayerFormat[c.Layers];
         for (int l = 0; l < c.Layers; l++)
         {
-            var rotations = new KroneckerRotation?[4];
+            var rotations = new IRotation?[4];
             var linears = new Dictionary<string, Linear>();
             foreach (string name in Names)
             {
                 var (_, inDim) = Shape(c, name);
                 int width = e8 ? (inDim + 7) / 8 * 8 : inDim;
                 int g = Group(name);
-                if (rotate) rotations[g] ??= new KroneckerRotation(width, spec.Seed + (ulong)(l * 8 + g));
+                if (rotate) rotations[g] ??= Rotation.Create(width, spec.Seed + (ulong)(l * 8 + g));
                 var rot = rotations[g];
                 VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup);
                 VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup);
@@ -120,7 +121,7 @@ public static class ModelQuantizer
                 Wq = linears["wq"], Wk = linears["wk"], Wv = linears["wv"], Wo = linears["wo"],
                 W1 = linears["w1"], W2 = linears["w2"], W3 = linears["w3"],
             };
-            var headRot = spec.Keys.Rotates || spec.Values.Rotates ? new KroneckerRotation(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
+            var headRot = spec.Keys.Rotates || spec.Values.Rotates ? Rotation.Create(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
             var aff = calibration ? null : recipe.KvAffine?[l];
             kv[l] = new KvLayerFormat(
                 calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup),
@@ -236,12 +237,12 @@ public static class ModelQuantizer
                 for (int i = 0; i < o; i++) rows.Add(r.AsSpan(i * width, width).ToArray());
                 return new DenseWeights(r, o, width);
             });
-            wb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(rows, maxBlocks), spec.Weights.E8Q, wb);
+            wb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(rows, maxBlocks), spec.Weights.E8Q, spec.Scales);
         }
         if (spec.Activations.Method == QuantMethod.E8)
-            ab = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), maxBlocks), spec.Activations.E8Q, ab);
-        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, kb);
-        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, vb);
+            ab = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), maxBlocks), spec.Activations.E8Q, spec.Scales);
+        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, spec.Scales);
+        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, spec.Scales);
         return recipe with { WeightBetas = wb, ActivationBetas = ab, KeyBetas = kb, ValueBetas = vb };
     }
 }

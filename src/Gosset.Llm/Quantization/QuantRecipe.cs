@@ -10,8 +10,11 @@ internal sealed record QuantRecipe(QuantSpec Spec, float[] WeightBetas, float[] 
     public float[][][]? KvAffine { get; init; }
 
     public static QuantRecipe Published(QuantSpec spec) => new(spec,
-        ScaleSets.NestQuant(TensorKind.Weights, spec.Weights.E8Q, spec.Scales),
-        ScaleSets.NestQuant(TensorKind.Activations, spec.Activations.E8Q, spec.Scales),
-        ScaleSets.NestQuant(TensorKind.Keys, spec.Keys.E8Q, spec.Scales),
-        ScaleSets.NestQuant(TensorKind.Values, spec.Values.E8Q, spec.Scales));
+        Set(spec, spec.Weights, TensorKind.Weights), Set(spec, spec.Activations, TensorKind.Activations),
+        Set(spec, spec.Keys, TensorKind.Keys), Set(spec, spec.Values, TensorKind.Values));
+
+    private static float[] Set(QuantSpec spec, TensorQuant t, TensorKind kind) =>
+        t.Method != QuantMethod.E8 ? []
+        : spec.ScaleSet == ScaleSetChoice.Gaussian ? ScaleSets.Gaussian(t.E8Q, spec.Scales)
+        : ScaleSets.NestQuant(kind, t.E8Q, spec.Scales);
 }

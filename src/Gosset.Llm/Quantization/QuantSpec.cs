@@ -21,6 +21,8 @@ public enum ScaleSetChoice
 {
     /// <summary>The published NestQuant β₀ sets (per tensor kind), β = β₀ / q.</summary>
     NestQuant,
+    /// <summary>The core library's set tuned on a Gaussian block model (what rotation makes of most data).</summary>
+    Gaussian,
     /// <summary>Sets fitted on this model's rotated weights and on calibration activations / keys / values.</summary>
     Fitted,
 }
@@ -37,7 +39,7 @@ public sealed record TensorQuant(QuantMethod Method, int Bits)
     /// <summary>True when the method rotates first.</summary>
     public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot;
     /// <summary>E8 nesting ratio for these bits: q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
-    public int E8Q => Math.Max(2, (int)Math.Round(Math.Pow(2, Bits) * 7 / 8));
+    public int E8Q => Math.Max(2, (int)Math.Round(Math.Pow(2, Math.Min(Bits, 8)) * 7 / 8));
     /// <inheritdoc/>
     public override string ToString() => Method switch
     {
@@ -130,7 +132,7 @@ public sealed record QuantSpec
         if (!IsQuantized) return "fp";
         var s = $"W {Weights} A {Activations} K {Keys} V {Values}";
         if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8))
-            s += $" k={Scales} {(ScaleSet == ScaleSetChoice.NestQuant ? "nestquant-scales" : "fitted-scales")}";
+            s += $" k={Scales} {ScaleSet.ToString().ToLowerInvariant()}-scales";
         if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";
         if (Ldlq) s += $" ldlq(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
         if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale))

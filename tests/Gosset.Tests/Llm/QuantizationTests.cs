@@ -24,7 +24,7 @@ public sealed class QuantizationTests : IDisposable
     [InlineData(176)]
     public void RotationIsOrthogonal(int n)
     {
-        var rot = new KroneckerRotation(n, 7);
+        var rot = Gosset.Rotations.Rotation.Create(n, 7);
         var x = Gaussian(n, 1);
         var y = new float[n];
         var z = new float[n];
