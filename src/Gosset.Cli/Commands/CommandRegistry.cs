@@ -16,5 +16,6 @@ internal static class CommandRegistry
         yield return GenerateCommand.Create();
         yield return EvalCommand.Create();
         yield return QuantizeModelCommand.Create();
+        yield return LlmSweepCommand.Create();
     }
 }
