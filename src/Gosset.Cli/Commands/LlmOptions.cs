@@ -24,9 +24,11 @@ internal sealed class LlmOptions
     public Option<int> ActGroup { get; } = new("--agroup") { Description = "INT activation group size (0 = one scale per token)", DefaultValueFactory = _ => 0 };
     public Option<int> KvGroup { get; } = new("--kvgroup") { Description = "INT K/V group size (0 = one scale per token for all heads)", DefaultValueFactory = _ => 0 };
     public Option<bool> Ldlq { get; } = new("--ldlq") { Description = "LDLQ (GPTQ-style, block 8) error feedback for weights; needs --calib" };
+    public Option<bool> QaLdlq { get; } = new("--qa-ldlq") { Description = "with --ldlq: QA-LDLQ, accounting for the activation quantization noise" };
     public Option<double> Damping { get; } = new("--damping") { Description = "LDLQ Hessian damping (fraction of mean diagonal)", DefaultValueFactory = _ => 0.01 };
     public Option<bool> KvCenter { get; } = new("--kv-center") { Description = "subtract calibrated per-channel means from K and V before quantizing; needs --calib" };
     public Option<bool> KvScale { get; } = new("--kv-scale") { Description = "divide K and V by calibrated per-channel standard deviations before quantizing; needs --calib" };
+    public Option<bool> KvQWeight { get; } = new("--kv-qweight") { Description = "scale key channels by (E[q²]/Var k)^(1/4) before quantizing (balances the error in q·k); needs --calib" };
     public Option<string?> Calib { get; } = new("--calib") { Description = "calibration text for LDLQ / fitted scales" };
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
     public Option<ulong> Seed { get; } = new("--rotation-seed") { Description = "seed of the random rotations", DefaultValueFactory = _ => 0x9E3779B97F4A7C15 };
@@ -36,7 +38,7 @@ internal sealed class LlmOptions
         cmd.Options.Add(Model);
         cmd.Options.Add(Tokenizer);
         if (!quantOptions) return;
-        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, WeightGroup, ActGroup, KvGroup, Ldlq, Damping, KvCenter, KvScale, Calib, CalibWindows, Seed })
+        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, Calib, CalibWindows, Seed })
             cmd.Options.Add(o);
     }
 
@@ -69,10 +71,12 @@ internal sealed class LlmOptions
             WeightGroup = Check(pr.GetValue(WeightGroup), 8, 1 << 20, "--wgroup"),
             ActivationGroup = Check(pr.GetValue(ActGroup), 0, 1 << 20, "--agroup"),
             KvGroup = Check(pr.GetValue(KvGroup), 0, 1 << 20, "--kvgroup"),
-            Ldlq = pr.GetValue(Ldlq),
+            Ldlq = pr.GetValue(Ldlq) || pr.GetValue(QaLdlq),
+            QaLdlq = pr.GetValue(QaLdlq),
             Damping = pr.GetValue(Damping),
             KvCenter = pr.GetValue(KvCenter),
             KvChannelScale = pr.GetValue(KvScale),
+            KeyQueryWeighting = pr.GetValue(KvQWeight),
             Seed = pr.GetValue(Seed),
         };
         return spec;
@@ -102,7 +106,7 @@ internal sealed class LlmOptions
         if (!quantOptions) return (LlamaModel.FromWeights(w), w, tokenizer);
         var spec = Spec(pr);
         int[]? calib = null;
-        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || spec.KvCenter || spec.KvChannelScale)
+        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || spec.KvCenter || spec.KvChannelScale || spec.KeyQueryWeighting)
         {
             string? cp = pr.GetValue(Calib) ?? throw new GossetException("--ldlq, --scales fitted, --kv-center and --kv-scale need --calib TEXT");
             calib = tokenizer.Encode(File.ReadAllBytes(cp), bos: true, eos: false);

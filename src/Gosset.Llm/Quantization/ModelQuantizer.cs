@@ -31,7 +31,7 @@ public static class ModelQuantizer
             throw new GossetException($"E8 KV quantization needs kv_dim divisible by 8 (kv_dim = {c.KvDim})");
         var recipe = QuantRecipe.Published(spec);
         Calibration? cal = null;
-        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale);
+        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale || spec.KeyQueryWeighting);
         if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || kvCal)
         {
             if (calibTokens is null || calibTokens.Length < 2)
@@ -46,7 +46,15 @@ public static class ModelQuantizer
             float[] rows = RotatedRows(weights, layer, name, rotation, width, out int outDim);
             if (codec is null) return new DenseWeights(rows, outDim, width);
             var codes = new byte[outDim * codec.CodeBytes];
-            Ldlq? ldlq = spec.Ldlq ? new Ldlq(cal!.Hessians[layer][Group(name)].H, width, spec.Damping) : null;
+            Ldlq? ldlq = null;
+            if (spec.Ldlq)
+            {
+                var acc = cal!.Hessians[layer][Group(name)];
+                double[] h = acc.H;
+                if (spec.QaLdlq && r.Spec.Activations.IsQuantized)
+                    h = Ldlq.QaTarget(h, width, ActivationNoise(r, acc, width), rows, outDim);
+                ldlq = new Ldlq(h, width, spec.Damping);
+            }
             Parallel.For(0, outDim, o =>
             {
                 var row = rows.AsSpan(o * width, width);
@@ -55,6 +63,21 @@ public static class ModelQuantizer
             });
             return new CodedWeights(codec, codes, outDim);
         });
+    }
+
+    /// <summary>Relative squared error of the activation codec on the calibration inputs: J ≈ this × mean(diag H)·I.</summary>
+    private static double ActivationNoise(QuantRecipe recipe, HessianAccumulator acc, int width)
+    {
+        var spec = recipe.Spec;
+        var codec = Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup)!;
+        double num = 0, den = 0;
+        var y = new float[width];
+        foreach (var x in acc.Samples)
+        {
+            codec.Roundtrip(x, y);
+            for (int i = 0; i < width; i++) { double d = x[i] - y[i]; num += d * d; den += (double)x[i] * x[i]; }
+        }
+        return den > 0 ? num / den : 0;
     }
 
     internal static float[] Matrix(LlamaWeights w, int layer, string name) => name switch
@@ -147,6 +170,7 @@ public static class ModelQuantizer
         public required HessianAccumulator[][] Hessians { get; init; } // [layer][group]
         public required List<float[]>[] Keys { get; init; }   // [layer]
         public required List<float[]>[] Values { get; init; } // [layer]
+        public required double[][] QueryEnergy { get; init; } // [layer][kv channel]: mean q² of the query heads reading it
     }
 
     /// <summary>Runs the float model with the recipe's rotations over calibration windows, collecting Hessians and samples.</summary>
@@ -164,9 +188,16 @@ public static class ModelQuantizer
         }
         var keys = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
         var values = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
-        int kvDim = c.KvDim;
-        model.KvTap = (layer, k, v, T) =>
+        int kvDim = c.KvDim, dim = c.Dim, hsz = c.HeadSize, groupSize = c.Heads / c.KvHeads;
+        var qe = Enumerable.Range(0, c.Layers).Select(_ => new double[kvDim]).ToArray();
+        model.KvTap = (layer, q, k, v, T) =>
         {
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < dim; i++)
+                {
+                    int head = i / hsz;
+                    qe[layer][(head / groupSize) * hsz + i % hsz] += (double)q[t * dim + i] * q[t * dim + i];
+                }
             for (int t = 0; t < T; t += 3)
             {
                 keys[layer].Add(k.AsSpan(t * kvDim, kvDim).ToArray());
@@ -179,7 +210,7 @@ public static class ModelQuantizer
             int len = Math.Min(ctx, tokens.Length - 1 - i * ctx);
             model.ForwardWindow(tokens.AsSpan(i * ctx, len));
         }
-        return new Calibration { Hessians = hs, Keys = keys, Values = values };
+        return new Calibration { Hessians = hs, Keys = keys, Values = values, QueryEnergy = qe };
     }
 
     /// <summary>K or V samples of all layers after the recipe's calibrated shift and scale (what the codec sees).</summary>
@@ -202,7 +233,7 @@ public static class ModelQuantizer
     /// <summary>Per-layer channel means and standard deviations of K and V on calibration text.</summary>
     private static float[][][] KvStatistics(Calibration cal, QuantSpec spec, int kvDim)
     {
-        float[][] Stats(List<float[]> xs)
+        float[][] Stats(List<float[]> xs, double[]? queryEnergy)
         {
             var mean = new double[kvDim];
             var sq = new double[kvDim];
@@ -211,13 +242,20 @@ public static class ModelQuantizer
             foreach (var x in xs) for (int i = 0; i < kvDim; i++) { double d = x[i] - (spec.KvCenter ? mean[i] : 0); sq[i] += d * d; }
             var shift = mean.Select(m => spec.KvCenter ? (float)m : 0f).ToArray();
             var scale = sq.Select(s => spec.KvChannelScale ? (float)Math.Max(Math.Sqrt(s / Math.Max(1, xs.Count)), 1e-6) : 1f).ToArray();
+            if (queryEnergy is not null)
+                for (int i = 0; i < kvDim; i++)
+                {
+                    // Stored k' = (k − μ)/s with s = (Var k / E q²)^(1/4): the score error Σ q_c e_c is then balanced over channels.
+                    double var = Math.Max(sq[i] / Math.Max(1, xs.Count), 1e-12), qq = Math.Max(queryEnergy[i], 1e-12);
+                    scale[i] = (float)Math.Pow(var / qq, 0.25);
+                }
             return [shift, scale];
         }
         var r = new float[cal.Keys.Length][][];
         for (int l = 0; l < r.Length; l++)
         {
-            var k = Stats(cal.Keys[l]);
-            var v = Stats(cal.Values[l]);
+            var k = Stats(cal.Keys[l], spec.KeyQueryWeighting ? cal.QueryEnergy[l] : null);
+            var v = Stats(cal.Values[l], null);
             r[l] = [k[0], k[1], v[0], v[1]];
         }
         return r;

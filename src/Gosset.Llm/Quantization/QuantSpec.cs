@@ -76,12 +76,19 @@ public sealed record QuantSpec
     public ScaleSetChoice ScaleSet { get; init; } = ScaleSetChoice.NestQuant;
     /// <summary>LDLQ (GPTQ-style, block 8) error feedback for weights, with Hessians from calibration text.</summary>
     public bool Ldlq { get; init; }
+    /// <summary>QA-LDLQ: LDLQ towards W·H·(H+J)⁻¹ with Hessian H+J, J the activation quantization noise (needs quantized activations).</summary>
+    public bool QaLdlq { get; init; }
     /// <summary>Relative damping added to the Hessian diagonal for LDLQ.</summary>
     public double Damping { get; init; } = 0.01;
     /// <summary>Subtract a calibrated per-channel mean from K and V before quantizing (added back on read; a constant key offset does not change softmax).</summary>
     public bool KvCenter { get; init; }
     /// <summary>Divide K and V by a calibrated per-channel standard deviation before quantizing (multiplied back on read).</summary>
     public bool KvChannelScale { get; init; }
+    /// <summary>
+    /// Scale key channels by (E[q_c²] / Var k_c)^(1/4) before quantizing (calibrated): equalizes the error that
+    /// each channel adds to the attention scores q·k rather than to k itself.
+    /// </summary>
+    public bool KeyQueryWeighting { get; init; }
     /// <summary>Seed of the random rotations.</summary>
     public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
 
@@ -134,9 +141,9 @@ public sealed record QuantSpec
         if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8))
             s += $" k={Scales} {ScaleSet.ToString().ToLowerInvariant()}-scales";
         if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";
-        if (Ldlq) s += $" ldlq(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
-        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale))
-            s += " kv-calib(" + (KvCenter ? "center" : "") + (KvCenter && KvChannelScale ? "+" : "") + (KvChannelScale ? "scale" : "") + ")";
+        if (Ldlq) s += $" {(QaLdlq && Activations.IsQuantized ? "qa-ldlq" : "ldlq")}(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
+        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale || KeyQueryWeighting))
+            s += " kv-calib(" + string.Join("+", new[] { KvCenter ? "center" : null, KvChannelScale ? "scale" : null, KeyQueryWeighting ? "k-qweight" : null }.Where(x => x is not null)) + ")";
         return s;
     }
 }
