@@ -21,6 +21,9 @@ internal static class LlmSweepCommand
 {
     private sealed record Row(string Group, string Label, string Quant, string Method, string Extra, bool Main);
 
+    private const string E8Kv4 = "--kv-center --kv-qweight --kv-fixed-scale --kv-k 8 --keys e8:4:16 --values e8:4:16";
+    private const string E8Kv3 = "--kv-center --kv-qweight --kv-fixed-scale --kv-k 8 --keys e8:3:8 --values e8:3:8";
+
     private static readonly Row[] Rows =
     [
         new("FP", "float32", "fp", "e8", "", true),
@@ -33,14 +36,29 @@ internal static class LlmSweepCommand
         new("W4", "E8, fitted scales + LDLQ", "w4", "e8", "--scales fitted --ldlq", true),
         new("W4A4KV4", "INT4 RTN", "w4a4kv4", "int", "", true),
         new("W4A4KV4", "INT4 + rotation", "w4a4kv4", "int-rot", "", true),
-        new("W4A4KV4", "INT4 + rotation + KV centering + LDLQ (ingredients, not a baseline)", "w4a4kv4", "int-rot", "--kv-center --ldlq", false),
+        new("W4A4KV4", "INT4 + rotation + KV centering + K q-weighting + LDLQ (ingredients, not a baseline)", "w4a4kv4", "int-rot", "--kv-center --kv-qweight --ldlq", false),
         new("W4A4KV4", "E8, NestQuant scales, RTN", "w4a4kv4", "e8", "", false),
         new("W4A4KV4", "E8, fitted scales", "w4a4kv4", "e8", "--scales fitted", false),
         new("W4A4KV4", "E8, fitted scales + KV centering", "w4a4kv4", "e8", "--scales fitted --kv-center", false),
-        new("W4A4KV4", "E8, fitted scales + KV centering + LDLQ", "w4a4kv4", "e8", "--scales fitted --kv-center --ldlq", true),
+        new("W4A4KV4", "E8, fitted scales + KV centering + LDLQ", "w4a4kv4", "e8", "--scales fitted --kv-center --ldlq", false),
+        new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --ldlq " + E8Kv4, false),
+        new("W4A4KV4", "E8, fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --qa-ldlq " + E8Kv4, true),
         new("W3A3KV3", "INT3 + rotation", "w3a3kv3", "int-rot", "", true),
-        new("W3A3KV3", "E8 (q=7), fitted scales + KV centering + LDLQ", "w3a3kv3", "e8", "--scales fitted --kv-center --ldlq", true),
+        new("W3A3KV3", "E8 (q=7), fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=8, k=8", "w3a3kv3", "e8", "--scales fitted --qa-ldlq " + E8Kv3, true),
     ];
+
+    /// <summary>The spec of a row, parsed by the same options as <c>gosset eval</c> (so the table's options reproduce it).</summary>
+    private static QuantSpec SpecOf(Row row)
+    {
+        var lo = new LlmOptions();
+        var c = new Command("row");
+        lo.AddTo(c);
+        var args = new List<string> { "--model", "m", "--quant", row.Quant, "--method", row.Method };
+        args.AddRange(row.Extra.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        var pr = c.Parse(args);
+        if (pr.Errors.Count > 0) throw new InvalidOperationException(string.Join("; ", pr.Errors.Select(e => e.Message)));
+        return lo.Spec(pr);
+    }
 
     public static Command Create()
     {
@@ -77,18 +95,10 @@ internal static class LlmSweepCommand
             var refOut = new Dictionary<int, float[]>();
             var results = new List<(Row Row, LlamaModel M, EvalResult In, EvalResult? Out, double Seconds)>();
             var rows = pr.GetValue(quick) ? Rows.Where(r => r.Main).ToArray() : Rows;
-            var opts = new LlmOptions();
             foreach (var row in rows)
             {
                 var sw = Stopwatch.StartNew();
-                var spec = QuantSpec.Parse(row.Quant, row.Method);
-                var extra = row.Extra.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                spec = spec with
-                {
-                    Ldlq = extra.Contains("--ldlq"),
-                    KvCenter = extra.Contains("--kv-center"),
-                    ScaleSet = extra.Contains("fitted") ? ScaleSetChoice.Fitted : extra.Contains("gaussian") ? ScaleSetChoice.Gaussian : ScaleSetChoice.NestQuant,
-                };
+                var spec = SpecOf(row);
                 var m = ModelQuantizer.Quantize(weights, spec, calibTokens, 512, pr.GetValue(calibWindows));
                 var rin = Evaluator.Evaluate(m, inDomain, c, nWin, fp, null, refIn);
                 EvalResult? rout = outDomain is not null && row.Main ? Evaluator.Evaluate(m, outDomain, c, nWin, fp, null, refOut) : null;
@@ -141,7 +151,7 @@ internal static class LlmSweepCommand
         sb.AppendLine($"- Calibration (LDLQ Hessians, fitted scale sets, KV centering): {calibWindows} windows of 512 tokens from "
             + (calibPath is null ? $"`{Path.GetFileName(textPath)}` starting after the evaluated windows (no scored token is seen)." : $"`{Path.GetFileName(calibPath)}`."));
         sb.AppendLine("- bits/w: stored bits per weight of all linear layers, side information included (E8: fp16 row RMS + ⌈8·log2 q⌉ digit bits + 2 scale-index bits per 8-block, W2 rows padded 172→176; INT: b bits + one fp16 absmax per 64 weights). "
-            + "bits/act: per activation entry at linear inputs (per-token fp16 scale included). KV B/tok: stored K+V bytes per token over all layers (one fp16 scale per token shared by the 4 KV heads, counted).");
+            + "bits/act: per activation entry at linear inputs (per-token fp16 scale included). KV B/tok: stored K+V bytes per token over all layers (INT and plain E8: one fp16 scale per token shared by the 4 KV heads, counted; E8 with --kv-fixed-scale: no per-token side information, one calibrated scale per layer, ⌈8·log2 q⌉ + ⌈log2 k⌉ bits per head vector).");
         sb.AppendLine("- Each row can be reproduced alone with `gosset eval --model MODEL --text TEXT --windows N --ctx 512 --quant Q --method M [options] --calib TEXT` (the options are in the table).\n");
         sb.AppendLine("| setting | method | options | ppl | gap to FP | KL | top-1 | bits/w | bits/act | KV B/tok |");
         sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -189,7 +199,7 @@ internal static class LlmSweepCommand
         {
             new("INT RTN", groups.Select(g => Get(g, r => r.Method == "int")).ToList()),
             new("INT + rotation", groups.Select(g => Get(g, r => r.Method == "int-rot" && r.Extra == "")).ToList()),
-            new("E8 (fitted scales, LDLQ, KV centering)", groups.Select(g => Get(g, r => r.Method == "e8")).ToList()),
+            new("E8 (full recipe: main row of each setting)", groups.Select(g => Get(g, r => r.Method == "e8")).ToList()),
         };
         LinePlot.Write(path, "stories260K: KL(p_float ‖ p_quant) per token, tinystories val", groups, series, "KL (nats/token, log scale)", CategoryStyle.Bars, logY: true);
     }

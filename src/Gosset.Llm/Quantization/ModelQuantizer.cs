@@ -31,7 +31,7 @@ public static class ModelQuantizer
             throw new GossetException($"E8 KV quantization needs kv_dim divisible by 8 (kv_dim = {c.KvDim})");
         var recipe = QuantRecipe.Published(spec);
         Calibration? cal = null;
-        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale || spec.KeyQueryWeighting);
+        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale || spec.KeyQueryWeighting || spec.KvFixedScale);
         if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || kvCal)
         {
             if (calibTokens is null || calibTokens.Length < 2)
@@ -147,8 +147,8 @@ public static class ModelQuantizer
             var headRot = spec.Keys.Rotates || spec.Values.Rotates ? Rotation.Create(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
             var aff = calibration ? null : recipe.KvAffine?[l];
             kv[l] = new KvLayerFormat(
-                calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup),
-                calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup),
+                calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale),
+                calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale),
                 headRot)
             {
                 KeyShift = aff?[0], KeyScale = aff?[1], ValueShift = aff?[2], ValueScale = aff?[3],
@@ -157,10 +157,10 @@ public static class ModelQuantizer
         return new LlamaModel(c, embedding, classifier, rmsFinal, layers, kv, calibration ? "calibration" : spec.ToString()) { Recipe = recipe };
     }
 
-    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group) => t.Method switch
+    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group, bool fixedScale = false) => t.Method switch
     {
         QuantMethod.Fp => null,
-        QuantMethod.E8 => new E8Codec(length, t.E8Q, betas),
+        QuantMethod.E8 => fixedScale ? new E8Codec(length, t.E8Q, betas, E8Norm.Fixed, 1f) : new E8Codec(length, t.E8Q, betas),
         _ => new IntCodec(length, t.Bits, group <= 0 ? length : group),
     };
 
@@ -251,11 +251,23 @@ public static class ModelQuantizer
                 }
             return [shift, scale];
         }
+        // With a fixed scale the transformed vectors are normalised to unit RMS over the calibration set.
+        void Normalize(List<float[]> xs, float[][] st)
+        {
+            if (!spec.KvFixedScale) return;
+            double ss = 0; long n = 0;
+            var y = new float[kvDim];
+            foreach (var x in xs) { KvLayerFormat.Forward(x, st[0], st[1], y); foreach (float t in y) ss += (double)t * t; n += kvDim; }
+            float rms = (float)Math.Sqrt(ss / Math.Max(1, n));
+            if (rms > 0) for (int i = 0; i < kvDim; i++) st[1][i] *= rms;
+        }
         var r = new float[cal.Keys.Length][][];
         for (int l = 0; l < r.Length; l++)
         {
             var k = Stats(cal.Keys[l], spec.KeyQueryWeighting ? cal.QueryEnergy[l] : null);
             var v = Stats(cal.Values[l], null);
+            Normalize(cal.Keys[l], k);
+            Normalize(cal.Values[l], v);
             r[l] = [k[0], k[1], v[0], v[1]];
         }
         return r;
@@ -279,8 +291,9 @@ public static class ModelQuantizer
         }
         if (spec.Activations.Method == QuantMethod.E8)
             ab = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), maxBlocks), spec.Activations.E8Q, spec.Scales);
-        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, spec.Scales);
-        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, spec.Scales);
+        Func<IReadOnlyList<float[]>, int, float[]> blocks = spec.KvFixedScale ? ScaleSets.RawBlocks : ScaleSets.NormalizedBlocks;
+        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(blocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, spec.ScalesFor(true));
+        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(blocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, spec.ScalesFor(true));
         return recipe with { WeightBetas = wb, ActivationBetas = ab, KeyBetas = kb, ValueBetas = vb };
     }
 }

@@ -10,11 +10,11 @@ internal sealed record QuantRecipe(QuantSpec Spec, float[] WeightBetas, float[] 
     public float[][][]? KvAffine { get; init; }
 
     public static QuantRecipe Published(QuantSpec spec) => new(spec,
-        Set(spec, spec.Weights, TensorKind.Weights), Set(spec, spec.Activations, TensorKind.Activations),
-        Set(spec, spec.Keys, TensorKind.Keys), Set(spec, spec.Values, TensorKind.Values));
+        Set(spec, spec.Weights, TensorKind.Weights, spec.Scales), Set(spec, spec.Activations, TensorKind.Activations, spec.Scales),
+        Set(spec, spec.Keys, TensorKind.Keys, spec.ScalesFor(true)), Set(spec, spec.Values, TensorKind.Values, spec.ScalesFor(true)));
 
-    private static float[] Set(QuantSpec spec, TensorQuant t, TensorKind kind) =>
+    private static float[] Set(QuantSpec spec, TensorQuant t, TensorKind kind, int k) =>
         t.Method != QuantMethod.E8 ? []
-        : spec.ScaleSet == ScaleSetChoice.Gaussian ? ScaleSets.Gaussian(t.E8Q, spec.Scales)
-        : ScaleSets.NestQuant(kind, t.E8Q, spec.Scales);
+        : spec.ScaleSet == ScaleSetChoice.Gaussian ? ScaleSets.Gaussian(t.E8Q, k)
+        : ScaleSets.NestQuant(kind, t.E8Q, k);
 }

@@ -38,8 +38,10 @@ public sealed record TensorQuant(QuantMethod Method, int Bits)
     public bool IsQuantized => Method != QuantMethod.Fp;
     /// <summary>True when the method rotates first.</summary>
     public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot;
-    /// <summary>E8 nesting ratio for these bits: q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
-    public int E8Q => Math.Max(2, (int)Math.Round(Math.Pow(2, Math.Min(Bits, 8)) * 7 / 8));
+    /// <summary>Explicit E8 nesting ratio (0 = derived from <see cref="Bits"/>).</summary>
+    public int QOverride { get; init; }
+    /// <summary>E8 nesting ratio: <see cref="QOverride"/> when set, else q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
+    public int E8Q => QOverride > 0 ? QOverride : Math.Max(2, (int)Math.Round(Math.Pow(2, Math.Min(Bits, 8)) * 7 / 8));
     /// <inheritdoc/>
     public override string ToString() => Method switch
     {
@@ -72,6 +74,10 @@ public sealed record QuantSpec
     public int KvGroup { get; init; }
     /// <summary>E8 scales per block (k).</summary>
     public int Scales { get; init; } = 4;
+    /// <summary>E8 scales per block for K and V (0 = <see cref="Scales"/>).</summary>
+    public int KvScales { get; init; }
+    /// <summary>Scales per block for a tensor kind.</summary>
+    public int ScalesFor(bool kv) => kv && KvScales > 0 ? KvScales : Scales;
     /// <summary>Published or fitted E8 scale sets.</summary>
     public ScaleSetChoice ScaleSet { get; init; } = ScaleSetChoice.NestQuant;
     /// <summary>LDLQ (GPTQ-style, block 8) error feedback for weights, with Hessians from calibration text.</summary>
@@ -89,6 +95,11 @@ public sealed record QuantSpec
     /// each channel adds to the attention scores q·k rather than to k itself.
     /// </summary>
     public bool KeyQueryWeighting { get; init; }
+    /// <summary>
+    /// E8 K/V without per-token side information: one calibrated scale per layer (after the optional
+    /// centering / channel scaling) instead of an fp16 RMS per token; the k per-block scales adapt to each head vector.
+    /// </summary>
+    public bool KvFixedScale { get; init; }
     /// <summary>Seed of the random rotations.</summary>
     public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
 
@@ -139,11 +150,11 @@ public sealed record QuantSpec
         if (!IsQuantized) return "fp";
         var s = $"W {Weights} A {Activations} K {Keys} V {Values}";
         if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8))
-            s += $" k={Scales} {ScaleSet.ToString().ToLowerInvariant()}-scales";
+            s += $" k={Scales}{(KvScales > 0 && KvScales != Scales ? $" kv-k={KvScales}" : "")} {ScaleSet.ToString().ToLowerInvariant()}-scales";
         if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";
         if (Ldlq) s += $" {(QaLdlq && Activations.IsQuantized ? "qa-ldlq" : "ldlq")}(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
-        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale || KeyQueryWeighting))
-            s += " kv-calib(" + string.Join("+", new[] { KvCenter ? "center" : null, KvChannelScale ? "scale" : null, KeyQueryWeighting ? "k-qweight" : null }.Where(x => x is not null)) + ")";
+        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale || KeyQueryWeighting || KvFixedScale))
+            s += " kv-calib(" + string.Join("+", new[] { KvCenter ? "center" : null, KvChannelScale ? "scale" : null, KeyQueryWeighting ? "k-qweight" : null, KvFixedScale ? "fixed-scale" : null }.Where(x => x is not null)) + ")";
         return s;
     }
 }

@@ -22,6 +22,17 @@ internal static class ScaleSets
     /// <summary>Fits k scales to unit-RMS sample blocks (the core library's DP + coordinate descent, least-error selection).</summary>
     public static float[] Fit(float[] blocks, int q, int k) => ScaleSet.Fit(blocks, q, k).Betas.ToArray();
 
+    /// <summary>Splits vectors into 8-blocks as they are (already normalised); at most <paramref name="maxBlocks"/> blocks, evenly strided.</summary>
+    public static float[] RawBlocks(IReadOnlyList<float[]> vectors, int maxBlocks)
+    {
+        var all = vectors.SelectMany(v => v.Take(v.Length / 8 * 8)).ToArray();
+        int blocks = all.Length / 8;
+        if (blocks <= maxBlocks) return all;
+        var r = new float[maxBlocks * 8];
+        for (int i = 0; i < maxBlocks; i++) Array.Copy(all, 8 * (int)((long)i * blocks / maxBlocks), r, 8 * i, 8);
+        return r;
+    }
+
     /// <summary>Splits vectors into 8-blocks after dividing each vector by its RMS; at most <paramref name="maxBlocks"/> blocks, evenly strided.</summary>
     public static float[] NormalizedBlocks(IReadOnlyList<float[]> vectors, int maxBlocks)
     {
