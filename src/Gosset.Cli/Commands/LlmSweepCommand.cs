@@ -168,6 +168,22 @@ internal static class LlmSweepCommand
             foreach (var (row, _, _, rout, _) in results.Where(r => r.Out is not null))
                 sb.AppendLine(string.Format(inv, "| {0} | {1} | {2:F4} | {3:+0.0000;-0.0000;0} | {4:F5} | {5:P2} |", row.Group, row.Label, rout!.Ppl, rout.Ppl - fpOut, rout.Kl ?? 0, rout.Top1Agreement ?? 1));
         }
+        sb.AppendLine("\n## What each ingredient contributes (in-domain, computed from the rows above)\n");
+        sb.AppendLine("Rows of one setting in table order; each E8 row adds one ingredient to the row before it.\n");
+        sb.AppendLine("| setting | row | KL | KL vs previous row | gap to FP | gap vs previous row |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|");
+        foreach (var g in results.Select(r => r.Row.Group).Distinct().Where(g => g != "FP"))
+        {
+            (double Kl, double Gap)? prev = null;
+            foreach (var r in results.Where(r => r.Row.Group == g && r.Row.Method == "e8"))
+            {
+                double kl = r.In.Kl ?? 0, gap = r.In.Ppl - fpPpl;
+                sb.AppendLine(string.Format(inv, "| {0} | {1} | {2:F5} | {3} | {4:F4} | {5} |", g, r.Row.Label, kl,
+                    prev is { } p ? (kl / p.Kl - 1).ToString("+0.0%;-0.0%", inv) : "", gap,
+                    prev is { } q ? (gap / q.Gap - 1).ToString("+0.0%;-0.0%", inv) : ""));
+                prev = (kl, gap);
+            }
+        }
         sb.AppendLine("\n## Acceptance check (issue 3)\n");
         foreach (string g in new[] { "W4", "W4A4KV4" })
         {
