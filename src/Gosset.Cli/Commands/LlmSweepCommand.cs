@@ -200,6 +200,18 @@ internal static class LlmSweepCommand
                 g, best.Row.Label, best.In.Ppl - fpPpl, best.In.Kl, e.Row.Label, gapRatio, gT, gapRatio <= gT ? "met" : "NOT met",
                 klRatio, kT, klRatio <= kT ? "met" : "NOT met", dBits, dBits <= 0.15 ? "met" : "NOT met"));
         }
+        sb.AppendLine("\nThe baselines above are plain INT4 RTN and INT4 + rotation, as the issue defines them. Against the strongest INT row in the table "
+            + "(which also gets the calibration ingredients: LDLQ, KV centering, key q-weighting):\n");
+        foreach (string g in new[] { "W4", "W4A4KV4" })
+        {
+            var ints = results.Where(r => r.Row.Group == g && r.Row.Method != "e8").ToList();
+            var e8 = results.Where(r => r.Row.Group == g && r.Row.Main && r.Row.Method == "e8").ToList();
+            if (ints.Count == 0 || e8.Count == 0) continue;
+            var best = ints.OrderBy(r => r.In.Kl).First();
+            var e = e8[0];
+            sb.AppendLine(string.Format(inv, "- {0}: {1}: gap {2:F4}, KL {3:F5}; E8 gap ratio {4:P1}, KL ratio {5:P1}.", g, best.Row.Label,
+                best.In.Ppl - fpPpl, best.In.Kl, (e.In.Ppl - fpPpl) / (best.In.Ppl - fpPpl), (e.In.Kl ?? 0) / (best.In.Kl ?? 1)));
+        }
         return sb.ToString();
     }
 
