@@ -13,6 +13,8 @@ internal static class CommandRegistry
         yield return MatmulCommand.Create();
         yield return QuantizeCommand.Create();
         yield return QuantizeCommand.CreateDequantize();
+        yield return RobustCommand.Create();
+        yield return ScalesCommand.Create();
         yield return GenerateCommand.Create();
         yield return EvalCommand.Create();
         yield return QuantizeModelCommand.Create();

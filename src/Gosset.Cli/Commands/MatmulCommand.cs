@@ -40,27 +40,28 @@ internal static class MatmulCommand
     }
 
     /// <summary>
-    /// Tries the method's configurations around the target (its own choice for the target and for
-    /// targets down to 1.5 bits lower) and keeps the one with the least distortion whose stored rate
-    /// (both matrices) is at most bits + 0.1.
+    /// Walks the method's configurations down from bits + 0.1 in steps of 0.05 bit and keeps the
+    /// first whose stored rate (both matrices, everything counted) is at most bits + 0.1: the
+    /// configurations are ordered by rate, and distortion falls with rate.
     /// </summary>
     internal static (RdResult, DenseMatrix) BestAtRate(DenseMatrix A, DenseMatrix B, MatrixMethod m, double bits, ulong seed)
     {
         if (!(bits >= 0.25 && bits <= 8.5)) throw new GossetException($"--bits {bits} is out of range (0.25 to 8.5).");
-        RdResult? best = null; DenseMatrix? bestC = null;
-        for (double t = bits + 0.1; t >= Math.Max(0.25, bits - 1.5); t -= 0.1)
+        string? last = null;
+        for (double t = bits + 0.1; t >= Math.Max(0.2, bits - 2); t -= 0.05)
         {
             if (!m.Supports(t)) continue;
             var qa = m.Encode(A, t, seed);
+            string config = qa.Describe();
+            if (config == last) continue;
+            last = config;
             var qb = m.Encode(B, t, seed);
             double rate = (double)(qa.TotalBits + qb.TotalBits) / ((long)A.Rows * A.Cols + (long)B.Rows * B.Cols);
             if (rate > bits + 0.1 + 1e-12) continue;
             var r = RdHarness.Measure(A, B, qa, qb, m.Name, bits, m.Describe(qa));
-            if (best == null || r.Error.Distortion < best.Error.Distortion) { best = r; bestC = ProductEstimator.Estimate(qa, qb); }
-            if (best != null && rate < bits - 0.6) break;
+            return (r, ProductEstimator.Estimate(qa, qb));
         }
-        if (best == null) throw new GossetException($"No {m.Name} configuration fits in {bits} + 0.1 bits/entry for this shape (side information alone may exceed it).");
-        return (best, bestC!);
+        throw new GossetException($"No {m.Name} configuration fits in {bits} + 0.1 bits/entry for this shape (side information alone may exceed it).");
     }
 
     internal static void Report(RdResult r)

@@ -65,7 +65,7 @@ public static class E8MatrixQuantizer
             _ => FitScales(u, np, cols, coded, options),
         };
 
-        // 3. code every column; gain = least-squares scale of the decoded unit-RMS column
+        // 3. code every column; the gain rescales the decoded unit-RMS column (GainMode)
         var vq = new E8VectorQuantizer(new VoronoiCode(options.Q), scales, options.Selection);
         var digits = new byte[(long)cols * coded * 8];
         var idx = new byte[(long)cols * coded];
@@ -80,9 +80,10 @@ public static class E8MatrixQuantizer
             vq.Quantize(x, d, s, dither);
             var xh = new float[coded * 8];
             vq.Dequantize(d, s, xh, dither);
-            double xy = 0, yy = 0;
-            for (int i = 0; i < xh.Length; i++) { xy += (double)x[i] * xh[i]; yy += (double)xh[i] * xh[i]; }
-            gains[j] = yy > 0 ? (float)(rms[j] * xy / yy) : 0f;
+            double xy = 0, yy = 0, xx = 0;
+            for (int i = 0; i < xh.Length; i++) { xy += (double)x[i] * xh[i]; yy += (double)xh[i] * xh[i]; xx += (double)x[i] * x[i]; }
+            double g = options.Gain == GainMode.LeastSquares ? (yy > 0 ? xy / yy : 0) : (xy > 0 ? xx / xy : 0);
+            gains[j] = (float)(rms[j] * g);
         });
 
         // 4. store the codes

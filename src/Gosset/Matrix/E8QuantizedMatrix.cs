@@ -9,8 +9,7 @@ namespace Gosset.Matrix;
 /// <summary>
 /// A matrix coded column by column with the E8 Voronoi code: centre (mean kept, fp32), pad to a
 /// multiple of 8, rotate, normalise to unit RMS, code every 8-block (digits + scale index), and
-/// keep one fp32 gain per column (the least-squares scale of the decoded column, which also
-/// restores the norm). Codes are stored in one range-coded stream (or fixed-width blocks).
+/// keep one fp32 gain per column (which restores the norm; see <see cref="GainMode"/>). Codes are stored in one range-coded stream (or fixed-width blocks).
 /// </summary>
 public sealed class E8QuantizedMatrix : QuantizedMatrix
 {
@@ -59,7 +58,7 @@ public sealed class E8QuantizedMatrix : QuantizedMatrix
     /// <inheritdoc/>
     public override float Mean(int j) => Centered ? _means[j] : 0f;
 
-    /// <summary>Stored gain of column j (least-squares scale of the unit-RMS decoded column).</summary>
+    /// <summary>Stored gain of column j (scales the unit-RMS decoded column back; see <see cref="GainMode"/>).</summary>
     public float Gain(int j) => _gains[j];
 
     /// <inheritdoc/>

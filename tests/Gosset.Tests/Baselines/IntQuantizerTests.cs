@@ -145,8 +145,8 @@ public sealed class IntQuantizerTests
             double ea = 0, em = 0;
             for (int i = start; i < start + g; i++)
             {
-                ea += (x[i] - a[i]) * (double)(x[i] - a[i]);
-                em += (x[i] - m[i]) * (double)(x[i] - m[i]);
+                ea += ((double)x[i] - a[i]) * ((double)x[i] - a[i]);
+                em += ((double)x[i] - m[i]) * ((double)x[i] - m[i]);
             }
             Assert.True(em <= ea, $"group {start / g}: clipped {em} > absmax {ea}");
             if (em < ea) better++;
@@ -209,6 +209,19 @@ public sealed class IntQuantizerTests
         Assert.Equal((total + 7) / 8, packed.Length);
         Assert.Equal(packed.Length, q.PackedLength(n));
         if (bits == 4 && group == 128) Assert.Equal(4.125, q.BitsPerEntry(n));
+    }
+
+    [Fact]
+    public void MidTreadKeepsZerosExactMidRiseDoesNot()
+    {
+        float[] x = [0, 1.5f, 0, -3, 0, 0.25f, 0, 2];
+        var tread = RoundTrip(new IntQuantizer(4, 8, levels: IntLevels.MidTread), x);
+        var rise = RoundTrip(new IntQuantizer(4, 8), x);
+        for (int i = 0; i < x.Length; i += 2)
+        {
+            Assert.Equal(0f, tread[i]);
+            Assert.NotEqual(0f, rise[i]); // mid-rise has no zero level: ±s/2
+        }
     }
 
     [Fact]
