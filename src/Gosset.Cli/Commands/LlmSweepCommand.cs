@@ -41,6 +41,8 @@ internal static class LlmSweepCommand
         new("W4A4KV4", "E8, fitted scales", "w4a4kv4", "e8", "--scales fitted", false),
         new("W4A4KV4", "E8, fitted scales + KV centering", "w4a4kv4", "e8", "--scales fitted --kv-center", false),
         new("W4A4KV4", "E8, fitted scales + KV centering + LDLQ", "w4a4kv4", "e8", "--scales fitted --kv-center --ldlq", false),
+        new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting", "w4a4kv4", "e8", "--scales fitted --ldlq --kv-center --kv-qweight", false),
+        new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting, fixed scale (no per-token side info)", "w4a4kv4", "e8", "--scales fitted --ldlq --kv-center --kv-qweight --kv-fixed-scale", false),
         new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --ldlq " + E8Kv4, false),
         new("W4A4KV4", "E8, fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --qa-ldlq " + E8Kv4, true),
         new("W3A3KV3", "INT3 + rotation", "w3a3kv3", "int-rot", "", true),
@@ -169,7 +171,7 @@ internal static class LlmSweepCommand
                 sb.AppendLine(string.Format(inv, "| {0} | {1} | {2:F4} | {3:+0.0000;-0.0000;0} | {4:F5} | {5:P2} |", row.Group, row.Label, rout!.Ppl, rout.Ppl - fpOut, rout.Kl ?? 0, rout.Top1Agreement ?? 1));
         }
         sb.AppendLine("\n## What each ingredient contributes (in-domain, computed from the rows above)\n");
-        sb.AppendLine("Rows of one setting in table order; each E8 row adds one ingredient to the row before it.\n");
+        sb.AppendLine("Rows of one setting in table order; each E8 row changes what its label adds to the row before it (the last row swaps LDLQ for QA-LDLQ).\n");
         sb.AppendLine("| setting | row | KL | KL vs previous row | gap to FP | gap vs previous row |");
         sb.AppendLine("|---|---|---:|---:|---:|---:|");
         foreach (var g in results.Select(r => r.Row.Group).Distinct().Where(g => g != "FP"))
