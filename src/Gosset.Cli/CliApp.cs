@@ -34,6 +34,7 @@ public static class CliApp
 
     internal static string? UserError(Exception e) => e switch
     {
+        AggregateException { InnerExceptions.Count: > 0 } a => UserError(a.InnerExceptions[0]),
         GossetException g => g.Message,
         FileNotFoundException f => f.Message,
         DirectoryNotFoundException d => d.Message,

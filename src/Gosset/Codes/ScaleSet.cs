@@ -151,17 +151,30 @@ public sealed class ScaleSet
         var grid = new float[g];
         for (int i = 0; i < g; i++) grid[i] = (float)(lo * Math.Pow(hi / lo, i / (double)(g - 1)) / q);
 
-        // err[j, i] and thresholds
+        // err[j, i] (weighted) and thresholds thr[j] = first grid index without overload (g if none);
+        // one SIMD batch encode + decode of all blocks per grid scale, grid scales in parallel.
         var err = new float[n * g];
+        var overloadedAt = new bool[n * g];
+        var blocks = samples.ToArray();
+        Parallel.For(0, g, () => (d: new byte[8 * n], o: new bool[n], x: new float[8 * n], b: new float[n]), (i, _, buf) =>
+        {
+            buf.b.AsSpan().Fill(grid[i]);
+            Kernels.VoronoiBatch.Encode(code, blocks, buf.b, buf.d, buf.o);
+            Kernels.VoronoiBatch.Decode(code, buf.d, buf.b, buf.x);
+            for (int j = 0; j < n; j++)
+            {
+                double e = 0;
+                for (int t = 0; t < 8; t++) { double d = blocks[8 * j + t] - buf.x[8 * j + t]; e += d * d; }
+                err[j * g + i] = (float)(e * w[j]);
+                overloadedAt[j * g + i] = buf.o[j];
+            }
+            return buf;
+        }, _ => { });
         var thr = new int[n];
-        var ov = new bool[g];
         for (int j = 0; j < n; j++)
         {
-            var e = err.AsSpan(j * g, g);
-            E8VectorQuantizer.BlockErrors(code, samples.Slice(8 * j, 8), grid, e, ov);
-            for (int i = 0; i < g; i++) e[i] = (float)(e[i] * w[j]);
-            int t = g; // g = "overloads everywhere"
-            for (int i = 0; i < g; i++) if (!ov[i]) { t = i; break; }
+            int t = g;
+            for (int i = 0; i < g; i++) if (!overloadedAt[j * g + i]) { t = i; break; }
             thr[j] = t;
         }
 

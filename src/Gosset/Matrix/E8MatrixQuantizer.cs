@@ -77,9 +77,17 @@ public static class E8MatrixQuantizer
             if (options.Dither) { dither = new float[coded * 8]; E8Dither.Fill(options.DitherSeed, j, coded, dither); }
             var d = digits.AsSpan(j * coded * 8, coded * 8);
             var s = idx.AsSpan(j * coded, coded);
-            vq.Quantize(x, d, s, dither);
             var xh = new float[coded * 8];
-            vq.Dequantize(d, s, xh, dither);
+            if (dither == null && options.Selection == ScaleSelection.LeastError)
+            {
+                // SIMD path (bit-exact with VoronoiCode per block; least error over the k scales)
+                Kernels.VoronoiBatch.EncodeBest(vq.Code, x, scales.Betas, d, s, xh);
+            }
+            else
+            {
+                vq.Quantize(x, d, s, dither);
+                vq.Dequantize(d, s, xh, dither);
+            }
             double xy = 0, yy = 0, xx = 0;
             for (int i = 0; i < xh.Length; i++) { xy += (double)x[i] * xh[i]; yy += (double)xh[i] * xh[i]; xx += (double)x[i] * x[i]; }
             double g = options.Gain == GainMode.LeastSquares ? (yy > 0 ? xy / yy : 0) : (xy > 0 ? xx / xy : 0);

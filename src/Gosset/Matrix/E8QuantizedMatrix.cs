@@ -73,9 +73,26 @@ public sealed class E8QuantizedMatrix : QuantizedMatrix
         Parallel.For(0, Cols, j =>
         {
             var col = z.Column(j)[..(8 * blocks)];
-            float[]? u = null;
-            if (Dither) { u = new float[8 * blocks]; E8Dither.Fill(DitherSeed, j, blocks, u); }
-            vq.Dequantize(digits.AsSpan(j * blocks * 8, blocks * 8), idx.AsSpan(j * blocks, blocks), col, u);
+            var d = digits.AsSpan(j * blocks * 8, blocks * 8);
+            var s = idx.AsSpan(j * blocks, blocks);
+            if (Dither)
+            {
+                var u = new float[8 * blocks];
+                E8Dither.Fill(DitherSeed, j, blocks, u);
+                vq.Dequantize(d, s, col, u);
+            }
+            else
+            {
+                // SIMD decode with each block's own scale (bit-exact with VoronoiCode.Decode)
+                var betas = Scales.Betas;
+                var beta = new float[blocks];
+                for (int b = 0; b < blocks; b++)
+                {
+                    if (s[b] >= betas.Length) throw new InvalidDataException($"Scale index {s[b]} out of range (k = {betas.Length}).");
+                    beta[b] = betas[s[b]];
+                }
+                Kernels.VoronoiBatch.Decode(vq.Code, d, beta, col);
+            }
             TensorPrimitives.Multiply(col, _gains[j], col);
         });
         return z;
