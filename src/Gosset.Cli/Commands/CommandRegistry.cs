@@ -14,9 +14,11 @@ internal static class CommandRegistry
         yield return QuantizeCommand.Create();
         yield return QuantizeCommand.CreateDequantize();
         yield return RobustCommand.Create();
+        yield return ScalesCommand.Create();
         yield return GenerateCommand.Create();
         yield return EvalCommand.Create();
         yield return QuantizeModelCommand.Create();
+        yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
     }
 }

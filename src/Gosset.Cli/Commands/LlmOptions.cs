@@ -14,19 +14,23 @@ internal sealed class LlmOptions
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "tokenizer (llama2.c .bin or SentencePiece .model); default: tok512.bin / tokenizer.bin next to the model" };
     public Option<string> Quant { get; } = new("--quant") { Description = "fp | w4 | w4a4 | w4a4kv4 | w3a3kv3 | w4k4v8 … (bits per weight / activation / KV entry)", DefaultValueFactory = _ => "fp" };
     public Option<string> Method { get; } = new("--method") { Description = "e8 | int | int-rot: method for every tensor --quant quantizes", DefaultValueFactory = _ => "e8" };
-    public Option<string?> WeightsQ { get; } = new("--weights") { Description = "override for weights: fp or METHOD:BITS (e.g. e8:4, int-rot:4)" };
+    public Option<string?> WeightsQ { get; } = new("--weights") { Description = "override for weights: fp or METHOD:BITS[:Q] (e.g. e8:4, int-rot:4, e8:4:16 for q = 16)" };
     public Option<string?> ActivationsQ { get; } = new("--activations") { Description = "override for activations: fp or METHOD:BITS" };
     public Option<string?> KeysQ { get; } = new("--keys") { Description = "override for the K cache: fp or METHOD:BITS" };
     public Option<string?> ValuesQ { get; } = new("--values") { Description = "override for the V cache: fp or METHOD:BITS" };
-    public Option<string> Scales { get; } = new("--scales") { Description = "E8 scale sets: nestquant (published) or fitted (on calibration data)", DefaultValueFactory = _ => "nestquant" };
+    public Option<string> Scales { get; } = new("--scales") { Description = "E8 scale sets: nestquant (published), gaussian (core default tuned on Gaussian blocks) or fitted (on this model's weights and calibration data)", DefaultValueFactory = _ => "nestquant" };
     public Option<int> K { get; } = new("--k") { Description = "E8 scales per block", DefaultValueFactory = _ => 4 };
+    public Option<int> KvK { get; } = new("--kv-k") { Description = "E8 scales per block for K and V (0 = --k)", DefaultValueFactory = _ => 0 };
     public Option<int> WeightGroup { get; } = new("--wgroup") { Description = "INT weight group size (entries per fp16 scale)", DefaultValueFactory = _ => 64 };
     public Option<int> ActGroup { get; } = new("--agroup") { Description = "INT activation group size (0 = one scale per token)", DefaultValueFactory = _ => 0 };
     public Option<int> KvGroup { get; } = new("--kvgroup") { Description = "INT K/V group size (0 = one scale per token for all heads)", DefaultValueFactory = _ => 0 };
     public Option<bool> Ldlq { get; } = new("--ldlq") { Description = "LDLQ (GPTQ-style, block 8) error feedback for weights; needs --calib" };
+    public Option<bool> QaLdlq { get; } = new("--qa-ldlq") { Description = "with --ldlq: QA-LDLQ, accounting for the activation quantization noise" };
     public Option<double> Damping { get; } = new("--damping") { Description = "LDLQ Hessian damping (fraction of mean diagonal)", DefaultValueFactory = _ => 0.01 };
     public Option<bool> KvCenter { get; } = new("--kv-center") { Description = "subtract calibrated per-channel means from K and V before quantizing; needs --calib" };
     public Option<bool> KvScale { get; } = new("--kv-scale") { Description = "divide K and V by calibrated per-channel standard deviations before quantizing; needs --calib" };
+    public Option<bool> KvQWeight { get; } = new("--kv-qweight") { Description = "scale key channels by (E[q²]/Var k)^(1/4) before quantizing (balances the error in q·k); needs --calib" };
+    public Option<bool> KvFixed { get; } = new("--kv-fixed-scale") { Description = "E8 K/V: one calibrated scale per layer instead of an fp16 scale per token (saves 16 bits per token and K/V); needs --calib" };
     public Option<string?> Calib { get; } = new("--calib") { Description = "calibration text for LDLQ / fitted scales" };
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
     public Option<ulong> Seed { get; } = new("--rotation-seed") { Description = "seed of the random rotations", DefaultValueFactory = _ => 0x9E3779B97F4A7C15 };
@@ -36,7 +40,7 @@ internal sealed class LlmOptions
         cmd.Options.Add(Model);
         cmd.Options.Add(Tokenizer);
         if (!quantOptions) return;
-        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, WeightGroup, ActGroup, KvGroup, Ldlq, Damping, KvCenter, KvScale, Calib, CalibWindows, Seed })
+        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Calib, CalibWindows, Seed })
             cmd.Options.Add(o);
     }
 
@@ -48,9 +52,12 @@ internal sealed class LlmOptions
             if (string.IsNullOrWhiteSpace(s)) return null;
             if (s.Trim().Equals("fp", StringComparison.OrdinalIgnoreCase)) return TensorQuant.Fp;
             var parts = s.Split(':');
-            if (parts.Length != 2 || !int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int b) || b is < 2 or > 8)
-                throw new GossetException($"\"{s}\" is not fp or METHOD:BITS (bits 2..8)");
-            return new TensorQuant(QuantSpec.ParseMethod(parts[0]), b);
+            if (parts.Length is < 2 or > 3 || !int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int b) || b is < 2 or > 8)
+                throw new GossetException($"\"{s}\" is not fp or METHOD:BITS[:Q] (bits 2..8)");
+            int q = 0;
+            if (parts.Length == 3 && (!int.TryParse(parts[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out q) || q is < 2 or > 256))
+                throw new GossetException($"\"{s}\": the E8 nesting ratio q must be 2..256");
+            return new TensorQuant(QuantSpec.ParseMethod(parts[0]), b) { QOverride = q };
         }
         spec = spec with
         {
@@ -62,16 +69,21 @@ internal sealed class LlmOptions
             {
                 "nestquant" or "published" => ScaleSetChoice.NestQuant,
                 "fitted" or "fit" => ScaleSetChoice.Fitted,
-                var x => throw new GossetException($"--scales \"{x}\" is not nestquant or fitted"),
+                "gaussian" or "default" => ScaleSetChoice.Gaussian,
+                var x => throw new GossetException($"--scales \"{x}\" is not nestquant, gaussian or fitted"),
             },
             Scales = Check(pr.GetValue(K), 1, 16, "--k"),
+            KvScales = Check(pr.GetValue(KvK), 0, 16, "--kv-k"),
             WeightGroup = Check(pr.GetValue(WeightGroup), 8, 1 << 20, "--wgroup"),
             ActivationGroup = Check(pr.GetValue(ActGroup), 0, 1 << 20, "--agroup"),
             KvGroup = Check(pr.GetValue(KvGroup), 0, 1 << 20, "--kvgroup"),
-            Ldlq = pr.GetValue(Ldlq),
+            Ldlq = pr.GetValue(Ldlq) || pr.GetValue(QaLdlq),
+            QaLdlq = pr.GetValue(QaLdlq),
             Damping = pr.GetValue(Damping),
             KvCenter = pr.GetValue(KvCenter),
             KvChannelScale = pr.GetValue(KvScale),
+            KeyQueryWeighting = pr.GetValue(KvQWeight),
+            KvFixedScale = pr.GetValue(KvFixed),
             Seed = pr.GetValue(Seed),
         };
         return spec;
@@ -101,7 +113,7 @@ internal sealed class LlmOptions
         if (!quantOptions) return (LlamaModel.FromWeights(w), w, tokenizer);
         var spec = Spec(pr);
         int[]? calib = null;
-        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || spec.KvCenter || spec.KvChannelScale)
+        if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || spec.KvCenter || spec.KvChannelScale || spec.KeyQueryWeighting || spec.KvFixedScale)
         {
             string? cp = pr.GetValue(Calib) ?? throw new GossetException("--ldlq, --scales fitted, --kv-center and --kv-scale need --calib TEXT");
             calib = tokenizer.Encode(File.ReadAllBytes(cp), bos: true, eos: false);

@@ -64,6 +64,17 @@ internal static class RdCommand
                 }
         });
         AnsiConsole.Write(CliOutput.RdTable(results));
+        var comparison = CompareWithInt(results);
+        if (comparison.Count > 0)
+        {
+            var t = new Table().Border(TableBorder.Rounded).Title("INT rows vs the best E8 row at an equal or lower rate");
+            foreach (var h in new[] { "INT method", "bits/entry", "D", "best E8 row", "E8 bits/entry", "E8 D", "E8 gain dB" }) t.AddColumn(new TableColumn(h).RightAligned());
+            foreach (var c in comparison)
+                t.AddRow(c.Int.Method, CliOutput.F(c.Int.BitsPerEntry, "0.000"), CliOutput.F(c.Int.Error.Distortion, "0.000E+0"),
+                    c.E8?.Method ?? "none", c.E8 == null ? "" : CliOutput.F(c.E8.BitsPerEntry, "0.000"),
+                    c.E8 == null ? "" : CliOutput.F(c.E8.Error.Distortion, "0.000E+0"), CliOutput.F(c.GainDb, "+0.00;-0.00"));
+            AnsiConsole.Write(t);
+        }
         if (skipped.Count > 0) AnsiConsole.MarkupLine($"[grey]no configuration (skipped): {Markup.Escape(string.Join(", ", skipped))}[/]");
         if (jsonPath != null)
         {
@@ -72,6 +83,12 @@ internal static class RdCommand
                 ["source"] = spec.Source, ["n"] = A.Rows, ["a"] = A.Cols, ["b"] = B.Cols, ["seed"] = spec.Seed,
                 ["r_star"] = RateDistortion.RStar,
                 ["results"] = new JsonArray(results.Select(r => (JsonNode)CliOutput.RdRow(r)).ToArray()),
+                ["int_vs_e8"] = new JsonArray(comparison.Select(c => (JsonNode)new JsonObject
+                {
+                    ["int_method"] = c.Int.Method, ["int_bits_per_entry"] = c.Int.BitsPerEntry, ["int_distortion"] = c.Int.Error.Distortion,
+                    ["e8_method"] = c.E8?.Method, ["e8_bits_per_entry"] = c.E8?.BitsPerEntry, ["e8_distortion"] = c.E8?.Error.Distortion,
+                    ["e8_gain_db"] = CliOutput.Finite(c.GainDb),
+                }).ToArray()),
             };
             CliOutput.WriteJson(jsonPath, root);
             AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(jsonPath)}[/]");
@@ -82,6 +99,20 @@ internal static class RdCommand
             AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(plotPath)}[/]");
         }
         return results;
+    }
+
+    internal sealed record IntComparison(RdResult Int, RdResult? E8, double GainDb);
+
+    /// <summary>For every INT row, the E8-family row of least distortion at an equal or lower rate, and its gain in dB.</summary>
+    internal static List<IntComparison> CompareWithInt(IReadOnlyList<RdResult> results)
+    {
+        var e8 = results.Where(r => r.Method.StartsWith("e8", StringComparison.Ordinal) && double.IsFinite(r.Error.Distortion)).ToList();
+        return results.Where(r => r.Method.StartsWith("int", StringComparison.Ordinal))
+            .Select(r =>
+            {
+                var best = e8.Where(x => x.BitsPerEntry <= r.BitsPerEntry).OrderBy(x => x.Error.Distortion).FirstOrDefault();
+                return new IntComparison(r, best, best == null ? double.NaN : RateDistortion.Db(r.Error.Distortion, best.Error.Distortion));
+            }).ToList();
     }
 
     internal static void WritePlot(string path, IReadOnlyList<RdResult> results, string title)

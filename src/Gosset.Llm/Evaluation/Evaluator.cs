@@ -24,8 +24,12 @@ public static class Evaluator
     public static int WindowCount(int tokenCount, int ctx) => (tokenCount - 1 + ctx - 1) / ctx;
 
     /// <summary>Evaluates <paramref name="model"/> on the first <paramref name="windows"/> windows (all when ≤ 0).</summary>
+    /// <remarks>
+    /// <paramref name="referenceCache"/>, when given, keeps the reference logits per window start so that
+    /// several evaluations against the same reference (a sweep) compute them once.
+    /// </remarks>
     public static EvalResult Evaluate(LlamaModel model, int[] tokens, int ctx, int windows, LlamaModel? reference = null,
-        Action<int, int>? progress = null)
+        Action<int, int>? progress = null, Dictionary<int, float[]>? referenceCache = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokens);
@@ -44,7 +48,15 @@ public static class Evaluator
             int len = Math.Min(ctx, tokens.Length - 1 - start);
             var input = tokens.AsSpan(start, len);
             float[] logits = model.ForwardWindow(input);
-            float[]? refLogits = reference?.ForwardWindow(input);
+            float[]? refLogits = null;
+            if (reference is not null)
+            {
+                if (referenceCache is null || !referenceCache.TryGetValue(start, out refLogits))
+                {
+                    refLogits = reference.ForwardWindow(input);
+                    if (referenceCache is not null) referenceCache[start] = refLogits;
+                }
+            }
             double wn = 0;
             var lp = new double[vocab];
             var lr = new double[vocab];

@@ -1,14 +1,15 @@
+using Gosset.Rotations;
 using Gosset.Llm.Quantization;
 
 namespace Gosset.Llm.Inference;
 
 /// <summary>How one layer's K and V vectors are stored: float, or codes of a codec (length kv_dim) after a per-head rotation.</summary>
-internal sealed class KvLayerFormat(VectorCodec? keys, VectorCodec? values, KroneckerRotation? headRotation)
+internal sealed class KvLayerFormat(VectorCodec? keys, VectorCodec? values, IRotation? headRotation)
 {
     public VectorCodec? Keys { get; } = keys;
     public VectorCodec? Values { get; } = values;
     /// <summary>Rotation of length head_size applied to every query, key and value head vector (undone on the attention output).</summary>
-    public KroneckerRotation? HeadRotation { get; } = headRotation;
+    public IRotation? HeadRotation { get; } = headRotation;
     /// <summary>Calibrated per-channel shift and scale: the codec stores (k − shift) / scale (null = 0 and 1).</summary>
     public float[]? KeyShift { get; init; }
     /// <summary>See <see cref="KeyShift"/>.</summary>

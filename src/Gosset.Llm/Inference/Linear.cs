@@ -1,3 +1,4 @@
+using Gosset.Rotations;
 using System.Numerics.Tensors;
 using Gosset.Llm.Quantization;
 
@@ -76,7 +77,7 @@ internal sealed class HessianAccumulator(int n)
 /// </summary>
 internal sealed class Linear
 {
-    public Linear(int inDim, WeightMatrix weights, KroneckerRotation? rotation = null, VectorCodec? activations = null)
+    public Linear(int inDim, WeightMatrix weights, IRotation? rotation = null, VectorCodec? activations = null)
     {
         In = inDim;
         Weights = weights;
@@ -91,7 +92,7 @@ internal sealed class Linear
     public int Out => Weights.Rows;
     public int Width => Weights.Cols;
     public WeightMatrix Weights { get; }
-    public KroneckerRotation? Rotation { get; }
+    public IRotation? Rotation { get; }
     public VectorCodec? Activations { get; }
     /// <summary>When set, every forward call adds its (rotated, unquantized) inputs to this accumulator.</summary>
     public HessianAccumulator? Calibration { get; set; }

@@ -1,3 +1,4 @@
+using Gosset.Rotations;
 using System.Numerics.Tensors;
 using Gosset.Llm.Loading;
 
@@ -71,8 +72,8 @@ public sealed class LlamaModel
     internal Quantization.QuantRecipe? Recipe { get; init; }
     /// <summary>True when built with a quantization recipe (weights, activations or KV quantized).</summary>
     public bool IsQuantized => Recipe is not null;
-    /// <summary>Calibration hook: receives (layer, k, v, tokens) after RoPE and head rotation, before the cache.</summary>
-    internal Action<int, float[], float[], int>? KvTap { get; set; }
+    /// <summary>Calibration hook: receives (layer, q, k, v, tokens) after RoPE and head rotation, before the cache.</summary>
+    internal Action<int, float[], float[], float[], int>? KvTap { get; set; }
 
     /// <summary>Stored bits per weight of the quantizable linear layers (all of wq..w3), side information included.</summary>
     public double BitsPerWeight
@@ -175,7 +176,7 @@ public sealed class LlamaModel
                 }
                 cache.Write(l, pos0 + t, k.AsSpan(t * kvDim, kvDim), v.AsSpan(t * kvDim, kvDim));
             }
-            KvTap?.Invoke(l, k, v, T);
+            KvTap?.Invoke(l, q, k, v, T);
             cache.Read(l, pos0 + T, kAll, vAll);
             Attention(q, kAll, vAll, att, T, pos0, c);
             if (fmt.HeadRotation is { } r2)
@@ -200,7 +201,7 @@ public sealed class LlamaModel
         return logits;
     }
 
-    private static void RotateHeads(Quantization.KroneckerRotation r, Span<float> vec, int hs, bool inverse)
+    private static void RotateHeads(IRotation r, Span<float> vec, int hs, bool inverse)
     {
         Span<float> tmp = stackalloc float[hs];
         for (int h = 0; h < vec.Length / hs; h++)

@@ -16,7 +16,7 @@ public sealed record LlamaConfig(
     bool SharedClassifier, float NormEps = 1e-5f, float RopeTheta = 10000f)
 {
     /// <summary>Width of one attention head: Dim / Heads.</summary>
-    public int HeadSize => Dim / Heads;
+    public int HeadSize => Heads > 0 ? Dim / Heads : 0;
 
     /// <summary>Width of the key (and value) vector of one token: KvHeads × HeadSize.</summary>
     public int KvDim => KvHeads * HeadSize;
@@ -29,10 +29,11 @@ public sealed record LlamaConfig(
     /// <summary>Throws <see cref="GossetException"/> when the values cannot describe a working model.</summary>
     public void Validate(string source)
     {
+        string hp = $"dim {Dim}, hidden {HiddenDim}, layers {Layers}, heads {Heads}, kv heads {KvHeads}, vocab {VocabSize}, seq_len {SeqLen}";
         if (Dim <= 0 || HiddenDim <= 0 || Layers <= 0 || Heads <= 0 || KvHeads <= 0 || VocabSize <= 0 || SeqLen <= 0)
-            throw new InvalidFileException(source, $"implausible hyper-parameters ({this}); not a Llama checkpoint?");
+            throw new InvalidFileException(source, $"implausible hyper-parameters ({hp}); not a Llama checkpoint?");
         if (Dim > 1 << 16 || HiddenDim > 1 << 18 || Layers > 1024 || VocabSize > 1 << 22 || SeqLen > 1 << 22)
-            throw new InvalidFileException(source, $"implausible hyper-parameters ({this}); not a Llama checkpoint?");
+            throw new InvalidFileException(source, $"implausible hyper-parameters ({hp}); not a Llama checkpoint?");
         if (Dim % Heads != 0 || Heads % KvHeads != 0 || HeadSize % 2 != 0)
             throw new InvalidFileException(source, $"dim {Dim}, heads {Heads} and kv heads {KvHeads} are inconsistent");
     }

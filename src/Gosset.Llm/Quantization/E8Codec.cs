@@ -20,6 +20,7 @@ internal enum E8Norm
 internal sealed class E8Codec : VectorCodec
 {
     private readonly VoronoiCode _code;
+    private readonly E8VectorQuantizer _quantizer;
     private readonly float[] _betas;
     private readonly int _digitBits, _indexBits;
     private readonly E8Norm _norm;
@@ -31,7 +32,9 @@ internal sealed class E8Codec : VectorCodec
         if (length % 8 != 0) throw new ArgumentException("E8 codec length must be a multiple of 8", nameof(length));
         if (betas.Length is < 1 or > 256) throw new ArgumentException("1 to 256 scales", nameof(betas));
         _code = new VoronoiCode(q);
-        _betas = (float[])betas.Clone();
+        var set = new ScaleSet(betas);
+        _quantizer = new E8VectorQuantizer(_code, set, ScaleSelection.LeastError);
+        _betas = set.Betas.ToArray();
         _digitBits = (int)Math.Ceiling(8 * Math.Log2(q) - 1e-9);
         _indexBits = betas.Length == 1 ? 0 : (int)Math.Ceiling(Math.Log2(betas.Length) - 1e-9);
         _norm = norm;
@@ -66,25 +69,10 @@ internal sealed class E8Codec : VectorCodec
         ref byte index = ref code[_headerBytes + Length + block];
         if (s == 0) { digits.Clear(); index = 0; yb.Clear(); return; }
         Span<float> u = stackalloc float[8];
-        Span<float> r = stackalloc float[8];
-        Span<byte> d = stackalloc byte[8];
         float inv = 1f / s;
         for (int i = 0; i < 8; i++) u[i] = xb[i] * inv;
-        float best = float.PositiveInfinity;
-        for (int j = 0; j < _betas.Length; j++)
-        {
-            _code.Encode(u, _betas[j], ReadOnlySpan<float>.Empty, d);
-            _code.Decode(d, _betas[j], ReadOnlySpan<float>.Empty, r);
-            float e = 0;
-            for (int i = 0; i < 8; i++) { float t = r[i] - u[i]; e += t * t; }
-            if (e < best)
-            {
-                best = e;
-                d.CopyTo(digits);
-                index = (byte)j;
-                for (int i = 0; i < 8; i++) yb[i] = r[i] * s;
-            }
-        }
+        _quantizer.QuantizeBlock(u, ReadOnlySpan<float>.Empty, digits, out index);
+        _code.Decode(digits, _betas[index] * s, ReadOnlySpan<float>.Empty, yb);
     }
 
     public override void Decode(ReadOnlySpan<byte> code, Span<float> x)

@@ -29,6 +29,31 @@ internal sealed class Ldlq
         for (int i = 0; i < n; i++) for (int j = i; j < n; j++) _u[i * n + j] = li[j * n + i];
     }
 
+    /// <summary>
+    /// QA-LDLQ target (NestQuant): with activation noise z of covariance J, E‖Wx − Ŵ(x+z)‖² is minimized
+    /// around W' = W·H·(H+J)⁻¹; per row, w' = (H+J)⁻¹·H·w. Returns the rows replaced in place and H+J.
+    /// </summary>
+    public static double[] QaTarget(double[] h, int n, double noisePerEntry, float[] rows, int rowCount)
+    {
+        var hj = (double[])h.Clone();
+        double mean = 0;
+        for (int i = 0; i < n; i++) mean += h[i * n + i];
+        mean /= n;
+        for (int i = 0; i < n; i++) hj[i * n + i] += noisePerEntry * mean;
+        var l = Cholesky(hj, n);
+        var hw = new double[n];
+        var y = new double[n];
+        for (int r = 0; r < rowCount; r++)
+        {
+            var row = rows.AsSpan(r * n, n);
+            for (int i = 0; i < n; i++) { double s = 0; for (int j = 0; j < n; j++) s += h[i * n + j] * row[j]; hw[i] = s; }
+            for (int i = 0; i < n; i++) { double s = hw[i]; for (int k = 0; k < i; k++) s -= l[i * n + k] * y[k]; y[i] = s / l[i * n + i]; }
+            for (int i = n - 1; i >= 0; i--) { double s = y[i]; for (int k = i + 1; k < n; k++) s -= l[k * n + i] * hw[k]; hw[i] = s / l[i * n + i]; }
+            for (int i = 0; i < n; i++) row[i] = (float)hw[i];
+        }
+        return hj;
+    }
+
     private static double[] Cholesky(double[] a, int n)
     {
         var l = new double[n * n];

@@ -1,3 +1,4 @@
+using Gosset.Rotations;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
 
@@ -30,7 +31,7 @@ public static class ModelQuantizer
             throw new GossetException($"E8 KV quantization needs kv_dim divisible by 8 (kv_dim = {c.KvDim})");
         var recipe = QuantRecipe.Published(spec);
         Calibration? cal = null;
-        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale);
+        bool kvCal = (spec.Keys.IsQuantized || spec.Values.IsQuantized) && (spec.KvCenter || spec.KvChannelScale || spec.KeyQueryWeighting || spec.KvFixedScale);
         if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || kvCal)
         {
             if (calibTokens is null || calibTokens.Length < 2)
@@ -45,7 +46,15 @@ public static class ModelQuantizer
             float[] rows = RotatedRows(weights, layer, name, rotation, width, out int outDim);
             if (codec is null) return new DenseWeights(rows, outDim, width);
             var codes = new byte[outDim * codec.CodeBytes];
-            Ldlq? ldlq = spec.Ldlq ? new Ldlq(cal!.Hessians[layer][Group(name)].H, width, spec.Damping) : null;
+            Ldlq? ldlq = null;
+            if (spec.Ldlq)
+            {
+                var acc = cal!.Hessians[layer][Group(name)];
+                double[] h = acc.H;
+                if (spec.QaLdlq && r.Spec.Activations.IsQuantized)
+                    h = Ldlq.QaTarget(h, width, ActivationNoise(r, acc, width), rows, outDim);
+                ldlq = new Ldlq(h, width, spec.Damping);
+            }
             Parallel.For(0, outDim, o =>
             {
                 var row = rows.AsSpan(o * width, width);
@@ -54,6 +63,21 @@ public static class ModelQuantizer
             });
             return new CodedWeights(codec, codes, outDim);
         });
+    }
+
+    /// <summary>Relative squared error of the activation codec on the calibration inputs: J ≈ this × mean(diag H)·I.</summary>
+    private static double ActivationNoise(QuantRecipe recipe, HessianAccumulator acc, int width)
+    {
+        var spec = recipe.Spec;
+        var codec = Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup)!;
+        double num = 0, den = 0;
+        var y = new float[width];
+        foreach (var x in acc.Samples)
+        {
+            codec.Roundtrip(x, y);
+            for (int i = 0; i < width; i++) { double d = x[i] - y[i]; num += d * d; den += (double)x[i] * x[i]; }
+        }
+        return den > 0 ? num / den : 0;
     }
 
     internal static float[] Matrix(LlamaWeights w, int layer, string name) => name switch
@@ -69,7 +93,7 @@ public static class ModelQuantizer
     };
 
     /// <summary>Rows padded to <paramref name="width"/> and rotated: row' = R·pad(row), so W·x = W'·(R·pad(x)).</summary>
-    private static float[] RotatedRows(LlamaWeights w, int layer, string name, KroneckerRotation? rotation, int width, out int outDim)
+    private static float[] RotatedRows(LlamaWeights w, int layer, string name, IRotation? rotation, int width, out int outDim)
     {
         var (o, i) = Shape(w.Config, name);
         outDim = o;
@@ -88,11 +112,11 @@ public static class ModelQuantizer
 
     /// <summary>Builds the model structure for a recipe; <paramref name="weightsFor"/> supplies each linear layer's weights.</summary>
     internal static LlamaModel Assemble(LlamaWeights w, QuantRecipe recipe, bool calibration,
-        Func<int, string, VectorCodec?, KroneckerRotation?, int, WeightMatrix> weightsFor)
+        Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)
         => Assemble(w.Config, w.TokenEmbedding, w.Classifier, w.RmsFinal, w.RmsAtt, w.RmsFfn, recipe, calibration, weightsFor);
 
     internal static LlamaModel Assemble(LlamaConfig c, float[] embedding, float[] classifier, float[] rmsFinal, float[][] rmsAtt, float[][] rmsFfn,
-        QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, KroneckerRotation?, int, WeightMatrix> weightsFor)
+        QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)
     {
         var spec = recipe.Spec;
         bool rotate = spec.Weights.Rotates || spec.Activations.Rotates;
@@ -101,14 +125,14 @@ public static class ModelQuantizer
         var kv = new KvLayerFormat[c.Layers];
         for (int l = 0; l < c.Layers; l++)
         {
-            var rotations = new KroneckerRotation?[4];
+            var rotations = new IRotation?[4];
             var linears = new Dictionary<string, Linear>();
             foreach (string name in Names)
             {
                 var (_, inDim) = Shape(c, name);
                 int width = e8 ? (inDim + 7) / 8 * 8 : inDim;
                 int g = Group(name);
-                if (rotate) rotations[g] ??= new KroneckerRotation(width, spec.Seed + (ulong)(l * 8 + g));
+                if (rotate) rotations[g] ??= Rotation.Create(width, spec.Seed + (ulong)(l * 8 + g));
                 var rot = rotations[g];
                 VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup);
                 VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup);
@@ -120,11 +144,11 @@ public static class ModelQuantizer
                 Wq = linears["wq"], Wk = linears["wk"], Wv = linears["wv"], Wo = linears["wo"],
                 W1 = linears["w1"], W2 = linears["w2"], W3 = linears["w3"],
             };
-            var headRot = spec.Keys.Rotates || spec.Values.Rotates ? new KroneckerRotation(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
+            var headRot = spec.Keys.Rotates || spec.Values.Rotates ? Rotation.Create(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
             var aff = calibration ? null : recipe.KvAffine?[l];
             kv[l] = new KvLayerFormat(
-                calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup),
-                calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup),
+                calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale),
+                calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale),
                 headRot)
             {
                 KeyShift = aff?[0], KeyScale = aff?[1], ValueShift = aff?[2], ValueScale = aff?[3],
@@ -133,10 +157,10 @@ public static class ModelQuantizer
         return new LlamaModel(c, embedding, classifier, rmsFinal, layers, kv, calibration ? "calibration" : spec.ToString()) { Recipe = recipe };
     }
 
-    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group) => t.Method switch
+    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group, bool fixedScale = false) => t.Method switch
     {
         QuantMethod.Fp => null,
-        QuantMethod.E8 => new E8Codec(length, t.E8Q, betas),
+        QuantMethod.E8 => fixedScale ? new E8Codec(length, t.E8Q, betas, E8Norm.Fixed, 1f) : new E8Codec(length, t.E8Q, betas),
         _ => new IntCodec(length, t.Bits, group <= 0 ? length : group),
     };
 
@@ -146,6 +170,7 @@ public static class ModelQuantizer
         public required HessianAccumulator[][] Hessians { get; init; } // [layer][group]
         public required List<float[]>[] Keys { get; init; }   // [layer]
         public required List<float[]>[] Values { get; init; } // [layer]
+        public required double[][] QueryEnergy { get; init; } // [layer][kv channel]: mean q² of the query heads reading it
     }
 
     /// <summary>Runs the float model with the recipe's rotations over calibration windows, collecting Hessians and samples.</summary>
@@ -163,9 +188,16 @@ public static class ModelQuantizer
         }
         var keys = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
         var values = Enumerable.Range(0, c.Layers).Select(_ => new List<float[]>()).ToArray();
-        int kvDim = c.KvDim;
-        model.KvTap = (layer, k, v, T) =>
+        int kvDim = c.KvDim, dim = c.Dim, hsz = c.HeadSize, groupSize = c.Heads / c.KvHeads;
+        var qe = Enumerable.Range(0, c.Layers).Select(_ => new double[kvDim]).ToArray();
+        model.KvTap = (layer, q, k, v, T) =>
         {
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < dim; i++)
+                {
+                    int head = i / hsz;
+                    qe[layer][(head / groupSize) * hsz + i % hsz] += (double)q[t * dim + i] * q[t * dim + i];
+                }
             for (int t = 0; t < T; t += 3)
             {
                 keys[layer].Add(k.AsSpan(t * kvDim, kvDim).ToArray());
@@ -178,7 +210,7 @@ public static class ModelQuantizer
             int len = Math.Min(ctx, tokens.Length - 1 - i * ctx);
             model.ForwardWindow(tokens.AsSpan(i * ctx, len));
         }
-        return new Calibration { Hessians = hs, Keys = keys, Values = values };
+        return new Calibration { Hessians = hs, Keys = keys, Values = values, QueryEnergy = qe };
     }
 
     /// <summary>K or V samples of all layers after the recipe's calibrated shift and scale (what the codec sees).</summary>
@@ -201,7 +233,7 @@ public static class ModelQuantizer
     /// <summary>Per-layer channel means and standard deviations of K and V on calibration text.</summary>
     private static float[][][] KvStatistics(Calibration cal, QuantSpec spec, int kvDim)
     {
-        float[][] Stats(List<float[]> xs)
+        float[][] Stats(List<float[]> xs, double[]? queryEnergy)
         {
             var mean = new double[kvDim];
             var sq = new double[kvDim];
@@ -210,13 +242,32 @@ public static class ModelQuantizer
             foreach (var x in xs) for (int i = 0; i < kvDim; i++) { double d = x[i] - (spec.KvCenter ? mean[i] : 0); sq[i] += d * d; }
             var shift = mean.Select(m => spec.KvCenter ? (float)m : 0f).ToArray();
             var scale = sq.Select(s => spec.KvChannelScale ? (float)Math.Max(Math.Sqrt(s / Math.Max(1, xs.Count)), 1e-6) : 1f).ToArray();
+            if (queryEnergy is not null)
+                for (int i = 0; i < kvDim; i++)
+                {
+                    // Stored k' = (k − μ)/s with s = (Var k / E q²)^(1/4): the score error Σ q_c e_c is then balanced over channels.
+                    double var = Math.Max(sq[i] / Math.Max(1, xs.Count), 1e-12), qq = Math.Max(queryEnergy[i], 1e-12);
+                    scale[i] = (float)Math.Pow(var / qq, 0.25);
+                }
             return [shift, scale];
+        }
+        // With a fixed scale the transformed vectors are normalised to unit RMS over the calibration set.
+        void Normalize(List<float[]> xs, float[][] st)
+        {
+            if (!spec.KvFixedScale) return;
+            double ss = 0; long n = 0;
+            var y = new float[kvDim];
+            foreach (var x in xs) { KvLayerFormat.Forward(x, st[0], st[1], y); foreach (float t in y) ss += (double)t * t; n += kvDim; }
+            float rms = (float)Math.Sqrt(ss / Math.Max(1, n));
+            if (rms > 0) for (int i = 0; i < kvDim; i++) st[1][i] *= rms;
         }
         var r = new float[cal.Keys.Length][][];
         for (int l = 0; l < r.Length; l++)
         {
-            var k = Stats(cal.Keys[l]);
-            var v = Stats(cal.Values[l]);
+            var k = Stats(cal.Keys[l], spec.KeyQueryWeighting ? cal.QueryEnergy[l] : null);
+            var v = Stats(cal.Values[l], null);
+            Normalize(cal.Keys[l], k);
+            Normalize(cal.Values[l], v);
             r[l] = [k[0], k[1], v[0], v[1]];
         }
         return r;
@@ -236,12 +287,13 @@ public static class ModelQuantizer
                 for (int i = 0; i < o; i++) rows.Add(r.AsSpan(i * width, width).ToArray());
                 return new DenseWeights(r, o, width);
             });
-            wb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(rows, maxBlocks), spec.Weights.E8Q, wb);
+            wb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(rows, maxBlocks), spec.Weights.E8Q, spec.Scales);
         }
         if (spec.Activations.Method == QuantMethod.E8)
-            ab = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), maxBlocks), spec.Activations.E8Q, ab);
-        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, kb);
-        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, vb);
+            ab = ScaleSets.Fit(ScaleSets.NormalizedBlocks(cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), maxBlocks), spec.Activations.E8Q, spec.Scales);
+        Func<IReadOnlyList<float[]>, int, float[]> blocks = spec.KvFixedScale ? ScaleSets.RawBlocks : ScaleSets.NormalizedBlocks;
+        if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(blocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, spec.ScalesFor(true));
+        if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(blocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, spec.ScalesFor(true));
         return recipe with { WeightBetas = wb, ActivationBetas = ab, KeyBetas = kb, ValueBetas = vb };
     }
 }

@@ -10,8 +10,11 @@ internal sealed record QuantRecipe(QuantSpec Spec, float[] WeightBetas, float[] 
     public float[][][]? KvAffine { get; init; }
 
     public static QuantRecipe Published(QuantSpec spec) => new(spec,
-        ScaleSets.NestQuant(TensorKind.Weights, spec.Weights.E8Q, spec.Scales),
-        ScaleSets.NestQuant(TensorKind.Activations, spec.Activations.E8Q, spec.Scales),
-        ScaleSets.NestQuant(TensorKind.Keys, spec.Keys.E8Q, spec.Scales),
-        ScaleSets.NestQuant(TensorKind.Values, spec.Values.E8Q, spec.Scales));
+        Set(spec, spec.Weights, TensorKind.Weights, spec.Scales), Set(spec, spec.Activations, TensorKind.Activations, spec.Scales),
+        Set(spec, spec.Keys, TensorKind.Keys, spec.ScalesFor(true)), Set(spec, spec.Values, TensorKind.Values, spec.ScalesFor(true)));
+
+    private static float[] Set(QuantSpec spec, TensorQuant t, TensorKind kind, int k) =>
+        t.Method != QuantMethod.E8 ? []
+        : spec.ScaleSet == ScaleSetChoice.Gaussian ? ScaleSets.Gaussian(t.E8Q, k)
+        : ScaleSets.NestQuant(kind, t.E8Q, k);
 }

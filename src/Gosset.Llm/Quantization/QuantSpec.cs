@@ -21,6 +21,8 @@ public enum ScaleSetChoice
 {
     /// <summary>The published NestQuant β₀ sets (per tensor kind), β = β₀ / q.</summary>
     NestQuant,
+    /// <summary>The core library's set tuned on a Gaussian block model (what rotation makes of most data).</summary>
+    Gaussian,
     /// <summary>Sets fitted on this model's rotated weights and on calibration activations / keys / values.</summary>
     Fitted,
 }
@@ -36,8 +38,10 @@ public sealed record TensorQuant(QuantMethod Method, int Bits)
     public bool IsQuantized => Method != QuantMethod.Fp;
     /// <summary>True when the method rotates first.</summary>
     public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot;
-    /// <summary>E8 nesting ratio for these bits: q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
-    public int E8Q => Math.Max(2, (int)Math.Round(Math.Pow(2, Bits) * 7 / 8));
+    /// <summary>Explicit E8 nesting ratio (0 = derived from <see cref="Bits"/>).</summary>
+    public int QOverride { get; init; }
+    /// <summary>E8 nesting ratio: <see cref="QOverride"/> when set, else q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
+    public int E8Q => QOverride > 0 ? QOverride : Math.Max(2, (int)Math.Round(Math.Pow(2, Math.Min(Bits, 8)) * 7 / 8));
     /// <inheritdoc/>
     public override string ToString() => Method switch
     {
@@ -70,16 +74,32 @@ public sealed record QuantSpec
     public int KvGroup { get; init; }
     /// <summary>E8 scales per block (k).</summary>
     public int Scales { get; init; } = 4;
+    /// <summary>E8 scales per block for K and V (0 = <see cref="Scales"/>).</summary>
+    public int KvScales { get; init; }
+    /// <summary>Scales per block for a tensor kind.</summary>
+    public int ScalesFor(bool kv) => kv && KvScales > 0 ? KvScales : Scales;
     /// <summary>Published or fitted E8 scale sets.</summary>
     public ScaleSetChoice ScaleSet { get; init; } = ScaleSetChoice.NestQuant;
     /// <summary>LDLQ (GPTQ-style, block 8) error feedback for weights, with Hessians from calibration text.</summary>
     public bool Ldlq { get; init; }
+    /// <summary>QA-LDLQ: LDLQ towards W·H·(H+J)⁻¹ with Hessian H+J, J the activation quantization noise (needs quantized activations).</summary>
+    public bool QaLdlq { get; init; }
     /// <summary>Relative damping added to the Hessian diagonal for LDLQ.</summary>
     public double Damping { get; init; } = 0.01;
     /// <summary>Subtract a calibrated per-channel mean from K and V before quantizing (added back on read; a constant key offset does not change softmax).</summary>
     public bool KvCenter { get; init; }
     /// <summary>Divide K and V by a calibrated per-channel standard deviation before quantizing (multiplied back on read).</summary>
     public bool KvChannelScale { get; init; }
+    /// <summary>
+    /// Scale key channels by (E[q_c²] / Var k_c)^(1/4) before quantizing (calibrated): equalizes the error that
+    /// each channel adds to the attention scores q·k rather than to k itself.
+    /// </summary>
+    public bool KeyQueryWeighting { get; init; }
+    /// <summary>
+    /// E8 K/V without per-token side information: one calibrated scale per layer (after the optional
+    /// centering / channel scaling) instead of an fp16 RMS per token; the k per-block scales adapt to each head vector.
+    /// </summary>
+    public bool KvFixedScale { get; init; }
     /// <summary>Seed of the random rotations.</summary>
     public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
 
@@ -130,11 +150,11 @@ public sealed record QuantSpec
         if (!IsQuantized) return "fp";
         var s = $"W {Weights} A {Activations} K {Keys} V {Values}";
         if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8))
-            s += $" k={Scales} {(ScaleSet == ScaleSetChoice.NestQuant ? "nestquant-scales" : "fitted-scales")}";
+            s += $" k={Scales}{(KvScales > 0 && KvScales != Scales ? $" kv-k={KvScales}" : "")} {ScaleSet.ToString().ToLowerInvariant()}-scales";
         if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";
-        if (Ldlq) s += $" ldlq(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
-        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale))
-            s += " kv-calib(" + (KvCenter ? "center" : "") + (KvCenter && KvChannelScale ? "+" : "") + (KvChannelScale ? "scale" : "") + ")";
+        if (Ldlq) s += $" {(QaLdlq && Activations.IsQuantized ? "qa-ldlq" : "ldlq")}(damp={Damping.ToString(CultureInfo.InvariantCulture)})";
+        if ((Keys.IsQuantized || Values.IsQuantized) && (KvCenter || KvChannelScale || KeyQueryWeighting || KvFixedScale))
+            s += " kv-calib(" + string.Join("+", new[] { KvCenter ? "center" : null, KvChannelScale ? "scale" : null, KeyQueryWeighting ? "k-qweight" : null, KvFixedScale ? "fixed-scale" : null }.Where(x => x is not null)) + ")";
         return s;
     }
 }

@@ -43,6 +43,7 @@ public abstract class MatrixMethod
     {
         ["e8"] = () => new E8Method("e8", IndexCoding.Entropy, k: 4, ScaleSource.Fit),
         ["e8-mmse"] = () => new E8Method("e8-mmse", IndexCoding.Entropy, k: 4, ScaleSource.Fit, gain: GainMode.LeastSquares),
+        ["e8-dither"] = () => new E8Method("e8-dither", IndexCoding.Entropy, k: 4, ScaleSource.Fit, dither: true),
         ["e8-fixed"] = () => new E8Method("e8-fixed", IndexCoding.Fixed, k: 4, ScaleSource.Fit),
         ["e8-k1"] = () => new E8Method("e8-k1", IndexCoding.Entropy, k: 1, ScaleSource.Fit),
         ["e8-nestquant"] = () => new E8Method("e8-nestquant", IndexCoding.Fixed, k: 4, ScaleSource.NestQuant),
@@ -66,7 +67,7 @@ public sealed record MethodConfig(string Method, int? Q, int? K, int? Group, str
 /// of the rotated coordinates is coded at q = 3 (the E8 point of best distortion per bit).
 /// </summary>
 public sealed class E8Method(string name, IndexCoding coding, int k, ScaleSource scales, RotationKind rotation = RotationKind.Hadamard,
-    GainMode gain = GainMode.Unbiased) : MatrixMethod
+    GainMode gain = GainMode.Unbiased, bool dither = false) : MatrixMethod
 {
     /// <inheritdoc/>
     public override string Name => name;
@@ -79,7 +80,7 @@ public sealed class E8Method(string name, IndexCoding coding, int k, ScaleSource
     {
         if (!(rate >= 0.05 && rate <= 9)) throw new GossetException($"Rate {rate} bits/entry is out of range (0.05 to 9).");
         double overhead = coding == IndexCoding.Fixed ? Math.Ceiling(Math.Log2(k)) / 8 : (k == 1 ? 0 : 0.2);
-        var o = new E8MatrixOptions { K = k, IndexCoding = coding, Scales = scales, Seed = seed, Rotation = rotation, Gain = gain };
+        var o = new E8MatrixOptions { K = k, IndexCoding = coding, Scales = scales, Seed = seed, Rotation = rotation, Gain = gain, Dither = dither, DitherSeed = seed ^ 0xD17E5UL };
         if (rate < TimeSharingBaseRate && k > 1)
             return o with { Q = 3, CodedFraction = Math.Min(1, rate / TimeSharingBaseRate) };
         int q = (int)Math.Clamp(Math.Round(Math.Pow(2, rate - overhead)), 2, 256);

@@ -24,7 +24,7 @@ public sealed class QuantizationTests : IDisposable
     [InlineData(176)]
     public void RotationIsOrthogonal(int n)
     {
-        var rot = new KroneckerRotation(n, 7);
+        var rot = Gosset.Rotations.Rotation.Create(n, 7);
         var x = Gaussian(n, 1);
         var y = new float[n];
         var z = new float[n];
@@ -177,7 +177,11 @@ public sealed class QuantizationTests : IDisposable
     public void QuantizedModelFileRoundTripsAndDetectsCorruption()
     {
         int[] tokens = Stories.ValTokens[..300];
-        var spec = QuantSpec.Parse("w4a4kv4", "e8") with { Ldlq = true, KvCenter = true };
+        var spec = QuantSpec.Parse("w4a4kv4", "e8") with
+        {
+            Ldlq = true, QaLdlq = true, KvCenter = true, KeyQueryWeighting = true, KvFixedScale = true, KvScales = 8,
+            Keys = new TensorQuant(QuantMethod.E8, 4) { QOverride = 16 },
+        };
         var model = ModelQuantizer.Quantize(Stories.Weights, spec, Stories.ValTokens[^3000..], 512, 2);
         string p = Path.Combine(_dir, "m.gqm");
         long size = QuantizedModelFile.Save(model, p);
@@ -185,6 +189,10 @@ public sealed class QuantizationTests : IDisposable
         var (loaded, _) = QuantizedModelFile.Load(p);
         Assert.Equal(model.ForwardWindow(tokens), loaded.ForwardWindow(tokens));
         Assert.Equal(model.BitsPerWeight, loaded.BitsPerWeight);
+        Assert.Equal(model.KvBytesPerToken, loaded.KvBytesPerToken);
+        Assert.Equal(model.Quant, loaded.Quant);
+        // Fixed scales: no per-token side information. K (q=16): 4 head vectors × (32 digit bits + 3 index bits); V (q=14): 4 × (31 + 3).
+        Assert.Equal(Stories.Weights.Config.Layers * (4 * 35 + 4 * 34) / 8.0, model.KvBytesPerToken, 9);
         var bytes = File.ReadAllBytes(p);
         bytes[bytes.Length / 2] ^= 0x10;
         string bad = Path.Combine(_dir, "bad.gqm");

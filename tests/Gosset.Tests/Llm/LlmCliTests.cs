@@ -1,0 +1,99 @@
+using System.Text.Json;
+using Gosset.Cli;
+
+namespace Gosset.Tests.Llm;
+
+[Collection("cli")] // the CLI writes to the process console
+public sealed class LlmCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("gosset-llmcli-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string P(string name) => Path.Combine(_dir, name);
+
+    private static string LastError = "";
+    private static string LastOut = "";
+
+    private static int Run(params string[] args)
+    {
+        var err = Console.Error;
+        var outw = Console.Out;
+        var sw = new StringWriter();
+        var so = new StringWriter();
+        Console.SetError(sw);
+        Console.SetOut(so);
+        try { return CliApp.Run(args); }
+        finally { Console.SetError(err); Console.SetOut(outw); LastError = sw.ToString(); LastOut = so.ToString(); }
+    }
+
+    private string SmallText()
+    {
+        string p = P("small.txt");
+        File.WriteAllBytes(p, File.ReadAllBytes(Stories.ValText)[..6000]);
+        return p;
+    }
+
+    [Fact]
+    public void EvalWritesTheDocumentedJsonFields()
+    {
+        Assert.Equal(0, Run("eval", "--model", Stories.ModelPath, "--text", SmallText(), "--ctx", "256", "--windows", "2",
+            "--quant", "w4a4kv4", "--method", "int-rot", "--json", P("e.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(P("e.json")));
+        var r = doc.RootElement;
+        foreach (var f in new[] { "nll", "ppl", "kl", "top1_agreement", "tokens", "bits_per_weight", "bits_per_activation", "kv_bytes_per_token", "quant" })
+            Assert.True(r.TryGetProperty(f, out _), $"missing {f}");
+        Assert.Equal(512, r.GetProperty("tokens").GetInt64());
+        Assert.True(r.GetProperty("kl").GetDouble() > 0);
+        Assert.Equal(Math.Exp(r.GetProperty("nll").GetDouble()), r.GetProperty("ppl").GetDouble(), 9);
+    }
+
+    [Fact]
+    public void GenerateGreedyMatchesGoldenText()
+    {
+        var g = Stories.Golden.GetProperty("greedy");
+        Assert.Equal(0, Run("generate", "--model", Stories.ModelPath, "--prompt", "", "--steps", g.GetProperty("steps").GetInt32().ToString(), "--json", P("g.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(P("g.json")));
+        Assert.Equal(g.GetProperty("text").GetString(), doc.RootElement.GetProperty("text").GetString());
+        Assert.Contains("tok/s", LastError);
+    }
+
+    [Fact]
+    public void QuantizeModelWritesAGqmThatEvalAndGenerateLoad()
+    {
+        string text = SmallText();
+        Assert.Equal(0, Run("quantize-model", "--model", Stories.ModelPath, "--out", P("m.gqm"), "--quant", "w4", "--method", "e8"));
+        Assert.True(new FileInfo(P("m.gqm")).Length < new FileInfo(Stories.ModelPath).Length / 2);
+        Assert.Equal(0, Run("eval", "--model", P("m.gqm"), "--tokenizer", Stories.TokenizerPath, "--text", text, "--ctx", "256", "--windows", "1", "--json", P("q.json")));
+        Assert.Equal(0, Run("eval", "--model", Stories.ModelPath, "--text", text, "--ctx", "256", "--windows", "1", "--quant", "w4", "--method", "e8", "--json", P("d.json")));
+        using var a = JsonDocument.Parse(File.ReadAllText(P("q.json")));
+        using var b = JsonDocument.Parse(File.ReadAllText(P("d.json")));
+        Assert.Equal(b.RootElement.GetProperty("nll").GetDouble(), a.RootElement.GetProperty("nll").GetDouble(), 9);
+        Assert.Equal(b.RootElement.GetProperty("kl").GetDouble(), a.RootElement.GetProperty("kl").GetDouble(), 9);
+        Assert.Equal(0, Run("generate", "--model", P("m.gqm"), "--tokenizer", Stories.TokenizerPath, "--prompt", "Once upon a time", "--steps", "20"));
+        Assert.StartsWith("Once upon a time", LastOut);
+    }
+
+    [Fact]
+    public void UserErrorsExitNonZeroWithOneLine()
+    {
+        string empty = P("empty.txt");
+        File.WriteAllText(empty, "");
+        string garbage = P("garbage.bin");
+        File.WriteAllBytes(garbage, new byte[5000]);
+        var cases = new[]
+        {
+            new[] { "eval", "--model", Stories.ModelPath, "--text", empty },
+            new[] { "eval", "--model", Stories.ModelPath, "--text", SmallText(), "--ctx", "1024" },
+            new[] { "eval", "--model", garbage, "--tokenizer", Stories.TokenizerPath, "--text", SmallText() },
+            new[] { "eval", "--model", P("missing.bin"), "--text", SmallText() },
+            new[] { "eval", "--model", Stories.ModelPath, "--text", SmallText(), "--quant", "w4z" },
+            new[] { "eval", "--model", Stories.ModelPath, "--text", SmallText(), "--quant", "w4", "--ldlq" },
+            new[] { "generate", "--model", Stories.ModelPath, "--tokenizer", garbage, "--prompt", "hi" },
+        };
+        foreach (var args in cases)
+        {
+            Assert.NotEqual(0, Run(args));
+            Assert.StartsWith("error: ", LastError);
+            Assert.Single(LastError.Trim().Split('\n'));
+        }
+    }
+}
