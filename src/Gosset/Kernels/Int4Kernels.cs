@@ -41,7 +41,7 @@ internal static unsafe class Int4Kernels
             for (int c = 0; c < a.Batch; c++)
             {
                 float acc = 0f;
-                for (int g = 4 * g0; g < 4 * g1; g++)
+                for (int g = 4 * g0; g < Math.Min(4 * g1, m.GroupsPerRow); g++)
                 {
                     float d = PackedInt4Matrix.ScaleValue(m.Scales[r * m.GroupsPerRow + g]);
                     if (a.Mode == ActivationMode.Float32)
