@@ -129,6 +129,9 @@ public sealed class PackedE8Matrix
     /// <summary>Dequantizes row <paramref name="r"/> (cols values) with the scalar reference decoder.</summary>
     public void DequantizeRow(int r, Span<float> row)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(r);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(r, Rows);
+        if (row.Length < Cols) throw new ArgumentException($"row holds {row.Length} values, expected {Cols}.", nameof(row));
         Span<float> blk = stackalloc float[8];
         for (int b = 0; b * 8 < Cols; b++)
         {
@@ -141,6 +144,7 @@ public sealed class PackedE8Matrix
     /// <summary>Dequantizes rows [r0, r1) into <paramref name="dst"/> ([r1 − r0][cols]) with the chosen kernel.</summary>
     public void DequantizeRows(int r0, int r1, Span<float> dst, KernelIsa isa)
     {
+        if (r0 < 0 || r1 > Rows || r0 > r1) throw new ArgumentOutOfRangeException(nameof(r0), $"Row range [{r0}, {r1}) is outside [0, {Rows}).");
         KernelSupport.Require(isa);
         E8Kernels.Decode(isa, this, r0, r1, dst);
     }

@@ -101,6 +101,9 @@ public sealed class PackedInt4Matrix
     /// <summary>Dequantizes row r (cols values).</summary>
     public void DequantizeRow(int r, Span<float> row)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(r);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(r, Rows);
+        if (row.Length < Cols) throw new ArgumentException($"row holds {row.Length} values, expected {Cols}.", nameof(row));
         var nib = Nibbles.AsSpan(r * RowBytes, RowBytes);
         for (int i = 0; i < Cols; i++)
         {
