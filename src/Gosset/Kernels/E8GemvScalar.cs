@@ -21,7 +21,7 @@ internal static class E8GemvScalar
             for (int c = 0; c < a.Batch; c++)
             {
                 float acc = 0f;
-                for (int b = 16 * g0; b < 16 * g1; b++)
+                for (int b = 16 * g0; b < Math.Min(16 * g1, m.StoredBlocks); b++)
                 {
                     E8BoxCode.DecodeDoubled(m.Word(r, b), v);
                     float half = scales[m.ScaleIndex(r, b)] * 0.5f;

@@ -57,26 +57,34 @@ internal static unsafe class E8GemvVector512
                 byte* nib = nib0 + (long)r * rowBytes;
                 uint* sw = sw0 + (long)r * groups;
                 var a0 = Vector512<float>.Zero; var a1 = a0;
-                for (int g = g0; g < g1; g++)
+                int g = g0;
+                for (; g + 1 < g1; g += 2) // two independent accumulators, no branch
                 {
-                    var wv = Vector512.Load((uint*)(nib + 64 * g));
-                    float* x = x20 + 128 * g;
-                    var s = Vector512.ConvertToSingle((wv & fifteen).AsInt32()) * Vector512.Load(x);
-                    var t = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32()) * Vector512.Load(x + 16);
-                    s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32()), Vector512.Load(x + 32), s);
-                    t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32()), Vector512.Load(x + 48), t);
-                    s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32()), Vector512.Load(x + 64), s);
-                    t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32()), Vector512.Load(x + 80), t);
-                    s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32()), Vector512.Load(x + 96), s);
-                    t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle((wv >>> 28).AsInt32()), Vector512.Load(x + 112), t);
-                    var bt = Vector512.Load(nx0 + 16 * g) + (Vector512.Load(cf0 + 16 * g).AsInt32() & ParityMask(wv)).AsSingle();
-                    var f = (s + t) + bt;
-                    var sB = BlockScales(table, sw[g]);
-                    if ((g & 1) == 0) a0 = Vector512.FusedMultiplyAdd(f, sB, a0); else a1 = Vector512.FusedMultiplyAdd(f, sB, a1);
+                    a0 = Vector512.FusedMultiplyAdd(FloatGroup(nib + 64 * g, x20 + 128 * g, nx0 + 16 * g, cf0 + 16 * g, fifteen), BlockScales(table, sw[g]), a0);
+                    a1 = Vector512.FusedMultiplyAdd(FloatGroup(nib + 64 * g + 64, x20 + 128 * g + 128, nx0 + 16 * g + 16, cf0 + 16 * g + 16, fifteen), BlockScales(table, sw[g + 1]), a1);
                 }
+                if (g < g1)
+                    a0 = Vector512.FusedMultiplyAdd(FloatGroup(nib + 64 * g, x20 + 128 * g, nx0 + 16 * g, cf0 + 16 * g, fifteen), BlockScales(table, sw[g]), a0);
                 y[r] += m.RowScales[r] * Vector512.Sum(a0 + a1);
             }
         }
+    }
+
+    // Block sums Σ vᵢ·2xᵢ of one group (lane L = block L), before the block scales.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> FloatGroup(byte* p, float* x, float* nx, float* cf, Vector512<uint> fifteen)
+    {
+        var wv = Vector512.Load((uint*)p);
+        var s = Vector512.ConvertToSingle((wv & fifteen).AsInt32()) * Vector512.Load(x);
+        var t = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32()) * Vector512.Load(x + 16);
+        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32()), Vector512.Load(x + 32), s);
+        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32()), Vector512.Load(x + 48), t);
+        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32()), Vector512.Load(x + 64), s);
+        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32()), Vector512.Load(x + 80), t);
+        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32()), Vector512.Load(x + 96), s);
+        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle((wv >>> 28).AsInt32()), Vector512.Load(x + 112), t);
+        var bt = Vector512.Load(nx) + (Vector512.Load(cf).AsInt32() & ParityMask(wv)).AsSingle();
+        return (s + t) + bt;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -41,7 +41,7 @@ internal static unsafe class Int4Kernels
             for (int c = 0; c < a.Batch; c++)
             {
                 float acc = 0f;
-                for (int g = 4 * g0; g < 4 * g1; g++)
+                for (int g = 4 * g0; g < Math.Min(4 * g1, m.GroupsPerRow); g++)
                 {
                     float d = PackedInt4Matrix.ScaleValue(m.Scales[r * m.GroupsPerRow + g]);
                     if (a.Mode == ActivationMode.Float32)
@@ -90,33 +90,38 @@ internal static unsafe class Int4Kernels
             {
                 byte* nib = nib0 + (long)r * rowBytes;
                 var a0 = Vector512<float>.Zero; var a1 = a0;
-                for (int g = g0; g < g1; g++)
+                ushort* sr = sc0 + (long)r * gpr;
+                int g = g0;
+                for (; g + 1 < g1; g += 2)
                 {
-                    var wv = Vector512.Load((uint*)(nib + 64 * g));
-                    float* x = x20 + 128 * g;
-                    var d0 = Vector512.ConvertToSingle((wv & fifteen).AsInt32());
-                    var d1 = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32());
-                    var d2 = Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32());
-                    var d3 = Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32());
-                    var d4 = Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32());
-                    var d5 = Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32());
-                    var d6 = Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32());
-                    var d7 = Vector512.ConvertToSingle((wv >>> 28).AsInt32());
-                    var s = d0 * Vector512.Load(x);
-                    var t = d1 * Vector512.Load(x + 16);
-                    s = Vector512.FusedMultiplyAdd(d2, Vector512.Load(x + 32), s);
-                    t = Vector512.FusedMultiplyAdd(d3, Vector512.Load(x + 48), t);
-                    s = Vector512.FusedMultiplyAdd(d4, Vector512.Load(x + 64), s);
-                    t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
-                    s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
-                    t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
-                    var sBd = Avx512F.PermuteVar16x32(HalfToSingle(sc0 + (long)r * gpr + 4 * g).ToVector256Unsafe().ToVector512Unsafe(), expand) * half;
-                    var f = (s + t) + Vector512.Load(nx0 + 16 * g);
-                    if ((g & 1) == 0) a0 = Vector512.FusedMultiplyAdd(f, sBd, a0); else a1 = Vector512.FusedMultiplyAdd(f, sBd, a1);
+                    a0 = Vector512.FusedMultiplyAdd(FloatGroup(nib + 64 * g, x20 + 128 * g, nx0 + 16 * g, fifteen), GroupScales(sr + 4 * g, expand, half), a0);
+                    a1 = Vector512.FusedMultiplyAdd(FloatGroup(nib + 64 * g + 64, x20 + 128 * g + 128, nx0 + 16 * g + 16, fifteen), GroupScales(sr + 4 * g + 4, expand, half), a1);
                 }
+                if (g < g1)
+                    a0 = Vector512.FusedMultiplyAdd(FloatGroup(nib + 64 * g, x20 + 128 * g, nx0 + 16 * g, fifteen), GroupScales(sr + 4 * g, expand, half), a0);
                 y[r] += Vector512.Sum(a0 + a1);
             }
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> GroupScales(ushort* h, Vector512<int> expand, Vector512<float> half)
+        => Avx512F.PermuteVar16x32(HalfToSingle(h).ToVector256Unsafe().ToVector512Unsafe(), expand) * half;
+
+    // Σ (uᵢ·2xᵢ) − 16·X per block of one group (lane L = block L), before the group scales.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> FloatGroup(byte* p, float* x, float* nx, Vector512<uint> fifteen)
+    {
+        var wv = Vector512.Load((uint*)p);
+        var s = Vector512.ConvertToSingle((wv & fifteen).AsInt32()) * Vector512.Load(x);
+        var t = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32()) * Vector512.Load(x + 16);
+        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32()), Vector512.Load(x + 32), s);
+        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32()), Vector512.Load(x + 48), t);
+        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32()), Vector512.Load(x + 64), s);
+        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32()), Vector512.Load(x + 80), t);
+        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32()), Vector512.Load(x + 96), s);
+        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle((wv >>> 28).AsInt32()), Vector512.Load(x + 112), t);
+        return (s + t) + Vector512.Load(nx);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -28,13 +28,20 @@ public sealed class PackedE8Matrix
     public int Rows { get; }
     /// <summary>Input dimension (columns of W).</summary>
     public int Cols { get; }
-    /// <summary>Columns padded to a multiple of <see cref="GroupLength"/>.</summary>
+    /// <summary>Columns as the kernels see them: padded with zeros to a multiple of <see cref="GroupLength"/> (activations are padded, not weights).</summary>
     public int PaddedCols { get; }
+    /// <summary>Columns stored per row: padded to whole 8-blocks only.</summary>
+    public int StoredCols { get; }
     internal int Groups => PaddedCols / GroupLength;
-    internal int RowBytes => PaddedCols / 2;
+    internal int RowBytes => StoredCols / 2;
+    internal int StoredBlocks => StoredCols / 8;
 
-    /// <summary>Exact stored bits (nibbles, scale indices, row scales, the four scale constants).</summary>
-    public long StoredBits => (long)Rows * PaddedCols * 4 + (long)Rows * Groups * 32 + (long)Rows * 32 + 4 * 32;
+    /// <summary>
+    /// Exact stored bits: nibbles of whole blocks, one 32-bit scale-index word per 16 blocks
+    /// (started), fp32 row scales, the four scale constants. (The nibble array has 64 bytes of
+    /// slack after the last row so that kernels may read a whole 64-byte group; that is not data.)
+    /// </summary>
+    public long StoredBits => (long)Rows * StoredCols * 4 + (long)Rows * Groups * 32 + (long)Rows * 32 + 4 * 32;
 
     /// <summary>Stored bits per weight, all side information and padding included.</summary>
     public double BitsPerWeight => (double)StoredBits / ((double)Rows * Cols);
@@ -46,7 +53,10 @@ public sealed class PackedE8Matrix
     {
         Rows = rows; Cols = cols;
         PaddedCols = (cols + GroupLength - 1) / GroupLength * GroupLength;
-        Nibbles = new byte[(long)rows * RowBytes];
+        StoredCols = (cols + 7) / 8 * 8;
+        // Rows are packed tightly; a kernel reading the last (partial) group of a row reads into the
+        // next row or the slack, and multiplies those nibbles by zero activations.
+        Nibbles = new byte[(long)rows * RowBytes + 64];
         ScaleWords = new uint[rows * Groups];
         RowScales = new float[rows];
         HalfTable16 = new float[16];
@@ -93,7 +103,7 @@ public sealed class PackedE8Matrix
         var nib = Nibbles.AsSpan(r * RowBytes, RowBytes);
         var words = ScaleWords.AsSpan(r * Groups, Groups);
         words.Clear();
-        for (int b = 0; b < PaddedCols / 8; b++)
+        for (int b = 0; b < StoredBlocks; b++)
         {
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(nib[(4 * b)..], blockWords[b]);
             words[b >> 4] |= (uint)idx[b] << (2 * (b & 15));
@@ -119,6 +129,9 @@ public sealed class PackedE8Matrix
     /// <summary>Dequantizes row <paramref name="r"/> (cols values) with the scalar reference decoder.</summary>
     public void DequantizeRow(int r, Span<float> row)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(r);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(r, Rows);
+        if (row.Length < Cols) throw new ArgumentException($"row holds {row.Length} values, expected {Cols}.", nameof(row));
         Span<float> blk = stackalloc float[8];
         for (int b = 0; b * 8 < Cols; b++)
         {
@@ -131,6 +144,7 @@ public sealed class PackedE8Matrix
     /// <summary>Dequantizes rows [r0, r1) into <paramref name="dst"/> ([r1 − r0][cols]) with the chosen kernel.</summary>
     public void DequantizeRows(int r0, int r1, Span<float> dst, KernelIsa isa)
     {
+        if (r0 < 0 || r1 > Rows || r0 > r1) throw new ArgumentOutOfRangeException(nameof(r0), $"Row range [{r0}, {r1}) is outside [0, {Rows}).");
         KernelSupport.Require(isa);
         E8Kernels.Decode(isa, this, r0, r1, dst);
     }

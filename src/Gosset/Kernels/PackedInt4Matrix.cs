@@ -20,13 +20,15 @@ public sealed class PackedInt4Matrix
     public int Rows { get; }
     /// <summary>Input dimension.</summary>
     public int Cols { get; }
-    /// <summary>Columns padded to a multiple of 128.</summary>
+    /// <summary>Columns as the kernels see them (activations padded to a multiple of 128).</summary>
     public int PaddedCols { get; }
-    internal int RowBytes => PaddedCols / 2;
-    internal int GroupsPerRow => PaddedCols / GroupSize;
+    /// <summary>Columns stored per row: padded to whole groups of 32.</summary>
+    public int StoredCols { get; }
+    internal int RowBytes => StoredCols / 2;
+    internal int GroupsPerRow => StoredCols / GroupSize;
 
-    /// <summary>Exact stored bits: nibbles and fp16 group scales, padding included.</summary>
-    public long StoredBits => (long)Rows * PaddedCols * 4 + (long)Rows * GroupsPerRow * 16;
+    /// <summary>Exact stored bits: nibbles and fp16 group scales, padding to whole groups included.</summary>
+    public long StoredBits => (long)Rows * StoredCols * 4 + (long)Rows * GroupsPerRow * 16;
 
     /// <summary>Stored bits per weight.</summary>
     public double BitsPerWeight => (double)StoredBits / ((double)Rows * Cols);
@@ -35,8 +37,10 @@ public sealed class PackedInt4Matrix
     {
         Rows = rows; Cols = cols;
         PaddedCols = (cols + 127) / 128 * 128;
-        Nibbles = new byte[(long)rows * RowBytes];
-        Scales = new ushort[rows * GroupsPerRow];
+        StoredCols = (cols + GroupSize - 1) / GroupSize * GroupSize;
+        // Tightly packed rows plus slack: kernels read whole 128-column groups (zero activations beyond cols).
+        Nibbles = new byte[(long)rows * RowBytes + 64];
+        Scales = new ushort[rows * GroupsPerRow + 4];
     }
 
     /// <summary>Quantizes a row-major float matrix [rows][cols].</summary>
@@ -97,6 +101,9 @@ public sealed class PackedInt4Matrix
     /// <summary>Dequantizes row r (cols values).</summary>
     public void DequantizeRow(int r, Span<float> row)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(r);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(r, Rows);
+        if (row.Length < Cols) throw new ArgumentException($"row holds {row.Length} values, expected {Cols}.", nameof(row));
         var nib = Nibbles.AsSpan(r * RowBytes, RowBytes);
         for (int i = 0; i < Cols; i++)
         {
