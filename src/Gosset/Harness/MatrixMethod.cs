@@ -48,6 +48,7 @@ public abstract class MatrixMethod
         ["e8-k1"] = () => new E8Method("e8-k1", IndexCoding.Entropy, k: 1, ScaleSource.Fit),
         ["e8-nestquant"] = () => new E8Method("e8-nestquant", IndexCoding.Fixed, k: 4, ScaleSource.NestQuant),
         ["e8-norot"] = () => new E8Method("e8-norot", IndexCoding.Entropy, k: 4, ScaleSource.Fit, RotationKind.None),
+        ["e8-box"] = () => new BoxMethod(),
         ["int"] = () => new IntMethod("int", IntClipping.AbsMax, RotationKind.None),
         ["int-rot"] = () => new IntMethod("int-rot", IntClipping.AbsMax, RotationKind.Hadamard),
         ["int-clip"] = () => new IntMethod("int-clip", IntClipping.MseOptimal, RotationKind.None),
@@ -127,4 +128,24 @@ public sealed class IntMethod(string name, IntClipping clipping, RotationKind ro
         var q = ((IntQuantizedMatrix)m).Quantizer;
         return new MethodConfig(Name, null, null, q.GroupSize, rotation == RotationKind.None ? "none" : "hadamard", m.Describe());
     }
+}
+
+/// <summary>The kernels' fixed-rate 4-bit E8 box code (about 4.25 bits/entry + 32 bits per column), with the shared rotation.</summary>
+public sealed class BoxMethod : MatrixMethod
+{
+    /// <inheritdoc/>
+    public override string Name => "e8-box";
+
+    /// <inheritdoc/>
+    public override bool Supports(double rate) => Math.Round(rate) == 4;
+
+    /// <inheritdoc/>
+    public override QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed)
+    {
+        if (!Supports(rate)) throw new GossetException($"e8-box has one rate (about 4.25 bits/entry); rate {rate} was asked.");
+        return BoxQuantizedMatrix.Quantize(m, RotationKind.Hadamard, seed);
+    }
+
+    /// <inheritdoc/>
+    public override MethodConfig Describe(QuantizedMatrix m) => new(Name, null, Kernels.E8BoxCode.ScaleCount, null, "hadamard", m.Describe());
 }

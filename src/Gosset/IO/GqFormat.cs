@@ -7,7 +7,7 @@ namespace Gosset.IO;
 /// <summary>
 /// The <c>.gq</c> container for one quantized matrix (little-endian):
 /// <code>
-/// magic "GSQM" | u16 version (1) | u8 method (1 = e8, 2 = int)
+/// magic "GSQM" | u16 version (1) | u8 method (1 = e8, 2 = int, 3 = e8-box)
 /// i32 rows | i32 cols | i32 rotatedLength | u8 rotation (0 none, 1 hadamard) | u64 rotationSeed | u8 centered
 /// method body (e8: u16 q, u8 k, f32×k scales, u8 selection, u8 indexCoding, u8 dither [u64 ditherSeed],
 ///              i32 codedBlocks, [u16×k frequencies], [f32×cols means], f32×cols gains, i32 payloadLength, payload;
@@ -77,6 +77,7 @@ public static class GqFormat
             {
                 1 => E8QuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
                 2 => IntQuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
+                3 => BoxQuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
                 _ => throw new InvalidDataException($"unknown method code {method}"),
             };
             if (r.BaseStream.Position != r.BaseStream.Length) throw new InvalidDataException("trailing bytes");
@@ -92,6 +93,7 @@ public static class GqFormat
     {
         E8QuantizedMatrix => 1,
         IntQuantizedMatrix => 2,
+        BoxQuantizedMatrix => 3,
         _ => throw new NotSupportedException(m.GetType().Name),
     };
 }

@@ -167,3 +167,21 @@ public class E8MatrixQuantizerTests
         return ms.ToArray();
     }
 }
+
+public class BoxQuantizedMatrixTests
+{
+    [Fact]
+    public void Kernel_code_round_trips_through_gq_and_counts_its_bits()
+    {
+        var a = E8MatrixQuantizerTests.Gaussian(100, 6, 4);   // padded to 104
+        var q = (BoxQuantizedMatrix)MatrixMethod.Get("e8-box").Encode(a, 4, 3);
+        var bytes = E8MatrixQuantizerTests.ToBytes(q);
+        var back = GqFormat.Read(bytes);
+        Assert.Equal(q.DecodeRotated().Data, back.DecodeRotated().Data);
+        Assert.Equal(bytes.Length * 8L, q.TotalBits);
+        long payload = 6 * 32 + 6 * 13 * 32 + (6 * 13 * 2 + 7) / 8 * 8 + 32;
+        Assert.InRange(q.TotalBits - payload, 0, 8 * 64); // the rest is the fixed header
+        Assert.True(ProductError.NormalizedMse(a, back.Dequantize()) < 0.01);
+        Assert.Throws<GossetException>(() => MatrixMethod.Get("e8-box").Encode(a, 6, 3));
+    }
+}
