@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Gosset.Coding;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
 
@@ -148,11 +149,11 @@ public static class QuantizedModelFile
                 catch (InvalidDataException e) { throw new InvalidFileException(path, $"section {sname}: {e.Message}"); }
             }
             if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
-            var reader = new BitReader(Bytes(sname).ToArray());
+            var reader = new BitReader(Bytes(sname));
             var codes = new byte[outDim * codec.CodeBytes];
             try
             {
-                for (int r = 0; r < outDim; r++) codec.Unpack(reader, codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes));
+                for (int r = 0; r < outDim; r++) codec.Unpack(ref reader, codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes));
             }
             catch (InvalidDataException e) { throw new InvalidFileException(path, $"section {sname}: {e.Message}"); }
             return new CodedWeights(codec, codes, outDim);
