@@ -13,8 +13,8 @@ internal sealed class LlmOptions
     public Option<string> Model { get; } = new("--model") { Description = "llama2.c checkpoint (.bin, v0 or v1), Hugging Face folder (config.json + safetensors) or quantized .gqm", Required = true };
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "tokenizer (llama2.c .bin or SentencePiece .model); default: tok512.bin / tokenizer.bin next to the model" };
     public Option<string> Quant { get; } = new("--quant") { Description = "fp | w4 | w4a4 | w4a4kv4 | w3a3kv3 | w4k4v8 … (bits per weight / activation / KV entry)", DefaultValueFactory = _ => "fp" };
-    public Option<string> Method { get; } = new("--method") { Description = "e8 | int | int-rot: method for every tensor --quant quantizes", DefaultValueFactory = _ => "e8" };
-    public Option<string?> WeightsQ { get; } = new("--weights") { Description = "override for weights: fp or METHOD:BITS[:Q] (e.g. e8:4, int-rot:4, e8:4:16 for q = 16)" };
+    public Option<string> Method { get; } = new("--method") { Description = "e8 | int | int-rot | e8-box: method for every tensor --quant quantizes (e8-box: the kernels' 4-bit E8 box code for weights and activations, products on its kernels; K/V then use e8)", DefaultValueFactory = _ => "e8" };
+    public Option<string?> WeightsQ { get; } = new("--weights") { Description = "override for weights: fp or METHOD:BITS[:Q] (e.g. e8:4, int-rot:4, e8:4:16 for q = 16, e8-box:4)" };
     public Option<string?> ActivationsQ { get; } = new("--activations") { Description = "override for activations: fp or METHOD:BITS" };
     public Option<string?> KeysQ { get; } = new("--keys") { Description = "override for the K cache: fp or METHOD:BITS" };
     public Option<string?> ValuesQ { get; } = new("--values") { Description = "override for the V cache: fp or METHOD:BITS" };

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -34,6 +35,7 @@ internal static class LlmSweepCommand
         new("W4", "E8, Gaussian-tuned scales", "w4", "e8", "--scales gaussian", false),
         new("W4", "E8, fitted scales", "w4", "e8", "--scales fitted", false),
         new("W4", "E8, fitted scales + LDLQ", "w4", "e8", "--scales fitted --ldlq", true),
+        new("W4", "E8 box code (kernels' 4-bit format, fixed scales, RTN; LDLQ and fitted sets do not apply)", "w4", "e8-box", "", false),
         new("W4A4KV4", "INT4 RTN", "w4a4kv4", "int", "", true),
         new("W4A4KV4", "INT4 + rotation", "w4a4kv4", "int-rot", "", true),
         new("W4A4KV4", "INT4 + rotation + KV centering + K q-weighting + LDLQ (ingredients, not a baseline)", "w4a4kv4", "int-rot", "--kv-center --kv-qweight --ldlq", false),
@@ -45,6 +47,9 @@ internal static class LlmSweepCommand
         new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting, fixed scale (no per-token side info)", "w4a4kv4", "e8", "--scales fitted --ldlq --kv-center --kv-qweight --kv-fixed-scale", false),
         new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --ldlq " + E8Kv4, false),
         new("W4A4KV4", "E8, fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --qa-ldlq " + E8Kv4, true),
+        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV, NestQuant scales", "w4a4kv4", "e8-box", "", false),
+        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV: fitted KV scales, centering, K q-weighting", "w4a4kv4", "e8-box", "--scales fitted --kv-center --kv-qweight", false),
+        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV: fitted KV scales, centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8-box", "--scales fitted " + E8Kv4, false),
         new("W3A3KV3", "INT3 + rotation", "w3a3kv3", "int-rot", "", true),
         new("W3A3KV3", "E8 (q=7), fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=8, k=8", "w3a3kv3", "e8", "--scales fitted --qa-ldlq " + E8Kv3, true),
     ];
@@ -108,7 +113,8 @@ internal static class LlmSweepCommand
                 Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-8} {1,-70} ppl {2,8:F4}  KL {3:F5}  top1 {4:P1}  {5:F3} b/w  {6,5:F1} s",
                     row.Group, row.Label, rin.Ppl, rin.Kl, rin.Top1Agreement, m.BitsPerWeight, sw.Elapsed.TotalSeconds));
             }
-            string command = "gosset llm-sweep " + string.Join(' ', pr.Tokens.Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
+            // pr.Tokens starts with the command's own name; print it once.
+            string command = "gosset llm-sweep " + string.Join(' ', pr.Tokens.Where(t => t.Type != TokenType.Command).Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
             string report = Report(results, command, modelPath, textPath, oodPath, calibPath, nWin, c, pr.GetValue(calibWindows), inDomain.Length, outDomain?.Length);
             string mdPath = pr.GetValue(md)!, pngPath = pr.GetValue(png)!;
             foreach (var p in new[] { mdPath, pngPath })
@@ -152,8 +158,9 @@ internal static class LlmSweepCommand
         sb.AppendLine($"- KL = mean KL(p_float ‖ p_quant) per scored token (nats) against the float model in the same run; top-1 = argmax agreement with it.");
         sb.AppendLine($"- Calibration (LDLQ Hessians, fitted scale sets, KV centering): {calibWindows} windows of 512 tokens from "
             + (calibPath is null ? $"`{Path.GetFileName(textPath)}` starting after the evaluated windows (no scored token is seen)." : $"`{Path.GetFileName(calibPath)}`."));
-        sb.AppendLine("- bits/w: stored bits per weight of all linear layers, side information included (E8: fp16 row RMS + ⌈8·log2 q⌉ digit bits + 2 scale-index bits per 8-block, W2 rows padded 172→176; INT: b bits + one fp16 absmax per 64 weights). "
-            + "bits/act: per activation entry at linear inputs (per-token fp16 scale included). KV B/tok: stored K+V bytes per token over all layers (INT and plain E8: one fp16 scale per token shared by the 4 KV heads, counted; E8 with --kv-fixed-scale: no per-token side information, one calibrated scale per layer, ⌈8·log2 q⌉ + ⌈log2 k⌉ bits per head vector).");
+        sb.AppendLine("- bits/w: stored bits per weight of all linear layers, side information included (E8: fp16 row RMS + ⌈8·log2 q⌉ digit bits + 2 scale-index bits per 8-block, W2 rows padded 172→176; INT: b bits + one fp16 absmax per 64 weights; E8 box code: the kernels' `PackedE8Matrix.StoredBits`, i.e. 4 bits per entry of the row padded as the kernels store it, 2 scale-index bits per 8-block, an fp32 row scale, the 4 scale constants). "
+            + "bits/act: per activation entry at linear inputs (per-token fp16 scale included; E8 box code: 34 bits per 8-block + an fp32 scale per vector, as the kernel quantizes it). The E8 box rows keep K/V in the E8 Voronoi code (the kernels have no KV path). KV B/tok: stored K+V bytes per token over all layers (INT and plain E8: one fp16 scale per token shared by the 4 KV heads, counted; E8 with --kv-fixed-scale: no per-token side information, one calibrated scale per layer, ⌈8·log2 q⌉ + ⌈log2 k⌉ bits per head vector).");
+        sb.AppendLine("- E8 box code rows: the kernels' format (linear layers run on `PackedE8Matrix.Multiply`). Their bits/w is what the kernels store for this model's 64- and 172-wide rows (padding, a scale-index word per 128 columns and an fp32 row scale per row), above the 4.25 bits the code reaches on wide rows, so they are not rate-matched with the ~4.3-bit rows: they show the code's quality and that the engine runs on the kernels, not an equal-rate comparison.");
         sb.AppendLine("- Each row can be reproduced alone with `gosset eval --model MODEL --text TEXT --windows N --ctx 512 --quant Q --method M [options] --calib TEXT` (the options are in the table).\n");
         sb.AppendLine("| setting | method | options | ppl | gap to FP | KL | top-1 | bits/w | bits/act | KV B/tok |");
         sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -171,13 +178,14 @@ internal static class LlmSweepCommand
                 sb.AppendLine(string.Format(inv, "| {0} | {1} | {2:F4} | {3:+0.0000;-0.0000;0} | {4:F5} | {5:P2} |", row.Group, row.Label, rout!.Ppl, rout.Ppl - fpOut, rout.Kl ?? 0, rout.Top1Agreement ?? 1));
         }
         sb.AppendLine("\n## What each ingredient contributes (in-domain, computed from the rows above)\n");
-        sb.AppendLine("Rows of one setting in table order; each E8 row changes what its label adds to the row before it (the last row swaps LDLQ for QA-LDLQ).\n");
+        sb.AppendLine("Rows of one setting and method in table order; each row changes what its label adds to the row before it (the last E8 row swaps LDLQ for QA-LDLQ).\n");
         sb.AppendLine("| setting | row | KL | KL vs previous row | gap to FP | gap vs previous row |");
         sb.AppendLine("|---|---|---:|---:|---:|---:|");
-        foreach (var g in results.Select(r => r.Row.Group).Distinct().Where(g => g != "FP"))
+        var chains = results.Select(r => (r.Row.Group, r.Row.Method)).Distinct().Where(k => k.Group != "FP" && k.Method.StartsWith("e8", StringComparison.Ordinal));
+        foreach (var (g, method) in chains)
         {
             (double Kl, double Gap)? prev = null;
-            foreach (var r in results.Where(r => r.Row.Group == g && r.Row.Method == "e8"))
+            foreach (var r in results.Where(r => r.Row.Group == g && r.Row.Method == method))
             {
                 double kl = r.In.Kl ?? 0, gap = r.In.Ppl - fpPpl;
                 sb.AppendLine(string.Format(inv, "| {0} | {1} | {2:F5} | {3} | {4:F4} | {5} |", g, r.Row.Label, kl,
@@ -189,7 +197,7 @@ internal static class LlmSweepCommand
         sb.AppendLine("\n## Acceptance check (issue 3)\n");
         foreach (string g in new[] { "W4", "W4A4KV4" })
         {
-            var ints = results.Where(r => r.Row.Group == g && r.Row.Main && r.Row.Method != "e8").ToList();
+            var ints = results.Where(r => r.Row.Group == g && r.Row.Main && r.Row.Method.StartsWith("int", StringComparison.Ordinal)).ToList();
             var e8 = results.Where(r => r.Row.Group == g && r.Row.Main && r.Row.Method == "e8").ToList();
             if (ints.Count == 0 || e8.Count == 0) continue;
             var best = ints.OrderBy(r => r.In.Ppl).First();
@@ -206,7 +214,7 @@ internal static class LlmSweepCommand
             + "(which also gets the calibration ingredients: LDLQ, KV centering, key q-weighting):\n");
         foreach (string g in new[] { "W4", "W4A4KV4" })
         {
-            var ints = results.Where(r => r.Row.Group == g && r.Row.Method != "e8").ToList();
+            var ints = results.Where(r => r.Row.Group == g && r.Row.Method.StartsWith("int", StringComparison.Ordinal)).ToList();
             var e8 = results.Where(r => r.Row.Group == g && r.Row.Main && r.Row.Method == "e8").ToList();
             if (ints.Count == 0 || e8.Count == 0) continue;
             var best = ints.OrderBy(r => r.In.Kl).First();
@@ -220,9 +228,9 @@ internal static class LlmSweepCommand
     private static void Plot(List<(Row Row, LlamaModel M, EvalResult In, EvalResult? Out, double Seconds)> results, string path)
     {
         string[] groups = ["W4", "W4A4KV4", "W3A3KV3"];
-        double Get(string g, Func<Row, bool> pick)
+        double Get(string g, Func<Row, bool> pick, bool main = true)
         {
-            var r = results.FirstOrDefault(x => x.Row.Group == g && x.Row.Main && pick(x.Row));
+            var r = results.LastOrDefault(x => x.Row.Group == g && x.Row.Main == main && pick(x.Row));
             return r.Row is null ? double.NaN : r.In.Kl ?? double.NaN;
         }
         var series = new List<CategorySeries>
@@ -230,6 +238,7 @@ internal static class LlmSweepCommand
             new("INT RTN", groups.Select(g => Get(g, r => r.Method == "int")).ToList()),
             new("INT + rotation", groups.Select(g => Get(g, r => r.Method == "int-rot" && r.Extra == "")).ToList()),
             new("E8 (full recipe: main row of each setting)", groups.Select(g => Get(g, r => r.Method == "e8")).ToList()),
+            new("E8 box code (kernels; last e8-box row)", groups.Select(g => Get(g, r => r.Method == "e8-box", main: false)).ToList()),
         };
         LinePlot.Write(path, "stories260K: KL(p_float ‖ p_quant) per token, tinystories val", groups, series, "KL (nats/token, log scale)", CategoryStyle.Bars, logY: true);
     }

@@ -1,5 +1,5 @@
+using Gosset.Kernels;
 using Gosset.Rotations;
-using System.Numerics.Tensors;
 using Gosset.Llm.Quantization;
 
 namespace Gosset.Llm.Inference;
@@ -22,6 +22,19 @@ internal sealed class DenseWeights(float[] w, int rows, int cols) : WeightMatrix
     public float[] Data { get; } = w;
     public override long Bits => 32L * Rows * Cols;
     public override ReadOnlySpan<float> Row(int r, Span<float> scratch) => Data.AsSpan(r * Cols, Cols);
+}
+
+/// <summary>Weights in the kernels' 4-bit E8 box code; products run on <see cref="PackedE8Matrix.Multiply(ReadOnlySpan{float}, Span{float}, int, ActivationMode, KernelIsa?, int)"/>.</summary>
+internal sealed class BoxWeights(PackedE8Matrix packed) : WeightMatrix(packed.Rows, packed.Cols)
+{
+    public PackedE8Matrix Packed { get; } = packed;
+    /// <summary>The kernels' exact stored bits (nibbles of the padded row, scale indices, fp32 row scales, the 4 scale constants).</summary>
+    public override long Bits => Packed.StoredBits;
+    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
+    {
+        Packed.DequantizeRow(r, scratch);
+        return scratch[..Cols];
+    }
 }
 
 /// <summary>Rows kept as codes of a <see cref="VectorCodec"/> and decoded on use.</summary>
@@ -73,16 +86,22 @@ internal sealed class HessianAccumulator(int n)
 /// <summary>
 /// y = W·x for every token of a batch, with the NestQuant placement: the input is padded to the weight
 /// width, rotated (the weights were rotated along their input dimension by the same R, so W·x = (W Rᵀ)(R x)),
-/// and quantized per token before the product.
+/// and quantized per token before the product. Float weights run on the kernels' fp32 baseline
+/// (<see cref="DenseGemv"/>), e8-box weights on the box-code kernels (with their activation quantization when
+/// <see cref="KernelActivations"/> is <see cref="ActivationMode.E8Box4"/>); both use the kernels' row threading.
 /// </summary>
 internal sealed class Linear
 {
-    public Linear(int inDim, WeightMatrix weights, IRotation? rotation = null, VectorCodec? activations = null)
+    public Linear(int inDim, WeightMatrix weights, IRotation? rotation = null, VectorCodec? activations = null,
+        ActivationMode kernelActivations = ActivationMode.Float32)
     {
         In = inDim;
         Weights = weights;
         Rotation = rotation;
         Activations = activations;
+        KernelActivations = kernelActivations;
+        if (kernelActivations != ActivationMode.Float32 && (weights is not BoxWeights || activations is not null))
+            throw new ArgumentException("kernel-quantized activations need box-code weights and no activation codec");
         if (weights.Cols < inDim) throw new ArgumentException("weights narrower than the input");
         if (rotation is not null && rotation.Length != weights.Cols) throw new ArgumentException("rotation length must equal the weight width");
         if (activations is not null && activations.Length != weights.Cols) throw new ArgumentException("activation codec length must equal the weight width");
@@ -94,6 +113,13 @@ internal sealed class Linear
     public WeightMatrix Weights { get; }
     public IRotation? Rotation { get; }
     public VectorCodec? Activations { get; }
+    /// <summary>How the box-code kernels treat the activations (quantized inside the kernel for <see cref="ActivationMode.E8Box4"/>).</summary>
+    public ActivationMode KernelActivations { get; }
+
+    /// <summary>Stored bits of one input vector as this layer quantizes it (32 per entry when float).</summary>
+    public double ActivationBits => Activations is not null ? Activations.Bits
+        : KernelActivations == ActivationMode.E8Box4 ? E8BoxCode.BitsPerEntry(Width) * Width
+        : 32.0 * In;
     /// <summary>When set, every forward call adds its (rotated, unquantized) inputs to this accumulator.</summary>
     public HessianAccumulator? Calibration { get; set; }
 
@@ -118,24 +144,41 @@ internal sealed class Linear
             });
             if (raw is not null) Calibration!.Add(raw, tokens);
         }
-        long work = (long)tokens * Out * width;
-        int chunks = work < 1 << 16 ? 1 : Math.Min(Out, 4 * Environment.ProcessorCount);
-        int per = (Out + chunks - 1) / chunks;
-        var weights = Weights;
-        int outDim = Out;
-        void RowRange(int c)
+        // Small products run on the calling thread (parallel overhead dominates below ~64k multiply-adds).
+        int threads = (long)tokens * Out * width < 1 << 16 ? 1 : 0;
+        switch (Weights)
         {
-            Span<float> scratch = stackalloc float[width];
-            int end = Math.Min(outDim, (c + 1) * per);
-            for (int r = c * per; r < end; r++)
-            {
-                var row = weights.Row(r, scratch);
-                for (int t = 0; t < tokens; t++)
-                    y[t * outDim + r] = TensorPrimitives.Dot(row, input.AsSpan(t * width, width));
-            }
+            case BoxWeights b:
+                b.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, null, threads);
+                return;
+            case DenseWeights d:
+                DenseGemv.Multiply(d.Data, Out, width, input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
+                return;
+            default:
+                CodedProduct(input, tokens, y, threads);
+                return;
         }
-        if (chunks == 1) RowRange(0);
-        else Parallel.For(0, chunks, RowRange);
+    }
+
+    /// <summary>Rows decoded from their codes (into a pooled buffer, on the kernels' row threading) and multiplied with every token.</summary>
+    private void CodedProduct(float[] input, int tokens, float[] y, int threads)
+    {
+        int width = Width, outDim = Out;
+        var weights = Weights;
+        RowParallel.For(outDim, threads, (r0, r1) =>
+        {
+            float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent(width);
+            try
+            {
+                for (int r = r0; r < r1; r++)
+                {
+                    var row = weights.Row(r, scratch);
+                    for (int t = 0; t < tokens; t++)
+                        y[t * outDim + r] = System.Numerics.Tensors.TensorPrimitives.Dot(row, input.AsSpan(t * width, width));
+                }
+            }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+        });
     }
 
     internal static void ForTokens(int tokens, int costPerToken, Action<int> body)

@@ -95,7 +95,7 @@ public sealed class LlamaModel
             foreach (var b in Layers)
                 foreach (var l in new[] { b.Wq, b.Wo, b.W1, b.W2 }) // wk, wv, w3 share their input with wq / w1
                 {
-                    bits += l.Activations is null ? 32.0 * l.In : l.Activations.Bits;
+                    bits += l.ActivationBits;
                     n += l.In;
                 }
             return bits / n;

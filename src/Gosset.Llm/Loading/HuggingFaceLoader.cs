@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gosset.IO;
 using System.Text.Json.Nodes;
 
 namespace Gosset.Llm.Loading;
@@ -26,15 +27,15 @@ public static class HuggingFaceLoader
         var config = ReadConfig(configPath);
         var files = Directory.GetFiles(dir, "*.safetensors").OrderBy(f => f, StringComparer.Ordinal).ToArray();
         if (files.Length == 0) throw new InvalidFileException(dir, "no *.safetensors files");
-        var opened = new List<SafetensorsFile>();
+        var opened = new List<SafeTensorsFile>();
         try
         {
-            var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            var byName = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
             foreach (var f in files)
             {
-                var st = new SafetensorsFile(f);
+                var st = SafeTensorsFile.Open(f);
                 opened.Add(st);
-                foreach (var n in st.Entries.Keys) byName[n] = st;
+                foreach (var t in st.Tensors) byName[t.Name] = st;
             }
             bool shared = !byName.ContainsKey("lm_head.weight");
             config = config with { SharedClassifier = shared };
@@ -43,7 +44,12 @@ public static class HuggingFaceLoader
             void R(string name, float[] dst, params long[] shape)
             {
                 if (!byName.TryGetValue(name, out var st)) throw new InvalidFileException(dir, $"tensor {name} is missing");
-                st.Read(name, dst, shape);
+                var info = st.Info(name);
+                if (!info.Shape.SequenceEqual(shape))
+                    throw new InvalidFileException(st.Path, $"tensor {name} has shape {info.ShapeText}, expected [{string.Join(", ", shape)}]");
+                if (info.DType is not ("F32" or "F16" or "BF16" or "F64"))
+                    throw new InvalidFileException(st.Path, $"tensor {name}: dtype {info.DType} is not supported (F32, F16, BF16, F64)");
+                st.ReadFloats(info, dst);
             }
             R("model.embed_tokens.weight", w.TokenEmbedding, config.VocabSize, d);
             var tmp = new float[Math.Max(d * d, kv * d)];
@@ -107,27 +113,26 @@ public static class HuggingFaceLoader
     /// HF row order within a head is (half b, pair a) = b·hs/2 + a; llama2.c order is 2a + b.
     /// Converts a [heads·hs][cols] matrix from HF order to llama2.c order in place.
     /// </summary>
-    internal static void Unpermute(float[] w, int heads, int hs, int cols)
-    {
-        var copy = (float[])w.Clone();
-        for (int hh = 0; hh < heads; hh++)
-            for (int a = 0; a < hs / 2; a++)
-                for (int b = 0; b < 2; b++)
-                    Array.Copy(copy, (long)(hh * hs + b * (hs / 2) + a) * cols, w, (long)(hh * hs + 2 * a + b) * cols, cols);
-    }
+    internal static void Unpermute(float[] w, int heads, int hs, int cols) => Reorder(w, heads, hs, cols, toHf: false);
 
     /// <summary>Inverse of <see cref="Unpermute"/>: llama2.c order to HF order.</summary>
-    internal static void Permute(float[] w, int heads, int hs, int cols)
+    internal static void Permute(float[] w, int heads, int hs, int cols) => Reorder(w, heads, hs, cols, toHf: true);
+
+    private static void Reorder(float[] w, int heads, int hs, int cols, bool toHf)
     {
         var copy = (float[])w.Clone();
         for (int hh = 0; hh < heads; hh++)
             for (int a = 0; a < hs / 2; a++)
                 for (int b = 0; b < 2; b++)
-                    Array.Copy(copy, (long)(hh * hs + 2 * a + b) * cols, w, (long)(hh * hs + b * (hs / 2) + a) * cols, cols);
+                {
+                    long hf = (long)(hh * hs + b * (hs / 2) + a) * cols, l2c = (long)(hh * hs + 2 * a + b) * cols;
+                    if (toHf) Array.Copy(copy, l2c, w, hf, cols);
+                    else Array.Copy(copy, hf, w, l2c, cols);
+                }
     }
 
     /// <summary>Writes weights as a HF Llama folder (config.json + model.safetensors), q/k permuted to HF order.</summary>
-    internal static void Save(LlamaWeights w, string dir, SafetensorsDType dtype = SafetensorsDType.F32)
+    internal static void Save(LlamaWeights w, string dir, SafeTensorsDType dtype = SafeTensorsDType.F32)
     {
         var c = w.Config;
         Directory.CreateDirectory(dir);
@@ -160,6 +165,6 @@ public static class HuggingFaceLoader
         }
         t.Add(("model.norm.weight", [d], w.RmsFinal));
         if (!c.SharedClassifier) t.Add(("lm_head.weight", [c.VocabSize, d], w.Classifier));
-        SafetensorsFile.Write(System.IO.Path.Combine(dir, "model.safetensors"), t, dtype);
+        SafeTensors.WriteFlat(System.IO.Path.Combine(dir, "model.safetensors"), t, dtype, new Dictionary<string, string> { ["format"] = "pt" });
     }
 }

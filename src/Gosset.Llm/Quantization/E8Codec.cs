@@ -1,3 +1,4 @@
+using Gosset.Coding;
 using Gosset.Codes;
 
 namespace Gosset.Llm.Quantization;
@@ -77,12 +78,11 @@ internal sealed class E8Codec : VectorCodec
 
     public override void Decode(ReadOnlySpan<byte> code, Span<float> x)
     {
+        // All blocks at once with the SIMD Voronoi decoder (bit-exact with VoronoiCode.Decode).
         float s = Scale(code);
-        for (int b = 0; b < Blocks; b++)
-        {
-            var xb = x.Slice(8 * b, 8);
-            _code.Decode(code.Slice(_headerBytes + 8 * b, 8), _betas[code[_headerBytes + Length + b]] * s, ReadOnlySpan<float>.Empty, xb);
-        }
+        Span<float> beta = Blocks <= 1024 ? stackalloc float[Blocks] : new float[Blocks];
+        for (int b = 0; b < Blocks; b++) beta[b] = _betas[code[_headerBytes + Length + b]] * s;
+        Gosset.Kernels.VoronoiBatch.Decode(_code, code.Slice(_headerBytes, Length), beta, x);
     }
 
     public override void Pack(ReadOnlySpan<byte> code, BitWriter w)
@@ -97,7 +97,7 @@ internal sealed class E8Codec : VectorCodec
         }
     }
 
-    public override void Unpack(BitReader r, Span<byte> code)
+    public override void Unpack(ref BitReader r, Span<byte> code)
     {
         if (_norm == E8Norm.PerVectorFp16) BitConverter.TryWriteBytes(code, (ushort)r.Read(16));
         for (int b = 0; b < Blocks; b++)

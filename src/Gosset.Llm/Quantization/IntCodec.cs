@@ -1,3 +1,4 @@
+using Gosset.Coding;
 namespace Gosset.Llm.Quantization;
 
 /// <summary>
@@ -65,7 +66,7 @@ internal sealed class IntCodec : VectorCodec
         for (int j = 0; j < Length; j++) w.Write(code[2 * _groups + j], _bits);
     }
 
-    public override void Unpack(BitReader r, Span<byte> code)
+    public override void Unpack(ref BitReader r, Span<byte> code)
     {
         for (int g = 0; g < _groups; g++) BitConverter.TryWriteBytes(code[(2 * g)..], (ushort)r.Read(16));
         for (int j = 0; j < Length; j++) code[2 * _groups + j] = (byte)r.Read(_bits);

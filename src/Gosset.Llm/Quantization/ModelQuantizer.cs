@@ -1,3 +1,4 @@
+using Gosset.Kernels;
 using Gosset.Rotations;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
@@ -26,6 +27,7 @@ public static class ModelQuantizer
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(spec);
         if (!spec.IsQuantized) return LlamaModel.FromWeights(weights);
+        spec.Validate();
         var c = weights.Config;
         if (spec.Keys.Method == QuantMethod.E8 && c.KvDim % 8 != 0 || spec.Values.Method == QuantMethod.E8 && c.KvDim % 8 != 0)
             throw new GossetException($"E8 KV quantization needs kv_dim divisible by 8 (kv_dim = {c.KvDim})");
@@ -44,6 +46,7 @@ public static class ModelQuantizer
         return Assemble(weights, recipe, calibration: false, (layer, name, codec, rotation, width) =>
         {
             float[] rows = RotatedRows(weights, layer, name, rotation, width, out int outDim);
+            if (spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.Quantize(rows, outDim, width));
             if (codec is null) return new DenseWeights(rows, outDim, width);
             var codes = new byte[outDim * codec.CodeBytes];
             Ldlq? ldlq = null;
@@ -136,7 +139,8 @@ public static class ModelQuantizer
                 var rot = rotations[g];
                 VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup);
                 VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup);
-                linears[name] = new Linear(inDim, weightsFor(l, name, wc, rot, width), rot, ac);
+                var boxActs = !calibration && spec.Activations.Method == QuantMethod.E8Box ? ActivationMode.E8Box4 : ActivationMode.Float32;
+                linears[name] = new Linear(inDim, weightsFor(l, name, wc, rot, width), rot, ac, boxActs);
             }
             layers[l] = new LayerBlock
             {
@@ -159,7 +163,7 @@ public static class ModelQuantizer
 
     private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group, bool fixedScale = false) => t.Method switch
     {
-        QuantMethod.Fp => null,
+        QuantMethod.Fp or QuantMethod.E8Box => null, // e8-box: PackedE8Matrix weights, activations quantized in the kernel
         QuantMethod.E8 => fixedScale ? new E8Codec(length, t.E8Q, betas, E8Norm.Fixed, 1f) : new E8Codec(length, t.E8Q, betas),
         _ => new IntCodec(length, t.Bits, group <= 0 ? length : group),
     };

@@ -14,6 +14,12 @@ public enum QuantMethod
     Int,
     /// <summary>INT-b round-to-nearest after the same random rotation as E8.</summary>
     IntRot,
+    /// <summary>
+    /// The fast kernels' 4-bit E8 box code (<see cref="Gosset.Kernels.E8BoxCode"/>, 4.25 bits per entry plus an fp32 scale
+    /// per row / vector) after the same random rotation; weights are stored as a <see cref="Gosset.Kernels.PackedE8Matrix"/>
+    /// and products run on its kernels. Weights and activations only, 4 bits only.
+    /// </summary>
+    E8Box,
 }
 
 /// <summary>Which scale set the E8 codecs use.</summary>
@@ -37,7 +43,7 @@ public sealed record TensorQuant(QuantMethod Method, int Bits)
     /// <summary>True unless float.</summary>
     public bool IsQuantized => Method != QuantMethod.Fp;
     /// <summary>True when the method rotates first.</summary>
-    public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot;
+    public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot or QuantMethod.E8Box;
     /// <summary>Explicit E8 nesting ratio (0 = derived from <see cref="Bits"/>).</summary>
     public int QOverride { get; init; }
     /// <summary>E8 nesting ratio: <see cref="QOverride"/> when set, else q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
@@ -48,6 +54,7 @@ public sealed record TensorQuant(QuantMethod Method, int Bits)
         QuantMethod.Fp => "fp",
         QuantMethod.E8 => $"e8(q={E8Q})",
         QuantMethod.Int => $"int{Bits}",
+        QuantMethod.E8Box => "e8-box4",
         _ => $"int{Bits}+rot",
     };
 }
@@ -108,7 +115,8 @@ public sealed record QuantSpec
 
     /// <summary>
     /// Parses "fp", or a concatenation of w&lt;b&gt;, a&lt;b&gt;, kv&lt;b&gt; (or k&lt;b&gt;, v&lt;b&gt;), e.g. "w4", "w4a4kv4", "w3a3kv3",
-    /// with one method (e8, int, int-rot) for every quantized tensor.
+    /// with one method (e8, int, int-rot, e8-box) for every quantized tensor. With e8-box (4 bits only) weights and
+    /// activations use the kernels' box code and the K/V cache the E8 Voronoi code at the same bits (the kernels have no KV path).
     /// </summary>
     public static QuantSpec Parse(string spec, string method = "e8")
     {
@@ -124,6 +132,8 @@ public sealed record QuantSpec
             if (!match.Groups[g].Success) return TensorQuant.Fp;
             int b = int.Parse(match.Groups[g].Value, CultureInfo.InvariantCulture);
             if (b is < 2 or > 8) throw new GossetException($"--quant: {b} bits is outside 2..8");
+            if (m == QuantMethod.E8Box && g is "kv" or "k" or "v") return new TensorQuant(QuantMethod.E8, b);
+            if (m == QuantMethod.E8Box && b != 4) throw new GossetException($"--method e8-box is a 4-bit code; --quant asks for {b} bits");
             return new TensorQuant(m, b);
         }
         var kv = T("kv");
@@ -134,15 +144,32 @@ public sealed record QuantSpec
         };
     }
 
-    /// <summary>Parses e8 | int | int-rot | fp.</summary>
+    /// <summary>Parses e8 | int | int-rot | e8-box | fp.</summary>
     public static QuantMethod ParseMethod(string method) => method.Trim().ToLowerInvariant() switch
     {
         "e8" or "nestquant" => QuantMethod.E8,
         "int" or "rtn" => QuantMethod.Int,
         "int-rot" or "introt" or "int+rot" or "quarot" => QuantMethod.IntRot,
+        "e8-box" or "e8box" or "box" => QuantMethod.E8Box,
         "fp" => QuantMethod.Fp,
-        _ => throw new GossetException($"--method \"{method}\" is not one of e8, int, int-rot"),
+        _ => throw new GossetException($"--method \"{method}\" is not one of e8, int, int-rot, e8-box"),
     };
+
+    /// <summary>
+    /// Throws a <see cref="GossetException"/> when the combination cannot run: e8-box only for weights and activations at
+    /// 4 bits, e8-box activations only with e8-box weights (they are quantized inside the kernel), no LDLQ for e8-box weights.
+    /// </summary>
+    public void Validate()
+    {
+        if (Keys.Method == QuantMethod.E8Box || Values.Method == QuantMethod.E8Box)
+            throw new GossetException("e8-box is a weight and activation format (the kernels have no KV cache path); use e8, int or int-rot for --keys/--values");
+        foreach (var (t, what) in new[] { (Weights, "weights"), (Activations, "activations") })
+            if (t.Method == QuantMethod.E8Box && t.Bits != 4) throw new GossetException($"e8-box is a 4-bit code; {what} ask for {t.Bits} bits");
+        if (Activations.Method == QuantMethod.E8Box && Weights.Method != QuantMethod.E8Box)
+            throw new GossetException("e8-box activations are quantized inside the e8-box kernels: they need e8-box weights (--weights e8-box:4)");
+        if (Ldlq && Weights.Method == QuantMethod.E8Box)
+            throw new GossetException("--ldlq is not available for e8-box weights (the kernels' encoder rounds each row on its own)");
+    }
 
     /// <summary>A one-line description, e.g. "W e8(q=14) A e8(q=14) K e8(q=14) V e8(q=14) k=4 nestquant".</summary>
     public override string ToString()

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Gosset.Coding;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
 
@@ -13,13 +14,14 @@ namespace Gosset.Llm.Quantization;
 /// quantization spec, scale sets actually used, section table), the sections (float tensors that stay
 /// float, then each linear layer's weight codes packed to exactly their stated bits), and a SHA-256 of
 /// everything before it. Rotations are regenerated from the seed in the spec. Loading keeps the weights
-/// as codes in memory; they are decoded row by row during the forward pass.
+/// as codes in memory; they are decoded row by row during the forward pass. e8-box weights are stored as the
+/// kernels' packed arrays (<see cref="BoxMatrixStorage"/>) and multiplied by the kernels directly.
 /// </summary>
 public static class QuantizedModelFile
 {
     private static readonly byte[] Magic = "GQM\0"u8.ToArray();
-    /// <summary>Current format version.</summary>
-    public const uint Version = 1;
+    /// <summary>Current format version (2 added e8-box sections; version 1 files are still read).</summary>
+    public const uint Version = 2;
 
     private sealed class Header
     {
@@ -71,6 +73,11 @@ public static class QuantizedModelFile
                         payload.Write(bw.ToArray());
                         sections.Add(new Section(name, off, payload.Position - off, bw.BitCount));
                         break;
+                    case BoxWeights bx:
+                        long boff = payload.Position;
+                        BoxMatrixStorage.Write(bx.Packed, payload);
+                        sections.Add(new Section(name, boff, payload.Position - boff, bx.Bits));
+                        break;
                     default: throw new InvalidOperationException("unknown weight storage");
                 }
             }
@@ -101,7 +108,7 @@ public static class QuantizedModelFile
         byte[] all = File.ReadAllBytes(path);
         if (all.Length < 16 + 32 || !all.AsSpan(0, 4).SequenceEqual(Magic)) throw new InvalidFileException(path, "not a Gosset quantized model (.gqm)");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(all.AsSpan(4));
-        if (version != Version) throw new InvalidFileException(path, $".gqm version {version} is not supported (this build reads version {Version})");
+        if (version is < 1 or > Version) throw new InvalidFileException(path, $".gqm version {version} is not supported (this build reads version {Version})");
         var body = all.AsSpan(0, all.Length - 32);
         if (!SHA256.HashData(body).AsSpan().SequenceEqual(all.AsSpan(all.Length - 32)))
             throw new InvalidFileException(path, "checksum mismatch: the file is corrupt or truncated");
@@ -136,12 +143,17 @@ public static class QuantizedModelFile
         {
             var (outDim, _) = ModelQuantizer.Shape(c, name);
             string sname = $"layers.{layer}.{name}";
+            if (h.Spec.Weights.Method == QuantMethod.E8Box)
+            {
+                try { return new BoxWeights(BoxMatrixStorage.Read(Bytes(sname), outDim, width)); }
+                catch (InvalidDataException e) { throw new InvalidFileException(path, $"section {sname}: {e.Message}"); }
+            }
             if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
-            var reader = new BitReader(Bytes(sname).ToArray());
+            var reader = new BitReader(Bytes(sname));
             var codes = new byte[outDim * codec.CodeBytes];
             try
             {
-                for (int r = 0; r < outDim; r++) codec.Unpack(reader, codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes));
+                for (int r = 0; r < outDim; r++) codec.Unpack(ref reader, codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes));
             }
             catch (InvalidDataException e) { throw new InvalidFileException(path, $"section {sname}: {e.Message}"); }
             return new CodedWeights(codec, codes, outDim);

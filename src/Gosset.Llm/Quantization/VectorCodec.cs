@@ -1,3 +1,4 @@
+using Gosset.Coding;
 namespace Gosset.Llm.Quantization;
 
 /// <summary>
@@ -34,7 +35,7 @@ internal abstract class VectorCodec
     /// <summary>Packs a code into exactly <see cref="Bits"/> bits.</summary>
     public abstract void Pack(ReadOnlySpan<byte> code, BitWriter w);
     /// <summary>Unpacks a code written by <see cref="Pack"/>.</summary>
-    public abstract void Unpack(BitReader r, Span<byte> code);
+    public abstract void Unpack(ref BitReader r, Span<byte> code);
 
     /// <summary>Encodes a vector (no error feedback).</summary>
     public void Encode(ReadOnlySpan<float> x, Span<byte> code)

@@ -57,6 +57,22 @@ public sealed class LlmCliTests : IDisposable
     }
 
     [Fact]
+    public void E8BoxRunsFromTheCliAndBadRecipesExitTwo()
+    {
+        Assert.Equal(0, Run("quantize-model", "--model", Stories.ModelPath, "--out", P("box.gqm"), "--quant", "w4a4", "--method", "e8-box"));
+        Assert.Equal(0, Run("generate", "--model", P("box.gqm"), "--prompt", "Once", "--steps", "20", "--json", P("b.json")));
+        Assert.Contains("tok/s", LastError);
+        Assert.Contains("e8-box4", LastError);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(P("b.json"))))
+            Assert.True(doc.RootElement.GetProperty("tokens_per_second").GetDouble() > 0);
+        Assert.Equal(0, Run("eval", "--model", Stories.ModelPath, "--text", SmallText(), "--ctx", "256", "--windows", "1",
+            "--quant", "w4", "--weights", "e8-box:4", "--json", P("e.json")));
+        Assert.Equal(2, Run("eval", "--model", Stories.ModelPath, "--text", SmallText(), "--quant", "w4", "--keys", "e8-box:4"));
+        Assert.Equal(2, Run("generate", "--model", Stories.ModelPath, "--quant", "w3", "--method", "e8-box"));
+        Assert.Equal(2, Run("generate", "--model", Stories.ModelPath, "--quant", "w4", "--method", "e8-box", "--ldlq", "--calib", SmallText()));
+    }
+
+    [Fact]
     public void QuantizeModelWritesAGqmThatEvalAndGenerateLoad()
     {
         string text = SmallText();

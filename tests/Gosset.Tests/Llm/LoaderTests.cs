@@ -1,3 +1,4 @@
+using Gosset.IO;
 using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
@@ -19,10 +20,10 @@ public sealed class LoaderTests : IDisposable
         string hf = Path.Combine(_dir, "hf");
         HuggingFaceLoader.Save(Stories.Weights, hf);
         // The q/k rows on disk are in HF (rotate-half) order, so they differ from llama2.c's.
-        using (var st = new SafetensorsFile(Path.Combine(hf, "model.safetensors")))
+        using (var st = SafeTensorsFile.Open(Path.Combine(hf, "model.safetensors")))
         {
-            var q = new float[64 * 64];
-            st.Read("model.layers.0.self_attn.q_proj.weight", q, 64, 64);
+            Assert.Equal(new long[] { 64, 64 }, st.Info("model.layers.0.self_attn.q_proj.weight").Shape);
+            var q = st.ReadFloats("model.layers.0.self_attn.q_proj.weight");
             Assert.NotEqual(Stories.Weights.Wq[0], q);
         }
         var w = ModelLoader.LoadWeights(hf);
@@ -48,16 +49,16 @@ public sealed class LoaderTests : IDisposable
     [Fact]
     public void Bf16AndF16SafetensorsLoadCloseToFloat()
     {
-        foreach (var dt in new[] { SafetensorsDType.F16, SafetensorsDType.BF16 })
+        foreach (var dt in new[] { SafeTensorsDType.F16, SafeTensorsDType.BF16 })
         {
             string hf = Path.Combine(_dir, dt.ToString());
             HuggingFaceLoader.Save(Stories.Weights, hf, dt);
             var w = HuggingFaceLoader.Load(hf);
-            double tol = dt == SafetensorsDType.F16 ? 1e-3 : 1e-2;
+            double tol = dt == SafeTensorsDType.F16 ? 1e-3 : 1e-2;
             for (int i = 0; i < w.Wq[1].Length; i++)
                 Assert.True(Math.Abs(w.Wq[1][i] - Stories.Weights.Wq[1][i]) <= tol * Math.Max(1, Math.Abs(Stories.Weights.Wq[1][i])));
             var r = Evaluator.Evaluate(LlamaModel.FromWeights(w), Stories.ValTokens, 128, 2, Stories.Model);
-            Assert.True(r.Kl < (dt == SafetensorsDType.F16 ? 1e-4 : 1e-2), $"{dt} KL {r.Kl}");
+            Assert.True(r.Kl < (dt == SafeTensorsDType.F16 ? 1e-4 : 1e-2), $"{dt} KL {r.Kl}");
         }
     }
 

@@ -1,3 +1,4 @@
+using Gosset.Coding;
 using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Quantization;
@@ -76,7 +77,8 @@ public sealed class QuantizationTests : IDisposable
             codec.Pack(code, w);
             Assert.Equal(codec.Bits, w.BitCount);
             var back = new byte[codec.CodeBytes];
-            codec.Unpack(new BitReader(w.ToArray()), back);
+            var reader = new BitReader(w.ToArray());
+            codec.Unpack(ref reader, back);
             Assert.Equal(code, back);
         }
     }
