@@ -15,7 +15,7 @@ namespace Gosset.Llm.Quantization;
 /// float, then each linear layer's weight codes packed to exactly their stated bits), and a SHA-256 of
 /// everything before it. Rotations are regenerated from the seed in the spec. Loading keeps the weights
 /// as codes in memory; they are decoded row by row during the forward pass. e8-box weights are stored as the
-/// kernels' packed arrays (<see cref="BoxMatrixStorage"/>) and multiplied by the kernels directly.
+/// kernels' packed arrays (<see cref="Gosset.Kernels.PackedE8Matrix.WriteTo"/>) and multiplied by the kernels directly.
 /// </summary>
 public static class QuantizedModelFile
 {
@@ -75,7 +75,7 @@ public static class QuantizedModelFile
                         break;
                     case BoxWeights bx:
                         long boff = payload.Position;
-                        BoxMatrixStorage.Write(bx.Packed, payload);
+                        bx.Packed.WriteTo(payload);
                         sections.Add(new Section(name, boff, payload.Position - boff, bx.Bits));
                         break;
                     default: throw new InvalidOperationException("unknown weight storage");
@@ -145,7 +145,7 @@ public static class QuantizedModelFile
             string sname = $"layers.{layer}.{name}";
             if (h.Spec.Weights.Method == QuantMethod.E8Box)
             {
-                try { return new BoxWeights(BoxMatrixStorage.Read(Bytes(sname), outDim, width)); }
+                try { return new BoxWeights(Gosset.Kernels.PackedE8Matrix.ReadFrom(Bytes(sname), outDim, width)); }
                 catch (InvalidDataException e) { throw new InvalidFileException(path, $"section {sname}: {e.Message}"); }
             }
             if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);

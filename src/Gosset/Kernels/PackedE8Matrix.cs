@@ -63,6 +63,39 @@ public sealed class PackedE8Matrix
         for (int j = 0; j < 16; j++) HalfTable16[j] = E8BoxCode.BlockScales[j & 3] * 0.5f;
     }
 
+    /// <summary>Bytes written by <see cref="WriteTo"/>: the nibbles of whole blocks, the scale-index words and the row scales.</summary>
+    public long SerializedLength => (long)Rows * RowBytes + 4L * ScaleWords.LongLength + 4L * RowScales.LongLength;
+
+    /// <summary>
+    /// Writes the packed arrays as they are in memory (nibbles row after row, scale-index words and
+    /// fp32 row scales, little-endian). Nothing is re-encoded, so <see cref="ReadFrom"/> gives a
+    /// matrix that multiplies bit-identically.
+    /// </summary>
+    public void WriteTo(Stream s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        s.Write(Nibbles, 0, checked((int)((long)Rows * RowBytes)));
+        s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(ScaleWords.AsSpan()));
+        s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(RowScales.AsSpan()));
+    }
+
+    /// <summary>Rebuilds a rows × cols matrix from bytes written by <see cref="WriteTo"/>.</summary>
+    /// <exception cref="InvalidDataException">The byte count does not match this shape, or a row scale is not finite.</exception>
+    public static PackedE8Matrix ReadFrom(ReadOnlySpan<byte> bytes, int rows, int cols)
+    {
+        if (rows < 1 || cols < 1) throw new InvalidDataException($"Invalid packed E8 matrix shape {rows}×{cols}.");
+        var m = new PackedE8Matrix(rows, cols);
+        if (bytes.Length != m.SerializedLength)
+            throw new InvalidDataException($"Packed E8 data holds {bytes.Length} bytes; a {rows}×{cols} matrix needs {m.SerializedLength}.");
+        int n = rows * m.RowBytes, w = 4 * m.ScaleWords.Length;
+        bytes[..n].CopyTo(m.Nibbles);
+        bytes.Slice(n, w).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.ScaleWords.AsSpan()));
+        bytes[(n + w)..].CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.RowScales.AsSpan()));
+        foreach (float v in m.RowScales)
+            if (!float.IsFinite(v) || v < 0) throw new InvalidDataException("Packed E8 row scale is not a finite non-negative number.");
+        return m;
+    }
+
     /// <summary>
     /// Quantizes a row-major float matrix [rows][cols] (rows = output channels). Runs on all
     /// cores; the result does not depend on the thread count.
