@@ -124,31 +124,5 @@ public sealed class PackedInt4Matrix
 
     /// <summary>Small-batch product: x [batch][cols], y [batch][rows].</summary>
     public void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode mode = ActivationMode.Float32, KernelIsa? isa = null, int threads = 0)
-    {
-        var k = isa ?? KernelSupport.Best;
-        KernelSupport.Require(k);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
-        if (y.Length < batch * Rows) throw new ArgumentException($"y holds {y.Length} values, expected batch·rows = {batch * Rows}.", nameof(y));
-        if (x.Length < batch * Cols) throw new ArgumentException($"x holds {x.Length} values, expected batch·cols = {batch * Cols}.", nameof(x));
-        if (batch > E8Kernels.MaxBatch)
-        {
-            // Larger batches run as slices of at most MaxBatch activation vectors.
-            for (int b0 = 0; b0 < batch; b0 += E8Kernels.MaxBatch)
-            {
-                int nb = Math.Min(E8Kernels.MaxBatch, batch - b0);
-                Multiply(x.Slice(b0 * Cols, nb * Cols), y.Slice(b0 * Rows, nb * Rows), nb, mode, k, threads);
-            }
-            return;
-        }
-        using var act = new E8Activations(x, batch, Cols, PaddedCols, mode);
-        float[] yBuf = System.Buffers.ArrayPool<float>.Shared.Rent(batch * Rows);
-        try
-        {
-            yBuf.AsSpan(0, batch * Rows).Clear();
-            int groups = PaddedCols / 128, tile = E8Kernels.TileGroups(mode, batch, groups);
-            RowParallel.For(Rows, threads, (r0, r1) => E8Kernels.Tiled(groups, tile, r0, r1, (a0, a1, g0, g1) => Int4Kernels.Gemv(k, this, act, a0, a1, g0, g1, yBuf)));
-            yBuf.AsSpan(0, batch * Rows).CopyTo(y);
-        }
-        finally { System.Buffers.ArrayPool<float>.Shared.Return(yBuf); }
-    }
+        => E8Kernels.Multiply(x, y, batch, Rows, Cols, PaddedCols, mode, isa, threads, (k, a, r0, r1, g0, g1, yv) => Int4Kernels.Gemv(k, this, a, r0, r1, g0, g1, yv));
 }
