@@ -42,27 +42,39 @@ public sealed class KroneckerRotation : IRotation
     public string Describe() => _m == 1 ? $"hadamard({_p})" : $"orthogonal({_m})⊗hadamard({_p})";
 
     // x viewed as an m×p row-major matrix X: R·x = Q·X·Hᵀ (H symmetric up to the sign diagonal).
+    // Scratch comes from the shared pool: rotations run per token on the LLM's hot path.
     private void Run(ReadOnlySpan<float> src, Span<float> dst, bool inverse)
     {
         int n = Length;
-        float[] buf = new float[n];
-        if (!inverse)
+        float[] buf = System.Buffers.ArrayPool<float>.Shared.Rent(n);
+        float[] tmp = System.Buffers.ArrayPool<float>.Shared.Rent(n);
+        try
         {
-            for (int r = 0; r < _m; r++) _h.Apply(src.Slice(r * _p, _p), buf.AsSpan(r * _p, _p));
-            MixRows(buf, dst, transpose: false);
+            var b = buf.AsSpan(0, n);
+            if (!inverse)
+            {
+                for (int r = 0; r < _m; r++) _h.Apply(src.Slice(r * _p, _p), b.Slice(r * _p, _p));
+                MixRows(b, dst, tmp, transpose: false);
+            }
+            else
+            {
+                MixRows(src, b, tmp, transpose: true);
+                for (int r = 0; r < _m; r++) _h.ApplyInverse(b.Slice(r * _p, _p), dst.Slice(r * _p, _p));
+            }
         }
-        else
+        finally
         {
-            MixRows(src, buf, transpose: true);
-            for (int r = 0; r < _m; r++) _h.ApplyInverse(buf.AsSpan(r * _p, _p), dst.Slice(r * _p, _p));
+            System.Buffers.ArrayPool<float>.Shared.Return(buf);
+            System.Buffers.ArrayPool<float>.Shared.Return(tmp);
         }
     }
 
-    // dst row i = Σ_k Q[i,k] (or Q[k,i]) · src row k
-    private void MixRows(ReadOnlySpan<float> src, Span<float> dst, bool transpose)
+    // dst row i = Σ_k Q[i,k] (or Q[k,i]) · src row k; src is copied to scratch first (src and dst may alias)
+    private void MixRows(ReadOnlySpan<float> src, Span<float> dst, float[] scratch, bool transpose)
     {
         if (_m == 1) { src[.._p].CopyTo(dst); return; }
-        float[] tmp = src[..Length].ToArray(); // src and dst may alias
+        var t = scratch.AsSpan(0, Length);
+        src[..Length].CopyTo(t);
         for (int i = 0; i < _m; i++)
         {
             Span<float> row = dst.Slice(i * _p, _p);
@@ -70,7 +82,7 @@ public sealed class KroneckerRotation : IRotation
             for (int k = 0; k < _m; k++)
             {
                 float c = transpose ? _q[k * _m + i] : _q[i * _m + k];
-                TensorPrimitives.MultiplyAdd(tmp.AsSpan(k * _p, _p), c, row, row);
+                TensorPrimitives.MultiplyAdd(t.Slice(k * _p, _p), c, row, row);
             }
         }
     }
