@@ -20,7 +20,14 @@ internal static class MatrixFiles
             if (colon > 0 && spec[..colon].EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) { path = spec[..colon]; name = spec[(colon + 1)..]; }
             if (!path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
                 throw new GossetException($"Unsupported input '{spec}': expected X.npy or X.safetensors[:NAME].");
-            m = SafeTensors.Read(path, name);
+            using var f = SafeTensorsFile.Open(path);
+            if (name.Length == 0)
+            {
+                if (f.Tensors.Count != 1)
+                    throw new GossetException($"{path} holds {f.Tensors.Count} tensors; name one as {path}:NAME ({string.Join(", ", f.Tensors.Take(8).Select(t => t.Name))}{(f.Tensors.Count > 8 ? ", …" : "")}).");
+                name = f.Tensors[0].Name;
+            }
+            m = f.ReadMatrix(name);
         }
         return transpose ? Transpose(m) : m;
     }

@@ -69,6 +69,20 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Quantize_reads_a_named_safetensors_tensor_along_rows()
+    {
+        var w = E8MatrixQuantizerTests.Gaussian(24, 40, 9);   // stored as [24, 40]
+        SafeTensors.Write(P("m.safetensors"), [new("layer.weight", w), new("other", E8MatrixQuantizerTests.Gaussian(3, 3, 1))]);
+        Assert.Equal(0, Run("quantize", "--in", P("m.safetensors") + ":layer.weight", "--bits", "6", "--transpose", "--out", P("w.gq"), "--json", P("w.json")));
+        var q = GqFormat.Load(P("w.gq"));
+        Assert.Equal((40, 24), (q.Rows, q.Cols)); // --transpose codes the 24 rows (length 40)
+        Assert.NotEqual(0, Run("quantize", "--in", P("m.safetensors"), "--bits", "6", "--out", P("x.gq")));
+        Assert.Contains("layer.weight", LastError);
+        Assert.NotEqual(0, Run("quantize", "--in", P("m.safetensors") + ":missing", "--bits", "6", "--out", P("x.gq")));
+        Assert.False(File.Exists(P("x.gq")));
+    }
+
+    [Fact]
     public void Bad_inputs_fail_with_one_line_and_write_nothing()
     {
         var good = E8MatrixQuantizerTests.Gaussian(64, 4, 1);
