@@ -109,6 +109,40 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
         Assert.Equal(Stories.ValTokens, _sp.Encode(file, bos: true, eos: false));
     }
 
+    public static TheoryData<string, string> ExtraWhitespaceCases() => new()
+    {
+        { "x", "x" },              // one character: Microsoft.ML.Tokenizers 2.0.1 alone gives [] here (not even BOS)
+        { "  x ", "x" },
+        { "a  b", "a b" },
+        { "  Once   upon a  time ", "Once upon a time" },
+        { "   ", "" },
+        { "", "" },
+        { "tab\t  x\n", "tab\t x\n" },  // only ' ' counts as extra whitespace
+    };
+
+    /// <summary>
+    /// A model with remove_extra_whitespaces (SentencePiece's default, unlike Llama's) encodes text as the llama2.c
+    /// tokenizer encodes the text with leading, trailing and repeated spaces removed.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ExtraWhitespaceCases))]
+    public void RemoveExtraWhitespacesModel(string text, string collapsed)
+    {
+        string dir = Directory.CreateTempSubdirectory("gosset-sp-").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "tokenizer.model");
+            File.WriteAllBytes(path, SentencePieceModelBuilder.FromLlama2c(Stories.Tokenizer, removeExtraWhitespaces: true));
+            var sp = SentencePieceTokenizer.Load(path);
+            Assert.Equal(Stories.Tokenizer.Encode(collapsed, bos: true, eos: false), sp.Encode(text, bos: true, eos: false));
+            Assert.Equal(Stories.Tokenizer.Encode(collapsed, bos: true, eos: true), sp.Encode(text, bos: true, eos: true));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     /// <summary>Decodes piece by piece as generation does (the first id follows BOS).</summary>
     private static string StreamDecode(ITextTokenizer tok, int[] idsWithBos)
     {
@@ -135,7 +169,11 @@ internal static class SentencePieceModelBuilder
     /// ids 3..258 the byte pieces &lt;0x00&gt;..&lt;0xFF&gt;, the rest normal pieces with ' ' written as '▁' (U+2581).
     /// The normalizer is Llama's: identity, dummy prefix, no removal of extra whitespace, whitespace escaped.
     /// </summary>
-    public static byte[] FromLlama2c(Llama2cTokenizer tok)
+    /// <remarks>
+    /// <paramref name="removeExtraWhitespaces"/> = true gives SentencePiece's default normalizer instead (leading,
+    /// trailing and repeated spaces removed), which llama2.c does not have.
+    /// </remarks>
+    public static byte[] FromLlama2c(Llama2cTokenizer tok, bool removeExtraWhitespaces = false)
     {
         var model = new MemoryStream();
         for (int id = 0; id < tok.VocabSize; id++)
@@ -172,7 +210,7 @@ internal static class SentencePieceModelBuilder
         var normalizer = new MemoryStream();
         WriteString(normalizer, 1, "identity");
         WriteVarint(normalizer, 3, 1);         // add_dummy_prefix
-        WriteVarint(normalizer, 4, 0);         // remove_extra_whitespaces
+        WriteVarint(normalizer, 4, removeExtraWhitespaces ? 1 : 0); // remove_extra_whitespaces
         WriteVarint(normalizer, 5, 1);         // escape_whitespaces
         WriteMessage(model, 3, normalizer);
         return model.ToArray();
