@@ -8,10 +8,14 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
 {
     private readonly LlamaTokenizer _tok;
     private readonly string[] _pieces;
+    // Set when the model asks for remove_extra_whitespaces: see Encode.
+    private readonly SentencePieceNormalizer? _afterSpaceRemoval;
 
     private SentencePieceTokenizer(LlamaTokenizer tok)
     {
         _tok = tok;
+        if (tok.Normalizer is SentencePieceNormalizer { RemoveExtraWhiteSpaces: true } norm)
+            _afterSpaceRemoval = new SentencePieceNormalizer(removeExtraWhiteSpaces: false, norm.AddDummyPrefix, norm.EscapeWhiteSpaces, norm.TreatWhitespaceAsSuffix, norm.SpecialTokens);
         int n = tok.Vocabulary.Values.Max() + 1;
         _pieces = new string[n];
         foreach (var (piece, id) in tok.Vocabulary) _pieces[id] = piece;
@@ -42,8 +46,34 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     public int[] Encode(string text, bool bos, bool eos)
     {
         ArgumentNullException.ThrowIfNull(text);
-        if (text.Length == 0) return bos ? [BosId] : [];
-        return _tok.EncodeToIds(text, bos, eos, considerPreTokenization: true, considerNormalization: true).ToArray();
+        bool normalize = true;
+        if (_afterSpaceRemoval != null)
+        {
+            // Microsoft.ML.Tokenizers 2.0.1 SentencePieceNormalizer with remove_extra_whitespaces turns a text that is a
+            // single character after trimming spaces ("x", " x ") into "", so the character (and BOS) are lost. Trim
+            // and collapse the spaces here and normalize the rest with the same settings minus the space removal (the
+            // library's string normalization applies no precompiled charsmap either, so nothing else changes).
+            text = _afterSpaceRemoval.Normalize(RemoveExtraSpaces(text));
+            normalize = false;
+        }
+        if (text.Length == 0)
+        {
+            var ids = new List<int>(2);
+            if (bos) ids.Add(BosId);
+            if (eos) ids.Add(EosId);
+            return ids.ToArray();
+        }
+        return _tok.EncodeToIds(text, bos, eos, considerPreTokenization: true, considerNormalization: normalize).ToArray();
+    }
+
+    /// <summary>SentencePiece's remove_extra_whitespaces: drops leading and trailing spaces and collapses runs of spaces to one.</summary>
+    private static string RemoveExtraSpaces(string text)
+    {
+        var sb = new StringBuilder(text.Length);
+        foreach (char c in text)
+            if (c != ' ' || (sb.Length > 0 && sb[^1] != ' ')) sb.Append(c);
+        if (sb.Length > 0 && sb[^1] == ' ') sb.Length--;
+        return sb.ToString();
     }
 
     /// <inheritdoc/>
