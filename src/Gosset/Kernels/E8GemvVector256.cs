@@ -82,17 +82,10 @@ internal static unsafe class E8GemvVector256
                         for (int c = 0; c < batch; c++)
                         {
                             float* x = x20 + (long)c * cp + 128 * g + 8 * h;
-                            var s = d0 * Vector256.Load(x);
-                            var t = d1 * Vector256.Load(x + 16);
-                            s = Vector256.FusedMultiplyAdd(d2, Vector256.Load(x + 32), s);
-                            t = Vector256.FusedMultiplyAdd(d3, Vector256.Load(x + 48), t);
-                            s = Vector256.FusedMultiplyAdd(d4, Vector256.Load(x + 64), s);
-                            t = Vector256.FusedMultiplyAdd(d5, Vector256.Load(x + 80), t);
-                            s = Vector256.FusedMultiplyAdd(d6, Vector256.Load(x + 96), s);
-                            t = Vector256.FusedMultiplyAdd(d7, Vector256.Load(x + 112), t);
+                            var st = NibbleDot.Dot(d0, d1, d2, d3, d4, d5, d6, d7, x);
                             long bo = (long)c * nb + 16 * g + 8 * h;
                             var bt = Vector256.Load(nx0 + bo) + (Vector256.Load(cf0 + bo).AsInt32() & pm).AsSingle();
-                            acc[c] = Vector256.FusedMultiplyAdd((s + t) + bt, sB, acc[c]);
+                            acc[c] = Vector256.FusedMultiplyAdd(st + bt, sB, acc[c]);
                         }
                     }
                 }

@@ -75,16 +75,8 @@ internal static unsafe class E8GemvVector512
     private static Vector512<float> FloatGroup(byte* p, float* x, float* nx, float* cf, Vector512<uint> fifteen)
     {
         var wv = Vector512.Load((uint*)p);
-        var s = Vector512.ConvertToSingle((wv & fifteen).AsInt32()) * Vector512.Load(x);
-        var t = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32()) * Vector512.Load(x + 16);
-        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32()), Vector512.Load(x + 32), s);
-        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32()), Vector512.Load(x + 48), t);
-        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32()), Vector512.Load(x + 64), s);
-        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32()), Vector512.Load(x + 80), t);
-        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32()), Vector512.Load(x + 96), s);
-        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle((wv >>> 28).AsInt32()), Vector512.Load(x + 112), t);
         var bt = Vector512.Load(nx) + (Vector512.Load(cf).AsInt32() & ParityMask(wv)).AsSingle();
-        return (s + t) + bt;
+        return NibbleDot.Dot(wv, x, fifteen) + bt;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -168,15 +160,8 @@ internal static unsafe class E8GemvVector512
                     for (int c = 0; c < batch; c++)
                     {
                         float* x = x20 + (long)c * cp + 128 * g;
-                        var s = d0 * Vector512.Load(x);
-                        var t = d1 * Vector512.Load(x + 16);
-                        s = Vector512.FusedMultiplyAdd(d2, Vector512.Load(x + 32), s);
-                        t = Vector512.FusedMultiplyAdd(d3, Vector512.Load(x + 48), t);
-                        s = Vector512.FusedMultiplyAdd(d4, Vector512.Load(x + 64), s);
-                        t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
-                        s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
-                        t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
-                        acc[c] = Vector512.FusedMultiplyAdd(s + t, sB, acc[c]);
+                        var st = NibbleDot.Dot(d0, d1, d2, d3, d4, d5, d6, d7, x);
+                        acc[c] = Vector512.FusedMultiplyAdd(st, sB, acc[c]);
                     }
                 }
                 float rs = m.RowScales[r] * 0.5f;

@@ -113,15 +113,7 @@ internal static unsafe class Int4Kernels
     private static Vector512<float> FloatGroup(byte* p, float* x, float* nx, Vector512<uint> fifteen)
     {
         var wv = Vector512.Load((uint*)p);
-        var s = Vector512.ConvertToSingle((wv & fifteen).AsInt32()) * Vector512.Load(x);
-        var t = Vector512.ConvertToSingle(((wv >>> 4) & fifteen).AsInt32()) * Vector512.Load(x + 16);
-        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 8) & fifteen).AsInt32()), Vector512.Load(x + 32), s);
-        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 12) & fifteen).AsInt32()), Vector512.Load(x + 48), t);
-        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 16) & fifteen).AsInt32()), Vector512.Load(x + 64), s);
-        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 20) & fifteen).AsInt32()), Vector512.Load(x + 80), t);
-        s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(((wv >>> 24) & fifteen).AsInt32()), Vector512.Load(x + 96), s);
-        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle((wv >>> 28).AsInt32()), Vector512.Load(x + 112), t);
-        return (s + t) + Vector512.Load(nx);
+        return NibbleDot.Dot(wv, x, fifteen) + Vector512.Load(nx);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -192,15 +184,8 @@ internal static unsafe class Int4Kernels
                     for (int c = 0; c < batch; c++)
                     {
                         float* x = x20 + (long)c * cp + 128 * g;
-                        var s = d0 * Vector512.Load(x);
-                        var t = d1 * Vector512.Load(x + 16);
-                        s = Vector512.FusedMultiplyAdd(d2, Vector512.Load(x + 32), s);
-                        t = Vector512.FusedMultiplyAdd(d3, Vector512.Load(x + 48), t);
-                        s = Vector512.FusedMultiplyAdd(d4, Vector512.Load(x + 64), s);
-                        t = Vector512.FusedMultiplyAdd(d5, Vector512.Load(x + 80), t);
-                        s = Vector512.FusedMultiplyAdd(d6, Vector512.Load(x + 96), s);
-                        t = Vector512.FusedMultiplyAdd(d7, Vector512.Load(x + 112), t);
-                        acc[c] = Vector512.FusedMultiplyAdd(s + t, sBd, acc[c]);
+                        var st = NibbleDot.Dot(d0, d1, d2, d3, d4, d5, d6, d7, x);
+                        acc[c] = Vector512.FusedMultiplyAdd(st, sBd, acc[c]);
                     }
                 }
                 for (int c = 0; c < batch; c++) y[c * rows + r] += Vector512.Sum(acc[c]);
@@ -279,15 +264,8 @@ internal static unsafe class Int4Kernels
                         for (int c = 0; c < batch; c++)
                         {
                             float* x = x20 + (long)c * cp + 128 * g + 8 * h;
-                            var s = d0 * Vector256.Load(x);
-                            var t = d1 * Vector256.Load(x + 16);
-                            s = Vector256.FusedMultiplyAdd(d2, Vector256.Load(x + 32), s);
-                            t = Vector256.FusedMultiplyAdd(d3, Vector256.Load(x + 48), t);
-                            s = Vector256.FusedMultiplyAdd(d4, Vector256.Load(x + 64), s);
-                            t = Vector256.FusedMultiplyAdd(d5, Vector256.Load(x + 80), t);
-                            s = Vector256.FusedMultiplyAdd(d6, Vector256.Load(x + 96), s);
-                            t = Vector256.FusedMultiplyAdd(d7, Vector256.Load(x + 112), t);
-                            acc[c] = Vector256.FusedMultiplyAdd((s + t) + Vector256.Load(nx0 + (long)c * nb + 16 * g + 8 * h), sBd, acc[c]);
+                            var st = NibbleDot.Dot(d0, d1, d2, d3, d4, d5, d6, d7, x);
+                            acc[c] = Vector256.FusedMultiplyAdd(st + Vector256.Load(nx0 + (long)c * nb + 16 * g + 8 * h), sBd, acc[c]);
                         }
                     }
                 }
