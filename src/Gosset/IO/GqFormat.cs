@@ -78,6 +78,7 @@ public static class GqFormat
                 1 => E8QuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
                 2 => IntQuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
                 3 => BoxQuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
+                4 => E8BoxQuantizedMatrix.ReadBody(r, rows, cols, np, rot, seed, centered),
                 _ => throw new InvalidDataException($"unknown method code {method}"),
             };
             if (r.BaseStream.Position != r.BaseStream.Length) throw new InvalidDataException("trailing bytes");
@@ -94,6 +95,7 @@ public static class GqFormat
         E8QuantizedMatrix => 1,
         IntQuantizedMatrix => 2,
         BoxQuantizedMatrix => 3,
+        E8BoxQuantizedMatrix => 4,
         _ => throw new NotSupportedException(m.GetType().Name),
     };
 }
