@@ -73,7 +73,7 @@ public static class ModelQuantizer
     private static double ActivationNoise(QuantRecipe recipe, HessianAccumulator acc, int width)
     {
         var spec = recipe.Spec;
-        var codec = Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup)!;
+        var codec = Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup, table: recipe.ActivationTable)!;
         double num = 0, den = 0;
         var y = new float[width];
         foreach (var x in acc.Samples)

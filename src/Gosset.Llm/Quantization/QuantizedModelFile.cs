@@ -42,6 +42,8 @@ public static class QuantizedModelFile
     {
         ArgumentNullException.ThrowIfNull(model);
         var recipe = model.Recipe ?? throw new GossetException("only quantized models can be saved as .gqm");
+        if (recipe.WeightTable is not null || recipe.ActivationTable is not null || recipe.KeyTable is not null || recipe.ValueTable is not null)
+            throw new GossetException(".gqm cannot hold the e8 box code's tables yet; use --method e8-voronoi or e8-box-fixed for quantize-model");
         var c = model.Config;
         var payload = new MemoryStream();
         var sections = new List<Section>();
