@@ -89,7 +89,7 @@ internal sealed class LlmOptions
             KvFixedScale = pr.GetValue(KvFixed),
             Seed = pr.GetValue(Seed),
             BoxScales = Check(pr.GetValue(BoxK), 1, 16, "--box-k"),
-            BoxIndexBits = pr.GetValue(IndexBits) is double ib && ib > 0 ? ib : double.NaN,
+            BoxIndexBits = pr.GetValue(IndexBits) is double ib && ib > 0 ? ib : 0,
         };
         string recipe = (pr.GetValue(Recipe) ?? "best").Trim().ToLowerInvariant();
         if (recipe is not ("best" or "plain")) throw new GossetException($"--recipe \"{recipe}\" is not best or plain");

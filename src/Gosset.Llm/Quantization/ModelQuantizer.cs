@@ -288,7 +288,7 @@ public static class ModelQuantizer
     {
         var spec = recipe.Spec;
         if (!new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel)) return recipe;
-        Gosset.Codes.E8BoxTable Fit(List<float[]> rows, int bits, int k) => Gosset.Codes.E8BoxTable.Fit(rows, bits, k, spec.BoxIndexBits);
+        Gosset.Codes.E8BoxTable Fit(List<float[]> rows, int bits, int k) => Gosset.Codes.E8BoxTable.Fit(rows, bits, k, spec.BoxIndexBits > 0 ? spec.BoxIndexBits : double.NaN);
         List<float[]> Gaussian(int len)
         {
             var rng = new Gosset.Util.SplitMix64(0xB0C5UL);

@@ -115,8 +115,8 @@ public sealed record QuantSpec
     public bool KvFixedScale { get; init; }
     /// <summary>E8 box code: scales per block for weights (K/V and activations use <see cref="Scales"/> / <see cref="KvScales"/> when set, else this).</summary>
     public int BoxScales { get; init; } = 4;
-    /// <summary>E8 box code: index bits per 8-block (the fixed group budget); NaN = plain ⌈log2 k⌉-bit indices.</summary>
-    public double BoxIndexBits { get; init; } = double.NaN;
+    /// <summary>E8 box code: index bits per 8-block (the fixed group budget); 0 = plain ⌈log2 k⌉-bit indices.</summary>
+    public double BoxIndexBits { get; init; }
     /// <summary>Seed of the random rotations.</summary>
     public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
 
@@ -192,7 +192,7 @@ public sealed record QuantSpec
         if (!IsQuantized) return "fp";
         var s = $"W {Weights} A {Activations} K {Keys} V {Values}";
         if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8Kernel))
-            s += $" box-k={BoxScales} index-bits={(double.IsNaN(BoxIndexBits) ? "fixed" : BoxIndexBits.ToString(CultureInfo.InvariantCulture))}";
+            s += $" box-k={BoxScales} index-bits={(!(BoxIndexBits > 0) ? "fixed" : BoxIndexBits.ToString(CultureInfo.InvariantCulture))}";
         if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8))
             s += $" k={Scales}{(KvScales > 0 && KvScales != Scales ? $" kv-k={KvScales}" : "")} {ScaleSet.ToString().ToLowerInvariant()}-scales";
         if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";

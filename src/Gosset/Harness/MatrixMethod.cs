@@ -210,6 +210,8 @@ public sealed class E8BoxMethod(string name, int k, double indexBitsPerBlock) : 
     public override QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed)
     {
         int bits = (int)Math.Round(rate);
+        // Outside 2..4 bits the box code does not exist; `quantize`/`matmul` with the default method then store the Voronoi code (rd skips these rates).
+        if (bits is < 2 or > 4 && Name == "e8") return Get("e8-voronoi").Encode(m, rate, seed);
         if (bits is < 2 or > 4) throw new GossetException($"The E8 box code has 2, 3 or 4 bits per entry; rate {rate} was asked.");
         double ib = indexBitsPerBlock == DefaultIndexBits ? DefaultIndexBitsByB[bits - 2] : indexBitsPerBlock;
         int kk = k == DefaultScales ? DefaultScalesByB[bits - 2] : k;
@@ -219,7 +221,7 @@ public sealed class E8BoxMethod(string name, int k, double indexBitsPerBlock) : 
     /// <inheritdoc/>
     public override MethodConfig Describe(QuantizedMatrix m)
     {
-        var e = (E8BoxQuantizedMatrix)m;
+        if (m is not E8BoxQuantizedMatrix e) return Get("e8-voronoi").Describe(m);
         return new MethodConfig(Name, e.Codes.Q, e.Table.K, 8 * e.Table.GroupBlocks, "hadamard", e.Describe());
     }
 }
