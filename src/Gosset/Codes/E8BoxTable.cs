@@ -145,48 +145,65 @@ public sealed class E8BoxTable
     }
 
     /// <summary>
-    /// Picks one index per block of a group, err[t·k + j] being block t's error at scale j: least total error
-    /// whose pair codes fit <paramref name="budget"/> bits, by giving up, one pair at a time, the least error
-    /// per bit saved (greedy on the pairs' lower convex hulls).
+    /// Picks one index per block of a group, err[t·k + j] being block t's error at scale j: the least total error
+    /// whose pair codes fit <paramref name="budget"/> bits, exactly (a knapsack over the pairs: per pair only the
+    /// best symbol of each code length matters, then a DP over bits used).
     /// </summary>
     public void ChooseIndices(ReadOnlySpan<float> err, int nb, int budget, Span<byte> choice)
     {
         int k = K, pairs = (nb + 1) / 2;
-        Span<int> sel = stackalloc int[MaxGroupBlocks / 2];
-        int used = 0;
+        // Best symbol per (pair, length); lengths 0..16.
+        const int L = MaxCodeLength + 1;
+        Span<int> bestSym = stackalloc int[MaxGroupBlocks / 2 * L];
+        Span<double> bestErr = stackalloc double[MaxGroupBlocks / 2 * L];
+        bestErr.Fill(double.PositiveInfinity);
+        int maxTotal = 0;
         for (int p = 0; p < pairs; p++)
         {
-            int best = 0; double bestE = double.PositiveInfinity;
+            int maxLen = 0;
             for (int s = 0; s < k * k; s++)
             {
-                double e = PairError(err, nb, p, s) + 1e-12 * PairLengths[s];
-                if (e < bestE) { bestE = e; best = s; }
+                int len = PairLengths[s];
+                double e = PairError(err, nb, p, s);
+                if (e < bestErr[p * L + len]) { bestErr[p * L + len] = e; bestSym[p * L + len] = s; }
+                if (!double.IsPositiveInfinity(e)) maxLen = Math.Max(maxLen, len);
             }
-            sel[p] = best; used += PairLengths[best];
+            maxTotal += maxLen;
         }
-        while (used > budget)
-        {
-            int bp = -1, bs = 0; double bestRatio = double.PositiveInfinity;
-            for (int p = 0; p < pairs; p++)
-            {
-                int cur = sel[p], lc = PairLengths[cur];
-                double ec = PairError(err, nb, p, cur);
-                for (int s = 0; s < k * k; s++)
-                {
-                    int saved = lc - PairLengths[s];
-                    if (saved <= 0) continue;
-                    double ratio = (PairError(err, nb, p, s) - ec) / saved;
-                    if (ratio < bestRatio) { bestRatio = ratio; bp = p; bs = s; }
-                }
-            }
-            if (bp < 0) throw new InvalidOperationException("Index budget below the shortest codes (table invariant broken).");
-            used += PairLengths[bs] - PairLengths[sel[bp]];
-            sel[bp] = bs;
-        }
+        int cap = Math.Min(budget, maxTotal);
+        if (cap < 0) throw new InvalidOperationException("Negative index budget.");
+        // dp[b] = least error of the pairs so far using exactly b bits; from[p][b] = length chosen for pair p.
+        var dp = new double[cap + 1];
+        var next = new double[cap + 1];
+        var from = new byte[pairs * (cap + 1)];
+        Array.Fill(dp, double.PositiveInfinity);
+        dp[0] = 0;
         for (int p = 0; p < pairs; p++)
         {
-            choice[2 * p] = (byte)(sel[p] / k);
-            if (2 * p + 1 < nb) choice[2 * p + 1] = (byte)(sel[p] % k);
+            Array.Fill(next, double.PositiveInfinity);
+            for (int b = 0; b <= cap; b++)
+            {
+                if (double.IsPositiveInfinity(dp[b])) continue;
+                for (int len = 0; len < L && b + len <= cap; len++)
+                {
+                    double e = bestErr[p * L + len];
+                    if (double.IsPositiveInfinity(e)) continue;
+                    double v = dp[b] + e;
+                    if (v < next[b + len]) { next[b + len] = v; from[p * (cap + 1) + b + len] = (byte)len; }
+                }
+            }
+            (dp, next) = (next, dp);
+        }
+        int end = -1; double bestV = double.PositiveInfinity;
+        for (int b = 0; b <= cap; b++) if (dp[b] < bestV) { bestV = dp[b]; end = b; }
+        if (end < 0) throw new InvalidOperationException("Index budget below the shortest codes (table invariant broken).");
+        for (int p = pairs - 1; p >= 0; p--)
+        {
+            int len = from[p * (cap + 1) + end];
+            int sym = bestSym[p * L + len];
+            choice[2 * p] = (byte)(sym / k);
+            if (2 * p + 1 < nb) choice[2 * p + 1] = (byte)(sym % k);
+            end -= len;
         }
     }
 
@@ -275,7 +292,10 @@ public sealed class E8BoxTable
     /// <param name="indexBitsPerBlock">Index budget per block (e.g. 1.25); NaN or ≤ 0 for plain fixed-width ⌈log2 k⌉-bit indices.</param>
     /// <param name="groupBlocks">Blocks per group (≤ 32).</param>
     /// <param name="maxSampleBlocks">Most blocks the scale fit sees (evenly strided).</param>
-    public static E8BoxTable Fit(IReadOnlyList<float[]> rows, int bits, int k, double indexBitsPerBlock, int groupBlocks = MaxGroupBlocks, int maxSampleBlocks = 16384)
+    /// <param name="rateWeight">Weight of the index rate in the scale fit (<see cref="ScaleSet.FitBox"/>); used only with a variable-length index code.</param>
+    /// <param name="rounds">Rounds of (pair code from the budgeted encoder's frequencies) → (re-encode); the first uses unbudgeted least-error choices.</param>
+    public static E8BoxTable Fit(IReadOnlyList<float[]> rows, int bits, int k, double indexBitsPerBlock, int groupBlocks = MaxGroupBlocks, int maxSampleBlocks = 16384,
+        double rateWeight = 1.39, int rounds = 10)
     {
         ArgumentNullException.ThrowIfNull(rows);
         double logSum = 0; int live = 0;
@@ -309,36 +329,43 @@ public sealed class E8BoxTable
         }
         if (normalized.Count == 0) normalized.AddRange(new float[8]);
         bool fixedWidth = !(indexBitsPerBlock > 0) || k == 1;
-        double rateWeight = fixedWidth ? 0 : double.TryParse(Environment.GetEnvironmentVariable("GOSSET_BOX_RW"), System.Globalization.CultureInfo.InvariantCulture, out double rw) ? rw : 1.39;
-        float[] scales = ScaleSet.FitBox(normalized.ToArray(), bits, k, rateWeight).Betas.ToArray();
         int fixedBits = k == 1 ? 0 : (int)Math.Ceiling(Math.Log2(k) - 1e-9);
-        var lengths = new byte[k * k];
-        if (k > 1 && fixedWidth && (k & (k - 1)) == 0) Array.Fill(lengths, (byte)(2 * fixedBits));
-        else if (k > 1) lengths = HuffmanLengths(Enumerable.Repeat(1.0, k * k).ToArray());
         int Budget(byte[] l) => fixedWidth ? (k == 1 ? 0 : l.Max() * ((groupBlocks + 1) / 2))
             : Math.Max((k == 1 ? 0 : l.Min()) * ((groupBlocks + 1) / 2), (int)Math.Floor(indexBitsPerBlock * groupBlocks + 1e-9));
-        var table = new E8BoxTable(bits, scales, s0, lengths, groupBlocks, Budget(lengths));
-        if (fixedWidth) return table;
         var sample = normalized.ToArray();
-        int rounds = int.TryParse(Environment.GetEnvironmentVariable("GOSSET_BOX_ROUNDS"), out int rr) ? rr : 2;
-        for (int round = 0; round < rounds; round++)
+        if (fixedWidth)
         {
-            var freq = table.PairFrequencies(sample, budgeted: round > 0);
-            if (Environment.GetEnvironmentVariable("GOSSET_BOX_DEBUG") is not null)
-            {
-                double tot = freq.Sum(), h = 0;
-                foreach (double f in freq) if (f > 0) h -= f / tot * Math.Log2(f / tot);
-                Console.Error.WriteLine($"round {round}: pair entropy/block {h / 2:F3} scales [{string.Join(",", scales.Select(x => x.ToString("F3")))}] budget {table.GroupIndexBits}");
-            }
-            lengths = HuffmanLengths(freq);
-            table = new E8BoxTable(bits, scales, s0, lengths, groupBlocks, Budget(lengths));
+            float[] scales = ScaleSet.FitBox(sample, bits, k, 0).Betas.ToArray();
+            var lengths = new byte[k * k];
+            if (k > 1 && (k & (k - 1)) == 0) Array.Fill(lengths, (byte)(2 * fixedBits));
+            else if (k > 1) lengths = HuffmanLengths(Enumerable.Repeat(1.0, k * k).ToArray());
+            return new E8BoxTable(bits, scales, s0, lengths, groupBlocks, Budget(lengths));
         }
-        return table;
+        // Variable-length indices: a few rate weights around the given one, each followed by rounds of
+        // (pair code from the budgeted encoder's frequencies); keep the table of least budgeted error on the sample.
+        E8BoxTable? best = null; double bestErr = double.PositiveInfinity;
+        foreach (double rw in new[] { rateWeight * 0.72, rateWeight, rateWeight * 1.3 })
+        {
+            float[] scales = ScaleSet.FitBox(sample, bits, k, rw).Betas.ToArray();
+            var table = new E8BoxTable(bits, scales, s0, HuffmanLengths(Enumerable.Repeat(1.0, k * k).ToArray()), groupBlocks, 0 + Budget(HuffmanLengths(Enumerable.Repeat(1.0, k * k).ToArray())));
+            for (int round = 0; round < rounds; round++)
+            {
+                var (freq, _) = table.Run(sample, budgeted: round > 0);
+                var lengths = HuffmanLengths(freq);
+                table = new E8BoxTable(bits, scales, s0, lengths, groupBlocks, Budget(lengths));
+                if (round == 0) continue;
+                var (_, err) = table.Run(sample, budgeted: true);
+                if (err < bestErr && table.GroupIndexBits <= Budget(lengths)) { bestErr = err; best = table; }
+            }
+            if (rounds <= 1) { var (_, e1) = table.Run(sample, budgeted: true); if (e1 < bestErr) { bestErr = e1; best = table; } }
+        }
+        return best!;
     }
 
     // Pair frequencies of the budgeted encoder on unit-scale sample blocks cut into groups.
-    private double[] PairFrequencies(float[] sample, bool budgeted)
+    private (double[] Freq, double Error) Run(float[] sample, bool budgeted)
     {
+        double total = 0;
         int k = K, n = sample.Length / 8;
         var freq = new double[k * k];
         var err = new float[GroupBlocks * k];
@@ -349,9 +376,10 @@ public sealed class E8BoxTable
             int nb = Math.Min(GroupBlocks, n - t0);
             for (int t = 0; t < nb; t++)
                 E8BoxEncoder.EncodeCandidates(sample.AsSpan(8 * (t0 + t), 8), 1f, BlockScales, Bits, err.AsSpan(t * k, k), digits.AsSpan(t * k * 8, k * 8));
-            ChooseIndices(err, nb, budgeted ? IndexBitsFor(nb) : int.MaxValue, choice);
+            ChooseIndices(err, nb, budgeted ? IndexBitsFor(nb) : MaxCodeLength * ((nb + 1) / 2), choice);
             for (int t = 0; t < nb; t += 2) freq[choice[t] * k + (t + 1 < nb ? choice[t + 1] : 0)]++;
+            for (int t = 0; t < nb; t++) total += err[t * k + choice[t]];
         }
-        return freq;
+        return (freq, total);
     }
 }

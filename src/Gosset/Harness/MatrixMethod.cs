@@ -173,10 +173,10 @@ public sealed class E8BoxMethod(string name, int k, double indexBitsPerBlock) : 
 
     /// <summary>
     /// Block scales of <c>e8</c> by b = 2, 3, 4 (index 0 is b = 2): the best measured on N(0,1), n = 4096, a = b = 256
-    /// (<c>gosset rd --rates 2,3,4 --methods e8-k2-i0.95,e8-k3-i0.95,e8-k4-i0.95,e8-k8-i2.25,e8-k4-fixed</c>) at or below
+    /// (<c>gosset rd --rates 2,3,4 --methods e8-k2-i0.95,e8-k3-i0.95,e8-k4-i0.95,e8-k8-i2.25,e8-k16-i2.25,e8-k4-fixed</c>) at or below
     /// the rate of int-clip-rot (2.125, 3.125) and of 4.30 bits.
     /// </summary>
-    public static readonly int[] DefaultScalesByB = [3, 2, 8];
+    public static readonly int[] DefaultScalesByB = [3, 2, 16];
 
     /// <summary>Index bits per 8-block of <c>e8</c>, by b = 2, 3, 4.</summary>
     public static readonly double[] DefaultIndexBitsByB = [0.95, 0.95, 2.25];
