@@ -31,7 +31,8 @@ public class Int4KernelTests
     public static TheoryData<KernelIsa, ActivationMode, int> Cases()
     {
         var d = new TheoryData<KernelIsa, ActivationMode, int>();
-        foreach (var k in KernelSupport.All)
+        // Scalar and Vector128 run the scalar reference itself (no 128-bit INT4 kernel): comparing them could not fail.
+        foreach (var k in KernelSupport.All.Where(k => k is KernelIsa.Vector256 or KernelIsa.Vector512))
             foreach (var mode in new[] { ActivationMode.Float32, ActivationMode.Int8 })
                 foreach (int batch in new[] { 1, 5 })
                     d.Add(k, mode, batch);

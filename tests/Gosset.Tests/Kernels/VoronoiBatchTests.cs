@@ -8,7 +8,7 @@ public class VoronoiBatchTests
     public static TheoryData<KernelIsa> Isas()
     {
         var d = new TheoryData<KernelIsa>();
-        foreach (var k in KernelSupport.All) d.Add(k);
+        foreach (var k in KernelSupport.All) if (k != KernelIsa.Scalar) d.Add(k); // scalar against itself could not fail
         return d;
     }
 
