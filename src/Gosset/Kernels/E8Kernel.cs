@@ -218,8 +218,72 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
 
     /// <summary>Rows per block in the batched kernels: their records stay in L2 while every batch tile passes over them.</summary>
     private const int RowBlock = 16;
-    /// <summary>Vectors per batch tile: each decoded chunk of weights is applied to this many vectors.</summary>
+    /// <summary>Vectors per batch tile: each decoded group of weights is applied to this many vectors.</summary>
     private const int BatchTile = 8;
+
+    /// <summary>
+    /// Decodes chunk c (blocks c·Lanes …) into dec[4c … 4c + 3] = lo, hi, parity mask, β/2. Callers pass
+    /// c as a constant, so every shift and branch on the block offset folds away (the b = 3 plane
+    /// reads in particular).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecodeChunk<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, TV* dec)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        Decode<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out dec[4 * c], out dec[4 * c + 1], out dec[4 * c + 2], out dec[4 * c + 3]);
+    }
+
+    /// <summary>All 32/Lanes chunks of a group record, unrolled with constant chunk numbers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecodeGroup<TD, TS>(byte* rp, TV t0, TV t1, TV t2, TV t3, TV* dec)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        DecodeChunk<TD, TS>(rp, 0, t0, t1, t2, t3, dec);
+        DecodeChunk<TD, TS>(rp, 1, t0, t1, t2, t3, dec);
+        if (TV.Lanes <= 8)
+        {
+            DecodeChunk<TD, TS>(rp, 2, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 3, t0, t1, t2, t3, dec);
+        }
+        if (TV.Lanes == 4)
+        {
+            DecodeChunk<TD, TS>(rp, 4, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 5, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 6, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 7, t0, t1, t2, t3, dec);
+        }
+    }
+
+    /// <summary>Batch 1, int8: chunk c of group g straight into its accumulator (c constant).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV IntChunk1<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, TV acc)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int b0 = c * TV.Lanes;
+        Decode<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
+        return IntStep(lo, hi, pm, ws, q, A + b0, C + b0, xs + b0, b0, acc);
+    }
+
+    /// <summary>Four-lane widths, batch 1: blocks 16h … 16h + 15 of a group (chunks 4h … 4h + 3), h = 0 or 1.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void IntQuarter4<TD, TS>(byte* rp, int h, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        if (h == 0)
+        {
+            acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
+            acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
+            acc2 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc2);
+            acc3 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc3);
+        }
+        else
+        {
+            acc0 = IntChunk1<TD, TS>(rp, 4, t0, t1, t2, t3, q, A, C, xs, acc0);
+            acc1 = IntChunk1<TD, TS>(rp, 5, t0, t1, t2, t3, q, A, C, xs, acc1);
+            acc2 = IntChunk1<TD, TS>(rp, 6, t0, t1, t2, t3, q, A, C, xs, acc2);
+            acc3 = IntChunk1<TD, TS>(rp, 7, t0, t1, t2, t3, q, A, C, xs, acc3);
+        }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Int<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
@@ -236,31 +300,26 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             {
                 for (int r = r0; r < r1; r++)
                 {
-                    byte* row = data + (long)r * groups * rec;
+                    byte* rp = data + (long)r * groups * rec;
                     TV acc0 = TV.Float(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-                    for (int g = 0; g < groups; g++)
+                    sbyte* q = q0; int* A = A0, C = C0; float* xs = xs0;
+                    for (int g = 0; g < groups; g++, rp += rec, q += 256, A += 32, C += 32, xs += 32)
                     {
-                        byte* rp = row + g * rec;
-                        sbyte* q = q0 + 256 * g;
-                        int blk = 32 * g;
-                        for (int b0 = 0; b0 < 32; b0 += 16)
+                        // Chunk c accumulates into acc[c mod (16/Lanes)]: lane l always holds blocks ≡ l (mod 16).
+                        if (n == 4)
                         {
-                            Decode<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
-                            acc0 = IntStep(lo, hi, pm, ws, q, A0 + blk + b0, C0 + blk + b0, xs0 + blk + b0, b0, acc0);
-                            if (per >= 2)
-                            {
-                                int b1 = b0 + n;
-                                Decode<TD, TS>(rp, b1, t0, t1, t2, t3, out lo, out hi, out pm, out ws);
-                                acc1 = IntStep(lo, hi, pm, ws, q, A0 + blk + b1, C0 + blk + b1, xs0 + blk + b1, b1, acc1);
-                            }
-                            if (per == 4)
-                            {
-                                int b2 = b0 + 8, b3 = b0 + 12;
-                                Decode<TD, TS>(rp, b2, t0, t1, t2, t3, out lo, out hi, out pm, out ws);
-                                acc2 = IntStep(lo, hi, pm, ws, q, A0 + blk + b2, C0 + blk + b2, xs0 + blk + b2, b2, acc2);
-                                Decode<TD, TS>(rp, b3, t0, t1, t2, t3, out lo, out hi, out pm, out ws);
-                                acc3 = IntStep(lo, hi, pm, ws, q, A0 + blk + b3, C0 + blk + b3, xs0 + blk + b3, b3, acc3);
-                            }
+                            // Eight chunks per group exceed the JIT's inlining budget in one method: two calls of four.
+                            IntQuarter4<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                            IntQuarter4<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                            continue;
+                        }
+                        acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
+                        if (n == 16) acc0 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc0);
+                        else
+                        {
+                            acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
+                            acc0 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc0);
+                            acc1 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc1);
                         }
                     }
                     y[r] = rs[r] * TV.Reduce16(acc0, acc1, acc2, acc3);
@@ -268,6 +327,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                 return;
             }
             TV* acc = stackalloc TV[BatchTile * 4];
+            TV* dec = stackalloc TV[4 * 8];
             for (int rb = r0; rb < r1; rb += RowBlock)
                 for (int v0 = 0; v0 < a.Batch; v0 += BatchTile)
                 {
@@ -278,15 +338,15 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
                         for (int g = 0; g < groups; g++)
                         {
-                            byte* rp = row + g * rec;
-                            for (int c = 0; c < 32 / n; c++)
+                            DecodeGroup<TD, TS>(row + g * rec, t0, t1, t2, t3, dec);
+                            for (int v = 0; v < nv; v++)
                             {
-                                int b0 = c * n, slot = c % per;
-                                Decode<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
-                                for (int v = 0; v < nv; v++)
+                                long bo = (long)(v0 + v) * nb + 32 * g;
+                                sbyte* q = q0 + (long)(v0 + v) * cp + 256 * g;
+                                for (int c = 0; c < 32 / n; c++)
                                 {
-                                    long bo = (long)(v0 + v) * nb + 32 * g + b0;
-                                    acc[4 * v + slot] = IntStep(lo, hi, pm, ws, q0 + (long)(v0 + v) * cp + 256 * g, A0 + bo, C0 + bo, xs0 + bo, b0, acc[4 * v + slot]);
+                                    int b0 = c * n;
+                                    acc[4 * v + c % per] = IntStep(dec[4 * c], dec[4 * c + 1], dec[4 * c + 2], dec[4 * c + 3], q, A0 + bo + b0, C0 + bo + b0, xs0 + bo + b0, b0, acc[4 * v + c % per]);
                                 }
                             }
                         }
@@ -303,6 +363,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     {
         int n = TV.Lanes, per = 16 / n, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
         TV* acc = stackalloc TV[BatchTile * 4];
+        TV* dec = stackalloc TV[4 * 8];
         fixed (byte* data = m.Data)
         fixed (float* tab = m.HalfTable, rs = m.RowScales, x20 = a.X2, af0 = a.Af, cf0 = a.Cf)
         {
@@ -317,15 +378,15 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
                         for (int g = 0; g < groups; g++)
                         {
-                            byte* rp = row + g * rec;
-                            for (int c = 0; c < 32 / n; c++)
+                            DecodeGroup<TD, TS>(row + g * rec, t0, t1, t2, t3, dec);
+                            for (int v = 0; v < nv; v++)
                             {
-                                int b0 = c * n, slot = c % per;
-                                Decode<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
-                                for (int v = 0; v < nv; v++)
+                                long bo = (long)(v0 + v) * nb + 32 * g;
+                                float* x2 = x20 + (long)(v0 + v) * cp + 256 * g;
+                                for (int c = 0; c < 32 / n; c++)
                                 {
-                                    long bo = (long)(v0 + v) * nb + 32 * g + b0;
-                                    acc[4 * v + slot] = FloatStep(lo, hi, pm, ws, x20 + (long)(v0 + v) * cp + 256 * g + b0, af0 + bo, cf0 + bo, acc[4 * v + slot]);
+                                    int b0 = c * n;
+                                    acc[4 * v + c % per] = FloatStep(dec[4 * c], dec[4 * c + 1], dec[4 * c + 2], dec[4 * c + 3], x2 + b0, af0 + bo + b0, cf0 + bo + b0, acc[4 * v + c % per]);
                                 }
                             }
                         }

@@ -15,11 +15,27 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// <summary>Whether the instructions this struct uses exist on this CPU and runtime.</summary>
     static abstract bool IsSupported { get; }
 
+    /// <summary>2·Σⱼ (uloⱼ·sloⱼ + uhiⱼ·shiⱼ) over the 4 bytes of each 32-bit lane; u unsigned digits (&lt; 16), s signed activations. Exact in int32.</summary>
+    static abstract TV Dot2(TV ulo, TV slo, TV uhi, TV shi);
+    /// <summary>table[raw &amp; 7] (higher bits of raw ignored); the first 8 floats of the table are t0 (and t1 when Lanes = 4).</summary>
+    static abstract TV Lookup8(TV t0, TV t1, TV raw);
+    /// <summary>table[idx] for idx ∈ [0, 16): the 16 floats are t0, t1, t2, t3 (as many as 16/Lanes).</summary>
+    static abstract TV Lookup16(TV t0, TV t1, TV t2, TV t3, TV idx);
+    /// <summary>All-ones lanes where the block's digit sum is odd (lo, hi: the block's digit bytes).</summary>
+    static abstract TV ParityMask(TV lo, TV hi);
+}
+
+/// <summary>Portable operations for any width (the cross-platform API only; runs everywhere). The other ops structs reuse what they do not accelerate.</summary>
+internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVec<TV>
+{
+    public static bool IsSupported => true;
+
     /// <summary>
     /// 2·Σⱼ (uloⱼ·sloⱼ + uhiⱼ·shiⱼ) over the 4 bytes of each 32-bit lane; u unsigned (digits, &lt; 16),
     /// s signed (activations). Exact in int32.
     /// </summary>
-    static virtual TV Dot2(TV ulo, TV slo, TV uhi, TV shi)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Dot2(TV ulo, TV slo, TV uhi, TV shi)
     {
         var acc = TV.Int(0);
         var ff = TV.Int(0xFF);
@@ -35,14 +51,16 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     }
 
     /// <summary>table[raw &amp; 7] (bits above 2 of <paramref name="raw"/> are ignored): the table's first 8 floats are t0 (and t1 when Lanes = 4).</summary>
-    static virtual TV Lookup8(TV t0, TV t1, TV raw)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Lookup8(TV t0, TV t1, TV raw)
     {
         var idx = TV.And(raw, TV.Int(7));
         return TV.Lanes >= 8 ? TV.ShuffleF(t0, idx) : TV.AddF(TV.ShuffleF(t0, idx), TV.ShuffleF(t1, TV.AddInt(idx, TV.Int(-4))));
     }
 
     /// <summary>table[idx] for idx ∈ [0, 16): the 16 floats are t0, t1, t2, t3 (as many as 16/Lanes).</summary>
-    static virtual TV Lookup16(TV t0, TV t1, TV t2, TV t3, TV idx)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Lookup16(TV t0, TV t1, TV t2, TV t3, TV idx)
     {
         var r = TV.ShuffleF(t0, idx);
         if (TV.Lanes == 16) return r;
@@ -53,19 +71,14 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     }
 
     /// <summary>All-ones lanes where the block's digit sum is odd (lo, hi: the block's digit bytes).</summary>
-    static virtual TV ParityMask(TV lo, TV hi)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ParityMask(TV lo, TV hi)
     {
         var x = TV.Xor(lo, hi);
         x = TV.Xor(x, TV.ShiftRight(x, 16));
         x = TV.Xor(x, TV.ShiftRight(x, 8));
         return TV.ShiftRightArith(TV.ShiftLeft(x, 31), 31);
     }
-}
-
-/// <summary>Portable operations for any width (the cross-platform API only; runs everywhere).</summary>
-internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVec<TV>
-{
-    public static bool IsSupported => true;
 }
 
 /// <summary>AVX2 without VNNI: vpmaddubsw (u8·s8 → s16 pairs) + vpmaddwd by 2, vpermps lookups.</summary>
@@ -163,4 +176,31 @@ internal readonly struct Ssse3Ops : IIsaOps<V128>
         var m = Ssse3.MultiplyAddAdjacent(ulo.V.AsByte(), slo.V.AsSByte()) + Ssse3.MultiplyAddAdjacent(uhi.V.AsByte(), shi.V.AsSByte());
         return new(Sse2.MultiplyAddAdjacent(m, Vector128.Create((short)2)).AsUInt32());
     }
+
+    /// <summary>Byte indices 4·(idx mod 4) + 0..3 in every lane: pshufb then picks a float from a 4-float table.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> FloatBytes(Vector128<uint> idx)
+        => Ssse3.Shuffle((idx << 2).AsByte(), Vector128.Create((byte)0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12)) + Vector128.Create(0x03020100u).AsByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Pick(V128 t, Vector128<byte> bi) => Ssse3.Shuffle(t.V.AsByte(), bi).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Lookup8(V128 t0, V128 t1, V128 raw)
+    {
+        var idx = raw.V & Vector128.Create(7u);
+        var bi = FloatBytes(idx);
+        return new(Sse41.BlendVariable(Pick(t0, bi), Pick(t1, bi), (idx << 29).AsSingle()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Lookup16(V128 t0, V128 t1, V128 t2, V128 t3, V128 idx)
+    {
+        var bi = FloatBytes(idx.V);
+        var b2 = (idx.V << 29).AsSingle();
+        var lo = Sse41.BlendVariable(Pick(t0, bi), Pick(t1, bi), b2);
+        var hi = Sse41.BlendVariable(Pick(t2, bi), Pick(t3, bi), b2);
+        return new(Sse41.BlendVariable(lo, hi, (idx.V << 28).AsSingle()).AsUInt32());
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 ParityMask(V128 lo, V128 hi) => PortableOps<V128>.ParityMask(lo, hi);
 }

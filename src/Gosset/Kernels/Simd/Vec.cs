@@ -58,10 +58,17 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
 
     /// <summary>
     /// Bit 2 of each byte of the b = 3 high-bit plane for the Lanes blocks from <paramref name="b0"/>
-    /// (see <see cref="PackedE8Matrix"/>): block B's bits sit at bits 2m (even digits) and 2m + 1 (odd
-    /// digits) of dword B mod 8, m = B / 8. Widths up to 8 lanes read one m per vector.
+    /// (see <c>Digits3</c>): block B's bits sit at bits 2m (even digits) and 2m + 1 (odd digits) of
+    /// dword B mod 8, m = B / 8. Widths up to 8 lanes use <see cref="Plane.HighBits{TV}"/>.
     /// </summary>
-    static virtual void HighPlane(byte* plane, int b0, out TV lo, out TV hi)
+    static abstract void HighPlane(byte* plane, int b0, out TV lo, out TV hi);
+}
+
+/// <summary>The b = 3 high-bit plane read for widths of at most 8 lanes (one m per vector).</summary>
+internal static unsafe class Plane
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void HighBits<TV>(byte* plane, int b0, out TV lo, out TV hi) where TV : unmanaged, IVec<TV>
     {
         var v = TV.Load(plane + 4 * (b0 & 7));
         int m = b0 >> 3;
@@ -72,7 +79,7 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
 
     /// <summary>Moves bit s of every byte to bit 2 (other bits are garbage the caller masks off).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    protected static TV BitTo2(TV v, int s) => s switch
+    public static TV BitTo2<TV>(TV v, int s) where TV : unmanaged, IVec<TV> => s switch
     {
         0 => TV.ShiftLeft(v, 2),
         1 => TV.ShiftLeft(v, 1),
@@ -121,6 +128,7 @@ internal readonly unsafe struct V128(Vector128<uint> v) : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 a, V128 b, V128 c) => new(Vector128.FusedMultiplyAdd(a.V.AsSingle(), b.V.AsSingle(), c.V.AsSingle()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 ShuffleF(V128 table, V128 idx) => new(Vector128.Shuffle(table.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Halves(V128 low, V128 high) => new(Vector128.Create(low.V.GetLower(), high.V.GetUpper()));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, out V128 lo, out V128 hi) => Plane.HighBits(plane, b0, out lo, out hi);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Reduce16(V128 a0, V128 a1, V128 a2, V128 a3)
     {
@@ -161,6 +169,7 @@ internal readonly unsafe struct V256(Vector256<uint> v) : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 a, V256 b, V256 c) => new(Vector256.FusedMultiplyAdd(a.V.AsSingle(), b.V.AsSingle(), c.V.AsSingle()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 ShuffleF(V256 table, V256 idx) => new(Vector256.Shuffle(table.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Halves(V256 low, V256 high) => new(Vector256.Create(low.V.GetLower(), high.V.GetUpper()));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, out V256 lo, out V256 hi) => Plane.HighBits(plane, b0, out lo, out hi);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Reduce16(V256 a0, V256 a1, V256 a2, V256 a3)
     {
@@ -215,19 +224,37 @@ internal readonly unsafe struct V512(Vector512<uint> v) : IVec<V512>
     public static void HighPlane(byte* plane, int b0, out V512 lo, out V512 hi)
     {
         var h = Vector256.Load((uint*)plane);
-        var v = new V512(Vector512.Create(h, h));
+        var w = Vector512.Create(h, h);
         int m = b0 >> 3; // 0 or 2
-        var mask = Int(0x04040404);
+        var mask = Vector512.Create(0x04040404u);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+        {
+            // Per-half shift counts (vpsllvd/vpsrlvd): bit s of each byte to bit 2.
+            var c8 = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+            if (m == 0)
+            {
+                lo = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftLeftLogicalVariable(w, Vector512.Create(2u) - c8) & mask);
+                hi = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w << 1, c8) & mask);
+            }
+            else
+            {
+                lo = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w, Vector512.Create(2u) + c8) & mask);
+                hi = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w, Vector512.Create(3u) + c8) & mask);
+            }
+            return;
+        }
+        var v = new V512(w);
+        var mk = new V512(mask);
         // m = 0: bits 0,1 (lanes 0–7) and 2,3 (lanes 8–15); m = 2: bits 4,5 and 6,7.
         if (m == 0)
         {
-            lo = And(Halves(new V512(v.V << 2), v), mask);
-            hi = And(Halves(new V512(v.V << 1), new V512(v.V >>> 1)), mask);
+            lo = And(Halves(new V512(v.V << 2), v), mk);
+            hi = And(Halves(new V512(v.V << 1), new V512(v.V >>> 1)), mk);
         }
         else
         {
-            lo = And(Halves(new V512(v.V >>> 2), new V512(v.V >>> 4)), mask);
-            hi = And(Halves(new V512(v.V >>> 3), new V512(v.V >>> 5)), mask);
+            lo = And(Halves(new V512(v.V >>> 2), new V512(v.V >>> 4)), mk);
+            hi = And(Halves(new V512(v.V >>> 3), new V512(v.V >>> 5)), mk);
         }
     }
 }
