@@ -65,8 +65,8 @@ public sealed class E8BoxTests : IDisposable
                 Assert.Equal(l.In, p.Cols);
                 bits += p.StoredBits; weights += (long)p.Rows * p.Cols; bytes += p.SerializedLength;
                 Assert.Equal(p.StoredBits, l.Weights.Bits);
-                // Everything counted is stored (the 4 block-scale constants are part of the code, not of the file).
-                Assert.Equal(p.StoredBits - 4 * 32, 8 * p.SerializedLength);
+                // Everything counted is stored; the file adds a 4-byte header (b, k) that products do not read.
+                Assert.Equal(p.StoredBits + 4 * 8, 8 * p.SerializedLength);
             }
         Assert.Equal((long)c.Layers * (2 * c.Dim * c.Dim + 2 * c.KvDim * c.Dim + 3 * c.Dim * c.HiddenDim), weights);
         Assert.Equal((double)bits / weights, box.BitsPerWeight, 12);
