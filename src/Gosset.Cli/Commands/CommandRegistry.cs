@@ -20,5 +20,6 @@ internal static class CommandRegistry
         yield return QuantizeModelCommand.Create();
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
+        yield return FuzzCommand.Create();
     }
 }
