@@ -21,5 +21,6 @@ internal static class CommandRegistry
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
         yield return InfoCommand.Create();
+        yield return FuzzCommand.Create();
     }
 }
