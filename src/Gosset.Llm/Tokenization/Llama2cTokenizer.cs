@@ -32,9 +32,12 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     }
 
     /// <summary>Reads a llama2.c tokenizer file (int32 max length, then per token: float score, int32 length, bytes).</summary>
-    public static Llama2cTokenizer Load(string path, int vocabSize)
+    public static Llama2cTokenizer Load(string path, int vocabSize) => FromBytes(File.ReadAllBytes(path), path, vocabSize);
+
+    /// <summary>Parses the bytes of a llama2.c tokenizer file; <paramref name="path"/> names it in errors.</summary>
+    public static Llama2cTokenizer FromBytes(byte[] b, string path, int vocabSize)
     {
-        byte[] b = File.ReadAllBytes(path);
+        ArgumentNullException.ThrowIfNull(b);
         if (b.Length < 4) throw new InvalidFileException(path, "too short for a llama2.c tokenizer");
         int maxLen = BinaryPrimitives.ReadInt32LittleEndian(b);
         if (maxLen <= 0 || maxLen > 1 << 16) throw new InvalidFileException(path, $"max token length {maxLen} is implausible; not a llama2.c tokenizer?");
