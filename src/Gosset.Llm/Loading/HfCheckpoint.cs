@@ -132,15 +132,57 @@ public sealed class HfCheckpoint : IDisposable
     {
         var e = Entry(name);
         var a = new float[e.Info.ElementCount];
-        e.File.ReadFloats(e.Info, a);
+        Read(name, a);
         return a;
     }
 
-    /// <summary>A tensor converted to float32 into <paramref name="dst"/>.</summary>
+    /// <summary>
+    /// A tensor converted to float32 into <paramref name="dst"/>. Read with positioned reads, not through the memory map:
+    /// mapped pages would stay in this process's resident set and a streamed model would end up resident in full.
+    /// </summary>
     public void Read(string name, Span<float> dst)
     {
         var e = Entry(name);
-        e.File.ReadFloats(e.Info, dst);
+        if (dst.Length != e.Info.ElementCount) throw new ArgumentException($"destination has {dst.Length} entries, tensor {name} has {e.Info.ElementCount}");
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
+        using SafeFileHandle h = File.OpenHandle(e.File.Path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long off = e.DataStart + e.Info.Begin;
+        string dt = e.Info.DType;
+        if (dt == "F32") { ReadAt(h, MemoryMarshal.AsBytes(dst), off, e.File.Path, name); return; }
+        int item = dt == "F64" ? 8 : 2;
+        const int chunk = 1 << 16;
+        var buf = System.Buffers.ArrayPool<byte>.Shared.Rent(chunk * item);
+        try
+        {
+            for (int i = 0; i < dst.Length; i += chunk)
+            {
+                int n = Math.Min(chunk, dst.Length - i);
+                var b = buf.AsSpan(0, n * item);
+                ReadAt(h, b, off + (long)i * item, e.File.Path, name);
+                var d = dst.Slice(i, n);
+                switch (dt)
+                {
+                    case "BF16": Inference.Half16.ToSingle(MemoryMarshal.Cast<byte, ushort>(b), d, Inference.TableType.BF16); break;
+                    case "F16": Inference.Half16.ToSingle(MemoryMarshal.Cast<byte, ushort>(b), d, Inference.TableType.F16); break;
+                    default:
+                        var f64 = MemoryMarshal.Cast<byte, double>(b);
+                        for (int j = 0; j < n; j++) d[j] = (float)f64[j];
+                        break;
+                }
+            }
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buf); }
+    }
+
+    private static void ReadAt(SafeFileHandle h, Span<byte> dst, long off, string path, string name)
+    {
+        while (dst.Length > 0)
+        {
+            int n = RandomAccess.Read(h, dst[..Math.Min(dst.Length, 1 << 30)], off);
+            if (n <= 0) throw new InvalidFileException(path, $"tensor {name} is truncated");
+            dst = dst[n..];
+            off += n;
+        }
     }
 
     /// <summary>The raw 16-bit values of an F16 or BF16 tensor (no conversion).</summary>
@@ -150,15 +192,7 @@ public sealed class HfCheckpoint : IDisposable
         if (e.Info.DType is not ("F16" or "BF16")) throw new InvalidOperationException($"{name} is {e.Info.DType}, not a 16-bit tensor");
         var a = new ushort[e.Info.ElementCount];
         using SafeFileHandle h = File.OpenHandle(e.File.Path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        var bytes = MemoryMarshal.AsBytes(a.AsSpan());
-        long off = e.DataStart + e.Info.Begin;
-        while (bytes.Length > 0)
-        {
-            int n = RandomAccess.Read(h, bytes[..Math.Min(bytes.Length, 1 << 30)], off);
-            if (n <= 0) throw new InvalidFileException(e.File.Path, $"tensor {name} is truncated");
-            bytes = bytes[n..];
-            off += n;
-        }
+        ReadAt(h, MemoryMarshal.AsBytes(a.AsSpan()), e.DataStart + e.Info.Begin, e.File.Path, name);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
         return a;
     }

@@ -326,6 +326,8 @@ public static class QuantizedModelFile
                             w.Floats($"layers.{layer}.b{b}", Finite(source.Bias(layer, b)!, p + $"self_attn.{b}_proj.bias", source.Directory));
                     lastLayer = layer;
                     progress?.Invoke(layer + 1, c.Layers);
+                    // The previous layer's float matrices are garbage now; collecting here keeps the peak at about one layer.
+                    GC.Collect();
                 }
                 var (outDim, inDim) = ModelQuantizer.Shape(c, name);
                 float[] src = Finite(source.Linear(layer, name), HfCheckpoint.LinearName(layer, name), source.Directory);
