@@ -21,5 +21,6 @@ internal static class CommandRegistry
         yield return SynthModelCommand.Create();
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
+        yield return InfoCommand.Create();
     }
 }
