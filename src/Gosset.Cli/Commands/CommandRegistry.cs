@@ -18,6 +18,7 @@ internal static class CommandRegistry
         yield return GenerateCommand.Create();
         yield return EvalCommand.Create();
         yield return QuantizeModelCommand.Create();
+        yield return SynthModelCommand.Create();
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
         yield return InfoCommand.Create();
