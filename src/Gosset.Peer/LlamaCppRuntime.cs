@@ -18,6 +18,12 @@ public enum LlamaCppQuant
     IQ4_NL,
     /// <summary>Q8_0.</summary>
     Q8_0,
+    /// <summary>llama.cpp's Q2_K mix.</summary>
+    Q2_K,
+    /// <summary>llama.cpp's Q3_K_M mix.</summary>
+    Q3_K_M,
+    /// <summary>llama.cpp's Q5_K_M mix.</summary>
+    Q5_K_M,
 }
 
 /// <summary>Loads llama.cpp through LLamaSharp and runs its quantizer.</summary>
@@ -26,6 +32,9 @@ public static class LlamaCppRuntime
     private static readonly Lock Gate = new();
     private static bool _loaded;
     private static NativeLogConfig.LLamaLogCallback? _log;
+
+    /// <summary>The last warning or error llama.cpp logged (it explains most failures).</summary>
+    public static string LastMessage { get; private set; } = "";
 
     /// <summary>Loads the native llama.cpp libraries once (LLamaSharp picks the build for this CPU); llama.cpp's log is muted unless GOSSET_PEER_LOG=1.</summary>
     public static void EnsureLoaded()
@@ -36,7 +45,12 @@ public static class LlamaCppRuntime
             try
             {
                 bool verbose = Environment.GetEnvironmentVariable("GOSSET_PEER_LOG") == "1";
-                _log = (level, message) => { if (verbose) Console.Error.Write(message); };
+                _log = (level, message) =>
+                {
+                    if (verbose) Console.Error.Write(message);
+                    if (level is LLamaLogLevel.Error or LLamaLogLevel.Warning && !string.IsNullOrWhiteSpace(message))
+                        LastMessage = message.Trim();
+                };
                 if (!NativeLibraryConfig.LLama.LibraryHasLoaded) NativeLibraryConfig.All.WithLogCallback(_log);
                 NativeApi.llama_empty_call();
             }
@@ -48,8 +62,12 @@ public static class LlamaCppRuntime
         }
     }
 
-    /// <summary>Quantizes a GGUF file with llama.cpp's quantizer (<c>llama_model_quantize</c>), atomically.</summary>
-    public static void Quantize(string source, string destination, LlamaCppQuant type, int threads)
+    /// <summary>
+    /// Quantizes a GGUF file with llama.cpp's quantizer (<c>llama_model_quantize</c>), atomically. With
+    /// <paramref name="keepEmbeddingsF16"/> the token embedding and output tensors stay F16 (llama.cpp's default
+    /// quantizes them too, e.g. to Q6_K under Q4_K_M); the linear layers follow llama.cpp's own rules either way.
+    /// </summary>
+    public static void Quantize(string source, string destination, LlamaCppQuant type, int threads, bool keepEmbeddingsF16 = false)
     {
         EnsureLoaded();
         var ftype = type switch
@@ -58,14 +76,27 @@ public static class LlamaCppRuntime
             LlamaCppQuant.Q4_K_M => LLamaFtype.MOSTLY_Q4_K_M,
             LlamaCppQuant.IQ4_XS => LLamaFtype.MOSTLY_IQ4_XS,
             LlamaCppQuant.IQ4_NL => LLamaFtype.MOSTLY_IQ4_NL,
+            LlamaCppQuant.Q2_K => LLamaFtype.MOSTLY_Q2_K,
+            LlamaCppQuant.Q3_K_M => LLamaFtype.MOSTLY_Q3_K_M,
+            LlamaCppQuant.Q5_K_M => LLamaFtype.MOSTLY_Q5_K_M,
             _ => LLamaFtype.MOSTLY_Q8_0,
         };
         string full = Path.GetFullPath(destination);
         string tmp = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            if (!LLamaQuantizer.Quantize(source, tmp, ftype, threads, allowRequantize: true, quantizeOutputTensor: false))
-                throw new GossetException($"llama.cpp could not quantize {source} to {type}");
+            var p = LLamaModelQuantizeParams.Default();
+            p.ftype = ftype;
+            p.nthread = threads;
+            p.allow_requantize = true;
+            p.quantize_output_tensor = true;
+            if (keepEmbeddingsF16)
+            {
+                p.token_embedding_type = GGMLType.GGML_TYPE_F16;
+                p.output_tensor_type = GGMLType.GGML_TYPE_F16;
+            }
+            if (NativeApi.llama_model_quantize(source, tmp, ref p) != 0)
+                throw new GossetException($"llama.cpp could not quantize {source} to {type}: {LastMessage}");
             File.Move(tmp, full, overwrite: true);
         }
         finally

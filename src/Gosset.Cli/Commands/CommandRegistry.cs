@@ -20,5 +20,8 @@ internal static class CommandRegistry
         yield return QuantizeModelCommand.Create();
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
+        yield return BenchModelCommand.Create();
+        yield return BenchModelCommand.CreateWorker();
+        yield return BenchModelCommand.CreateQuality();
     }
 }
