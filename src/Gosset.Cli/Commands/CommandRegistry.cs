@@ -23,5 +23,6 @@ internal static class CommandRegistry
         yield return BenchModelCommand.Create();
         yield return BenchModelCommand.CreateWorker();
         yield return BenchModelCommand.CreateQuality();
+        yield return InfoCommand.Create();
     }
 }

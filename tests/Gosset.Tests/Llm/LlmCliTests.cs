@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Gosset.Cli;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
@@ -32,7 +33,7 @@ public sealed class LlmCliTests : IDisposable
         return p;
     }
 
-    [Fact]
+    [DataFact]
     public void EvalWritesTheDocumentedJsonFields()
     {
         Assert.Equal(0, Run("eval", "--model", Stories.ModelPath, "--text", SmallText(), "--ctx", "256", "--windows", "2",
@@ -46,7 +47,7 @@ public sealed class LlmCliTests : IDisposable
         Assert.Equal(Math.Exp(r.GetProperty("nll").GetDouble()), r.GetProperty("ppl").GetDouble(), 9);
     }
 
-    [Fact]
+    [DataFact]
     public void GenerateGreedyMatchesGoldenText()
     {
         var g = Stories.Golden.GetProperty("greedy");
@@ -56,7 +57,7 @@ public sealed class LlmCliTests : IDisposable
         Assert.Contains("tok/s", LastError);
     }
 
-    [Fact]
+    [DataFact]
     public void E8BoxRunsFromTheCliAndBadRecipesExitTwo()
     {
         Assert.Equal(0, Run("quantize-model", "--model", Stories.ModelPath, "--out", P("box.gqm"), "--quant", "w4a4", "--method", "e8-box"));
@@ -72,7 +73,7 @@ public sealed class LlmCliTests : IDisposable
         Assert.Equal(2, Run("generate", "--model", Stories.ModelPath, "--quant", "w4", "--method", "e8-box", "--ldlq", "--calib", SmallText()));
     }
 
-    [Fact]
+    [DataFact]
     public void QuantizeModelWritesAGqmThatEvalAndGenerateLoad()
     {
         string text = SmallText();
@@ -88,7 +89,7 @@ public sealed class LlmCliTests : IDisposable
         Assert.StartsWith("Once upon a time", LastOut);
     }
 
-    [Fact]
+    [DataFact]
     public void UserErrorsExitNonZeroWithOneLine()
     {
         string empty = P("empty.txt");
