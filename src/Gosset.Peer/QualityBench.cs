@@ -25,7 +25,7 @@ public static class QualityBench
 
     /// <summary>Runs the table. llama.cpp files go to <paramref name="workDir"/>.</summary>
     public static IReadOnlyList<QualityRow> Run(string modelPath, string textPath, int windows, int ctx, string workDir, int threads,
-        IReadOnlyList<string> gossetQuants, IReadOnlyList<LlamaCppQuant> llamaTypes, Action<string> log)
+        IReadOnlyList<string> gossetQuants, IReadOnlyList<LlamaCppQuant> llamaTypes, Action<string> log, List<(string Type, string Reason)>? skipped = null)
     {
         var w = ModelLoader.LoadWeights(modelPath);
         var tok = ModelLoader.LoadTokenizer(modelPath, null, w.Config.VocabSize);
@@ -67,7 +67,14 @@ public static class QualityBench
             foreach (var t in llamaTypes)
             {
                 string path = Path.Combine(workDir, $"model.{t}.gguf");
-                LlamaCppRuntime.Quantize(f32, path, t, threads, keepEmbeddingsF16: true);
+                try { LlamaCppRuntime.Quantize(f32, path, t, threads, keepEmbeddingsF16: true); }
+                catch (GossetException e)
+                {
+                    // e.g. Q4_0 / IQ4_NL / Q8_0 have no fallback for rows that are no multiple of 32 in this llama.cpp.
+                    log($"llama.cpp {t}: not available on this model: {e.Message}");
+                    skipped?.Add((t.ToString(), LlamaCppRuntime.LastMessage));
+                    continue;
+                }
                 var (bits, types) = LinearBits(path);
                 using var m = new LlamaCppModel(path, ctx, threads);
                 rows.Add(Score("llama.cpp", t.ToString(), bits, types, ids => m.WindowLogits(ids)));

@@ -279,11 +279,12 @@ internal static class BenchModelCommand
             int t = pr.GetValue(threads) <= 0 ? Environment.ProcessorCount : pr.GetValue(threads);
             string dir = Path.Combine(Path.GetTempPath(), $"gosset-bench-quality-{Environment.ProcessId}");
             IReadOnlyList<QualityRow> rows;
+            var skipped = new List<(string Type, string Reason)>();
             try
             {
                 rows = QualityBench.Run(pr.GetValue(model)!, textPath, n, c, dir, t,
                     pr.GetValue(quants)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                    ParseTypes(pr.GetValue(types)!), s => Console.Error.WriteLine(s));
+                    ParseTypes(pr.GetValue(types)!), s => Console.Error.WriteLine(s), skipped);
             }
             finally
             {
@@ -293,6 +294,7 @@ internal static class BenchModelCommand
             Console.WriteLine("|---|---|---:|---:|---:|---:|---|");
             foreach (var r in rows)
                 Console.WriteLine(string.Format(Inv, "| {0} | {1} | {2:F3} | {3:F5} | {4:P2} | {5:F5} | {6} |", r.Engine, r.Format, r.BitsPerWeight, r.Kl, r.Top1, r.Nll, r.Tensors));
+            foreach (var (type, reason) in skipped) Console.WriteLine($"llama.cpp {type}: not available ({reason})");
             string? jp = pr.GetValue(json);
             if (jp is not null)
             {
@@ -305,6 +307,7 @@ internal static class BenchModelCommand
                         ["engine"] = r.Engine, ["format"] = r.Format, ["bits_per_weight"] = r.BitsPerWeight, ["kl"] = r.Kl,
                         ["top1_agreement"] = r.Top1, ["nll"] = r.Nll, ["tensors"] = r.Tensors,
                     }).ToArray()),
+                    ["llamacpp_not_available"] = new JsonArray(skipped.Select(x => (JsonNode?)new JsonObject { ["type"] = x.Type, ["reason"] = x.Reason }).ToArray()),
                 };
                 Gosset.IO.AtomicFile.WriteAllText(jp, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }

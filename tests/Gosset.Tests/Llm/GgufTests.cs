@@ -3,14 +3,18 @@ using System.Diagnostics;
 using System.Text;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
+using Gosset.Tests.Peer;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
 public class GgufTests
 {
+    private static LlamaWeights Tiny => TinyModels.RandomLlama(dim: 64, hidden: 96, layers: 1, heads: 4, kvHeads: 2, vocab: 300, shared: true, seed: 1);
+
     private static string Temp(string name) => Path.Combine(Path.GetTempPath(), $"gosset-gguf-{Environment.ProcessId}-{Guid.NewGuid():N}-{name}");
 
-    [Fact]
+    [DataFact]
     public void Stories_F32RoundTrip_GivesIdenticalLogits_AndGoldenLogits()
     {
         string path = Temp("stories.gguf");
@@ -37,7 +41,7 @@ public class GgufTests
         finally { File.Delete(path); }
     }
 
-    [Theory]
+    [DataTheory]
     [InlineData(GgufWriteType.F16)]
     [InlineData(GgufWriteType.BF16)]
     public void HalfPrecisionRoundTrip_RoundsEachWeightToNearest(GgufWriteType type)
@@ -59,7 +63,7 @@ public class GgufTests
         finally { File.Delete(path); }
     }
 
-    [Fact]
+    [DataFact]
     public void ReadsFileOpenedByModelLoader()
     {
         string path = Temp("ml.gguf");
@@ -159,7 +163,7 @@ public class GgufTests
         string path = Temp("arch.gguf");
         try
         {
-            GgufModel.Save(Stories.Weights, path, null, GgufWriteType.F32);
+            GgufModel.Save(Tiny, path, null, GgufWriteType.F32);
             byte[] b = File.ReadAllBytes(path);
             // Same-length patch of the architecture string: "llama" -> "gemma".
             int at = IndexOf(b, Encoding.ASCII.GetBytes("llama"), IndexOf(b, Encoding.ASCII.GetBytes("general.architecture"), 0));
@@ -184,7 +188,7 @@ public class GgufTests
         string path = Temp("trunc.gguf");
         try
         {
-            GgufModel.Save(Stories.Weights, path, null, GgufWriteType.F32);
+            GgufModel.Save(Tiny, path, null, GgufWriteType.F32);
             byte[] b = File.ReadAllBytes(path);
             File.WriteAllBytes(path, b[..(b.Length - 100)]);
             var e = Assert.Throws<InvalidFileException>(() => GgufModel.Load(path));

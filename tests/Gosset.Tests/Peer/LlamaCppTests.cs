@@ -2,6 +2,7 @@ using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
 using Gosset.Peer;
 using Gosset.Tests.Llm;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Peer;
 
@@ -71,7 +72,7 @@ public class LlamaCppTests
         finally { File.Delete(f32); File.Delete(q4); }
     }
 
-    [Fact]
+    [DataFact]
     public void Stories_LlamaCppOnGossetGguf_ReproducesGoldenMeanNll()
     {
         string path = Temp("stories.gguf");
