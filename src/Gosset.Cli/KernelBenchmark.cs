@@ -26,8 +26,6 @@ public sealed record GemvTiming(int Rows, int Cols, int Batch,
     public double E8B3BitsPerWeight { get; init; }
     /// <inheritdoc cref="E8B3BitsPerWeight"/>
     public double E8B2BitsPerWeight { get; init; }
-    /// <summary>Times of the peer implementation (e.g. llama.cpp) measured in the same repetitions, by type ("q4_0_ms", …); null without a peer.</summary>
-    public IReadOnlyDictionary<string, double>? Peer { get; init; }
 }
 
 /// <summary>Results of <see cref="KernelBenchmark.Run"/>.</summary>
@@ -44,37 +42,13 @@ public sealed record KernelBenchmarkResult(
 
     /// <summary>The E8 kernel level of the run (<see cref="KernelSupport.Level"/>).</summary>
     public string KernelLevel { get; init; } = KernelSupport.Level;
-
-    /// <summary>JSON key of the peer's per-row object (e.g. "llamacpp"); null without a peer.</summary>
-    public string? PeerKey { get; init; }
-}
-
-/// <summary>
-/// HOOK for a peer implementation timed beside Gosset's kernels (the llama.cpp peer in
-/// src/Gosset.Peer implements it; pass it to <see cref="KernelBenchmark.Run"/>). Its actions run in
-/// the same alternating repetitions as Gosset's, so the ratios share the machine's state.
-/// </summary>
-public interface IGemvPeer
-{
-    /// <summary>Key of the per-row JSON object, e.g. "llamacpp".</summary>
-    string JsonKey { get; }
-
-    /// <summary>
-    /// Prepares y = W·x products for one shape (W: rows × cols from <paramref name="weights"/>
-    /// [rows][cols], x: [batch][cols]) on <paramref name="threads"/> threads; returns named actions,
-    /// e.g. ("q4_0_ms", run). Called once per shape and batch; <see cref="Release"/> follows.
-    /// </summary>
-    IReadOnlyList<(string Name, Action Run)> Prepare(float[] weights, int rows, int cols, float[] x, int batch, int threads);
-
-    /// <summary>Frees what the last <see cref="Prepare"/> allocated.</summary>
-    void Release();
 }
 
 /// <summary>
 /// The quick kernel benchmark behind <c>gosset bench</c>: copy bandwidth (the ceiling), E8 encode
 /// and decode throughput, and GEMV/GEMM for the LLM shapes: fp32, the E8 box code at 4 bits (fp32,
-/// int8 and E8 activations), 3 and 2 bits, INT4, and an optional peer, all in one process on the
-/// same threads. Times are minima over repetitions that alternate the implementations, which keeps
+/// int8 and E8 activations), 3 and 2 bits and INT4, all in one process on the same threads
+/// (llama.cpp is timed afterwards by the CLI's PeerBench, with Gosset's kernels in its loop). Times are minima over repetitions that alternate the implementations, which keeps
 /// ratios meaningful on a shared machine.
 /// </summary>
 public static class KernelBenchmark
@@ -92,7 +66,7 @@ public static class KernelBenchmark
 
     /// <summary>Runs the benchmark. <paramref name="quick"/> uses fewer repetitions; <paramref name="log"/> receives progress lines.</summary>
     public static KernelBenchmarkResult Run(bool quick = false, int threads = 0, (int Rows, int Cols)[]? shapes = null, int[]? batches = null,
-        Action<string>? log = null, IGemvPeer? peer = null)
+        Action<string>? log = null)
     {
         var total = Stopwatch.StartNew();
         shapes ??= DefaultShapes;
@@ -138,19 +112,13 @@ public static class KernelBenchmark
                     () => e3.Multiply(x, y, b, mode, null, t),
                     () => e2.Multiply(x, y, b, mode, null, t),
                 };
-                int own = actions.Count;
-                var peerRuns = peer?.Prepare(w, r, c, x, b, t) ?? [];
-                actions.AddRange(peerRuns.Select(p => p.Run));
-                List<double>[] times;
-                try { times = Alternate(reps, [.. actions]); }
-                finally { peer?.Release(); }
+                var times = Alternate(reps, [.. actions]);
                 var g = new GemvTiming(r, c, b, Min(times[0]), Min(times[1]), Min(times[2]), Min(times[3]), Min(times[4]), Min(times[5]),
                     Median(times[0]), Median(times[1]), Median(times[2]), e8.BitsPerWeight, i4.BitsPerWeight)
                 {
                     E8DefaultMs = Min(times[6]), E8DefaultMode = ModeName(mode),
                     E8B3Ms = Min(times[7]), E8B2Ms = Min(times[8]),
                     E8B3BitsPerWeight = e3.BitsPerWeight, E8B2BitsPerWeight = e2.BitsPerWeight,
-                    Peer = peer is null ? null : peerRuns.Select((p, i) => (p.Name, Min(times[own + i]))).ToDictionary(p => p.Name, p => p.Item2),
                 };
                 rows.Add(g);
                 log($"{r}x{c} batch {b}: fp32 {g.Fp32Ms:F2} ms, e8 default ({g.E8DefaultMode}) {g.E8DefaultMs:F2} ms ({g.Fp32Ms / g.E8DefaultMs:F2}x), e8 fp32-act {g.E8Ms:F2} ms, 3-bit {g.E8B3Ms:F2}, 2-bit {g.E8B2Ms:F2}, int4 {g.Int4Ms:F2} ms");
@@ -159,7 +127,7 @@ public static class KernelBenchmark
         var vor = MeasureVoronoi(16, t, quick ? 3 : 5);
         log($"Voronoi q=16: encode {vor.Encode / 1e6:F1} M entries/s, best of 4 scales {vor.EncodeBest4 / 1e6:F1} M, decode {vor.Decode / 1e6:F1} M");
         return new KernelBenchmarkResult(t, KernelSupport.Describe(), memcpy, encodeRate, decodeRate, decodeRate * 4 / 1e9, rows, reps, total.Elapsed.TotalSeconds)
-        { Voronoi16 = vor, PeerKey = peer?.JsonKey };
+        { Voronoi16 = vor };
     }
 
     /// <summary>Random b-bit codes with k = 4 scales (the products' speed does not depend on the values).</summary>

@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace Gosset.Cli.Commands;
 
-/// <summary><c>gosset bench</c>: the quick kernel benchmark (copy bandwidth, E8 encode/decode, GEMV fp32 vs E8 2/3/4-bit vs INT4, and a peer when one is registered).</summary>
+/// <summary><c>gosset bench</c>: the quick kernel benchmark (copy bandwidth, E8 encode/decode, GEMV fp32 vs E8 2/3/4-bit vs INT4, llama.cpp's GEMV through <see cref="PeerBench"/>).</summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -14,10 +14,12 @@ internal static class BenchCommand
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this path (atomically)." };
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and a smaller copy buffer." };
         var threads = new Option<int>("--threads") { Description = "Threads for every kernel (0 = all cores).", DefaultValueFactory = _ => 0 };
-        var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 4-bit vs INT4 (one process, same threads).");
+        var noPeer = new Option<bool>("--no-llamacpp") { Description = "Skip llama.cpp's own GEMV (ggml mul_mat through LLamaSharp.Backend.Cpu), timed by default in the same loop." };
+        var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 2/3/4-bit vs INT4 vs llama.cpp (one process, same threads).");
         cmd.Options.Add(json);
         cmd.Options.Add(quick);
         cmd.Options.Add(threads);
+        cmd.Options.Add(noPeer);
         cmd.SetAction(pr =>
         {
             string? path = pr.GetValue(json);
@@ -26,10 +28,10 @@ internal static class BenchCommand
                 string dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
                 if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Directory does not exist: {dir}");
             }
-            // PEER HOOK: pass an IGemvPeer (e.g. the llama.cpp one from src/Gosset.Peer) as `peer:` to time it in the same repetitions.
-            var res = KernelBenchmark.Run(pr.GetValue(quick), pr.GetValue(threads), log: s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"), peer: null);
+            var res = KernelBenchmark.Run(pr.GetValue(quick), pr.GetValue(threads), log: s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
             Print(res);
-            if (path != null) AtomicFile.WriteAllBytes(path, ToJson(res));
+            var peer = pr.GetValue(noPeer) ? null : PeerBench.Run(res, s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
+            if (path != null) AtomicFile.WriteAllBytes(path, ToJson(res, peer));
             return 0;
         });
         return cmd;
@@ -54,7 +56,7 @@ internal static class BenchCommand
         AnsiConsole.MarkupLine($"total {F(r.Seconds, "F0")} s");
     }
 
-    internal static byte[] ToJson(KernelBenchmarkResult r)
+    internal static byte[] ToJson(KernelBenchmarkResult r, PeerBench.Result? peer = null)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
@@ -80,9 +82,11 @@ internal static class BenchCommand
             w.WriteNumber("encode_best_of_4_entries_per_s", r.Voronoi16.EncodeBest4);
             w.WriteNumber("decode_entries_per_s", r.Voronoi16.Decode);
             w.WriteEndObject();
+            peer?.WriteNote(w);
             w.WriteStartArray("gemv");
-            foreach (var g in r.Gemv)
+            for (int gi = 0; gi < r.Gemv.Count; gi++)
             {
+                var g = r.Gemv[gi];
                 w.WriteStartObject();
                 w.WriteNumber("rows", g.Rows);
                 w.WriteNumber("cols", g.Cols);
@@ -106,12 +110,7 @@ internal static class BenchCommand
                 w.WriteNumber("e8_2bit_ms", g.E8B2Ms);
                 w.WriteNumber("e8_3bit_bits_per_weight", g.E8B3BitsPerWeight);
                 w.WriteNumber("e8_2bit_bits_per_weight", g.E8B2BitsPerWeight);
-                if (g.Peer is not null && r.PeerKey is not null)
-                {
-                    w.WriteStartObject(r.PeerKey);
-                    foreach (var (k, v) in g.Peer) w.WriteNumber(k, v);
-                    w.WriteEndObject();
-                }
+                peer?.WriteRow(w, gi);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -2,6 +2,7 @@ using Gosset.Kernels;
 using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Quantization;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
@@ -34,7 +35,7 @@ public sealed class E8BoxTests : IDisposable
             Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4f * Math.Max(1f, Math.Abs(a[i])), $"logit {i}: {a[i]} vs {b[i]}");
     }
 
-    [Fact]
+    [DataFact]
     public void LogitsEqualTheFloatModelWithDequantizedWeights_WindowAndTokenPaths()
     {
         var spec = QuantSpec.Parse("w4", "e8-box");
@@ -52,7 +53,7 @@ public sealed class E8BoxTests : IDisposable
         Assert.InRange(kl, 1e-4, 0.5);
     }
 
-    [Fact]
+    [DataFact]
     public void BitsPerWeightIsThePackedSize()
     {
         var c = Stories.Weights.Config;
@@ -74,7 +75,7 @@ public sealed class E8BoxTests : IDisposable
         Assert.Equal(32.0, box.BitsPerActivation);
     }
 
-    [Fact]
+    [DataFact]
     public void W4A4RunQuantizesActivationsInTheKernelAndCountsTheirBits()
     {
         var c = Stories.Weights.Config;
@@ -98,7 +99,7 @@ public sealed class E8BoxTests : IDisposable
         Assert.All(logits, v => Assert.True(float.IsFinite(v)));
     }
 
-    [Fact]
+    [DataFact]
     public void QuantizedModelFileRoundTripsE8BoxWeights()
     {
         int[] tokens = Stories.ValTokens[..200];
@@ -106,7 +107,7 @@ public sealed class E8BoxTests : IDisposable
         var model = ModelQuantizer.Quantize(Stories.Weights, spec, Stories.ValTokens[^3000..], 512, 2);
         Assert.Equal(QuantMethod.E8, model.Recipe!.Spec.Keys.Method);
         string p = Path.Combine(_dir, "box.gqm");
-        QuantizedModelFile.Save(model, p);
+        QuantizedModelFile.Save(model, p, QuantizedModelFile.TokenizerBlob.FromFile(Stories.TokenizerPath));
         var (loaded, _) = QuantizedModelFile.Load(p);
         Assert.Equal(model.ForwardWindow(tokens), loaded.ForwardWindow(tokens));
         Assert.Equal(model.BitsPerWeight, loaded.BitsPerWeight);
@@ -122,7 +123,7 @@ public sealed class E8BoxTests : IDisposable
             }
     }
 
-    [Fact]
+    [DataFact]
     public void InvalidE8BoxRecipesAreUserErrors()
     {
         Assert.Throws<GossetException>(() => QuantSpec.Parse("w3", "e8-box"));

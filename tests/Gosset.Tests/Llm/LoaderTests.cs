@@ -3,6 +3,7 @@ using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
 using Gosset.Llm.Tokenization;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
@@ -14,7 +15,7 @@ public sealed class LoaderTests : IDisposable
 
     private static readonly int[] Prompt = [1, 403, 407, 261, 378];
 
-    [Fact]
+    [DataFact]
     public void SafetensorsInHfLayoutGivesTheSameLogits()
     {
         string hf = Path.Combine(_dir, "hf");
@@ -33,7 +34,7 @@ public sealed class LoaderTests : IDisposable
         Assert.Equal(a, b);
     }
 
-    [Fact]
+    [DataFact]
     public void UnpermutedQkInHfFileWouldGiveDifferentLogits()
     {
         // Guards the test above: if the loader skipped the permutation, logits would change.
@@ -46,7 +47,7 @@ public sealed class LoaderTests : IDisposable
         Assert.NotEqual(w.Wq[0], q);
     }
 
-    [Fact]
+    [DataFact]
     public void Bf16AndF16SafetensorsLoadCloseToFloat()
     {
         foreach (var dt in new[] { SafeTensorsDType.F16, SafeTensorsDType.BF16 })
@@ -62,7 +63,7 @@ public sealed class LoaderTests : IDisposable
         }
     }
 
-    [Fact]
+    [DataFact]
     public void TruncatedCheckpointIsRejected()
     {
         string p = Path.Combine(_dir, "trunc.bin");
@@ -74,7 +75,7 @@ public sealed class LoaderTests : IDisposable
         Assert.Contains("truncated", Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(v1)).Message);
     }
 
-    [Fact]
+    [DataFact]
     public void GarbageAndUnknownFilesAreRejected()
     {
         string p = Path.Combine(_dir, "garbage.bin");
@@ -98,7 +99,7 @@ public sealed class LoaderTests : IDisposable
         Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(badSt));
     }
 
-    [Fact]
+    [DataFact]
     public void TokenizerModelMismatchIsRejected()
     {
         var e = Assert.ThrowsAny<GossetException>(() => Llama2cTokenizer.Load(Stories.TokenizerPath, 32000));
@@ -106,7 +107,7 @@ public sealed class LoaderTests : IDisposable
         Assert.ThrowsAny<GossetException>(() => Llama2cTokenizer.Load(Stories.TokenizerPath, 256));
     }
 
-    [Fact]
+    [DataFact]
     public void EmptyTextAndTooLongContextAreRejected()
     {
         int[] empty = Stories.Tokenizer.Encode("", bos: true, eos: false);
