@@ -141,4 +141,22 @@ public class VoronoiBatchTests
         }
         Assert.True(checkedBlocks > beta.Length / 2, $"lanes {lanes}, q {q}: only {checkedBlocks} blocks checked");
     }
+
+    /// <summary>The batch encoder with k scales and the scalar per-block quantizer pick the same scale and digits (issue 9: two implementations of one rule).</summary>
+    [Fact]
+    public void EncodeBestAgreesWithE8VectorQuantizer()
+    {
+        var scales = new ScaleSet([4.0f / 14, 5.5f / 14, 7.0f / 14, 18.0f / 14]);
+        var vq = new E8VectorQuantizer(14, scales);
+        int n = 2000;
+        var x = E8BoxKernelTests.Gaussian(8 * n, 123);
+        var d1 = new byte[8 * n]; var s1 = new byte[n];
+        var d2 = new byte[8 * n]; var s2 = new byte[n]; var y2 = new float[8 * n];
+        vq.Quantize(x, d1, s1);
+        VoronoiBatch.EncodeBest(vq.Code, x, scales.Betas, d2, s2, y2);
+        int differ = 0;
+        for (int b = 0; b < n; b++)
+            if (s1[b] != s2[b] || !d1.AsSpan(8 * b, 8).SequenceEqual(d2.AsSpan(8 * b, 8))) differ++;
+        Assert.Equal(0, differ);
+    }
 }
