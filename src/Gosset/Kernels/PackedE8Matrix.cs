@@ -84,9 +84,12 @@ public sealed class PackedE8Matrix
     public static PackedE8Matrix ReadFrom(ReadOnlySpan<byte> bytes, int rows, int cols)
     {
         if (rows < 1 || cols < 1) throw new InvalidDataException($"Invalid packed E8 matrix shape {rows}×{cols}.");
+        // size check in 64 bits before anything is allocated (the shape comes from a file header)
+        long storedCols = (cols + 7L) / 8 * 8, groups = (cols + (long)GroupLength - 1) / GroupLength;
+        long need = rows * (storedCols / 2) + 4L * rows * groups + 4L * rows;
+        if (bytes.Length != need)
+            throw new InvalidDataException($"Packed E8 data holds {bytes.Length} bytes; a {rows}×{cols} matrix needs {need}.");
         var m = new PackedE8Matrix(rows, cols);
-        if (bytes.Length != m.SerializedLength)
-            throw new InvalidDataException($"Packed E8 data holds {bytes.Length} bytes; a {rows}×{cols} matrix needs {m.SerializedLength}.");
         int n = rows * m.RowBytes, w = 4 * m.ScaleWords.Length;
         bytes[..n].CopyTo(m.Nibbles);
         bytes.Slice(n, w).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.ScaleWords.AsSpan()));
