@@ -65,9 +65,11 @@ public sealed class E8BoxTests : IDisposable
                 var p = ((BoxWeights)l.Weights).Packed;
                 Assert.Equal(l.In, p.Cols);
                 bits += p.StoredBits; weights += (long)p.Rows * p.Cols; bytes += p.SerializedLength;
-                Assert.Equal(p.StoredBits, l.Weights.Bits);
-                // Everything counted is stored (the 4 block-scale constants are part of the code, not of the file).
-                Assert.Equal(p.StoredBits - 4 * 32, 8 * p.SerializedLength);
+                // The bits the model reports are the bytes actually written (plus the 4 block-scale
+                // constants, part of the code rather than of each file).
+                using var written = new MemoryStream();
+                p.WriteTo(written);
+                Assert.Equal(l.Weights.Bits, 8 * written.Length + 4 * 32);
             }
         Assert.Equal((long)c.Layers * (2 * c.Dim * c.Dim + 2 * c.KvDim * c.Dim + 3 * c.Dim * c.HiddenDim), weights);
         Assert.Equal((double)bits / weights, box.BitsPerWeight, 12);
