@@ -16,11 +16,11 @@ public static class ModelLoader
         return Llama2cLoader.Load(path);
     }
 
-    /// <summary>
-    /// Loads a tokenizer: <paramref name="tokenizerPath"/> when given, otherwise tok512.bin / tokenizer.bin next to the
-    /// model, or tokenizer.model in a HF folder. Checks that its vocabulary matches the model's.
-    /// </summary>
-    public static ITextTokenizer LoadTokenizer(string modelPath, string? tokenizerPath, int vocabSize)
+    /// <summary>Tokenizer file names looked for next to a model, in order.</summary>
+    public static readonly string[] TokenizerNames = ["tok512.bin", "tokenizer.bin", "tokenizer.json", "tokenizer.model"];
+
+    /// <summary>The tokenizer file to use: <paramref name="tokenizerPath"/> when given, else the first of <see cref="TokenizerNames"/> next to the model.</summary>
+    public static string ResolveTokenizerPath(string modelPath, string? tokenizerPath)
     {
         string? path = tokenizerPath;
         if (string.IsNullOrEmpty(path) && GgufFile.IsGguf(modelPath))
@@ -34,11 +34,20 @@ public static class ModelLoader
         if (string.IsNullOrEmpty(path))
         {
             string dir = Directory.Exists(modelPath) ? modelPath : Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".";
-            path = new[] { "tok512.bin", "tokenizer.bin", "tokenizer.model" }
-                .Select(n => Path.Combine(dir, n)).FirstOrDefault(File.Exists)
-                ?? throw new GossetException($"no tokenizer found next to {modelPath} (looked for tok512.bin, tokenizer.bin, tokenizer.model); pass --tokenizer");
+            path = TokenizerNames.Select(n => Path.Combine(dir, n)).FirstOrDefault(File.Exists)
+                ?? throw new GossetException($"no tokenizer found next to {modelPath} (looked for {string.Join(", ", TokenizerNames)}); pass --tokenizer");
         }
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer not found: {path}", path);
+        return path;
+    }
+
+    /// <summary>
+    /// Loads a tokenizer: <paramref name="tokenizerPath"/> when given, otherwise tok512.bin / tokenizer.bin / tokenizer.json /
+    /// tokenizer.model next to the model. Checks that its vocabulary fits the model's.
+    /// </summary>
+    public static ITextTokenizer LoadTokenizer(string modelPath, string? tokenizerPath, int vocabSize)
+    {
+        string path = ResolveTokenizerPath(modelPath, tokenizerPath);
         if (path.EndsWith(".model", StringComparison.OrdinalIgnoreCase))
         {
             var sp = SentencePieceTokenizer.Load(path);
@@ -46,6 +55,7 @@ public static class ModelLoader
                 throw new GossetException($"tokenizer {path} has {sp.VocabSize} tokens but the model has a vocabulary of {vocabSize}: they do not match");
             return sp;
         }
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HfJsonTokenizer.Load(path, vocabSize);
         return Llama2cTokenizer.Load(path, vocabSize);
     }
 }

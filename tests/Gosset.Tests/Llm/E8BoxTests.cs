@@ -107,7 +107,7 @@ public sealed class E8BoxTests : IDisposable
         var model = ModelQuantizer.Quantize(Stories.Weights, spec, Stories.ValTokens[^3000..], 512, 2);
         Assert.Equal(QuantMethod.E8, model.Recipe!.Spec.Keys.Method);
         string p = Path.Combine(_dir, "box.gqm");
-        QuantizedModelFile.Save(model, p);
+        QuantizedModelFile.Save(model, p, QuantizedModelFile.TokenizerBlob.FromFile(Stories.TokenizerPath));
         var (loaded, _) = QuantizedModelFile.Load(p);
         Assert.Equal(model.ForwardWindow(tokens), loaded.ForwardWindow(tokens));
         Assert.Equal(model.BitsPerWeight, loaded.BitsPerWeight);
