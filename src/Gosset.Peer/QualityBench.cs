@@ -136,7 +136,8 @@ public static class QualityBench
             bits += 16L * down.Length;
             n += down.Length;
         }
-        var model = new LlamaModel(c, m.Embedding, ((DenseWeights)m.Classifier.Weights).Data, m.RmsFinal, layers, m.Kv, m.Quant + "+down-f16") { Recipe = m.Recipe };
+        var model = new LlamaModel(c, m.Embedding, m.Classifier.Weights, m.RmsFinal, layers, m.Kv, m.Quant + "+down-f16") { Recipe = m.Recipe };
+        model.SetBiases(w);
         return (model, (double)bits / n);
     }
 

@@ -23,14 +23,6 @@ public static class ModelLoader
     public static string ResolveTokenizerPath(string modelPath, string? tokenizerPath)
     {
         string? path = tokenizerPath;
-        if (string.IsNullOrEmpty(path) && GgufFile.IsGguf(modelPath))
-        {
-            using var f = GgufFile.Open(modelPath);
-            var vocab = GgufVocabulary.Read(f) ?? throw new GossetException($"{modelPath} holds no tokenizer; pass --tokenizer");
-            if (vocab.Tokens.Length != vocabSize)
-                throw new GossetException($"the GGUF tokenizer has {vocab.Tokens.Length} tokens but the model has a vocabulary of {vocabSize}");
-            return vocab.CreateTokenizer();
-        }
         if (string.IsNullOrEmpty(path))
         {
             string dir = Directory.Exists(modelPath) ? modelPath : Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".";
@@ -47,6 +39,15 @@ public static class ModelLoader
     /// </summary>
     public static ITextTokenizer LoadTokenizer(string modelPath, string? tokenizerPath, int vocabSize)
     {
+        if (string.IsNullOrEmpty(tokenizerPath) && GgufFile.IsGguf(modelPath))
+        {
+            // A GGUF file carries its own tokenizer.
+            using var f = GgufFile.Open(modelPath);
+            var vocab = GgufVocabulary.Read(f) ?? throw new GossetException($"{modelPath} holds no tokenizer; pass --tokenizer");
+            if (vocab.Tokens.Length != vocabSize)
+                throw new GossetException($"the GGUF tokenizer has {vocab.Tokens.Length} tokens but the model has a vocabulary of {vocabSize}");
+            return vocab.CreateTokenizer();
+        }
         string path = ResolveTokenizerPath(modelPath, tokenizerPath);
         if (path.EndsWith(".model", StringComparison.OrdinalIgnoreCase))
         {
