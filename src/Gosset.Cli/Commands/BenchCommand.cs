@@ -15,10 +15,12 @@ internal static class BenchCommand
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this path (atomically)." };
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and a smaller copy buffer." };
         var threads = new Option<int>("--threads") { Description = "Threads for every kernel (0 = all cores).", DefaultValueFactory = _ => 0 };
+        var noPeer = new Option<bool>("--no-llamacpp") { Description = "Skip llama.cpp's own GEMV (ggml mul_mat through LLamaSharp.Backend.Cpu), timed by default in the same loop." };
         var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 4-bit vs INT4 (one process, same threads).");
         cmd.Options.Add(json);
         cmd.Options.Add(quick);
         cmd.Options.Add(threads);
+        cmd.Options.Add(noPeer);
         cmd.SetAction(pr =>
         {
             string? path = pr.GetValue(json);
@@ -29,7 +31,8 @@ internal static class BenchCommand
             }
             var res = KernelBenchmark.Run(pr.GetValue(quick), pr.GetValue(threads), log: s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
             Print(res);
-            if (path != null) AtomicFile.WriteAllBytes(path, ToJson(res));
+            var peer = pr.GetValue(noPeer) ? null : PeerBench.Run(res, s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
+            if (path != null) AtomicFile.WriteAllBytes(path, ToJson(res, peer));
             return 0;
         });
         return cmd;
@@ -54,7 +57,7 @@ internal static class BenchCommand
         AnsiConsole.MarkupLine($"total {F(r.Seconds, "F0")} s");
     }
 
-    internal static byte[] ToJson(KernelBenchmarkResult r)
+    internal static byte[] ToJson(KernelBenchmarkResult r, PeerBench.Result? peer = null)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
@@ -79,9 +82,11 @@ internal static class BenchCommand
             w.WriteNumber("encode_best_of_4_entries_per_s", r.Voronoi16.EncodeBest4);
             w.WriteNumber("decode_entries_per_s", r.Voronoi16.Decode);
             w.WriteEndObject();
+            peer?.WriteNote(w);
             w.WriteStartArray("gemv");
-            foreach (var g in r.Gemv)
+            for (int gi = 0; gi < r.Gemv.Count; gi++)
             {
+                var g = r.Gemv[gi];
                 w.WriteStartObject();
                 w.WriteNumber("rows", g.Rows);
                 w.WriteNumber("cols", g.Cols);
@@ -99,6 +104,7 @@ internal static class BenchCommand
                 w.WriteNumber("int4_median_ms", g.Int4MedianMs);
                 w.WriteNumber("e8_speedup_vs_fp32", g.E8SpeedupVsFp32);
                 w.WriteNumber("e8_speedup_vs_int4", g.E8SpeedupVsInt4);
+                peer?.WriteRow(w, gi);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

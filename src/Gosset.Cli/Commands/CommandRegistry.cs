@@ -21,6 +21,10 @@ internal static class CommandRegistry
         yield return SynthModelCommand.Create();
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
+        yield return BenchModelCommand.Create();
+        yield return BenchModelCommand.CreateWorker();
+        yield return BenchModelCommand.CreateQuality();
         yield return InfoCommand.Create();
+        yield return FuzzCommand.Create();
     }
 }

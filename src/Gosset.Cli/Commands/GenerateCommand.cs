@@ -23,8 +23,15 @@ internal static class GenerateCommand
         cmd.Options.Add(prompt); cmd.Options.Add(steps); cmd.Options.Add(temperature); cmd.Options.Add(seed); cmd.Options.Add(json);
         cmd.SetAction(pr =>
         {
+            // Every check before the first character is printed: an error is then the only output.
+            int steps0 = pr.GetValue(steps);
+            float temp0 = pr.GetValue(temperature);
+            if (steps0 <= 0) throw new GossetException("--steps must be positive");
+            if (temp0 < 0 || !float.IsFinite(temp0)) throw new GossetException("--temperature must be ≥ 0");
             var (model, _, tok) = lo.Load(pr);
             int[] ids = tok.Encode(pr.GetValue(prompt) ?? "", bos: true, eos: false);
+            if (ids.Length > Math.Min(steps0, model.Config.SeqLen))
+                throw new GossetException($"the prompt has {ids.Length} tokens, more than --steps {steps0} (or the model's seq_len {model.Config.SeqLen})");
             var stream = new Generator.TextStream(tok);
             var output = new System.Text.StringBuilder();
             // Echo the prompt as llama2.c does (each prompt token after BOS).

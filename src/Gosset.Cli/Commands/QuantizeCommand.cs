@@ -13,7 +13,7 @@ internal static class QuantizeCommand
     public static Command Create()
     {
         var input = new Option<string>("--in") { Description = "Input X.npy or X.safetensors[:NAME] (columns are coded)", Required = true };
-        var bits = new Option<double>("--bits") { Description = "Target rate in bits/entry", Required = true };
+        var bits = new Option<double>("--bits") { Description = $"Bit budget R: the configuration with the largest stored rate ≤ R + {RateBudget.Allowance} bits/entry, side information included", Required = true };
         var method = new Option<string>("--method") { Description = "Method: " + string.Join(", ", MatrixMethod.KnownNames), DefaultValueFactory = _ => "e8" };
         var transpose = new Option<bool>("--transpose") { Description = "Code the rows instead of the columns (e.g. weights [out, in] along the input dimension)" };
         var seed = new Option<ulong>("--seed") { Description = "Rotation seed", DefaultValueFactory = _ => 1UL };
@@ -30,9 +30,9 @@ internal static class QuantizeCommand
             var x = MatrixFiles.Read(pr.GetValue(input)!, transposed);
             x.ThrowIfNotFinite("Input");
             var m = MatrixMethod.Get(pr.GetValue(method)!, pr.GetValue(group));
-            double target = pr.GetValue(bits);
-            if (!(target >= 0.25 && target <= 8.5)) throw new GossetException($"--bits {target} is out of range (0.25 to 8.5).");
-            var q = m.Encode(x, target, pr.GetValue(seed));
+            var (codes, _, within) = RateBudget.Encode(m, [x], pr.GetValue(bits), pr.GetValue(seed));
+            var q = codes[0];
+            MatmulCommand.Warn(codes, within ? null : pr.GetValue(bits));
             // the orientation is recorded so that dequantize gives back the input's own shape
             GqFormat.Save(outPath, q, transposed ? GqOrientation.Rows : GqOrientation.Columns);
             var back = GqFormat.Load(outPath).Dequantize();

@@ -11,6 +11,7 @@ public static class ModelLoader
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path) && !Directory.Exists(path)) throw new FileNotFoundException($"model not found: {path}", path);
         if (HuggingFaceLoader.IsHuggingFace(path)) return HuggingFaceLoader.Load(path);
+        if (GgufFile.IsGguf(path)) return GgufModel.Load(path);
         if (Directory.Exists(path)) throw new InvalidFileException(path, "a folder without config.json is not a model");
         return Llama2cLoader.Load(path);
     }
@@ -38,6 +39,14 @@ public static class ModelLoader
     /// </summary>
     public static ITextTokenizer LoadTokenizer(string modelPath, string? tokenizerPath, int vocabSize)
     {
+        if (string.IsNullOrEmpty(tokenizerPath) && GgufFile.IsGguf(modelPath))
+        {
+            using var f = GgufFile.Open(modelPath);
+            var vocab = GgufVocabulary.Read(f) ?? throw new GossetException($"{modelPath} holds no tokenizer; pass --tokenizer");
+            if (vocab.Tokens.Length != vocabSize)
+                throw new GossetException($"the GGUF tokenizer has {vocab.Tokens.Length} tokens but the model has a vocabulary of {vocabSize}");
+            return vocab.CreateTokenizer();
+        }
         string path = ResolveTokenizerPath(modelPath, tokenizerPath);
         if (path.EndsWith(".model", StringComparison.OrdinalIgnoreCase))
         {
