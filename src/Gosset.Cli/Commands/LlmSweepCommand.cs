@@ -81,11 +81,12 @@ internal static class LlmSweepCommand
         var windows = new Option<int>("--windows") { Description = "windows from the start of each text", DefaultValueFactory = _ => 32 };
         var ctx = new Option<int>("--ctx") { Description = "window length", DefaultValueFactory = _ => 512 };
         var calibWindows = new Option<int>("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
-        var md = new Option<string>("--out") { Description = "Markdown report", DefaultValueFactory = _ => "docs/results.md" };
-        var png = new Option<string>("--png") { Description = "PNG chart", DefaultValueFactory = _ => "docs/results.png" };
+        // No default: a sweep never overwrites the recorded docs/results.md unless told to.
+        var md = new Option<string>("--out") { Description = "Markdown report to write (e.g. docs/results.md to update the recorded one)", Required = true };
+        var png = new Option<string?>("--png") { Description = "PNG chart (default: --out with the extension .png)" };
         var json = new Option<string?>("--json") { Description = "write all rows as JSON here" };
         var quick = new Option<bool>("--main-only") { Description = "only the main rows (baselines and the full E8 recipe)" };
-        var cmd = new Command("llm-sweep", "Quantization sweep on a Llama model: FP, W4, W4A4KV4, W3A3KV3 with INT, INT+rotation and E8; writes docs/results.md and a PNG.");
+        var cmd = new Command("llm-sweep", "Quantization sweep on a Llama model: FP, W4, W4A4KV4, W3A3KV3 with INT, INT+rotation and E8; writes a Markdown report (--out) and a PNG.");
         foreach (var o in new Option[] { model, text, ood, calib, windows, ctx, calibWindows, md, png, json, quick }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
@@ -121,7 +122,7 @@ internal static class LlmSweepCommand
             // pr.Tokens starts with the command's own name; print it once.
             string command = "gosset llm-sweep " + string.Join(' ', pr.Tokens.Where(t => t.Type != TokenType.Command).Select(t => t.Value.Contains(' ') ? $"\"{t.Value}\"" : t.Value));
             string report = Report(results, command, modelPath, textPath, oodPath, calibPath, nWin, c, pr.GetValue(calibWindows), inDomain.Length, outDomain?.Length);
-            string mdPath = pr.GetValue(md)!, pngPath = pr.GetValue(png)!;
+            string mdPath = pr.GetValue(md)!, pngPath = pr.GetValue(png) ?? Path.ChangeExtension(mdPath, ".png");
             foreach (var p in new[] { mdPath, pngPath })
             {
                 string? dir = Path.GetDirectoryName(Path.GetFullPath(p));

@@ -13,24 +13,30 @@ internal static class MatmulCommand
 {
     public static Command Create()
     {
-        var a = new Option<string>("--a") { Description = "A as .npy (n×a)", Required = true };
-        var b = new Option<string>("--b") { Description = "B as .npy (n×b)", Required = true };
-        var bits = new Option<double>("--bits") { Description = "Rate in bits/entry; the best configuration at or below bits + 0.1 is chosen", Required = true };
+        var a = new Option<string>("--a") { Description = "A (n×a): .npy, .safetensors[:NAME], or .gq (already coded)", Required = true };
+        var b = new Option<string>("--b") { Description = "B (n×b): .npy, .safetensors[:NAME], or .gq (already coded)", Required = true };
+        var bits = new Option<double?>("--bits") { Description = $"Bit budget R: the configuration with the largest stored rate ≤ R + {RateBudget.Allowance} bits/entry, side information included (needed unless both inputs are .gq)" };
         var method = new Option<string>("--method") { Description = "Method: " + string.Join(", ", MatrixMethod.KnownNames), DefaultValueFactory = _ => "e8" };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of the shared rotation", DefaultValueFactory = _ => 1UL };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the shared rotation (a .gq input imposes its own)", DefaultValueFactory = _ => 1UL };
         var group = new Option<int>("--group") { Description = "Group size of the INT baselines", DefaultValueFactory = _ => IntMethod.DefaultGroup };
         var outPath = new Option<string?>("--out") { Description = "Write the estimate Ĉ (a×b) as .npy" };
         var json = new Option<string?>("--json") { Description = "Write the result as JSON" };
-        var cmd = new Command("matmul", "Estimate AᵀB from independent encodings of A and B at a given rate.") { a, b, bits, method, seed, group, outPath, json };
+        var cmd = new Command("matmul", "Estimate AᵀB from independent encodings of A and B at a given bit budget.") { a, b, bits, method, seed, group, outPath, json };
         cmd.SetAction(pr =>
         {
-            RdCommand.CheckOutputDir(pr.GetValue(outPath)); RdCommand.CheckOutputDir(pr.GetValue(json));
-            var A = MatrixFiles.Read(pr.GetValue(a)!);
-            var B = MatrixFiles.Read(pr.GetValue(b)!);
-            if (A.Rows != B.Rows) throw new GossetException($"Shapes do not match for AᵀB: A is {A.Rows}×{A.Cols}, B is {B.Rows}×{B.Cols} (rows must agree).");
-            A.ThrowIfNotFinite("A"); B.ThrowIfNotFinite("B");
+            string specA = pr.GetValue(a)!, specB = pr.GetValue(b)!;
             var m = MatrixMethod.Get(pr.GetValue(method)!, pr.GetValue(group));
-            var (r, c) = BestAtRate(A, B, m, pr.GetValue(bits), pr.GetValue(seed));
+            if (IsCoded(specA) || IsCoded(specB))
+            {
+                RunCoded(specA, specB, m, pr.GetValue(bits), pr.GetValue(outPath), pr.GetValue(json));
+                return 0;
+            }
+            double budget = pr.GetValue(bits) ?? throw new GossetException("--bits is required unless both inputs are .gq files.");
+            var A = MatrixFiles.Read(specA);
+            var B = MatrixFiles.Read(specB);
+            CheckShapes(A.Rows, A.Cols, B.Rows, B.Cols);
+            A.ThrowIfNotFinite("A"); B.ThrowIfNotFinite("B");
+            var (r, c, _) = BestAtRate(A, B, m, budget, pr.GetValue(seed));
             Report(r);
             if (pr.GetValue(outPath) is { } o) { Npy.Write(o, c); AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(o)}[/]"); }
             CliOutput.WriteJson(pr.GetValue(json), Json(r));
@@ -39,29 +45,73 @@ internal static class MatmulCommand
         return cmd;
     }
 
-    /// <summary>
-    /// Walks the method's configurations down from bits + 0.1 in steps of 0.05 bit and keeps the
-    /// first whose stored rate (both matrices, everything counted) is at most bits + 0.1: the
-    /// configurations are ordered by rate, and distortion falls with rate.
-    /// </summary>
-    internal static (RdResult, DenseMatrix) BestAtRate(DenseMatrix A, DenseMatrix B, MatrixMethod m, double bits, ulong seed)
+    private static bool IsCoded(string spec) => spec.EndsWith(".gq", StringComparison.OrdinalIgnoreCase);
+
+    private static void CheckShapes(int rowsA, int colsA, int rowsB, int colsB)
     {
-        if (!(bits >= 0.25 && bits <= 8.5)) throw new GossetException($"--bits {bits} is out of range (0.25 to 8.5).");
-        string? last = null;
-        for (double t = bits + 0.1; t >= Math.Max(0.2, bits - 2); t -= 0.05)
+        if (rowsA != rowsB) throw new GossetException($"Shapes do not match for AᵀB: A is {rowsA}×{colsA}, B is {rowsB}×{colsB} (rows must agree).");
+    }
+
+    /// <summary>
+    /// At least one factor is a .gq file: it is used as stored; a raw factor is coded with the
+    /// method at the budget and the coded factor's rotation. No reference product exists, so the
+    /// report gives the rates, not an error.
+    /// </summary>
+    private static void RunCoded(string specA, string specB, MatrixMethod m, double? bits, string? outPath, string? json)
+    {
+        QuantizedMatrix? qa = IsCoded(specA) ? GqFormat.Load(specA) : null;
+        QuantizedMatrix? qb = IsCoded(specB) ? GqFormat.Load(specB) : null;
+        DenseMatrix? A = qa is null ? MatrixFiles.Read(specA) : null;
+        DenseMatrix? B = qb is null ? MatrixFiles.Read(specB) : null;
+        CheckShapes(qa?.Rows ?? A!.Rows, qa?.Cols ?? A!.Cols, qb?.Rows ?? B!.Rows, qb?.Cols ?? B!.Cols);
+        var raw = A ?? B;
+        if (raw is not null)
         {
-            if (!m.Supports(t)) continue;
-            var qa = m.Encode(A, t, seed);
-            string config = qa.Describe();
-            if (config == last) continue;
-            last = config;
-            var qb = m.Encode(B, t, seed);
-            double rate = (double)(qa.TotalBits + qb.TotalBits) / ((long)A.Rows * A.Cols + (long)B.Rows * B.Cols);
-            if (rate > bits + 0.1 + 1e-12) continue;
-            var r = RdHarness.Measure(A, B, qa, qb, m.Name, bits, m.Describe(qa));
-            return (r, ProductEstimator.Estimate(qa, qb));
+            raw.ThrowIfNotFinite(A is not null ? "A" : "B");
+            double budget = bits ?? throw new GossetException($"--bits is required to code {(A is not null ? "A" : "B")}, which is not a .gq file.");
+            var coded = (qa ?? qb)!;
+            var (codes, _, within) = RateBudget.Encode(m, [raw], budget, coded.RotationSeed);
+            Warn(codes, within ? null : budget);
+            if (A is not null) qa = codes[0]; else qb = codes[0];
         }
-        throw new GossetException($"No {m.Name} configuration fits in {bits} + 0.1 bits/entry for this shape (side information alone may exceed it).");
+        var c = ProductEstimator.Estimate(qa!, qb!);
+        long entries = (long)qa!.Rows * qa.Cols + (long)qb!.Rows * qb.Cols;
+        double rate = (double)(qa.TotalBits + qb.TotalBits) / entries;
+        AnsiConsole.MarkupLine($"A: {Markup.Escape(qa.Describe())}, {qa.BitsPerEntry:F4} bits/entry");
+        AnsiConsole.MarkupLine($"B: {Markup.Escape(qb.Describe())}, {qb.BitsPerEntry:F4} bits/entry");
+        AnsiConsole.MarkupLine($"Ĉ = ÂᵀB̂: {c.Rows}×{c.Cols}, [bold]{rate:F4}[/] bits/entry (no reference product: the inputs are coded)");
+        if (outPath is not null) { Npy.Write(outPath, c); AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(outPath)}[/]"); }
+        CliOutput.WriteJson(json, new JsonObject
+        {
+            ["rows"] = c.Rows, ["cols"] = c.Cols, ["bits_per_entry"] = rate,
+            ["bits_per_entry_a"] = qa.BitsPerEntry, ["bits_per_entry_b"] = qb.BitsPerEntry,
+            ["detail_a"] = qa.Describe(), ["detail_b"] = qb.Describe(),
+        });
+    }
+
+    /// <summary>
+    /// Prints one <c>warning:</c> line on stderr when side information dominates the rate, or when
+    /// no configuration fitted the budget <paramref name="overBudget"/> (then the rate is above it).
+    /// </summary>
+    internal static void Warn(IReadOnlyCollection<QuantizedMatrix> codes, double? overBudget = null)
+    {
+        string? side = RateBudget.SideInformationWarning(codes);
+        if (overBudget is { } b)
+        {
+            double rate = (double)codes.Sum(c => c.TotalBits) / codes.Sum(c => (long)c.Rows * c.Cols);
+            Console.Error.WriteLine(FormattableString.Invariant(
+                $"warning: no configuration fits --bits {b} (≤ {RateBudget.Limit(b)} bits/entry stored) for this shape; stored at {rate:F2} bits/entry{(side is null ? "" : "; " + side)}"));
+        }
+        else if (side is not null) Console.Error.WriteLine($"warning: {side}");
+    }
+
+    /// <summary>Codes A and B at the configuration <see cref="RateBudget"/> picks and measures the product.</summary>
+    internal static (RdResult, DenseMatrix, QuantizedMatrix[]) BestAtRate(DenseMatrix A, DenseMatrix B, MatrixMethod m, double bits, ulong seed)
+    {
+        var (codes, _, within) = RateBudget.Encode(m, [A, B], bits, seed);
+        Warn(codes, within ? null : bits);
+        var r = RdHarness.Measure(A, B, codes[0], codes[1], m.Name, bits, m.Describe(codes[0]));
+        return (r, ProductEstimator.Estimate(codes[0], codes[1]), codes);
     }
 
     internal static void Report(RdResult r)

@@ -13,7 +13,7 @@ internal static class QuantizeCommand
     public static Command Create()
     {
         var input = new Option<string>("--in") { Description = "Input X.npy or X.safetensors[:NAME] (columns are coded)", Required = true };
-        var bits = new Option<double>("--bits") { Description = "Target rate in bits/entry", Required = true };
+        var bits = new Option<double>("--bits") { Description = $"Bit budget R: the configuration with the largest stored rate ≤ R + {RateBudget.Allowance} bits/entry, side information included", Required = true };
         var method = new Option<string>("--method") { Description = "Method: " + string.Join(", ", MatrixMethod.KnownNames), DefaultValueFactory = _ => "e8" };
         var transpose = new Option<bool>("--transpose") { Description = "Code the rows instead of the columns (e.g. weights [out, in] along the input dimension)" };
         var seed = new Option<ulong>("--seed") { Description = "Rotation seed", DefaultValueFactory = _ => 1UL };
@@ -25,13 +25,16 @@ internal static class QuantizeCommand
         {
             string outPath = pr.GetValue(output)!;
             RdCommand.CheckOutputDir(outPath); RdCommand.CheckOutputDir(pr.GetValue(json));
-            var x = MatrixFiles.Read(pr.GetValue(input)!, pr.GetValue(transpose));
+            RefuseOverwrite(pr.GetValue(input)!, outPath, pr.GetValue(json));
+            bool transposed = pr.GetValue(transpose);
+            var x = MatrixFiles.Read(pr.GetValue(input)!, transposed);
             x.ThrowIfNotFinite("Input");
             var m = MatrixMethod.Get(pr.GetValue(method)!, pr.GetValue(group));
-            double target = pr.GetValue(bits);
-            if (!(target >= 0.25 && target <= 8.5)) throw new GossetException($"--bits {target} is out of range (0.25 to 8.5).");
-            var q = m.Encode(x, target, pr.GetValue(seed));
-            GqFormat.Save(outPath, q);
+            var (codes, _, within) = RateBudget.Encode(m, [x], pr.GetValue(bits), pr.GetValue(seed));
+            var q = codes[0];
+            MatmulCommand.Warn(codes, within ? null : pr.GetValue(bits));
+            // the orientation is recorded so that dequantize gives back the input's own shape
+            GqFormat.Save(outPath, q, transposed ? GqOrientation.Rows : GqOrientation.Columns);
             var back = GqFormat.Load(outPath).Dequantize();
             double nmse = ProductError.NormalizedMse(x, back);
             long bytes = new FileInfo(outPath).Length;
@@ -57,17 +60,32 @@ internal static class QuantizeCommand
         {
             string outPath = pr.GetValue(output)!;
             RdCommand.CheckOutputDir(outPath); RdCommand.CheckOutputDir(pr.GetValue(json));
-            var q = GqFormat.Load(pr.GetValue(input)!);
-            var x = q.Dequantize();
+            RefuseOverwrite(pr.GetValue(input)!, outPath, pr.GetValue(json));
+            var file = GqFormat.LoadFile(pr.GetValue(input)!);
+            var q = file.Matrix;
+            var x = file.Dequantize(); // in the input's orientation (transposed back after quantize --transpose)
             Npy.Write(outPath, x);
             AnsiConsole.MarkupLine($"{Markup.Escape(q.Describe())}");
             AnsiConsole.MarkupLine($"{x.Rows}×{x.Cols}, {q.TotalBits / 8} bytes stored, [bold]{q.BitsPerEntry:F4}[/] bits/entry → {Markup.Escape(outPath)}");
             CliOutput.WriteJson(pr.GetValue(json), new JsonObject
             {
                 ["rows"] = x.Rows, ["cols"] = x.Cols, ["bytes"] = q.TotalBits / 8, ["bits_per_entry"] = q.BitsPerEntry, ["detail"] = q.Describe(),
+                ["orientation"] = file.Header.Orientation == GqOrientation.Rows ? "rows" : "columns",
             });
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>An output path that names an input would destroy it before (or while) it is read.</summary>
+    internal static void RefuseOverwrite(string input, string output, string? json)
+    {
+        string inFull = Path.GetFullPath(input.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) || !input.Contains(".safetensors:", StringComparison.OrdinalIgnoreCase)
+            ? input : input[..(input.LastIndexOf(':'))]);
+        foreach (string? o in new[] { output, json })
+            if (o != null && string.Equals(Path.GetFullPath(o), inFull, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal))
+                throw new GossetException($"output {o} is the input file; choose another path.");
+        if (json != null && string.Equals(Path.GetFullPath(json), Path.GetFullPath(output), StringComparison.Ordinal))
+            throw new GossetException($"--json {json} is the same file as --out; choose another path.");
     }
 }

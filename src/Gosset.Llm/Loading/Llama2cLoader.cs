@@ -16,6 +16,8 @@ public static class Llama2cLoader
     /// <exception cref="InvalidFileException">The file is not a llama2.c checkpoint, is truncated, or holds non-finite values.</exception>
     public static LlamaWeights Load(string path)
     {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"File not found: {path}", path);
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         long length = fs.Length;
         if (length < 28) throw new InvalidFileException(path, $"only {length} bytes; too short for a llama2.c checkpoint");
@@ -42,9 +44,14 @@ public static class Llama2cLoader
         int vocab = BinaryPrimitives.ReadInt32LittleEndian(h[20..]);
         int seq = BinaryPrimitives.ReadInt32LittleEndian(h[24..]);
         shared = vocab > 0;
-        if (v0) vocab = Math.Abs(vocab);
+        // v0 marks a separate classifier with a negative vocab; int.MinValue has no absolute value
+        if (v0 && vocab < 0) vocab = vocab == int.MinValue ? 0 : -vocab;
         var c = new LlamaConfig(dim, hidden, layers, heads, kvHeads, vocab, seq, shared);
         c.Validate(path);
+        // LlamaWeights allocates one array per tensor: each must fit an array (products in 64 bits)
+        long d = c.Dim, largest = Math.Max(Math.Max(d * d, (long)c.HiddenDim * d), Math.Max((long)c.KvDim * d, (long)c.VocabSize * d));
+        if (largest > Array.MaxLength)
+            throw new InvalidFileException(path, $"a tensor of {largest} entries (dim {c.Dim}, hidden {c.HiddenDim}, vocab {c.VocabSize}) does not fit an array");
         return c;
     }
 
@@ -77,6 +84,7 @@ public static class Llama2cLoader
         Span<byte> h = stackalloc byte[29];
         ReadExactly(fs, h, path);
         var c = ReadHeader(h, path, out _, v0: false);
+        if (h[28] > 1) throw new InvalidFileException(path, $"shared-classifier flag is {h[28]}, expected 0 or 1");
         bool shared = h[28] != 0;
         c = c with { SharedClassifier = shared };
         long expected = 256 + 4 * c.ParameterCount;

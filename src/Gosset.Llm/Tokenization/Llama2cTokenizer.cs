@@ -19,6 +19,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     private readonly float[] _scores;
     private readonly Dictionary<string, int> _lookup = new(StringComparer.Ordinal);
     private static readonly Encoding Latin1 = Encoding.Latin1;
+    private const long MaxFileLength = 1L << 30;
 
     /// <summary>Creates a tokenizer from pieces and scores (ids are indices).</summary>
     public Llama2cTokenizer(byte[][] pieces, float[] scores)
@@ -26,16 +27,36 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         ArgumentNullException.ThrowIfNull(pieces);
         ArgumentNullException.ThrowIfNull(scores);
         if (pieces.Length != scores.Length) throw new ArgumentException("pieces and scores differ in length");
+        if (Array.IndexOf(pieces, null) >= 0) throw new ArgumentException("a piece is null", nameof(pieces));
         _pieces = pieces;
         _scores = scores;
         for (int i = 0; i < pieces.Length; i++) _lookup.TryAdd(Latin1.GetString(pieces[i]), i);
     }
 
     /// <summary>Reads a llama2.c tokenizer file (int32 max length, then per token: float score, int32 length, bytes).</summary>
+    /// <exception cref="InvalidFileException">The file is not a llama2.c tokenizer with <paramref name="vocabSize"/> pieces.</exception>
     public static Llama2cTokenizer Load(string path, int vocabSize)
     {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"File not found: {path}", path);
+        long length = new FileInfo(path).Length;
+        if (length > MaxFileLength) throw new InvalidFileException(path, $"{length} bytes is too large for a llama2.c tokenizer");
         byte[] b = File.ReadAllBytes(path);
-        if (b.Length < 4) throw new InvalidFileException(path, "too short for a llama2.c tokenizer");
+        if (b.Length != length) throw new InvalidFileException(path, "the file changed while it was read");
+        return FromBytes(b, path, vocabSize);
+    }
+
+    /// <summary>Parses the bytes of a llama2.c tokenizer file (e.g. stored in a .gqm); <paramref name="path"/> names it in errors.</summary>
+    /// <exception cref="InvalidFileException">The bytes are not a llama2.c tokenizer with <paramref name="vocabSize"/> pieces.</exception>
+    public static Llama2cTokenizer FromBytes(byte[] b, string path, int vocabSize)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        long length = b.Length;
+        if (length > MaxFileLength) throw new InvalidFileException(path, $"{length} bytes is too large for a llama2.c tokenizer");
+        if (length < 4) throw new InvalidFileException(path, "too short for a llama2.c tokenizer");
+        // every piece takes at least 8 bytes (score and length): check the count before allocating it
+        if (vocabSize < 3 || vocabSize > (length - 4) / 8)
+            throw new InvalidFileException(path, $"cannot hold a vocabulary of {vocabSize} pieces in {length} bytes (tokenizer and model do not match, or the file is truncated)");
         int maxLen = BinaryPrimitives.ReadInt32LittleEndian(b);
         if (maxLen <= 0 || maxLen > 1 << 16) throw new InvalidFileException(path, $"max token length {maxLen} is implausible; not a llama2.c tokenizer?");
         var pieces = new byte[vocabSize][];
@@ -47,7 +68,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             scores[i] = BinaryPrimitives.ReadSingleLittleEndian(b.AsSpan(p));
             int len = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(p + 4));
             p += 8;
-            if (len < 0 || len > maxLen || p + len > b.Length) throw new InvalidFileException(path, $"token {i} has an invalid length {len} (corrupt or truncated)");
+            if (len < 0 || len > maxLen || (long)p + len > b.Length) throw new InvalidFileException(path, $"token {i} has an invalid length {len} (corrupt or truncated)");
             pieces[i] = b.AsSpan(p, len).ToArray();
             p += len;
         }
@@ -92,7 +113,15 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             int len = 1;
             while (len < 4 && i + len < text.Length && (text[i + len] & 0xC0) == 0x80) len++;
             if (_lookup.TryGetValue(Latin1.GetString(text.Slice(i, len)), out int id)) ids.Add(id);
-            else for (int j = 0; j < len; j++) ids.Add(text[i + j] + 3);
+            else
+            {
+                for (int j = 0; j < len; j++)
+                {
+                    int fallback = text[i + j] + 3;
+                    if (fallback >= _pieces.Length) throw new GossetException($"tokenizer of {_pieces.Length} pieces has no byte-fallback piece for byte 0x{text[i + j]:X2}");
+                    ids.Add(fallback);
+                }
+            }
             i += len;
         }
         var merged = Merge(ids, 0); // llama2.c also considers pairs that start at BOS

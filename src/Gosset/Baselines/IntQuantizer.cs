@@ -278,6 +278,9 @@ public sealed class IntQuantizer
         }
         if (absMax == 0f) return Half.Zero;
         Half best = StepFor(absMax);
+        // Below fp16's normal range the rounded-up step can dwarf the group (1e-39 entries get a
+        // 6e-8 step, and mid-rise levels are ±step/2): decoding to zeros is then the better answer.
+        if (best < Half.CreateTruncating(6.103515625e-05f) && GroupError(group, 0f) <= GroupError(group, (float)best)) return Half.Zero;
         if (Clipping == IntClipping.AbsMax) return best;
         // Search in float32 SIMD (fast, approximate sums), then confirm the winner against absmax
         // with the exact double-precision error, so the result is never worse than absmax.

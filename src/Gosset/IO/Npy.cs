@@ -284,6 +284,9 @@ public static class Npy
     {
         private readonly string _s = text;
         private int _p;
+        private int _depth;
+        // dict → shape tuple is depth 2; a deeper nest is hostile (and would recurse without bound)
+        private const int MaxDepth = 8;
 
         public Dictionary<string, object?> ParseHeaderDict()
         {
@@ -296,6 +299,13 @@ public static class Npy
         }
 
         private object? ParseValue()
+        {
+            if (++_depth > MaxDepth) throw new FormatException($"literals nested deeper than {MaxDepth}");
+            try { return ParseValueCore(); }
+            finally { _depth--; }
+        }
+
+        private object? ParseValueCore()
         {
             SkipSpace();
             char c = Peek();

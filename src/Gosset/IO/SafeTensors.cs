@@ -55,6 +55,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     };
 
     private const long MaxHeaderLength = 100L << 20;
+    // root → tensor → shape/offsets arrays is depth 3; anything much deeper is not a safetensors header
+    private const int MaxJsonDepth = 8;
 
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
@@ -134,8 +136,10 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
-            string json = new UTF8Encoding(false, true).GetString(headerBytes).TrimEnd(' ');
-            using var doc = JsonDocument.Parse(json);
+            _ = new UTF8Encoding(false, true).GetCharCount(headerBytes); // throws on invalid UTF-8
+            int n = headerBytes.Length;
+            while (n > 0 && headerBytes[n - 1] == (byte)' ') n--; // the format pads with spaces
+            using var doc = JsonDocument.Parse(headerBytes.AsMemory(0, n), new JsonDocumentOptions { MaxDepth = MaxJsonDepth });
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidFileException(path, "header is not a JSON object");
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var prop in doc.RootElement.EnumerateObject())
@@ -228,11 +232,20 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return result;
     }
 
-    /// <summary>Converts a tensor's entries to float32 into <paramref name="destination"/> (C order, length = element count).</summary>
+    /// <summary>
+    /// Converts a tensor's entries to float32 into <paramref name="destination"/> (C order, length = element count).
+    /// The tensor is looked up by <paramref name="info"/>'s name in this file's own table, and the record must
+    /// match that entry: a record edited or made by the caller never selects the bytes that are read.
+    /// </summary>
+    /// <exception cref="GossetException">No tensor of that name, or the record differs from the file's.</exception>
     public void ReadFloats(SafeTensorInfo info, Span<float> destination)
     {
         ArgumentNullException.ThrowIfNull(info);
         ObjectDisposedException.ThrowIf(_disposed, this);
+        var own = Info(info.Name);
+        if (!ReferenceEquals(own, info) && (own.DType != info.DType || own.Begin != info.Begin || own.End != info.End || !own.Shape.AsSpan().SequenceEqual(info.Shape)))
+            throw new GossetException($"{Path}: the record for tensor '{info.Name}' does not match the file's header (dtype {own.DType}, shape {own.ShapeText}, offsets [{own.Begin}, {own.End}))");
+        info = own;
         if (destination.Length != info.ElementCount) throw new ArgumentException($"Destination has {destination.Length} entries, tensor '{info.Name}' has {info.ElementCount}.", nameof(destination));
         if (destination.Length == 0) return;
         byte* src = _base + _dataStart + info.Begin;

@@ -80,21 +80,27 @@ public sealed class BoxQuantizedMatrix : QuantizedMatrix
         w.Write(packed);
     }
 
+    // Sizes are computed in 64 bits and checked against the bytes left before anything is allocated.
     internal static BoxQuantizedMatrix ReadBody(BinaryReader r, int rows, int cols, int np, RotationKind rot, ulong seed, bool centered)
     {
-        if (centered || np % 8 != 0 || np < rows || np - rows >= 8) throw new InvalidDataException("Invalid e8-box shape.");
-        int nb = np / 8;
+        if (centered || np != (rows + 7L) / 8 * 8) throw new InvalidDataException("Invalid e8-box shape.");
+        long nb = np / 8, words = nb * cols, indexBytes = (words * 2 + 7) / 8;
+        IO.GqFormat.Require(r, 4L * cols + 4L * words + 4 + indexBytes, "e8-box body");
         var scales = new float[cols];
-        for (int j = 0; j < cols; j++) scales[j] = r.ReadSingle();
-        var words = new uint[(long)nb * cols];
-        for (long i = 0; i < words.LongLength; i++) words[i] = r.ReadUInt32();
+        for (int j = 0; j < cols; j++)
+        {
+            scales[j] = r.ReadSingle();
+            if (!float.IsFinite(scales[j]) || scales[j] < 0) throw new InvalidDataException("An e8-box column scale is not a finite non-negative number.");
+        }
+        var w = new uint[words];
+        for (long i = 0; i < w.LongLength; i++) w[i] = r.ReadUInt32();
         int len = r.ReadInt32();
-        if (len != (words.LongLength * 2 + 7) / 8) throw new InvalidDataException("e8-box index length does not match the shape.");
+        if (len != indexBytes) throw new InvalidDataException("e8-box index length does not match the shape.");
         byte[] packed = r.ReadBytes(len);
         if (packed.Length != len) throw new EndOfStreamException();
-        var index = new byte[words.LongLength];
+        var index = new byte[words];
         var br = new BitReader(packed);
         for (long i = 0; i < index.LongLength; i++) index[i] = (byte)br.Read(2);
-        return new BoxQuantizedMatrix(rows, cols, np, rot, seed, scales, words, index);
+        return new BoxQuantizedMatrix(rows, cols, np, rot, seed, scales, w, index);
     }
 }

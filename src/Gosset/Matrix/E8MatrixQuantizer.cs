@@ -48,12 +48,22 @@ public static class E8MatrixQuantizer
                 TensorPrimitives.Subtract(buf.AsSpan(0, n), means[j], buf.AsSpan(0, n));
             }
             var dst = u.AsSpan(j * np, np);
+            // Rotate and normalise at a power-of-two scale that brings the largest entry to [1, 2):
+            // exact for normal floats (the same bits as unscaled), and subnormal or near-float.MaxValue
+            // columns neither flush to zero, overflow in the rotation, nor give 1/rms = ∞.
+            float absMax = MathF.Abs(TensorPrimitives.MaxMagnitude(buf.AsSpan()));
+            if (!(absMax > 0)) { rms[j] = 0; dst.Clear(); return; }
+            int exp = Math.ILogB(absMax);
+            double down = Math.ScaleB(1.0, -exp);
+            for (int i = 0; i < n; i++) buf[i] = (float)(buf[i] * down);
             rot.Apply(buf, dst);
             double e = 0;
             foreach (float v in dst) e += (double)v * v;
-            rms[j] = (float)Math.Sqrt(e / np);
-            if (rms[j] > 0) TensorPrimitives.Multiply(dst, 1f / rms[j], dst);
-            else dst.Clear();
+            float scaledRms = (float)Math.Sqrt(e / np);
+            rms[j] = (float)Math.ScaleB(scaledRms, exp);
+            if (!(float.IsFinite(rms[j]) && float.IsFinite(rms[j] * MathF.Abs(TensorPrimitives.MaxMagnitude(dst)) / scaledRms)))
+                throw new GossetException($"Column {j} has values too large to rotate in float32 (|x| up to {absMax:G3}).");
+            TensorPrimitives.Multiply(dst, 1f / scaledRms, dst);
         });
 
         // 2. scales
@@ -91,7 +101,7 @@ public static class E8MatrixQuantizer
             double xy = 0, yy = 0, xx = 0;
             for (int i = 0; i < xh.Length; i++) { xy += (double)x[i] * xh[i]; yy += (double)xh[i] * xh[i]; xx += (double)x[i] * x[i]; }
             double g = options.Gain == GainMode.LeastSquares ? (yy > 0 ? xy / yy : 0) : (xy > 0 ? xx / xy : 0);
-            gains[j] = (float)(rms[j] * g);
+            gains[j] = (float)((double)rms[j] * g);
         });
 
         // 4. store the codes

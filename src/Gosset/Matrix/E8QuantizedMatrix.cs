@@ -157,36 +157,54 @@ public sealed class E8QuantizedMatrix : QuantizedMatrix
         w.Write(_payload);
     }
 
+    // Every count is checked against the bytes left before it is allocated (IO.GqFormat.Require).
     internal static E8QuantizedMatrix ReadBody(BinaryReader r, int rows, int cols, int rotatedLength, RotationKind rot, ulong seed, bool centered)
     {
+        if (rotatedLength != (rows + 7L) / 8 * 8) throw new InvalidDataException($"rotated length {rotatedLength} is not {rows} padded to whole 8-blocks");
         int q = r.ReadUInt16();
-        if (q < 2 || q > 256) throw new InvalidDataException($"Invalid q = {q}.");
+        if (q < VoronoiCode.MinQ || q > VoronoiCode.MaxQ) throw new InvalidDataException($"Invalid q = {q}.");
         int k = r.ReadByte();
         if (!ScaleSet.SupportedCounts.Contains(k)) throw new InvalidDataException($"Invalid k = {k}.");
+        IO.GqFormat.Require(r, 4L * k, "scale set");
         var betas = new float[k];
         for (int i = 0; i < k; i++) betas[i] = r.ReadSingle();
         ScaleSet scales;
         try { scales = new ScaleSet(betas); } catch (ArgumentException e) { throw new InvalidDataException(e.Message); }
-        var sel = (ScaleSelection)r.ReadByte();
-        var coding = (IndexCoding)r.ReadByte();
-        if (coding is not (IndexCoding.Entropy or IndexCoding.Fixed)) throw new InvalidDataException("Unknown index coding.");
-        bool dither = r.ReadBoolean();
+        byte selCode = r.ReadByte();
+        if (!Enum.IsDefined((ScaleSelection)selCode)) throw new InvalidDataException($"Unknown scale selection {selCode}.");
+        byte codingCode = r.ReadByte();
+        if (!Enum.IsDefined((IndexCoding)codingCode)) throw new InvalidDataException($"Unknown index coding {codingCode}.");
+        var sel = (ScaleSelection)selCode;
+        var coding = (IndexCoding)codingCode;
+        bool dither = IO.GqFormat.ReadFlag(r, "dither");
         ulong ditherSeed = dither ? r.ReadUInt64() : 0;
         int codedBlocks = r.ReadInt32();
-        if (codedBlocks < 0 || codedBlocks * 8 > rotatedLength) throw new InvalidDataException("Invalid coded block count.");
+        if (codedBlocks < 0 || 8L * codedBlocks > rotatedLength) throw new InvalidDataException($"Invalid coded block count {codedBlocks}.");
         uint[]? freq = null;
         if (coding == IndexCoding.Entropy && k > 1)
         {
+            IO.GqFormat.Require(r, 2L * k, "frequency table");
             freq = new uint[k];
             for (int i = 0; i < k; i++) freq[i] = r.ReadUInt16();
             _ = new FrequencyTable(freq); // validates
         }
+        IO.GqFormat.Require(r, 4L * cols * (centered ? 2 : 1), "means and gains");
         var means = new float[centered ? cols : 0];
         for (int i = 0; i < means.Length; i++) means[i] = r.ReadSingle();
         var gains = new float[cols];
         for (int i = 0; i < cols; i++) gains[i] = r.ReadSingle();
+        foreach (float v in means) if (!float.IsFinite(v)) throw new InvalidDataException("A column mean is not finite.");
+        foreach (float v in gains) if (!float.IsFinite(v)) throw new InvalidDataException("A column gain is not finite.");
         int len = r.ReadInt32();
-        if (len < 0) throw new InvalidDataException("Negative payload length.");
+        IO.GqFormat.Require(r, len, "code stream");
+        long nBlocks = (long)cols * codedBlocks;
+        if (coding == IndexCoding.Fixed)
+        {
+            long need = (nBlocks * FixedBlockBits(q, k) + 7) / 8;
+            if (len != need) throw new InvalidDataException($"Fixed-width code stream holds {len} bytes; {nBlocks} blocks need {need}.");
+        }
+        else if (nBlocks > 2L * (len + 16)) // 8 digits cost ≥ 8 bits: a block takes at least a byte of stream
+            throw new InvalidDataException($"Range-coded stream of {len} bytes cannot hold {nBlocks} blocks.");
         byte[] payload = r.ReadBytes(len);
         if (payload.Length != len) throw new EndOfStreamException();
         return new E8QuantizedMatrix(rows, cols, rotatedLength, rot, seed, centered, q, scales, sel, coding, dither, ditherSeed,

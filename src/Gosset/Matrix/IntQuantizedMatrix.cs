@@ -69,17 +69,23 @@ public sealed class IntQuantizedMatrix : QuantizedMatrix
         w.Write(_payload);
     }
 
+    // Sizes are computed in 64 bits and checked against the bytes left before anything is allocated.
     internal static IntQuantizedMatrix ReadBody(BinaryReader r, int rows, int cols, int rotatedLength, RotationKind rot, ulong seed, bool centered)
     {
         if (centered || rotatedLength != rows) throw new InvalidDataException("INT matrices are neither centred nor padded.");
         int bits = r.ReadByte();
         int group = r.ReadInt32();
-        var clip = (IntClipping)r.ReadByte();
-        var levels = (IntLevels)r.ReadByte();
-        if (bits < 2 || bits > 8 || group < 1 || !Enum.IsDefined(clip) || !Enum.IsDefined(levels)) throw new InvalidDataException("Invalid INT parameters.");
-        var q = new IntQuantizer(bits, group, clip, levels);
+        byte clipCode = r.ReadByte(), levelsCode = r.ReadByte();
+        var clip = (IntClipping)clipCode;
+        var levels = (IntLevels)levelsCode;
+        if (bits < 2 || bits > 8 || group < 1 || !Enum.IsDefined(clip) || !Enum.IsDefined(levels))
+            throw new InvalidDataException($"Invalid INT parameters (bits {bits}, group {group}, clipping {clipCode}, levels {levelsCode}).");
+        long perColumn = ((long)rows * bits + 16L * (((long)rows + group - 1) / group) + 7) / 8;
+        long expected = perColumn * cols;
         int len = r.ReadInt32();
-        if (len != (long)q.PackedLength(rows) * cols) throw new InvalidDataException("INT payload length does not match the shape.");
+        if (perColumn > int.MaxValue || len != expected) throw new InvalidDataException($"INT payload holds {len} bytes; a {rows}×{cols} matrix needs {expected}.");
+        IO.GqFormat.Require(r, len, "INT payload");
+        var q = new IntQuantizer(bits, group, clip, levels);
         byte[] payload = r.ReadBytes(len);
         if (payload.Length != len) throw new EndOfStreamException();
         return new IntQuantizedMatrix(rows, cols, rot, seed, q, payload);

@@ -5,8 +5,8 @@ namespace Gosset.Rotations;
 
 /// <summary>
 /// Exactly orthogonal rotation for any length n = m·p with p the largest power of two dividing n:
-/// R = Q ⊗ (H·D/√p), Q a Haar-random m×m orthogonal matrix (Householder QR of a Gaussian matrix,
-/// computed in double and rounded once). Costs O(n·(m + log p)); for n a power of two it is the
+/// R = Q ⊗ (H·D/√p), Q a Haar-random m×m orthogonal matrix (Householder QR of a Gaussian matrix
+/// drawn with <see cref="PortableNormal"/>, computed in double and rounded once: the same bits on every platform). Costs O(n·(m + log p)); for n a power of two it is the
 /// plain randomized Hadamard.
 /// </summary>
 public sealed class KroneckerRotation : IRotation
@@ -87,46 +87,55 @@ public sealed class KroneckerRotation : IRotation
         }
     }
 
-    /// <summary>Haar-random orthogonal m×m matrix (row-major) from the seed.</summary>
+    /// <summary>
+    /// Haar-random orthogonal m×m matrix (row-major) from the seed: Householder QR of a matrix of
+    /// <see cref="PortableNormal"/> draws, in double with a fixed operation order (no SIMD
+    /// reductions, no libm), rounded once to float, so every platform gets the same bits.
+    /// </summary>
     internal static float[] RandomOrthogonal(int m, ulong seed)
     {
         var rng = SplitMix64.ForStream(seed, 0x4F525448UL, (ulong)m);
-        var a = new double[m, m];
-        for (int i = 0; i < m; i++) for (int j = 0; j < m; j++) a[i, j] = rng.NextGaussian();
-        // Householder QR; Q = H₁…H_m with sign fix diag(R) > 0 gives the Haar measure.
-        var q = new double[m, m];
-        for (int i = 0; i < m; i++) q[i, i] = 1;
+        // A is kept by columns (col[j][i] = A[i, j]) so every inner loop runs over contiguous memory.
+        var col = new double[m][];
+        for (int j = 0; j < m; j++) col[j] = new double[m];
+        for (int i = 0; i < m; i++) for (int j = 0; j < m; j++) col[j][i] = PortableNormal.Next(ref rng);
+        var q = new double[m][];
+        for (int r = 0; r < m; r++) { q[r] = new double[m]; q[r][r] = 1; }
         var v = new double[m];
         for (int k = 0; k < m - 1; k++)
         {
+            double[] ak = col[k];
             double norm = 0;
-            for (int i = k; i < m; i++) norm += a[i, k] * a[i, k];
+            for (int i = k; i < m; i++) norm += ak[i] * ak[i];
             norm = Math.Sqrt(norm);
-            double alpha = a[k, k] > 0 ? -norm : norm;
-            for (int i = 0; i < m; i++) v[i] = i < k ? 0 : a[i, k];
+            double alpha = ak[k] > 0 ? -norm : norm;
+            for (int i = k; i < m; i++) v[i] = ak[i];
             v[k] -= alpha;
             double vv = 0;
             for (int i = k; i < m; i++) vv += v[i] * v[i];
             if (vv == 0) continue;
-            for (int j = 0; j < m; j++)
+            for (int j = k; j < m; j++) // columns left of k are already zero below the diagonal
             {
+                double[] c = col[j];
                 double s = 0;
-                for (int i = k; i < m; i++) s += v[i] * a[i, j];
+                for (int i = k; i < m; i++) s += v[i] * c[i];
                 s = 2 * s / vv;
-                for (int i = k; i < m; i++) a[i, j] -= s * v[i];
+                for (int i = k; i < m; i++) c[i] -= s * v[i];
             }
             for (int r = 0; r < m; r++) // Q ← Q·H_k
             {
+                double[] qr = q[r];
                 double s = 0;
-                for (int i = k; i < m; i++) s += q[r, i] * v[i];
+                for (int i = k; i < m; i++) s += qr[i] * v[i];
                 s = 2 * s / vv;
-                for (int i = k; i < m; i++) q[r, i] -= s * v[i];
+                for (int i = k; i < m; i++) qr[i] -= s * v[i];
             }
         }
+        // sign fix diag(R) > 0 gives the Haar measure
         var result = new float[m * m];
         for (int i = 0; i < m; i++)
             for (int j = 0; j < m; j++)
-                result[i * m + j] = (float)(q[i, j] * Math.Sign(a[j, j] == 0 ? 1 : a[j, j]));
+                result[i * m + j] = (float)(col[j][j] < 0 ? -q[i][j] : q[i][j]);
         return result;
     }
 }

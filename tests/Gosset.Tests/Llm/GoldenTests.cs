@@ -1,12 +1,13 @@
 using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
 public class GoldenTests
 {
-    [Fact]
+    [DataFact]
     public void HeaderMatchesGolden()
     {
         var m = Stories.Golden.GetProperty("model");
@@ -24,7 +25,7 @@ public class GoldenTests
         Assert.Equal(m.GetProperty("n_params").GetInt64(), c.ParameterCount);
     }
 
-    [Fact]
+    [DataFact]
     public void EncodingsAndDecodingsMatchGolden()
     {
         foreach (var e in Stories.Golden.GetProperty("encode").EnumerateArray())
@@ -37,7 +38,7 @@ public class GoldenTests
         }
     }
 
-    [Fact]
+    [DataFact]
     public void LogitsMatchGolden_BatchedAndTokenByToken()
     {
         var g = Stories.Golden.GetProperty("logits");
@@ -72,7 +73,7 @@ public class GoldenTests
         }
     }
 
-    [Fact]
+    [DataFact]
     public void GreedyGenerationMatchesGolden()
     {
         var g = Stories.Golden.GetProperty("greedy");
@@ -83,7 +84,7 @@ public class GoldenTests
         Assert.Equal(g.GetProperty("text").GetString(), Stories.Tokenizer.Decode(ids.ToArray()));
     }
 
-    [Fact]
+    [DataFact]
     public void PerplexityOfFirstEightWindowsMatchesGolden()
     {
         var g = Stories.Golden.GetProperty("perplexity");
@@ -99,7 +100,7 @@ public class GoldenTests
         for (int w = 0; w < per.Length; w++) Assert.True(Math.Abs(r.NllPerWindow[w] - per[w]) <= 1e-5, $"window {w}: {r.NllPerWindow[w]} vs {per[w]}");
     }
 
-    [Fact]
+    [DataFact]
     public void V1CheckpointHoldsTheSameWeights()
     {
         var v1 = Llama2cLoader.Load(Stories.V1Path);

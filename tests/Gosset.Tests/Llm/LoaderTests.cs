@@ -3,6 +3,7 @@ using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
 using Gosset.Llm.Tokenization;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
@@ -14,7 +15,7 @@ public sealed class LoaderTests : IDisposable
 
     private static readonly int[] Prompt = [1, 403, 407, 261, 378];
 
-    [Fact]
+    [DataFact]
     public void SafetensorsInHfLayoutGivesTheSameLogits()
     {
         string hf = Path.Combine(_dir, "hf");
@@ -33,7 +34,7 @@ public sealed class LoaderTests : IDisposable
         Assert.Equal(a, b);
     }
 
-    [Fact]
+    [DataFact]
     public void UnpermutedQkInHfFileWouldGiveDifferentLogits()
     {
         // Guards the test above: if the loader skipped the permutation, logits would change.
@@ -46,7 +47,7 @@ public sealed class LoaderTests : IDisposable
         Assert.NotEqual(w.Wq[0], q);
     }
 
-    [Fact]
+    [DataFact]
     public void Bf16AndF16SafetensorsLoadCloseToFloat()
     {
         foreach (var dt in new[] { SafeTensorsDType.F16, SafeTensorsDType.BF16 })
@@ -58,11 +59,14 @@ public sealed class LoaderTests : IDisposable
             for (int i = 0; i < w.Wq[1].Length; i++)
                 Assert.True(Math.Abs(w.Wq[1][i] - Stories.Weights.Wq[1][i]) <= tol * Math.Max(1, Math.Abs(Stories.Weights.Wq[1][i])));
             var r = Evaluator.Evaluate(LlamaModel.FromWeights(w), Stories.ValTokens, 128, 2, Stories.Model);
-            Assert.True(r.Kl < (dt == SafeTensorsDType.F16 ? 1e-4 : 1e-2), $"{dt} KL {r.Kl}");
+            // The rounding of the weights alone sets these figures (measured on 2 windows of 128 tokens,
+            // Evaluator.Evaluate as above: F16 8.00e-7, BF16 7.70e-5); ±5 % leaves room for summation order.
+            double measured = dt == SafeTensorsDType.F16 ? 8.00e-7 : 7.70e-5;
+            Assert.InRange(r.Kl!.Value, 0.95 * measured, 1.05 * measured);
         }
     }
 
-    [Fact]
+    [DataFact]
     public void TruncatedCheckpointIsRejected()
     {
         string p = Path.Combine(_dir, "trunc.bin");
@@ -74,7 +78,7 @@ public sealed class LoaderTests : IDisposable
         Assert.Contains("truncated", Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(v1)).Message);
     }
 
-    [Fact]
+    [DataFact]
     public void GarbageAndUnknownFilesAreRejected()
     {
         string p = Path.Combine(_dir, "garbage.bin");
@@ -98,7 +102,7 @@ public sealed class LoaderTests : IDisposable
         Assert.Throws<InvalidFileException>(() => ModelLoader.LoadWeights(badSt));
     }
 
-    [Fact]
+    [DataFact]
     public void TokenizerModelMismatchIsRejected()
     {
         var e = Assert.ThrowsAny<GossetException>(() => Llama2cTokenizer.Load(Stories.TokenizerPath, 32000));
@@ -106,7 +110,7 @@ public sealed class LoaderTests : IDisposable
         Assert.ThrowsAny<GossetException>(() => Llama2cTokenizer.Load(Stories.TokenizerPath, 256));
     }
 
-    [Fact]
+    [DataFact]
     public void EmptyTextAndTooLongContextAreRejected()
     {
         int[] empty = Stories.Tokenizer.Encode("", bos: true, eos: false);

@@ -2,6 +2,7 @@ using Gosset.Coding;
 using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Quantization;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
@@ -119,7 +120,7 @@ public sealed class QuantizationTests : IDisposable
         return s;
     }
 
-    [Theory]
+    [DataTheory]
     [InlineData("fp", "e8")]
     [InlineData("w4", "e8")]
     [InlineData("w4a4kv4", "int")]
@@ -150,7 +151,7 @@ public sealed class QuantizationTests : IDisposable
         for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) < 2e-3, $"logit {i}: {a[i]} vs {b[i]}");
     }
 
-    [Fact]
+    [DataFact]
     public void E8BeatsRotatedInt4AtW4()
     {
         int[] tokens = Stories.ValTokens[..1025];
@@ -159,7 +160,7 @@ public sealed class QuantizationTests : IDisposable
         Assert.True(e8 < intRot, $"E8 KL {e8} vs INT4+rot {intRot}");
     }
 
-    [Fact]
+    [DataFact]
     public void BitsAreCountedWithSideInformation()
     {
         var c = Stories.Weights.Config;
@@ -175,7 +176,7 @@ public sealed class QuantizationTests : IDisposable
         Assert.True(e8.BitsPerWeight - i4.BitsPerWeight <= 0.15, $"{e8.BitsPerWeight} vs {i4.BitsPerWeight}");
     }
 
-    [Fact]
+    [DataFact]
     public void QuantizedModelFileRoundTripsAndDetectsCorruption()
     {
         int[] tokens = Stories.ValTokens[..300];
@@ -186,7 +187,7 @@ public sealed class QuantizationTests : IDisposable
         };
         var model = ModelQuantizer.Quantize(Stories.Weights, spec, Stories.ValTokens[^3000..], 512, 2);
         string p = Path.Combine(_dir, "m.gqm");
-        long size = QuantizedModelFile.Save(model, p);
+        long size = QuantizedModelFile.Save(model, p, QuantizedModelFile.TokenizerBlob.FromFile(Stories.TokenizerPath)).Bytes;
         Assert.Equal(new FileInfo(p).Length, size);
         var (loaded, _) = QuantizedModelFile.Load(p);
         Assert.Equal(model.ForwardWindow(tokens), loaded.ForwardWindow(tokens));

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Gosset.Llm.Tokenization;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
 
@@ -34,7 +35,7 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
 
     public SentencePieceTests(ModelFile model) => _sp = model.Tokenizer;
 
-    [Fact]
+    [DataFact]
     public void GeneratedModelLoadsWithLlama2cIds()
     {
         Assert.Equal(512, _sp.VocabSize);
@@ -42,7 +43,7 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
         Assert.Equal(2, _sp.EosId);
     }
 
-    [Fact]
+    [DataFact]
     public void EncodesAndDecodesGoldenStrings()
     {
         int n = 0;
@@ -59,7 +60,7 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
         Assert.Equal(5, n);
     }
 
-    [Fact]
+    [DataFact]
     public void EosIsAppended()
     {
         int[] ids = _sp.Encode("Once upon a time", bos: true, eos: true);
@@ -82,7 +83,7 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
         "The",
     };
 
-    [Theory]
+    [DataTheory]
     [MemberData(nameof(ExtraStrings))]
     public void MatchesLlama2cOnExtraStrings(string text)
     {
@@ -92,7 +93,7 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
         Assert.Equal(text, StreamDecode(_sp, expected));
     }
 
-    [Fact]
+    [DataFact]
     public void MatchesLlama2cOnValidationText()
     {
         string all = File.ReadAllText(Stories.ValText);
@@ -124,7 +125,7 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
     /// A model with remove_extra_whitespaces (SentencePiece's default, unlike Llama's) encodes text as the llama2.c
     /// tokenizer encodes the text with leading, trailing and repeated spaces removed.
     /// </summary>
-    [Theory]
+    [DataTheory]
     [MemberData(nameof(ExtraWhitespaceCases))]
     public void RemoveExtraWhitespacesModel(string text, string collapsed)
     {

@@ -48,7 +48,7 @@ public class E8MatrixQuantizerTests
         Assert.Equal(34, blockBits); // 8·4 + 2
         long payloadBits = ((long)cols * n / 8 * blockBits + 7) / 8 * 8;
         long sideBits = cols * 2 * 32 + 4 * 32;    // means, gains, scales
-        long header = 8 * (4 + 2 + 1 + 4 + 4 + 4 + 1 + 8 + 1 + 2 + 1 + 1 + 1 + 1 + 4 + 4 + 4); // magic…payload length + crc
+        long header = 8 * (4 + 2 + 1 + 1 + 4 + 4 + 4 + 1 + 8 + 1 + 2 + 1 + 1 + 1 + 1 + 4 + 4 + 4); // magic, version, method, orientation … payload length + crc
         Assert.Equal(payloadBits + sideBits + header, fixedQ.TotalBits);
         // entropy-coded indices cost less than 2 bits per block but digits cost their full log2 q
         var entropyQ = E8MatrixQuantizer.Quantize(a, new E8MatrixOptions { Q = 16, K = 4 });
