@@ -35,6 +35,41 @@ internal sealed class E8BoxCodec : VectorCodec
     public override long Bits => Table.RowBits(Length) - (FixedScale ? 8 : 0);
     public override string Describe() => $"e8 box b={Table.Bits} k={Table.K} {(FixedScale ? "fixed-scale" : "8-bit row scale")}";
 
+    /// <summary>The canonical <see cref="E8BoxCodes"/> of <paramref name="rows"/> vectors coded by this codec (consecutive codes of <see cref="CodeBytes"/>).</summary>
+    public E8BoxCodes ToCodes(byte[] codes, int rows)
+    {
+        var c = new E8BoxCodes(rows, Length, Table.Bits, Table.BlockScales);
+        for (int r = 0; r < rows; r++)
+        {
+            var code = codes.AsSpan(r * CodeBytes, CodeBytes);
+            c.RowScale[r] = Scale(code);
+            code.Slice(_head, Length).CopyTo(c.U.AsSpan(r * Length, Length));
+            code.Slice(_head + Length, Blocks).CopyTo(c.ScaleIndex.AsSpan(r * Blocks, Blocks));
+        }
+        return c;
+    }
+
+    /// <summary>Packs canonical codes row by row in this codec's stored layout (the e8 weight sections of .gqm).</summary>
+    public void PackCodes(E8BoxCodes codes, BitWriter w)
+    {
+        var code = new byte[CodeBytes];
+        for (int r = 0; r < codes.Rows; r++)
+        {
+            if (!FixedScale) code[0] = (byte)Table.RowScaleCode(codes.RowScale[r]);
+            codes.U.AsSpan(r * Length, Length).CopyTo(code.AsSpan(_head));
+            codes.ScaleIndex.AsSpan(r * Blocks, Blocks).CopyTo(code.AsSpan(_head + Length));
+            Pack(code, w);
+        }
+    }
+
+    /// <summary>Reads <paramref name="rows"/> rows written by <see cref="PackCodes"/>.</summary>
+    public E8BoxCodes UnpackCodes(ref BitReader r, int rows)
+    {
+        var codes = new byte[(long)rows * CodeBytes];
+        for (int i = 0; i < rows; i++) Unpack(ref r, codes.AsSpan(i * CodeBytes, CodeBytes));
+        return ToCodes(codes, rows);
+    }
+
     private float Scale(ReadOnlySpan<byte> code) => FixedScale ? Table.RowScaleBase : Table.RowScaleValue(code[0]);
 
     public override void Encode(ReadOnlySpan<float> x, Span<byte> code)

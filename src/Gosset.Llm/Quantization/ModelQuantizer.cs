@@ -65,6 +65,8 @@ public static class ModelQuantizer
                 var code = codes.AsSpan(o * codec.CodeBytes, codec.CodeBytes);
                 if (ldlq is null) codec.Encode(row, code); else ldlq.QuantizeRow(codec, row, code);
             });
+            // The e8 box code runs on the kernels: repack the canonical codes (the stored size stays the codec's).
+            if (codec is E8BoxCodec bc) return new BoxWeights(PackedE8Matrix.FromCodes(bc.ToCodes(codes, outDim)), bc.Bits * outDim);
             return new CodedWeights(codec, codes, outDim);
         });
     }

@@ -191,7 +191,7 @@ public sealed class E8BoxMethod(string name, int k, double indexBitsPerBlock) : 
     public override bool Kernels => true;
 
     /// <inheritdoc/>
-    public override bool Supports(double rate) => Math.Round(rate) is >= 2 and <= 4;
+    public override bool Supports(double rate) => Name == "e8" ? rate >= 0.05 && rate <= 9 : Math.Round(rate) is >= 2 and <= 4;
 
     /// <summary>Parses e8-k&lt;K&gt;-i&lt;bits&gt; or e8-k&lt;K&gt;-fixed.</summary>
     public static bool TryParse(string name, out E8BoxMethod method)
