@@ -107,9 +107,9 @@ internal sealed class E8BoxCodec : VectorCodec
         x.Clear();
         xb.CopyTo(x);
         E8BoxEncoder.EncodeCandidates(x, s, Table.BlockScales, Table.Bits, err, digits);
-        int budget = Table.IndexBitsFor(nb), used = 0, minLen = k == 1 ? 0 : Table.PairLengths.Min();
+        int budget = Table.IndexBitsFor(nb), used = 0;
         for (int t = 0; t < pos - (pos & 1); t += 2) used += Table.PairLengths[idx[t0 + t] * k + idx[t0 + t + 1]];
-        int pairsAfter = (nb + 1) / 2 - (pos / 2 + 1);
+        int after = Table.MinimumIndexBits(Math.Max(0, nb - 2 * (pos / 2 + 1)));
         bool last = pos + 1 >= nb;
         int best = -1; float bestErr = float.PositiveInfinity;
         for (int j = 0; j < k; j++)
@@ -117,7 +117,7 @@ internal sealed class E8BoxCodec : VectorCodec
             int cost;
             if ((pos & 1) == 0) cost = last ? Table.PairLengths[j * k] : MinOver(j, k);
             else cost = Table.PairLengths[idx[block - 1] * k + j];
-            if (used + cost + minLen * pairsAfter > budget) continue;
+            if (used + cost + after > budget) continue;
             if (err[j] < bestErr || best < 0) { bestErr = err[j]; best = j; }
         }
         if (best < 0) best = Cheapest(pos, idx, block, k, last);

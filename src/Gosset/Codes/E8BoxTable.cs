@@ -27,7 +27,7 @@ public sealed class E8BoxTable
     public const int MaxGroupBlocks = 32;
 
     private readonly uint[] _codes;
-    private readonly int _minLength;
+    private readonly int _minLength, _minLastLength;
 
     /// <summary>Creates a table and checks every field.</summary>
     /// <exception cref="ArgumentException">A field is out of range, or the pair lengths are not a complete prefix code.</exception>
@@ -44,6 +44,7 @@ public sealed class E8BoxTable
         PairLengths = pairLengths.ToArray(); GroupBlocks = groupBlocks;
         _codes = CanonicalCodes(PairLengths, k);
         _minLength = k == 1 ? 0 : PairLengths.Min();
+        _minLastLength = k == 1 ? 0 : Enumerable.Range(0, k).Min(j => PairLengths[j * k]);
         if (groupIndexBits < MinimumIndexBits(groupBlocks) || groupIndexBits > MaxCodeLength * ((groupBlocks + 1) / 2))
             throw new ArgumentException($"Group index budget {groupIndexBits} bits is outside [{MinimumIndexBits(groupBlocks)}, {MaxCodeLength * ((groupBlocks + 1) / 2)}].", nameof(groupIndexBits));
         GroupIndexBits = groupIndexBits;
@@ -68,7 +69,8 @@ public sealed class E8BoxTable
     public int IndexBitsFor(int blocks) => blocks == GroupBlocks ? GroupIndexBits
         : Math.Max(MinimumIndexBits(blocks), (int)((long)GroupIndexBits * blocks / GroupBlocks));
 
-    private int MinimumIndexBits(int blocks) => _minLength * ((blocks + 1) / 2);
+    /// <summary>The fewest index bits any choice of indices needs for <paramref name="blocks"/> blocks (an odd last block pairs with index 0).</summary>
+    public int MinimumIndexBits(int blocks) => _minLength * (blocks / 2) + (blocks % 2 == 1 ? _minLastLength : 0);
 
     /// <summary>Stored bits of one row of <paramref name="cols"/> entries: 8 (row scale) + per group 8·b bits per block + its index bits.</summary>
     public long RowBits(int cols)
@@ -331,7 +333,7 @@ public sealed class E8BoxTable
         bool fixedWidth = !(indexBitsPerBlock > 0) || k == 1;
         int fixedBits = k == 1 ? 0 : (int)Math.Ceiling(Math.Log2(k) - 1e-9);
         int Budget(byte[] l) => fixedWidth ? (k == 1 ? 0 : l.Max() * ((groupBlocks + 1) / 2))
-            : Math.Max((k == 1 ? 0 : l.Min()) * ((groupBlocks + 1) / 2), (int)Math.Floor(indexBitsPerBlock * groupBlocks + 1e-9));
+            : Math.Max((k == 1 ? 0 : l.Min()) * (groupBlocks / 2) + (groupBlocks % 2 == 1 ? Enumerable.Range(0, k).Min(j => l[j * k]) : 0), (int)Math.Floor(indexBitsPerBlock * groupBlocks + 1e-9));
         var sample = normalized.ToArray();
         if (fixedWidth)
         {

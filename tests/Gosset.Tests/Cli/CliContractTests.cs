@@ -121,7 +121,7 @@ public sealed class CliContractTests : IDisposable
     public void Side_information_dominating_the_rate_is_one_warning_line()
     {
         Npy.Write(P("small.npy"), E8MatrixQuantizerTests.Gaussian(37, 5, 1));
-        Assert.Equal(0, Run("quantize", "--in", P("small.npy"), "--bits", "4", "--out", P("s.gq")));
+        Assert.Equal(0, Run("quantize", "--in", P("small.npy"), "--bits", "4", "--method", "e8-voronoi", "--out", P("s.gq")));
         var warnings = Lines(_err).Where(l => l.StartsWith("warning: ", StringComparison.Ordinal)).ToArray();
         Assert.Single(warnings);
         Assert.Contains("side information", warnings[0]);
@@ -130,7 +130,7 @@ public sealed class CliContractTests : IDisposable
         Assert.Contains(stored.ToString("F2", System.Globalization.CultureInfo.InvariantCulture), warnings[0]);
 
         Npy.Write(P("big.npy"), E8MatrixQuantizerTests.Gaussian(1024, 16, 1));
-        Assert.Equal(0, Run("quantize", "--in", P("big.npy"), "--bits", "4", "--out", P("b.gq")));
+        Assert.Equal(0, Run("quantize", "--in", P("big.npy"), "--bits", "4", "--method", "e8-voronoi", "--out", P("b.gq")));
         Assert.DoesNotContain("warning:", _err);
     }
 
@@ -164,7 +164,7 @@ public sealed class CliContractTests : IDisposable
         var x = E8MatrixQuantizerTests.Gaussian(64, 3, 1);
         for (int i = 0; i < 64; i++) x[i, 1] *= 1e-39f;
         Npy.Write(P("x.npy"), x);
-        Assert.Equal(0, Run("quantize", "--in", P("x.npy"), "--bits", "5", "--out", P("x.gq")));
+        Assert.Equal(0, Run("quantize", "--in", P("x.npy"), "--bits", "5", "--method", "e8-voronoi", "--out", P("x.gq")));
         Assert.Equal(0, Run("dequantize", "--in", P("x.gq"), "--out", P("y.npy")));
         var y = Npy.Read(P("y.npy"));
         for (int i = 0; i < 64; i++)
