@@ -57,7 +57,7 @@ public sealed class E8BoxQuantizedMatrix : QuantizedMatrix
             z[j] = new float[np];
             rot.Apply(buf, z[j]);
         });
-        var table = E8BoxTable.Fit(z, bits, k, indexBitsPerBlock, rateWeight: double.TryParse(Environment.GetEnvironmentVariable("TMP_RW"), System.Globalization.CultureInfo.InvariantCulture, out double rw) ? rw : 1.39, maxSampleBlocks: int.TryParse(Environment.GetEnvironmentVariable("TMP_S"), out int ms) ? ms : 16384);
+        var table = E8BoxTable.Fit(z, bits, k, indexBitsPerBlock);
         var codes = new E8BoxCodes(m.Cols, np, bits, table.BlockScales);
         int nb = np / 8;
         Parallel.For(0, m.Cols, j =>
