@@ -18,8 +18,13 @@ internal static class CommandRegistry
         yield return GenerateCommand.Create();
         yield return EvalCommand.Create();
         yield return QuantizeModelCommand.Create();
+        yield return SynthModelCommand.Create();
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
+        yield return BenchModelCommand.Create();
+        yield return BenchModelCommand.CreateWorker();
+        yield return BenchModelCommand.CreateQuality();
         yield return InfoCommand.Create();
+        yield return FuzzCommand.Create();
     }
 }

@@ -36,19 +36,25 @@ internal static class GenerateCommand
             var output = new System.Text.StringBuilder();
             // Echo the prompt as llama2.c does (each prompt token after BOS).
             for (int i = 1; i < ids.Length; i++) { string s = stream.Push(ids[i - 1], ids[i]); Console.Write(s); output.Append(s); }
-            var sw = Stopwatch.StartNew();
-            var generated = Generator.Generate(model, ids, pr.GetValue(steps), pr.GetValue(temperature), pr.GetValue(seed), (prev, next) =>
+            var stops = new HashSet<int>(lo.StopIds);
+            var res = Generator.Run(model, ids, pr.GetValue(steps), pr.GetValue(temperature), pr.GetValue(seed), (prev, next) =>
             {
                 string s = stream.Push(prev, next);
                 Console.Write(s);
                 output.Append(s);
                 Console.Out.Flush();
-            });
-            double secs = sw.Elapsed.TotalSeconds;
+            }, stops);
+            var generated = res.Ids;
             Console.WriteLine();
-            int positions = ids.Length - 1 + generated.Count;
+            double secs = res.PrefillSeconds + res.DecodeSeconds;
+            int positions = ids.Length + res.DecodeTokens;
             double tps = positions / Math.Max(secs, 1e-9);
-            Console.Error.WriteLine(string.Format(CultureInfo.InvariantCulture, "achieved tok/s: {0:F1} ({1} positions in {2:F2} s; quant {3})", tps, positions, secs, model.Quant));
+            long? peak = ProcessMemory.PeakRssBytes();
+            var inv = CultureInfo.InvariantCulture;
+            Console.Error.WriteLine(string.Format(inv, "prefill {0:F1} tok/s ({1} tokens in {2:F2} s), decode {3:F2} tok/s ({4} tokens in {5:F2} s), peak RSS {6}; quant {7}",
+                res.PrefillTokensPerSecond, res.PrefillTokens, res.PrefillSeconds, res.DecodeTokensPerSecond, res.DecodeTokens, res.DecodeSeconds,
+                peak is long p ? string.Format(inv, "{0:F0} MB", p / 1e6) : "n/a", model.Quant));
+            Console.Error.WriteLine(string.Format(inv, "achieved tok/s: {0:F1} ({1} positions in {2:F2} s)", tps, positions, secs));
             string? jp = pr.GetValue(json);
             if (jp is not null)
             {
@@ -56,6 +62,8 @@ internal static class GenerateCommand
                 {
                     ["text"] = output.ToString(), ["prompt_ids"] = new JsonArray(ids.Select(i => (JsonNode?)i).ToArray()),
                     ["ids"] = new JsonArray(generated.Select(i => (JsonNode?)i).ToArray()), ["tokens_per_second"] = tps,
+                    ["prefill_tokens"] = res.PrefillTokens, ["prefill_tok_s"] = res.PrefillTokensPerSecond,
+                    ["decode_tokens"] = res.DecodeTokens, ["decode_tok_s"] = res.DecodeTokensPerSecond, ["peak_rss_bytes"] = peak,
                     ["quant"] = model.Quant, ["bits_per_weight"] = model.BitsPerWeight, ["kv_bytes_per_token"] = model.KvBytesPerToken,
                 };
                 Gosset.IO.AtomicFile.WriteAllText(jp, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -11,7 +11,7 @@ namespace Gosset.Cli.Commands;
 internal sealed class LlmOptions
 {
     public Option<string> Model { get; } = new("--model") { Description = "llama2.c checkpoint (.bin, v0 or v1), Hugging Face folder (config.json + safetensors) or quantized .gqm", Required = true };
-    public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "tokenizer (llama2.c .bin or SentencePiece .model); default: tok512.bin / tokenizer.bin next to the model" };
+    public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "tokenizer (llama2.c .bin, SentencePiece .model or HF tokenizer.json); default: the one stored in a .gqm, else tok512.bin / tokenizer.bin / tokenizer.json / tokenizer.model next to the model" };
     public Option<string> Quant { get; } = new("--quant") { Description = "fp | w4 | w4a4 | w4a4kv4 | w3a3kv3 | w4k4v8 … (bits per weight / activation / KV entry)", DefaultValueFactory = _ => "fp" };
     public Option<string> Method { get; } = new("--method") { Description = "e8 | int | int-rot | e8-box: method for every tensor --quant quantizes (e8-box: the kernels' 4-bit E8 box code for weights and activations, products on its kernels; K/V then use e8)", DefaultValueFactory = _ => "e8" };
     public Option<string?> WeightsQ { get; } = new("--weights") { Description = "override for weights: fp or METHOD:BITS[:Q] (e.g. e8:4, int-rot:4, e8:4:16 for q = 16, e8-box:4)" };
@@ -35,10 +35,19 @@ internal sealed class LlmOptions
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
     public Option<ulong> Seed { get; } = new("--rotation-seed") { Description = "seed of the random rotations", DefaultValueFactory = _ => 0x9E3779B97F4A7C15 };
 
+    public Option<string?> Reference { get; } = new("--reference") { Description = "float model to compare a .gqm against (KL, top-1); a .gqm never opens its source otherwise" };
+
+    /// <summary>Token ids that end generation for the loaded model (set by <see cref="Load"/>).</summary>
+    public int[] StopIds { get; private set; } = [1];
+
+    /// <summary>llama2.c stops at BOS (id 1); other tokenizers at their end-of-sequence token.</summary>
+    private static int[] DefaultStops(ITextTokenizer t) => t is Llama2cTokenizer ? [1] : [t.EosId];
+
     public void AddTo(Command cmd, bool quantOptions = true)
     {
         cmd.Options.Add(Model);
         cmd.Options.Add(Tokenizer);
+        cmd.Options.Add(Reference);
         if (!quantOptions) return;
         foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Calib, CalibWindows, Seed })
             cmd.Options.Add(o);
@@ -98,18 +107,22 @@ internal sealed class LlmOptions
         string path = pr.GetValue(Model)!;
         if (path.EndsWith(".gqm", StringComparison.OrdinalIgnoreCase))
         {
-            var (qm, source) = QuantizedModelFile.Load(path);
-            string dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-            bool local = new[] { "tok512.bin", "tokenizer.bin", "tokenizer.model" }.Any(n => File.Exists(Path.Combine(dir, n)));
-            var tok = ModelLoader.LoadTokenizer(local || source is null ? path : source, pr.GetValue(Tokenizer), qm.Config.VocabSize);
+            var (qm, contents) = QuantizedModelFile.Load(path);
+            string? tp = pr.GetValue(Tokenizer);
+            var tok = string.IsNullOrEmpty(tp) ? contents.Tokenizer : ModelLoader.LoadTokenizer(path, tp, qm.Config.VocabSize);
+            StopIds = string.IsNullOrEmpty(tp) ? contents.StopIds : DefaultStops(tok);
             if (quantOptions && QuantSpec.Parse(pr.GetValue(Quant) ?? "fp").IsQuantized)
                 throw new GossetException("a .gqm model is already quantized; do not pass --quant");
-            // The float model it was made from (when still there) is the reference for KL / top-1.
-            LlamaWeights? reference = source is not null && (File.Exists(source) || Directory.Exists(source)) ? ModelLoader.LoadWeights(source) : null;
+            // A .gqm never opens its source: the float reference for KL / top-1 is loaded only when named.
+            string? rp = pr.GetValue(Reference);
+            LlamaWeights? reference = string.IsNullOrEmpty(rp) ? null : ModelLoader.LoadWeights(rp);
+            if (reference is not null && reference.Config with { SeqLen = qm.Config.SeqLen } != qm.Config with { SeqLen = qm.Config.SeqLen })
+                throw new GossetException($"--reference {rp} does not have the shape of {path}");
             return (qm, reference, tok);
         }
         var w = ModelLoader.LoadWeights(path);
         var tokenizer = ModelLoader.LoadTokenizer(path, pr.GetValue(Tokenizer), w.Config.VocabSize);
+        StopIds = DefaultStops(tokenizer);
         if (!quantOptions) return (LlamaModel.FromWeights(w), w, tokenizer);
         var spec = Spec(pr);
         int[]? calib = null;

@@ -500,8 +500,8 @@ internal sealed class Llama2cFuzz : FuzzReader
         var c = new LlamaConfig(p[0], p[1], p[2], p[3], p[4], (int)Math.Min(int.MaxValue, vocab), p[6], shared);
         long count;
         try { count = checked(c.ParameterCount + (v1 ? 0 : 2L * c.SeqLen * (c.HeadSize / 2))); } catch (OverflowException) { return b; }
+        if (count < 0 || count > 1 << 20) return b; // (ParameterCount itself may wrap for absurd headers)
         long size = (v1 ? 256 : 28) + 4 * count;
-        if (count < 0 || size > 1 << 22) return b;
         var r = new byte[size];
         b.AsSpan(0, (int)Math.Min(b.Length, size)).CopyTo(r);
         if (Fuzz.Pick(ref rng, 3) == 0 && size > 300) BinaryPrimitives.WriteSingleLittleEndian(r.AsSpan((int)(size - 4)), float.NaN);
@@ -632,7 +632,7 @@ internal static class FuzzRunner
 {
     /// <summary>Every reader under fuzz.</summary>
     public static IReadOnlyList<FuzzReader> Readers { get; } =
-        [new NpyFuzz(), new SafeTensorsFuzz(), new GqFuzz(), new Llama2cFuzz(), new TokenizerFuzz(), new PackedE8Fuzz()];
+        [new NpyFuzz(), new SafeTensorsFuzz(), new GqFuzz(), new Llama2cFuzz(), new TokenizerFuzz(), new PackedE8Fuzz(), new GqmFuzz(), new GgufFuzz()];
 
     /// <summary>Writes the case to <paramref name="dir"/> and opens it, measuring time and bytes allocated (all threads).</summary>
     public static FuzzResult Run(FuzzReader reader, FuzzCase c, string dir)

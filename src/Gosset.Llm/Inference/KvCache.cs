@@ -1,3 +1,4 @@
+using Gosset.Llm.Loading;
 using Gosset.Rotations;
 using Gosset.Llm.Quantization;
 
@@ -32,29 +33,35 @@ internal sealed class KvLayerFormat(VectorCodec? keys, VectorCodec? values, IRot
 }
 
 /// <summary>
-/// The key/value cache of one sequence: per layer and position, K and V of all KV heads, kept either as
-/// float32 or as codes; attention reads decoded values from the stored codes.
+/// The key/value cache of one sequence and the run state of the forward pass that fills it. Per layer and
+/// position it holds K and V of all KV heads: as float32, or as codes of the layer's codec. Appending a token
+/// encodes only that token; its decoded values are kept beside the codes, so attention never decodes the
+/// cache again (the attention-on-codes path plugs in at <see cref="Keys"/> / <see cref="Values"/>).
 /// </summary>
 public sealed class KvCache
 {
     private readonly int _kvDim, _capacity;
     private readonly KvLayerFormat[] _formats;
-    private readonly float[]?[] _kf, _vf;
-    private readonly byte[]?[] _kc, _vc;
+    private readonly float[][] _k, _v;      // [layer][capacity, kv_dim]: the values attention reads
+    private readonly byte[]?[] _kc, _vc;   // [layer][capacity, code bytes]: what a quantized cache stores
 
-    internal KvCache(int layers, int kvDim, int capacity, KvLayerFormat[] formats)
+    internal KvCache(LlamaConfig config, int capacity, KvLayerFormat[] formats)
     {
-        _kvDim = kvDim;
+        int layers = config.Layers;
+        _kvDim = config.KvDim;
         _capacity = capacity;
         _formats = formats;
-        _kf = new float[layers][]; _vf = new float[layers][];
+        _k = new float[layers][]; _v = new float[layers][];
         _kc = new byte[layers][]; _vc = new byte[layers][];
         for (int l = 0; l < layers; l++)
         {
             var f = formats[l];
-            if (f.Keys is null) _kf[l] = new float[capacity * kvDim]; else _kc[l] = new byte[capacity * f.Keys.CodeBytes];
-            if (f.Values is null) _vf[l] = new float[capacity * kvDim]; else _vc[l] = new byte[capacity * f.Values.CodeBytes];
+            _k[l] = new float[(long)capacity * _kvDim];
+            _v[l] = new float[(long)capacity * _kvDim];
+            if (f.Keys is not null) _kc[l] = new byte[(long)capacity * f.Keys.CodeBytes];
+            if (f.Values is not null) _vc[l] = new byte[(long)capacity * f.Values.CodeBytes];
         }
+        State = new RunState(config, capacity);
     }
 
     /// <summary>Positions the cache can hold.</summary>
@@ -63,41 +70,91 @@ public sealed class KvCache
     /// <summary>Positions written so far (the next position to feed).</summary>
     public int Length { get; internal set; }
 
+    /// <summary>Buffers of the forward pass, allocated once per sequence.</summary>
+    internal RunState State { get; }
+
     internal void Write(int layer, int pos, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
     {
         if (pos >= _capacity) throw new GossetException($"position {pos} is beyond the KV cache capacity {_capacity}");
         var f = _formats[layer];
-        Span<float> t = stackalloc float[_kvDim];
-        if (f.Keys is null) k.CopyTo(_kf[layer].AsSpan(pos * _kvDim, _kvDim));
-        else
-        {
-            KvLayerFormat.Forward(k, f.KeyShift, f.KeyScale, t);
-            f.Keys.Encode(t, _kc[layer].AsSpan(pos * f.Keys.CodeBytes, f.Keys.CodeBytes));
-        }
-        if (f.Values is null) v.CopyTo(_vf[layer].AsSpan(pos * _kvDim, _kvDim));
-        else
-        {
-            KvLayerFormat.Forward(v, f.ValueShift, f.ValueScale, t);
-            f.Values.Encode(t, _vc[layer].AsSpan(pos * f.Values.CodeBytes, f.Values.CodeBytes));
-        }
+        Store(f.Keys, k, f.KeyShift, f.KeyScale, _kc[layer], _k[layer], pos);
+        Store(f.Values, v, f.ValueShift, f.ValueScale, _vc[layer], _v[layer], pos);
     }
 
-    /// <summary>Decoded keys and values of positions [0, count) into [count][kv_dim] arrays.</summary>
+    private void Store(VectorCodec? codec, ReadOnlySpan<float> x, float[]? shift, float[]? scale, byte[]? codes, float[] floats, int pos)
+    {
+        var dst = floats.AsSpan(pos * _kvDim, _kvDim);
+        if (codec is null) { x.CopyTo(dst); return; }
+        Span<float> t = _kvDim <= 8192 ? stackalloc float[_kvDim] : new float[_kvDim];
+        KvLayerFormat.Forward(x, shift, scale, t);
+        var code = codes.AsSpan(pos * codec.CodeBytes, codec.CodeBytes);
+        codec.Encode(t, code);
+        codec.Decode(code, dst);
+        KvLayerFormat.Backward(dst, shift, scale);
+    }
+
+    /// <summary>Keys of positions [0, count) of a layer as attention reads them: [count, kv_dim].</summary>
+    internal ReadOnlySpan<float> Keys(int layer, int count) => _k[layer].AsSpan(0, count * _kvDim);
+
+    /// <summary>Values of positions [0, count): [count, kv_dim].</summary>
+    internal ReadOnlySpan<float> Values(int layer, int count) => _v[layer].AsSpan(0, count * _kvDim);
+
+    /// <summary>Decoded keys and values of positions [0, count) copied into [count][kv_dim] arrays.</summary>
     internal void Read(int layer, int count, float[] k, float[] v)
     {
-        var f = _formats[layer];
-        Read(f.Keys, _kf[layer], _kc[layer], count, k, f.KeyShift, f.KeyScale);
-        Read(f.Values, _vf[layer], _vc[layer], count, v, f.ValueShift, f.ValueScale);
+        Keys(layer, count).CopyTo(k);
+        Values(layer, count).CopyTo(v);
+    }
+}
+
+/// <summary>
+/// Scratch of the forward pass, sized for a batch of tokens and grown only when a larger batch comes, plus the
+/// RoPE cos/sin tables for every position of the cache.
+/// </summary>
+internal sealed class RunState
+{
+    private readonly LlamaConfig _c;
+
+    public RunState(LlamaConfig c, int capacity)
+    {
+        _c = c;
+        int half = c.HeadSize / 2;
+        double[] inv = c.RopeInverseFrequencies();
+        Cos = new float[(long)capacity * half];
+        Sin = new float[(long)capacity * half];
+        for (int p = 0; p < capacity; p++)
+            for (int j = 0; j < half; j++)
+            {
+                double a = p * inv[j];
+                Cos[p * half + j] = (float)Math.Cos(a);
+                Sin[p * half + j] = (float)Math.Sin(a);
+            }
+        X = Xb = Q = K = V = Att = Hb = Hb2 = Logits = [];
+        Ensure(1);
     }
 
-    private void Read(VectorCodec? codec, float[]? floats, byte[]? codes, int count, float[] dst, float[]? shift, float[]? scale)
+    public int Batch { get; private set; }
+    public float[] Cos { get; }    // [capacity, head_size/2]
+    public float[] Sin { get; }    // [capacity, head_size/2]
+    public float[] X { get; private set; }      // [batch, dim] residual stream
+    public float[] Xb { get; private set; }     // [batch, dim] normed input / block output
+    public float[] Q { get; private set; }      // [batch, dim]
+    public float[] K { get; private set; }      // [batch, kv_dim]
+    public float[] V { get; private set; }      // [batch, kv_dim]
+    public float[] Att { get; private set; }    // [batch, dim] attention output
+    public float[] Hb { get; private set; }     // [batch, hidden] gate, then SwiGLU
+    public float[] Hb2 { get; private set; }    // [batch, hidden] up
+    public float[] Logits { get; private set; } // [1, vocab] last token's logits
+
+    /// <summary>Makes room for <paramref name="batch"/> tokens (allocates only when larger than before).</summary>
+    public void Ensure(int batch)
     {
-        if (codec is null) { Array.Copy(floats!, dst, count * _kvDim); return; }
-        Linear.ForTokens(count, 64 * _kvDim, p =>
-        {
-            var d = dst.AsSpan(p * _kvDim, _kvDim);
-            codec.Decode(codes.AsSpan(p * codec.CodeBytes, codec.CodeBytes), d);
-            KvLayerFormat.Backward(d, shift, scale);
-        });
+        if (batch <= Batch) return;
+        var c = _c;
+        X = new float[batch * c.Dim]; Xb = new float[batch * c.Dim]; Q = new float[batch * c.Dim]; Att = new float[batch * c.Dim];
+        K = new float[batch * c.KvDim]; V = new float[batch * c.KvDim];
+        Hb = new float[(long)batch * c.HiddenDim]; Hb2 = new float[(long)batch * c.HiddenDim];
+        if (Logits.Length == 0) Logits = new float[c.VocabSize];
+        Batch = batch;
     }
 }

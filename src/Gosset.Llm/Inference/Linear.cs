@@ -123,18 +123,20 @@ internal sealed class Linear
     /// <summary>When set, every forward call adds its (rotated, unquantized) inputs to this accumulator.</summary>
     public HessianAccumulator? Calibration { get; set; }
 
-    /// <summary>y[t, :] = W · x[t, :] for t &lt; tokens; x is [tokens][In], y is [tokens][Out].</summary>
+    /// <summary>y[t, :] = W · x[t, :] for t &lt; tokens; x is [tokens][In], y is [tokens][Out] (both may be longer).</summary>
     public void Forward(float[] x, int tokens, float[] y)
     {
         int width = Width;
         float[] input = x;
+        float[]? rented = null;
         if (Rotation is not null || Activations is not null || width != In || Calibration is not null)
         {
-            input = new float[tokens * width];
+            // Pooled: the rotated, padded input [tokens, width] is the only scratch a product needs.
+            input = rented = System.Buffers.ArrayPool<float>.Shared.Rent(tokens * width);
             var raw = Calibration is not null ? new float[tokens * width] : null;
             ForTokens(tokens, In * 8, t =>
             {
-                Span<float> buf = stackalloc float[width];
+                Span<float> buf = width <= 8192 ? stackalloc float[width] : new float[width];
                 buf.Clear();
                 x.AsSpan(t * In, In).CopyTo(buf);
                 var dst = input.AsSpan(t * width, width);
@@ -144,19 +146,29 @@ internal sealed class Linear
             });
             if (raw is not null) Calibration!.Add(raw, tokens);
         }
-        // Small products run on the calling thread (parallel overhead dominates below ~64k multiply-adds).
-        int threads = (long)tokens * Out * width < 1 << 16 ? 1 : 0;
-        switch (Weights)
+        try
         {
-            case BoxWeights b:
-                b.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, null, threads);
-                return;
-            case DenseWeights d:
-                DenseGemv.Multiply(d.Data, Out, width, input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
-                return;
-            default:
-                CodedProduct(input, tokens, y, threads);
-                return;
+            // Small products run on the calling thread (parallel overhead dominates below ~64k multiply-adds).
+            int threads = (long)tokens * Out * width < 1 << 16 ? 1 : 0;
+            switch (Weights)
+            {
+                case BoxWeights b:
+                    b.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, null, threads);
+                    return;
+                case DenseWeights d:
+                    DenseGemv.Multiply(d.Data, Out, width, input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
+                    return;
+                case HalfWeights h:
+                    h.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
+                    return;
+                default:
+                    CodedProduct(input, tokens, y, threads);
+                    return;
+            }
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
     }
 

@@ -28,10 +28,18 @@ public sealed class LlamaModel
 {
     internal LlamaModel(LlamaConfig config, float[] embedding, float[] classifier, float[] rmsFinal, LayerBlock[] layers,
         KvLayerFormat[] kv, string quant)
+        : this(config, embedding.Length == 0 ? null : new TokenTable(embedding, config.VocabSize, config.Dim),
+            embedding.Length == 0 ? null : new DenseWeights(classifier, config.VocabSize, config.Dim), rmsFinal, layers, kv, quant)
+    {
+    }
+
+    /// <summary>Null tables (empty arrays above) make a structure whose tables <see cref="SetTables"/> supplies (the .gqm reader).</summary>
+    internal LlamaModel(LlamaConfig config, TokenTable? embedding, WeightMatrix? classifier, float[] rmsFinal, LayerBlock[] layers,
+        KvLayerFormat[] kv, string quant)
     {
         Config = config;
-        Embedding = embedding;
-        Classifier = new Linear(config.Dim, new DenseWeights(classifier, config.VocabSize, config.Dim));
+        Embedding = embedding!;
+        Classifier = classifier is null ? null! : new Linear(config.Dim, classifier);
         RmsFinal = rmsFinal;
         Layers = layers;
         Kv = kv;
@@ -56,15 +64,40 @@ public sealed class LlamaModel
             };
         }
         var kv = Enumerable.Range(0, c.Layers).Select(_ => new KvLayerFormat(null, null, null)).ToArray();
-        return new LlamaModel(c, w.TokenEmbedding, w.Classifier, w.RmsFinal, layers, kv, "fp");
+        var m = new LlamaModel(c, w.TokenEmbedding, w.Classifier, w.RmsFinal, layers, kv, "fp");
+        m.SetBiases(w);
+        return m;
     }
 
     /// <summary>Hyper-parameters.</summary>
     public LlamaConfig Config { get; }
     /// <summary>The quantization this model runs with ("fp" for float32).</summary>
     public string Quant { get; }
-    internal float[] Embedding { get; }
-    internal Linear Classifier { get; }
+    internal TokenTable Embedding { get; private set; }
+
+    /// <summary>Sets the embedding table and classifier (kept at their stored precision).</summary>
+    internal void SetTables(TokenTable embedding, WeightMatrix classifier)
+    {
+        if (embedding.Rows != Config.VocabSize || embedding.Cols != Config.Dim || classifier.Rows != Config.VocabSize || classifier.Cols != Config.Dim)
+            throw new ArgumentException("embedding or classifier shape does not match the configuration");
+        Embedding = embedding;
+        Classifier = new Linear(Config.Dim, classifier);
+    }
+    /// <summary>Query / key / value biases per layer (engine row order), or null (Qwen2 has them).</summary>
+    internal float[][]? Bq { get; private set; }
+    internal float[][]? Bk { get; private set; }
+    internal float[][]? Bv { get; private set; }
+
+    /// <summary>Takes the q/k/v biases of a checkpoint (nothing when it has none).</summary>
+    internal void SetBiases(LlamaWeights w) => SetBiases(w.Bq, w.Bk, w.Bv);
+
+    internal void SetBiases(float[][]? bq, float[][]? bk, float[][]? bv)
+    {
+        if ((bq is null) != (bk is null) || (bq is null) != (bv is null)) throw new ArgumentException("all three biases or none");
+        if (bq is not null && (bq.Length != Config.Layers || !Config.QkvBias)) throw new ArgumentException("biases do not match the configuration");
+        Bq = bq; Bk = bk; Bv = bv;
+    }
+    internal Linear Classifier { get; private set; }
     internal float[] RmsFinal { get; }
     internal LayerBlock[] Layers { get; }
     internal KvLayerFormat[] Kv { get; }
@@ -119,7 +152,7 @@ public sealed class LlamaModel
     {
         if (capacity <= 0) capacity = Config.SeqLen;
         if (capacity > Config.SeqLen) throw new GossetException($"context {capacity} is longer than the model's seq_len {Config.SeqLen}");
-        return new KvCache(Config.Layers, Config.KvDim, capacity, Kv);
+        return new KvCache(Config, capacity, Kv);
     }
 
     /// <summary>Logits [tokens.Length][vocab] of a window fed at positions 0.. with an empty cache.</summary>
@@ -131,31 +164,43 @@ public sealed class LlamaModel
     }
 
     /// <summary>
-    /// Feeds tokens at positions cache.Length.. and returns their logits [tokens.Length][vocab].
+    /// Feeds tokens at positions cache.Length.. and returns their logits [tokens.Length][vocab] (a new array).
     /// One token at a time is the generation path; a window at once is the evaluation path.
     /// </summary>
     public float[] Forward(KvCache cache, ReadOnlySpan<int> tokens)
     {
+        var logits = new float[(long)tokens.Length * Config.VocabSize];
+        Run(cache, tokens, logits);
+        return logits;
+    }
+
+    /// <summary>
+    /// Feeds tokens at positions cache.Length.. (a prompt in one batch, or one token) and returns the logits of the last
+    /// one: the cache's run-state buffer [vocab], overwritten by the next call. Allocates nothing once the state is sized.
+    /// </summary>
+    public float[] ForwardLast(KvCache cache, ReadOnlySpan<int> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        Run(cache, tokens, null);
+        return cache.State.Logits;
+    }
+
+    private void Run(KvCache cache, ReadOnlySpan<int> tokens, float[]? allLogits)
+    {
         ArgumentNullException.ThrowIfNull(cache);
         var c = Config;
-        int T = tokens.Length, dim = c.Dim, kvDim = c.KvDim, hs = c.HeadSize, pos0 = cache.Length;
+        int T = tokens.Length, dim = c.Dim, kvDim = c.KvDim, pos0 = cache.Length;
+        if (T == 0) throw new GossetException("no tokens to feed");
         if (pos0 + T > cache.Capacity) throw new GossetException($"context of {pos0 + T} tokens exceeds the cache capacity {cache.Capacity} (model seq_len {c.SeqLen})");
-        var x = new float[T * dim];
+        var st = cache.State;
+        st.Ensure(T);
+        float[] x = st.X, xb = st.Xb, q = st.Q, k = st.K, v = st.V, att = st.Att, hb = st.Hb, hb2 = st.Hb2;
         for (int t = 0; t < T; t++)
         {
             int id = tokens[t];
             if ((uint)id >= (uint)c.VocabSize) throw new GossetException($"token id {id} is outside the vocabulary (size {c.VocabSize})");
-            Embedding.AsSpan(id * dim, dim).CopyTo(x.AsSpan(t * dim, dim));
+            Embedding.Row(id, x.AsSpan(t * dim, dim));
         }
-        var xb = new float[T * dim];
-        var q = new float[T * dim];
-        var k = new float[T * kvDim];
-        var v = new float[T * kvDim];
-        var att = new float[T * dim];
-        var hb = new float[T * c.HiddenDim];
-        var hb2 = new float[T * c.HiddenDim];
-        var kAll = new float[(pos0 + T) * kvDim];
-        var vAll = new float[(pos0 + T) * kvDim];
         for (int l = 0; l < c.Layers; l++)
         {
             var L = Layers[l];
@@ -164,41 +209,61 @@ public sealed class LlamaModel
             L.Wq.Forward(xb, T, q);
             L.Wk.Forward(xb, T, k);
             L.Wv.Forward(xb, T, v);
+            if (Bq is not null)
+                for (int t = 0; t < T; t++)
+                {
+                    TensorPrimitives.Add(q.AsSpan(t * dim, dim), Bq[l], q.AsSpan(t * dim, dim));
+                    TensorPrimitives.Add(k.AsSpan(t * kvDim, kvDim), Bk![l], k.AsSpan(t * kvDim, kvDim));
+                    TensorPrimitives.Add(v.AsSpan(t * kvDim, kvDim), Bv![l], v.AsSpan(t * kvDim, kvDim));
+                }
             for (int t = 0; t < T; t++)
             {
-                Rope(q.AsSpan(t * dim, dim), pos0 + t, hs, c.RopeTheta);
-                Rope(k.AsSpan(t * kvDim, kvDim), pos0 + t, hs, c.RopeTheta);
+                Rope(q.AsSpan(t * dim, dim), st, pos0 + t, c.HeadSize);
+                Rope(k.AsSpan(t * kvDim, kvDim), st, pos0 + t, c.HeadSize);
                 if (fmt.HeadRotation is { } r)
                 {
-                    RotateHeads(r, q.AsSpan(t * dim, dim), hs, false);
-                    RotateHeads(r, k.AsSpan(t * kvDim, kvDim), hs, false);
-                    RotateHeads(r, v.AsSpan(t * kvDim, kvDim), hs, false);
+                    RotateHeads(r, q.AsSpan(t * dim, dim), c.HeadSize, false);
+                    RotateHeads(r, k.AsSpan(t * kvDim, kvDim), c.HeadSize, false);
+                    RotateHeads(r, v.AsSpan(t * kvDim, kvDim), c.HeadSize, false);
                 }
                 cache.Write(l, pos0 + t, k.AsSpan(t * kvDim, kvDim), v.AsSpan(t * kvDim, kvDim));
             }
             KvTap?.Invoke(l, q, k, v, T);
-            cache.Read(l, pos0 + T, kAll, vAll);
-            Attention(q, kAll, vAll, att, T, pos0, c);
+            Attention(q, cache, l, att, T, pos0, c);
             if (fmt.HeadRotation is { } r2)
-                for (int t = 0; t < T; t++) RotateHeads(r2, att.AsSpan(t * dim, dim), hs, true);
+                for (int t = 0; t < T; t++) RotateHeads(r2, att.AsSpan(t * dim, dim), c.HeadSize, true);
             L.Wo.Forward(att, T, xb);
-            TensorPrimitives.Add(x, xb, x);
+            TensorPrimitives.Add(x.AsSpan(0, T * dim), xb.AsSpan(0, T * dim), x.AsSpan(0, T * dim));
             RmsNorm(x, L.RmsFfn, xb, T, dim, c.NormEps);
             L.W1.Forward(xb, T, hb);
             L.W3.Forward(xb, T, hb2);
-            for (int i = 0; i < hb.Length; i++)
-            {
-                float a = hb[i];
-                hb[i] = a / (1f + MathF.Exp(-a)) * hb2[i];
-            }
+            SwiGlu(hb.AsSpan(0, T * c.HiddenDim), hb2.AsSpan(0, T * c.HiddenDim));
             L.W2.Forward(hb, T, xb);
-            TensorPrimitives.Add(x, xb, x);
+            TensorPrimitives.Add(x.AsSpan(0, T * dim), xb.AsSpan(0, T * dim), x.AsSpan(0, T * dim));
         }
         cache.Length = pos0 + T;
-        RmsNorm(x, RmsFinal, xb, T, dim, c.NormEps);
-        var logits = new float[T * c.VocabSize];
-        Classifier.Forward(xb, T, logits);
-        return logits;
+        if (allLogits is not null)
+        {
+            RmsNorm(x, RmsFinal, xb, T, dim, c.NormEps);
+            Classifier.Forward(xb, T, allLogits);
+        }
+        else
+        {
+            // Only the last token's logits are needed: the classifier (often the largest matrix) runs once.
+            x.AsSpan((T - 1) * dim, dim).CopyTo(att);
+            RmsNorm(att, RmsFinal, xb, 1, dim, c.NormEps);
+            Classifier.Forward(xb, 1, st.Logits);
+        }
+    }
+
+    /// <summary>h ← silu(h)·u, elementwise (the SwiGLU gate).</summary>
+    private static void SwiGlu(Span<float> h, ReadOnlySpan<float> u)
+    {
+        for (int i = 0; i < h.Length; i++)
+        {
+            float a = h[i];
+            h[i] = a / (1f + MathF.Exp(-a)) * u[i];
+        }
     }
 
     private static void RotateHeads(IRotation r, Span<float> vec, int hs, bool inverse)
@@ -225,13 +290,29 @@ public sealed class LlamaModel
         }
     }
 
-    /// <summary>Rotates each adjacent pair (2j, 2j+1) of every head by pos·θ^(−2j/hs).</summary>
-    internal static void Rope(Span<float> vec, int pos, int hs, float theta)
+    /// <summary>Rotates each adjacent pair (2j, 2j+1) of every head by pos·f_j, f_j the (scaled) inverse frequency, from the tables.</summary>
+    private static void Rope(Span<float> vec, RunState st, int pos, int hs)
+    {
+        int half = hs / 2;
+        var cos = st.Cos.AsSpan(pos * half, half);
+        var sin = st.Sin.AsSpan(pos * half, half);
+        for (int h = 0; h < vec.Length; h += hs)
+            for (int j = 0; j < half; j++)
+            {
+                int i = h + 2 * j;
+                float cr = cos[j], ci = sin[j];
+                float v0 = vec[i], v1 = vec[i + 1];
+                vec[i] = v0 * cr - v1 * ci;
+                vec[i + 1] = v0 * ci + v1 * cr;
+            }
+    }
+
+    /// <summary>Reference RoPE (angle computed per call); the tables must reproduce it.</summary>
+    internal static void Rope(Span<float> vec, int pos, int hs, double[] inverseFrequencies)
     {
         for (int i = 0; i < vec.Length; i += 2)
         {
-            int hd = i % hs;
-            double angle = pos * Math.Pow(theta, -(double)hd / hs);
+            double angle = pos * inverseFrequencies[(i % hs) / 2];
             float cr = (float)Math.Cos(angle), ci = (float)Math.Sin(angle);
             float v0 = vec[i], v1 = vec[i + 1];
             vec[i] = v0 * cr - v1 * ci;
@@ -239,38 +320,37 @@ public sealed class LlamaModel
         }
     }
 
-    private static void Attention(float[] q, float[] kAll, float[] vAll, float[] att, int T, int pos0, LlamaConfig c)
+    /// <summary>
+    /// Causal multi-head attention of T new tokens over the cache (GQA: query head h reads KV head h / group);
+    /// one work item per (token, head), threaded when the work is large enough.
+    /// </summary>
+    private static void Attention(float[] q, KvCache cache, int layer, float[] att, int T, int pos0, LlamaConfig c)
     {
         int hs = c.HeadSize, dim = c.Dim, kvDim = c.KvDim, heads = c.Heads, group = c.Heads / c.KvHeads;
         float scale = 1f / MathF.Sqrt(hs);
+        int total = pos0 + T;
         void Body(int item)
         {
             int t = item / heads, h = item % heads;
             int n = pos0 + t + 1;
-            var scores = n <= 4096 ? stackalloc float[n] : new float[n];
+            float[]? rented = n > 16384 ? System.Buffers.ArrayPool<float>.Shared.Rent(n) : null;
+            Span<float> scores = rented is null ? stackalloc float[n] : rented.AsSpan(0, n);
+            var keys = cache.Keys(layer, n);
+            var values = cache.Values(layer, n);
             var qh = q.AsSpan(t * dim + h * hs, hs);
             int kvOff = (h / group) * hs;
-            float max = float.NegativeInfinity;
-            for (int s = 0; s < n; s++)
-            {
-                float d = TensorPrimitives.Dot(qh, kAll.AsSpan(s * kvDim + kvOff, hs)) * scale;
-                scores[s] = d;
-                if (d > max) max = d;
-            }
-            double sum = 0;
-            for (int s = 0; s < n; s++) { float e = MathF.Exp(scores[s] - max); scores[s] = e; sum += e; }
-            float inv = (float)(1 / sum);
+            for (int s = 0; s < n; s++) scores[s] = TensorPrimitives.Dot(qh, keys.Slice(s * kvDim + kvOff, hs)) * scale;
+            float max = TensorPrimitives.Max(scores);
+            TensorPrimitives.Subtract(scores, max, scores);
+            TensorPrimitives.Exp(scores, scores);
+            float inv = 1f / TensorPrimitives.Sum(scores);
             var o = att.AsSpan(t * dim + h * hs, hs);
             o.Clear();
-            for (int s = 0; s < n; s++)
-            {
-                float a = scores[s] * inv;
-                var vs = vAll.AsSpan(s * kvDim + kvOff, hs);
-                for (int i = 0; i < hs; i++) o[i] += a * vs[i];
-            }
+            for (int s = 0; s < n; s++) TensorPrimitives.MultiplyAdd(values.Slice(s * kvDim + kvOff, hs), scores[s] * inv, o, o);
+            if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
         int items = T * heads;
-        if ((long)items * (pos0 + T) * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
+        if ((long)items * total * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
         else Parallel.For(0, items, Body);
     }
 }

@@ -18,96 +18,62 @@ public static class HuggingFaceLoader
         || path.EndsWith("config.json", StringComparison.OrdinalIgnoreCase)
         || path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Loads a checkpoint from a folder (or a file inside it).</summary>
+    /// <summary>Loads a checkpoint from a folder (or a file inside it) into float32 arrays.</summary>
     public static LlamaWeights Load(string path)
     {
-        string dir = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        string configPath = System.IO.Path.Combine(dir, "config.json");
-        if (!File.Exists(configPath)) throw new InvalidFileException(dir, "no config.json beside the safetensors files");
-        var config = ReadConfig(configPath);
-        var files = Directory.GetFiles(dir, "*.safetensors").OrderBy(f => f, StringComparer.Ordinal).ToArray();
-        if (files.Length == 0) throw new InvalidFileException(dir, "no *.safetensors files");
-        var opened = new List<SafeTensorsFile>();
-        try
+        using var ck = HfCheckpoint.Open(path);
+        var config = ck.Config;
+        var w = new LlamaWeights(config);
+        ck.Read("model.embed_tokens.weight", w.TokenEmbedding);
+        for (int l = 0; l < config.Layers; l++)
         {
-            var byName = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
-            foreach (var f in files)
+            string p = $"model.layers.{l}.";
+            ck.Read(p + "input_layernorm.weight", w.RmsAtt[l]);
+            ck.Read(p + "post_attention_layernorm.weight", w.RmsFfn[l]);
+            foreach (var name in new[] { "wq", "wk", "wv", "wo", "w1", "w2", "w3" })
             {
-                var st = SafeTensorsFile.Open(f);
-                opened.Add(st);
-                foreach (var t in st.Tensors) byName[t.Name] = st;
+                float[] dst = name switch
+                {
+                    "wq" => w.Wq[l], "wk" => w.Wk[l], "wv" => w.Wv[l], "wo" => w.Wo[l], "w1" => w.W1[l], "w2" => w.W2[l], _ => w.W3[l],
+                };
+                ck.Read(HfCheckpoint.LinearName(l, name), dst);
+                if (name == "wq") Unpermute(dst, config.Heads, config.HeadSize, config.Dim);
+                if (name == "wk") Unpermute(dst, config.KvHeads, config.HeadSize, config.Dim);
             }
-            bool shared = !byName.ContainsKey("lm_head.weight");
-            config = config with { SharedClassifier = shared };
-            var w = new LlamaWeights(config);
-            int d = config.Dim, h = config.HiddenDim, kv = config.KvDim;
-            void R(string name, float[] dst, params long[] shape)
+            if (config.QkvBias)
             {
-                if (!byName.TryGetValue(name, out var st)) throw new InvalidFileException(dir, $"tensor {name} is missing");
-                var info = st.Info(name);
-                if (!info.Shape.SequenceEqual(shape))
-                    throw new InvalidFileException(st.Path, $"tensor {name} has shape {info.ShapeText}, expected [{string.Join(", ", shape)}]");
-                if (info.DType is not ("F32" or "F16" or "BF16" or "F64"))
-                    throw new InvalidFileException(st.Path, $"tensor {name}: dtype {info.DType} is not supported (F32, F16, BF16, F64)");
-                st.ReadFloats(info, dst);
+                ck.Bias(l, "q")!.CopyTo(w.Bq![l], 0);
+                ck.Bias(l, "k")!.CopyTo(w.Bk![l], 0);
+                ck.Bias(l, "v")!.CopyTo(w.Bv![l], 0);
             }
-            R("model.embed_tokens.weight", w.TokenEmbedding, config.VocabSize, d);
-            var tmp = new float[Math.Max(d * d, kv * d)];
-            for (int l = 0; l < config.Layers; l++)
-            {
-                string p = $"model.layers.{l}.";
-                R(p + "input_layernorm.weight", w.RmsAtt[l], d);
-                R(p + "self_attn.q_proj.weight", w.Wq[l], d, d);
-                R(p + "self_attn.k_proj.weight", w.Wk[l], kv, d);
-                Unpermute(w.Wq[l], config.Heads, config.HeadSize, d);
-                Unpermute(w.Wk[l], config.KvHeads, config.HeadSize, d);
-                R(p + "self_attn.v_proj.weight", w.Wv[l], kv, d);
-                R(p + "self_attn.o_proj.weight", w.Wo[l], d, d);
-                R(p + "post_attention_layernorm.weight", w.RmsFfn[l], d);
-                R(p + "mlp.gate_proj.weight", w.W1[l], h, d);
-                R(p + "mlp.down_proj.weight", w.W2[l], d, h);
-                R(p + "mlp.up_proj.weight", w.W3[l], h, d);
-            }
-            R("model.norm.weight", w.RmsFinal, d);
-            if (!shared) R("lm_head.weight", w.Classifier, config.VocabSize, d);
-            w.CheckFinite(dir);
-            return w;
         }
-        finally
-        {
-            foreach (var st in opened) st.Dispose();
-        }
+        ck.Read("model.norm.weight", w.RmsFinal);
+        if (!config.SharedClassifier) ck.Read("lm_head.weight", w.Classifier);
+        w.CheckFinite(ck.Directory);
+        return w;
     }
 
-    /// <summary>Parses the fields of a HF Llama config.json that the engine needs.</summary>
-    public static LlamaConfig ReadConfig(string configPath)
+    private static string ConfigPath(string path) =>
+        System.IO.Path.Combine(Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "config.json");
+
+    /// <summary>True when config.json carries <c>"gosset_random_weights": true</c> (written by synth-model).</summary>
+    public static bool IsRandomWeights(string path)
     {
-        JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(configPath)); }
-        catch (JsonException e) { throw new InvalidFileException(configPath, "not valid JSON: " + e.Message); }
-        if (root is not JsonObject o) throw new InvalidFileException(configPath, "not a JSON object");
-        int I(string key, int? fallback = null)
-        {
-            if (o[key] is JsonValue v && v.TryGetValue(out int x)) return x;
-            if (fallback is int f) return f;
-            throw new InvalidFileException(configPath, $"missing integer field \"{key}\"");
-        }
-        float F(string key, float fallback) =>
-            o[key] is JsonValue v && v.TryGetValue(out double x) ? (float)x : fallback;
-        string? arch = o["model_type"]?.GetValue<string>();
-        if (arch is not null && arch is not ("llama" or "mistral" or "qwen2"))
-            throw new InvalidFileException(configPath, $"model_type \"{arch}\" is not a Llama-family model");
-        if (o["rope_scaling"] is JsonObject)
-            throw new InvalidFileException(configPath, "rope_scaling is not supported");
-        int heads = I("num_attention_heads");
-        var c = new LlamaConfig(I("hidden_size"), I("intermediate_size"), I("num_hidden_layers"), heads,
-            I("num_key_value_heads", heads), I("vocab_size"), I("max_position_embeddings"), true,
-            F("rms_norm_eps", 1e-6f), F("rope_theta", 10000f));
-        if (o["head_dim"] is JsonValue hd && hd.TryGetValue(out int headDim) && headDim != c.HeadSize)
-            throw new InvalidFileException(configPath, $"head_dim {headDim} differs from hidden_size / num_attention_heads");
-        c.Validate(configPath);
-        return c;
+        string cp = ConfigPath(path);
+        if (!File.Exists(cp)) return false;
+        try { return JsonNode.Parse(File.ReadAllText(cp))?["gosset_random_weights"] is JsonValue v && v.TryGetValue(out bool b) && b; }
+        catch (JsonException) { return false; }
     }
+
+    /// <summary>The config's eos_token_id(s), or null when it names none.</summary>
+    public static int[]? StopIds(string path)
+    {
+        var ids = HfConfig.Read(ConfigPath(path)).EosTokenIds;
+        return ids.Length > 0 ? ids : null;
+    }
+
+    /// <summary>Parses a HF config.json (Llama, Mistral, Qwen2); unsupported fields are refused with an error naming them.</summary>
+    public static LlamaConfig ReadConfig(string configPath) => HfConfig.Read(configPath).Config;
 
     /// <summary>
     /// HF row order within a head is (half b, pair a) = b·hs/2 + a; llama2.c order is 2a + b.
@@ -131,8 +97,8 @@ public static class HuggingFaceLoader
                 }
     }
 
-    /// <summary>Writes weights as a HF Llama folder (config.json + model.safetensors), q/k permuted to HF order.</summary>
-    internal static void Save(LlamaWeights w, string dir, SafeTensorsDType dtype = SafeTensorsDType.F32)
+    /// <summary>Writes weights as a HF folder (config.json + model.safetensors, in memory: small models), q/k permuted to HF order.</summary>
+    public static void Save(LlamaWeights w, string dir, SafeTensorsDType dtype = SafeTensorsDType.F32)
     {
         var c = w.Config;
         Directory.CreateDirectory(dir);
@@ -143,8 +109,15 @@ public static class HuggingFaceLoader
             ["hidden_size"] = c.Dim, ["intermediate_size"] = c.HiddenDim, ["num_hidden_layers"] = c.Layers,
             ["num_attention_heads"] = c.Heads, ["num_key_value_heads"] = c.KvHeads, ["vocab_size"] = c.VocabSize,
             ["max_position_embeddings"] = c.SeqLen, ["rms_norm_eps"] = c.NormEps, ["rope_theta"] = c.RopeTheta,
-            ["tie_word_embeddings"] = c.SharedClassifier,
+            ["tie_word_embeddings"] = c.SharedClassifier, ["hidden_act"] = "silu",
         };
+        if (c.Architecture is "mistral" or "qwen2") cfg["model_type"] = c.Architecture;
+        if (c.RopeScaling is { } rs)
+            cfg["rope_scaling"] = new JsonObject
+            {
+                ["rope_type"] = "llama3", ["factor"] = rs.Factor, ["low_freq_factor"] = rs.LowFreqFactor,
+                ["high_freq_factor"] = rs.HighFreqFactor, ["original_max_position_embeddings"] = rs.OriginalMaxPositions,
+            };
         Gosset.IO.AtomicFile.WriteAllText(System.IO.Path.Combine(dir, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         int d = c.Dim, h = c.HiddenDim, kv = c.KvDim;
         var t = new List<(string, long[], float[])> { ("model.embed_tokens.weight", [c.VocabSize, d], w.TokenEmbedding) };
@@ -157,6 +130,14 @@ public static class HuggingFaceLoader
             t.Add((p + "self_attn.q_proj.weight", [d, d], q));
             t.Add((p + "self_attn.k_proj.weight", [kv, d], k));
             t.Add((p + "self_attn.v_proj.weight", [kv, d], w.Wv[l]));
+            if (c.QkvBias)
+            {
+                var bq = (float[])w.Bq![l].Clone(); Permute(bq, c.Heads, c.HeadSize, 1);
+                var bk = (float[])w.Bk![l].Clone(); Permute(bk, c.KvHeads, c.HeadSize, 1);
+                t.Add((p + "self_attn.q_proj.bias", [d], bq));
+                t.Add((p + "self_attn.k_proj.bias", [kv], bk));
+                t.Add((p + "self_attn.v_proj.bias", [kv], w.Bv![l]));
+            }
             t.Add((p + "self_attn.o_proj.weight", [d, d], w.Wo[l]));
             t.Add((p + "post_attention_layernorm.weight", [d], w.RmsFfn[l]));
             t.Add((p + "mlp.gate_proj.weight", [h, d], w.W1[l]));

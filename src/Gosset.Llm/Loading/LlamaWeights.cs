@@ -13,13 +13,14 @@ public sealed class LlamaWeights
         Config = config;
         int d = config.Dim, h = config.HiddenDim, kv = config.KvDim, l = config.Layers;
         TokenEmbedding = new float[(long)config.VocabSize * d];
-        RmsAtt = Make(l, d); Wq = Make(l, d * d); Wk = Make(l, kv * d); Wv = Make(l, kv * d); Wo = Make(l, d * d);
-        RmsFfn = Make(l, d); W1 = Make(l, h * d); W2 = Make(l, d * h); W3 = Make(l, h * d);
+        RmsAtt = Make(l, d); Wq = Make(l, (long)d * d); Wk = Make(l, (long)kv * d); Wv = Make(l, (long)kv * d); Wo = Make(l, (long)d * d);
+        RmsFfn = Make(l, d); W1 = Make(l, (long)h * d); W2 = Make(l, (long)d * h); W3 = Make(l, (long)h * d);
         RmsFinal = new float[d];
         Classifier = config.SharedClassifier ? TokenEmbedding : new float[(long)config.VocabSize * d];
+        if (config.QkvBias) { Bq = Make(l, d); Bk = Make(l, kv); Bv = Make(l, kv); }
     }
 
-    private static float[][] Make(int layers, int size)
+    private static float[][] Make(int layers, long size)
     {
         var a = new float[layers][];
         for (int i = 0; i < layers; i++) a[i] = new float[size];
@@ -53,6 +54,13 @@ public sealed class LlamaWeights
     /// <summary>Output classifier [vocab][dim]; the same array as <see cref="TokenEmbedding"/> when shared.</summary>
     public float[] Classifier { get; }
 
+    /// <summary>Query bias, per layer [dim] (RoPE pair order like <see cref="Wq"/>'s rows), or null without biases.</summary>
+    public float[][]? Bq { get; }
+    /// <summary>Key bias, per layer [kv_dim], or null.</summary>
+    public float[][]? Bk { get; }
+    /// <summary>Value bias, per layer [kv_dim], or null.</summary>
+    public float[][]? Bv { get; }
+
     /// <summary>Throws when any weight is NaN or infinite (a corrupt checkpoint).</summary>
     public void CheckFinite(string source)
     {
@@ -66,6 +74,7 @@ public sealed class LlamaWeights
         {
             Check(RmsAtt[i], "rms_att"); Check(Wq[i], "wq"); Check(Wk[i], "wk"); Check(Wv[i], "wv"); Check(Wo[i], "wo");
             Check(RmsFfn[i], "rms_ffn"); Check(W1[i], "w1"); Check(W2[i], "w2"); Check(W3[i], "w3");
+            if (Bq is not null) { Check(Bq[i], "bq"); Check(Bk![i], "bk"); Check(Bv![i], "bv"); }
         }
         Check(RmsFinal, "rms_final");
         if (!Config.SharedClassifier) Check(Classifier, "wcls");

@@ -116,7 +116,11 @@ public static class ModelQuantizer
     /// <summary>Builds the model structure for a recipe; <paramref name="weightsFor"/> supplies each linear layer's weights.</summary>
     internal static LlamaModel Assemble(LlamaWeights w, QuantRecipe recipe, bool calibration,
         Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)
-        => Assemble(w.Config, w.TokenEmbedding, w.Classifier, w.RmsFinal, w.RmsAtt, w.RmsFfn, recipe, calibration, weightsFor);
+    {
+        var m = Assemble(w.Config, w.TokenEmbedding, w.Classifier, w.RmsFinal, w.RmsAtt, w.RmsFfn, recipe, calibration, weightsFor);
+        m.SetBiases(w); // q/k/v biases (Qwen2) stay float, added after the products
+        return m;
+    }
 
     internal static LlamaModel Assemble(LlamaConfig c, float[] embedding, float[] classifier, float[] rmsFinal, float[][] rmsAtt, float[][] rmsFfn,
         QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)

@@ -41,12 +41,22 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         if (!File.Exists(path)) throw new FileNotFoundException($"File not found: {path}", path);
         long length = new FileInfo(path).Length;
         if (length > MaxFileLength) throw new InvalidFileException(path, $"{length} bytes is too large for a llama2.c tokenizer");
+        byte[] b = File.ReadAllBytes(path);
+        if (b.Length != length) throw new InvalidFileException(path, "the file changed while it was read");
+        return FromBytes(b, path, vocabSize);
+    }
+
+    /// <summary>Parses the bytes of a llama2.c tokenizer file (e.g. stored in a .gqm); <paramref name="path"/> names it in errors.</summary>
+    /// <exception cref="InvalidFileException">The bytes are not a llama2.c tokenizer with <paramref name="vocabSize"/> pieces.</exception>
+    public static Llama2cTokenizer FromBytes(byte[] b, string path, int vocabSize)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        long length = b.Length;
+        if (length > MaxFileLength) throw new InvalidFileException(path, $"{length} bytes is too large for a llama2.c tokenizer");
         if (length < 4) throw new InvalidFileException(path, "too short for a llama2.c tokenizer");
         // every piece takes at least 8 bytes (score and length): check the count before allocating it
         if (vocabSize < 3 || vocabSize > (length - 4) / 8)
             throw new InvalidFileException(path, $"cannot hold a vocabulary of {vocabSize} pieces in {length} bytes (tokenizer and model do not match, or the file is truncated)");
-        byte[] b = File.ReadAllBytes(path);
-        if (b.Length != length) throw new InvalidFileException(path, "the file changed while it was read");
         int maxLen = BinaryPrimitives.ReadInt32LittleEndian(b);
         if (maxLen <= 0 || maxLen > 1 << 16) throw new InvalidFileException(path, $"max token length {maxLen} is implausible; not a llama2.c tokenizer?");
         var pieces = new byte[vocabSize][];

@@ -24,15 +24,25 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     /// <summary>Loads a SentencePiece model file.</summary>
     public static SentencePieceTokenizer Load(string path)
     {
+        using var s = File.OpenRead(path);
+        return Load(s, path);
+    }
+
+    /// <summary>Reads a SentencePiece model from a stream (<paramref name="path"/> names it in errors), checking its vocabulary size when given.</summary>
+    public static SentencePieceTokenizer Load(Stream s, string path, int vocabSize = 0)
+    {
+        SentencePieceTokenizer t;
         try
         {
-            using var s = File.OpenRead(path);
-            return new SentencePieceTokenizer(LlamaTokenizer.Create(s, addBeginOfSentence: false, addEndOfSentence: false));
+            t = new SentencePieceTokenizer(LlamaTokenizer.Create(s, addBeginOfSentence: false, addEndOfSentence: false));
         }
         catch (Exception e) when (e is not IOException and not UnauthorizedAccessException)
         {
             throw new InvalidFileException(path, "not a SentencePiece model: " + e.Message);
         }
+        if (vocabSize > 0 && t.VocabSize != vocabSize)
+            throw new InvalidFileException(path, $"the tokenizer has {t.VocabSize} tokens but the model has a vocabulary of {vocabSize}: they do not match");
+        return t;
     }
 
     /// <inheritdoc/>

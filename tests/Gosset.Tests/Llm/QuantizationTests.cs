@@ -187,7 +187,7 @@ public sealed class QuantizationTests : IDisposable
         };
         var model = ModelQuantizer.Quantize(Stories.Weights, spec, Stories.ValTokens[^3000..], 512, 2);
         string p = Path.Combine(_dir, "m.gqm");
-        long size = QuantizedModelFile.Save(model, p);
+        long size = QuantizedModelFile.Save(model, p, QuantizedModelFile.TokenizerBlob.FromFile(Stories.TokenizerPath)).Bytes;
         Assert.Equal(new FileInfo(p).Length, size);
         var (loaded, _) = QuantizedModelFile.Load(p);
         Assert.Equal(model.ForwardWindow(tokens), loaded.ForwardWindow(tokens));

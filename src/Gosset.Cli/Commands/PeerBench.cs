@@ -1,0 +1,69 @@
+using System.Text.Json;
+using Gosset.Kernels;
+using Gosset.Peer;
+
+namespace Gosset.Cli.Commands;
+
+/// <summary>The llama.cpp part of <c>gosset bench</c>: ggml's GEMV on each gemv row's shape, interleaved with Gosset's kernels.</summary>
+internal static class PeerBench
+{
+    /// <summary>Per gemv row the llama.cpp timings (null where not measured), or a note saying why none were.</summary>
+    internal sealed record Result(IReadOnlyList<PeerGemvRow?> Rows, string? Note)
+    {
+        public void WriteNote(Utf8JsonWriter w)
+        {
+            if (Note is not null) w.WriteString("llamacpp_note", Note);
+            var first = Rows.FirstOrDefault(r => r is not null);
+            if (first is not null) w.WriteString("llamacpp_build", first.Ggml);
+        }
+
+        public void WriteRow(Utf8JsonWriter w, int i)
+        {
+            if (i >= Rows.Count || Rows[i] is not PeerGemvRow r) return;
+            w.WriteStartObject("llamacpp");
+            foreach (var (k, v) in r.Ms) w.WriteNumber(k, v);
+            w.WriteStartObject("layout");
+            foreach (var (k, v) in r.Layouts) w.WriteString(k, v);
+            w.WriteEndObject();
+            w.WriteStartObject("gosset_same_loop");
+            foreach (var (k, v) in r.GossetMs) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+    }
+
+    /// <summary>Measures llama.cpp on the shapes of <paramref name="res"/>; a machine without llama.cpp gets a note instead.</summary>
+    public static Result Run(KernelBenchmarkResult res, Action<string> log)
+    {
+        var rows = new List<PeerGemvRow?>();
+        try
+        {
+            foreach (var g in res.Gemv)
+            {
+                var w = KernelBenchmark.RandomMatrix(g.Rows, g.Cols, 1234 + g.Rows + g.Cols);
+                var x = KernelBenchmark.RandomMatrix(g.Batch, g.Cols, 99 + g.Batch);
+                var y = new float[g.Batch * g.Rows];
+                var e8 = PackedE8Matrix.Quantize(w, g.Rows, g.Cols);
+                int t = res.Threads, b = g.Batch;
+                // Gosset's kernels again in the same round-robin loop, so the ratios come from one loop.
+                (string, Action)[] gosset =
+                [
+                    ("fp32", () => DenseGemv.Multiply(w, g.Rows, g.Cols, x, y, b, t)),
+                    ("e8", () => e8.Multiply(x, y, b, ActivationMode.Float32, null, t)),
+                    ("e8_w4a8", () => e8.Multiply(x, y, b, ActivationMode.Int8, null, t)),
+                    ("e8_w4a4", () => e8.Multiply(x, y, b, ActivationMode.E8Box4, null, t)),
+                    ("e8_default", () => e8.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
+                ];
+                var r = PeerGemvBench.Measure(g.Rows, g.Cols, g.Batch, t, res.Repetitions, gosset);
+                rows.Add(r);
+                log($"llama.cpp {g.Rows}x{g.Cols} batch {g.Batch}: " + string.Join(", ", r.Ms.Select(kv => $"{kv.Key[..^3]} {kv.Value:F2} ms")));
+            }
+            return new Result(rows, null);
+        }
+        catch (PeerUnavailableException e)
+        {
+            log("llama.cpp not measured: " + e.Message);
+            return new Result(rows, e.Message);
+        }
+    }
+}

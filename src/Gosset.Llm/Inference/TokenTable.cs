@@ -1,0 +1,115 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using Gosset.Kernels;
+
+namespace Gosset.Llm.Inference;
+
+/// <summary>Storage precision of the embedding table and classifier: float32 or the 16-bit format of the source.</summary>
+public enum TableType
+{
+    /// <summary>IEEE binary32.</summary>
+    F32,
+    /// <summary>IEEE binary16.</summary>
+    F16,
+    /// <summary>bfloat16 (the top half of binary32).</summary>
+    BF16,
+}
+
+/// <summary>Converts 16-bit floats to float32; the vector path is exact (bf16 widening is a shift, f16 uses the BCL conversion).</summary>
+internal static class Half16
+{
+    public static void ToSingle(ReadOnlySpan<ushort> src, Span<float> dst, TableType type)
+    {
+        if (type == TableType.F16)
+        {
+            TensorPrimitives.ConvertToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<ushort, Half>(src), dst[..src.Length]);
+            return;
+        }
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 16 <= src.Length; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Create(src.Slice(i, 16)));
+                Vector256.ShiftLeft(lo, 16).AsSingle().CopyTo(dst.Slice(i, 8));
+                Vector256.ShiftLeft(hi, 16).AsSingle().CopyTo(dst.Slice(i + 8, 8));
+            }
+        for (; i < src.Length; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
+    }
+}
+
+/// <summary>The token embedding table [vocab][dim], in float32 or kept in the source's 16-bit format.</summary>
+internal sealed class TokenTable
+{
+    public TokenTable(float[] data, int rows, int cols) { F32 = data; Rows = rows; Cols = cols; Type = TableType.F32; Check(data.LongLength); }
+
+    public TokenTable(ushort[] data, TableType type, int rows, int cols)
+    {
+        if (type == TableType.F32) throw new ArgumentException("16-bit data needs F16 or BF16", nameof(type));
+        Raw16 = data; Type = type; Rows = rows; Cols = cols;
+        Check(data.LongLength);
+    }
+
+    private void Check(long n)
+    {
+        if (n != (long)Rows * Cols) throw new ArgumentException($"table of {n} entries is not {Rows}×{Cols}");
+    }
+
+    public float[]? F32 { get; }
+    public ushort[]? Raw16 { get; }
+    public TableType Type { get; }
+    public int Rows { get; }
+    public int Cols { get; }
+    /// <summary>Stored bits.</summary>
+    public long Bits => (Type == TableType.F32 ? 32L : 16L) * Rows * Cols;
+
+    /// <summary>Row <paramref name="id"/> as float32.</summary>
+    public void Row(int id, Span<float> dst)
+    {
+        // Rows × Cols ≤ Array.MaxLength (LlamaConfig.Validate), so id·Cols fits an int.
+        if (F32 is not null) F32.AsSpan(id * Cols, Cols).CopyTo(dst);
+        else Half16.ToSingle(Raw16.AsSpan(id * Cols, Cols), dst, Type);
+    }
+}
+
+/// <summary>A matrix [out][in] of 16-bit floats (a classifier kept at source precision); rows are widened on the fly.</summary>
+internal sealed class HalfWeights(ushort[] data, TableType type, int rows, int cols) : WeightMatrix(rows, cols)
+{
+    public ushort[] Data { get; } = data;
+    public TableType Type { get; } = type;
+    public override long Bits => 16L * Rows * Cols;
+
+    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
+    {
+        Half16.ToSingle(Data.AsSpan(r * Cols, Cols), scratch, Type);
+        return scratch[..Cols];
+    }
+
+    /// <summary>y[t, r] = row r · x[t, :] for every token; rows widened in chunks of 1024 and shared by the batch.</summary>
+    public void Multiply(ReadOnlySpan<float> x, Span<float> y, int tokens, int threads)
+    {
+        int cols = Cols, rows = Rows;
+        unsafe
+        {
+            fixed (float* xp = x, yp = y)
+            {
+                float* xs = xp, ys = yp;
+                RowParallel.For(rows, threads, (r0, r1) =>
+                {
+                    Span<float> buf = stackalloc float[1024];
+                    for (int r = r0; r < r1; r++)
+                    {
+                        var row = Data.AsSpan(r * cols, cols);
+                        for (int t = 0; t < tokens; t++) ys[(long)t * rows + r] = 0;
+                        for (int c0 = 0; c0 < cols; c0 += 1024)
+                        {
+                            int n = Math.Min(1024, cols - c0);
+                            Half16.ToSingle(row.Slice(c0, n), buf, Type);
+                            for (int t = 0; t < tokens; t++)
+                                ys[(long)t * rows + r] += TensorPrimitives.Dot(buf[..n], new ReadOnlySpan<float>(xs + (long)t * cols + c0, n));
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
