@@ -42,6 +42,27 @@ public sealed class SyntheticModelTests : IDisposable
     }
 
     [Fact]
+    public void GgufHoldsTheSameModelAsTheHfFolder()
+    {
+        var shape = new SyntheticModel.Shape("llama", 64, 96, 2, 4, 2, 600, 128, 500000, 1e-5, false);
+        string hf = Path.Combine(_dir, "hf"), gguf = Path.Combine(_dir, "m.gguf");
+        SyntheticModel.Write(shape, hf, SafeTensorsDType.BF16, 9);
+        SyntheticModel.WriteGguf(shape, gguf, SafeTensorsDType.BF16, 9);
+        var a = ModelLoader.LoadWeights(hf);
+        var b = GgufModel.Load(gguf, out var vocab);
+        Assert.Equal(a.Config with { Architecture = "llama" }, b.Config with { Architecture = "llama" });
+        Assert.Equal(a.Wq[1], b.Wq[1]); // HF rotate-half rows and GGUF adjacent pairs: the same matrix after loading
+        Assert.Equal(a.Wk[0], b.Wk[0]);
+        Assert.Equal(a.W2[1], b.W2[1]);
+        Assert.Equal(a.Classifier, b.Classifier);
+        Assert.Equal(a.RmsFinal, b.RmsFinal);
+        Assert.Equal(598, vocab!.BosId);
+        int[] ids = [598, 5, 77, 300];
+        Assert.Equal(LlamaModel.FromWeights(a).ForwardWindow(ids), LlamaModel.FromWeights(b).ForwardWindow(ids));
+        Assert.Throws<GossetException>(() => SyntheticModel.WriteGguf(Tiny, Path.Combine(_dir, "q.gguf"), SafeTensorsDType.BF16, 1));
+    }
+
+    [Fact]
     public void KnownShapesAreTheirPublishedSizes()
     {
         long Params(string like) => SyntheticModel.Tensors(SyntheticModel.Known[like]).Sum(t => t.Shape.Aggregate(1L, (p, d) => p * d));
