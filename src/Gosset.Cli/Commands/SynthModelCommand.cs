@@ -15,7 +15,7 @@ internal static class SynthModelCommand
         var like = new Option<string>("--like") { Description = "shape to copy: " + string.Join(" | ", SyntheticModel.Known.Keys), Required = true };
         var output = new Option<string>("--out") { Description = "output folder (config.json, tokenizer.json, model.safetensors), or a .gguf file with --format gguf", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "bf16 | f16 | f32", DefaultValueFactory = _ => "bf16" };
-        var format = new Option<string>("--format") { Description = "hf (Hugging Face folder) or gguf (one llama GGUF file; --out ends with .gguf; shapes without rope scaling or biases)", DefaultValueFactory = _ => "hf" };
+        var format = new Option<string>("--format") { Description = "hf (Hugging Face folder) or gguf (one GGUF file as llama.cpp lays it out, llama or qwen2 architecture; --out ends with .gguf)", DefaultValueFactory = _ => "hf" };
         var seed = new Option<ulong>("--seed") { Description = "random seed (same seed, same bytes)", DefaultValueFactory = _ => 1 };
         var cmd = new Command("synth-model", "Write a random-weight checkpoint with a public model's shapes (for speed and memory work; its quality means nothing).");
         foreach (var o in new Option[] { like, output, dtype, format, seed }) cmd.Options.Add(o);

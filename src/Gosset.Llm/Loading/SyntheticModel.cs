@@ -126,40 +126,39 @@ public static class SyntheticModel
     }
 
     /// <summary>
-    /// Writes the same weights as <see cref="Write"/> (same seed, same values) as one GGUF v3 file of architecture
-    /// <c>llama</c> with F32 norms (as llama.cpp's converter does), matrices in <paramref name="dtype"/>, query/key rows in
-    /// GGUF's adjacent-pair RoPE order, and the synthetic byte-level vocabulary as a <c>gpt2</c> tokenizer. Shapes with
-    /// Llama-3 rope scaling or q/k/v biases are refused (Gosset's GGUF reader does not take them yet).
+    /// Writes the same weights as <see cref="Write"/> (same seed, same values) as one GGUF v3 file as llama.cpp's
+    /// converter lays it out: architecture <c>llama</c> (query/key rows in adjacent-pair RoPE order; Llama-3 scaling as
+    /// the <c>rope_freqs.weight</c> divisors) or <c>qwen2</c> (HF row order, F32 q/k/v biases); F32 norms, matrices in
+    /// <paramref name="dtype"/>, and the synthetic byte-level vocabulary as a <c>gpt2</c> tokenizer.
     /// </summary>
     public static long WriteGguf(Shape shape, string path, SafeTensorsDType dtype, ulong seed, Action<long, long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        if (shape.Scaling is not null || shape.ModelType == "qwen2")
-            throw new GossetException("--format gguf: shapes with Llama-3 rope scaling or q/k/v biases (llama-3.2-*, qwen2.5-*) are not written as GGUF yet; use --format hf");
+        string arch = shape.ModelType == "qwen2" ? "qwen2" : "llama";
         int hs = shape.Hidden / shape.Heads;
         var mt = dtype switch { SafeTensorsDType.F32 => GgufTensorType.F32, SafeTensorsDType.F16 => GgufTensorType.F16, _ => GgufTensorType.BF16 };
         var tok = JsonNode.Parse(TokenizerJson(shape.Vocab))!.AsObject();
         var tokens = new string[shape.Vocab];
         var types = new int[shape.Vocab];
         foreach (var (k, v) in tok["model"]!["vocab"]!.AsObject()) { tokens[v!.GetValue<int>()] = k; types[v.GetValue<int>()] = GgufVocabulary.Normal; }
-        foreach (var a in tok["added_tokens"]!.AsArray()) { int id = a!["id"]!.GetValue<int>(); tokens[id] = a["content"]!.GetValue<string>(); types[id] = GgufVocabulary.Control; }
+        foreach (var t in tok["added_tokens"]!.AsArray()) { int id = t!["id"]!.GetValue<int>(); tokens[id] = t["content"]!.GetValue<string>(); types[id] = GgufVocabulary.Control; }
         var merges = tok["model"]!["merges"]!.AsArray().Select(m => m!.GetValue<string>()).ToArray();
         var meta = new List<(string, GgufValueType, object)>
         {
-            ("general.architecture", GgufValueType.String, "llama"),
+            ("general.architecture", GgufValueType.String, arch),
             ("general.name", GgufValueType.String, "gosset-synthetic"),
             ("general.file_type", GgufValueType.UInt32, dtype switch { SafeTensorsDType.F32 => 0u, SafeTensorsDType.F16 => 1u, _ => 32u }),
             ("general.alignment", GgufValueType.UInt32, 32u),
-            ("llama.context_length", GgufValueType.UInt32, (uint)shape.MaxPositions),
-            ("llama.embedding_length", GgufValueType.UInt32, (uint)shape.Hidden),
-            ("llama.block_count", GgufValueType.UInt32, (uint)shape.Layers),
-            ("llama.feed_forward_length", GgufValueType.UInt32, (uint)shape.Intermediate),
-            ("llama.attention.head_count", GgufValueType.UInt32, (uint)shape.Heads),
-            ("llama.attention.head_count_kv", GgufValueType.UInt32, (uint)shape.KvHeads),
-            ("llama.attention.layer_norm_rms_epsilon", GgufValueType.Float32, (float)shape.NormEps),
-            ("llama.rope.freq_base", GgufValueType.Float32, (float)shape.RopeTheta),
-            ("llama.rope.dimension_count", GgufValueType.UInt32, (uint)hs),
-            ("llama.vocab_size", GgufValueType.UInt32, (uint)shape.Vocab),
+            (arch + ".context_length", GgufValueType.UInt32, (uint)shape.MaxPositions),
+            (arch + ".embedding_length", GgufValueType.UInt32, (uint)shape.Hidden),
+            (arch + ".block_count", GgufValueType.UInt32, (uint)shape.Layers),
+            (arch + ".feed_forward_length", GgufValueType.UInt32, (uint)shape.Intermediate),
+            (arch + ".attention.head_count", GgufValueType.UInt32, (uint)shape.Heads),
+            (arch + ".attention.head_count_kv", GgufValueType.UInt32, (uint)shape.KvHeads),
+            (arch + ".attention.layer_norm_rms_epsilon", GgufValueType.Float32, (float)shape.NormEps),
+            (arch + ".rope.freq_base", GgufValueType.Float32, (float)shape.RopeTheta),
+            (arch + ".rope.dimension_count", GgufValueType.UInt32, (uint)hs),
+            (arch + ".vocab_size", GgufValueType.UInt32, (uint)shape.Vocab),
             ("tokenizer.ggml.model", GgufValueType.String, "gpt2"),
             ("tokenizer.ggml.pre", GgufValueType.String, "llama-bpe"),
             ("tokenizer.ggml.tokens", GgufValueType.Array, tokens),
@@ -168,25 +167,42 @@ public static class SyntheticModel
             ("tokenizer.ggml.bos_token_id", GgufValueType.UInt32, (uint)(shape.Vocab - 2)),
             ("tokenizer.ggml.eos_token_id", GgufValueType.UInt32, (uint)(shape.Vocab - 1)),
         };
-        string Gguf(string hf) => hf switch
+        float[]? ropeFreqs = null;
+        if (shape.Scaling is { } rs)
+        {
+            meta.Add((arch + ".rope.scaling.original_context_length", GgufValueType.UInt32, (uint)rs.OriginalMaxPositions));
+            var c = new LlamaConfig(shape.Hidden, shape.Intermediate, shape.Layers, shape.Heads, shape.KvHeads, shape.Vocab, shape.MaxPositions,
+                shape.Tied, (float)shape.NormEps, (float)shape.RopeTheta);
+            double[] plain = c.RopeInverseFrequencies(), scaled = (c with { RopeScaling = rs }).RopeInverseFrequencies();
+            ropeFreqs = plain.Select((f, j) => (float)(f / scaled[j])).ToArray();
+        }
+        static string Gguf(string hf) => hf switch
         {
             "model.embed_tokens.weight" => "token_embd.weight", "model.norm.weight" => "output_norm.weight", "lm_head.weight" => "output.weight",
             _ => "blk." + hf.Split('.')[2] + "." + hf.Split('.', 4)[3] switch
             {
                 "input_layernorm.weight" => "attn_norm.weight", "post_attention_layernorm.weight" => "ffn_norm.weight",
                 "self_attn.q_proj.weight" => "attn_q.weight", "self_attn.k_proj.weight" => "attn_k.weight", "self_attn.v_proj.weight" => "attn_v.weight",
+                "self_attn.q_proj.bias" => "attn_q.bias", "self_attn.k_proj.bias" => "attn_k.bias", "self_attn.v_proj.bias" => "attn_v.bias",
                 "self_attn.o_proj.weight" => "attn_output.weight", "mlp.gate_proj.weight" => "ffn_gate.weight",
                 "mlp.down_proj.weight" => "ffn_down.weight", "mlp.up_proj.weight" => "ffn_up.weight",
                 var x => throw new InvalidOperationException(x),
             },
         };
-        var tensors = Tensors(shape);
-        long total = tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b) * (t.Norm ? 4 : dtype == SafeTensorsDType.F32 ? 4 : 2)), done = 0;
+        // (GGUF name, HF name or null for rope_freqs, shape, stored as F32)
+        var entries = new List<(string Name, string? Hf, long[] Shape, bool Norm, bool F32)>();
+        foreach (var (name, sh, norm) in Tensors(shape))
+        {
+            entries.Add((Gguf(name), name, sh, norm, norm || name.EndsWith(".bias", StringComparison.Ordinal)));
+            if (ropeFreqs is not null && name == "model.embed_tokens.weight") entries.Add(("rope_freqs.weight", null, [ropeFreqs.Length], false, true));
+        }
+        long Bytes((string Name, string? Hf, long[] Shape, bool Norm, bool F32) e) => e.Shape.Aggregate(1L, (x, y) => x * y) * (e.F32 || dtype == SafeTensorsDType.F32 ? 4 : 2);
+        long total = entries.Sum(Bytes), done = 0;
         AtomicFile.Write(path, st =>
         {
             var bw = new BinaryWriter(st, Encoding.UTF8, leaveOpen: true);
             void Str(string x) { var b = Encoding.UTF8.GetBytes(x); bw.Write((ulong)b.Length); bw.Write(b); }
-            bw.Write(GgufFile.Magic); bw.Write(3u); bw.Write((ulong)tensors.Count); bw.Write((ulong)meta.Count);
+            bw.Write(GgufFile.Magic); bw.Write(3u); bw.Write((ulong)entries.Count); bw.Write((ulong)meta.Count);
             foreach (var (key, type, value) in meta)
             {
                 Str(key);
@@ -202,33 +218,47 @@ public static class SyntheticModel
                 }
             }
             long off = 0;
-            foreach (var (name, sh, norm) in tensors)
+            foreach (var e in entries)
             {
-                Str(Gguf(name));
-                bw.Write((uint)sh.Length);
-                foreach (long x in sh.Reverse()) bw.Write((ulong)x); // GGUF lists the fastest dimension first
-                bw.Write((uint)(norm ? GgufTensorType.F32 : mt));
+                Str(e.Name);
+                bw.Write((uint)e.Shape.Length);
+                foreach (long x in e.Shape.Reverse()) bw.Write((ulong)x); // GGUF lists the fastest dimension first
+                bw.Write((uint)(e.F32 ? GgufTensorType.F32 : mt));
                 bw.Write((ulong)off);
-                off += Align32(sh.Aggregate(1L, (a, b) => a * b) * (norm ? 4 : dtype == SafeTensorsDType.F32 ? 4 : 2));
+                off += Align32(Bytes(e));
             }
             bw.Flush();
             Pad32(st);
-            foreach (var (name, sh, norm) in tensors)
+            foreach (var e in entries)
             {
-                long n = sh.Aggregate(1L, (a, b) => a * b);
-                var dt = norm ? SafeTensorsDType.F32 : dtype;
-                bool q = name.EndsWith("q_proj.weight", StringComparison.Ordinal), k = name.EndsWith("k_proj.weight", StringComparison.Ordinal);
-                if (q || k)
+                long n = e.Shape.Aggregate(1L, (x, y) => x * y);
+                var dt = e.F32 ? SafeTensorsDType.F32 : dtype;
+                int item = dt == SafeTensorsDType.F32 ? 4 : 2;
+                bool q = e.Hf?.EndsWith("q_proj.weight", StringComparison.Ordinal) == true, k = e.Hf?.EndsWith("k_proj.weight", StringComparison.Ordinal) == true;
+                bool roundedBias = e.Hf is not null && e.F32 && !e.Norm && dtype != SafeTensorsDType.F32;
+                if (e.Hf is null || (arch == "llama" && (q || k)) || roundedBias)
                 {
-                    // HF rotate-half rows → GGUF llama adjacent pairs: the same model as the HF folder.
-                    var a = Whole(seed, name, n, norm);
-                    HuggingFaceLoader.Unpermute(a, q ? shape.Heads : shape.KvHeads, hs, shape.Hidden);
-                    var b = new byte[a.Length * (dt == SafeTensorsDType.F32 ? 4 : 2)];
+                    float[] a;
+                    if (e.Hf is null) a = ropeFreqs!;
+                    else if (roundedBias)
+                    {
+                        // Biases are F32 in GGUF; rounded to the folder's dtype first so both hold the same values.
+                        a = Whole(seed, e.Hf, n, false);
+                        for (int i = 0; i < a.Length; i++)
+                            a[i] = dtype == SafeTensorsDType.F16 ? (float)(Half)a[i] : SafeTensors.BFloat16ToSingle(SafeTensors.SingleToBFloat16(a[i]));
+                    }
+                    else
+                    {
+                        // HF rotate-half rows → GGUF llama adjacent pairs: the same model as the HF folder.
+                        a = Whole(seed, e.Hf, n, e.Norm);
+                        HuggingFaceLoader.Unpermute(a, q ? shape.Heads : shape.KvHeads, hs, shape.Hidden);
+                    }
+                    var b = new byte[a.Length * item];
                     Encode(a, b, dt);
                     st.Write(b);
                     done += b.Length;
                 }
-                else Stream(st, seed, name, n, norm, dt, c => { done += c * (dt == SafeTensorsDType.F32 ? 4 : 2); progress?.Invoke(done, total); });
+                else Stream(st, seed, e.Hf, n, e.Norm, dt, c => { done += c * item; progress?.Invoke(done, total); });
                 Pad32(st);
             }
         });
