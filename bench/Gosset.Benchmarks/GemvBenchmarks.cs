@@ -23,8 +23,8 @@ public class GemvBenchmarks
     {
         var p = Shape.Split('x');
         _rows = int.Parse(p[0]); _cols = int.Parse(p[1]);
-        _w = KernelBenchmark.RandomMatrix(_rows, _cols, 1);
-        _x = KernelBenchmark.RandomMatrix(Batch, _cols, 2);
+        _w = Data.RandomMatrix(_rows, _cols, 1);
+        _x = Data.RandomMatrix(Batch, _cols, 2);
         _y = new float[Batch * _rows];
         _e8 = PackedE8Matrix.Quantize(_w, _rows, _cols);
         _int4 = PackedInt4Matrix.Quantize(_w, _rows, _cols);
@@ -49,30 +49,41 @@ public class GemvBenchmarks
     public void Int4W4A8() => _int4.Multiply(_x, _y, Batch, ActivationMode.Int8);
 }
 
-/// <summary>E8 box code: decode to fp32 per kernel level, and encode.</summary>
-public class E8CodecBenchmarks
+/// <summary>E8 box-code GEMV per kernel variant (every variant this machine runs), int8 activations.</summary>
+public class E8VariantBenchmarks
 {
-    [Params(KernelIsa.Scalar, KernelIsa.Vector128, KernelIsa.Vector256, KernelIsa.Vector512)]
-    public KernelIsa Isa { get; set; }
+    public static IEnumerable<string> Variants => E8Kernel.All.Where(k => k.IsAccelerated && k.Name != "scalar").Select(k => k.Name);
+
+    [ParamsSource(nameof(Variants))]
+    public string Variant { get; set; } = "avx2";
 
     private PackedE8Matrix _m = null!;
-    private float[] _w = [], _dst = [];
+    private float[] _x = [], _y = [];
 
     [GlobalSetup]
     public void Setup()
     {
-        _w = KernelBenchmark.RandomMatrix(1024, 4096, 3);
-        _m = PackedE8Matrix.Quantize(_w, 1024, 4096);
-        _dst = new float[_w.Length];
+        var w = Data.RandomMatrix(14336, 4096, 3);
+        _m = PackedE8Matrix.Quantize(w, 14336, 4096);
+        _x = Data.RandomMatrix(1, 4096, 4);
+        _y = new float[14336];
     }
 
     [Benchmark]
-    public void Decode()
+    public void Gemv() => _m.Multiply(E8Kernel.Get(Variant), _x, _y, 1, ActivationMode.Int8);
+
+    [Benchmark]
+    public PackedE8Matrix Encode() => PackedE8Matrix.Quantize(_x.AsSpan(), 1, 4096);
+}
+
+internal static class Data
+{
+    /// <summary>Uniform(−1, 1) values from a fixed seed.</summary>
+    public static float[] RandomMatrix(int rows, int cols, int seed)
     {
-        if (!KernelSupport.IsSupported(Isa)) return;
-        _m.DequantizeRows(0, _m.Rows, _dst, Isa);
+        var rng = new Random(seed);
+        var a = new float[(long)rows * cols];
+        for (long i = 0; i < a.Length; i++) a[i] = (float)(2 * rng.NextDouble() - 1);
+        return a;
     }
-
-    [Benchmark]
-    public PackedE8Matrix Encode() => PackedE8Matrix.Quantize(_w.AsSpan(0, 64 * 4096), 64, 4096);
 }

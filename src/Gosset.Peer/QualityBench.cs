@@ -137,6 +137,7 @@ public static class QualityBench
             n += down.Length;
         }
         var model = new LlamaModel(c, m.Embedding, m.Classifier.Weights, m.RmsFinal, layers, m.Kv, m.Quant + "+down-f16") { Recipe = m.Recipe };
+        model.SetBiases(w);
         return (model, (double)bits / n);
     }
 

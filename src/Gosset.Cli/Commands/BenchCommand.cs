@@ -2,12 +2,11 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Gosset.IO;
-using Gosset.Kernels;
 using Spectre.Console;
 
 namespace Gosset.Cli.Commands;
 
-/// <summary><c>gosset bench</c>: the quick kernel benchmark (copy bandwidth, E8 encode/decode, GEMV fp32 vs E8 4-bit vs INT4).</summary>
+/// <summary><c>gosset bench</c>: the quick kernel benchmark (copy bandwidth, E8 encode/decode, GEMV fp32 vs E8 2/3/4-bit vs INT4, llama.cpp's GEMV through <see cref="PeerBench"/>).</summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -16,7 +15,7 @@ internal static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and a smaller copy buffer." };
         var threads = new Option<int>("--threads") { Description = "Threads for every kernel (0 = all cores).", DefaultValueFactory = _ => 0 };
         var noPeer = new Option<bool>("--no-llamacpp") { Description = "Skip llama.cpp's own GEMV (ggml mul_mat through LLamaSharp.Backend.Cpu), timed by default in the same loop." };
-        var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 4-bit vs INT4 (one process, same threads).");
+        var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 2/3/4-bit vs INT4 vs llama.cpp (one process, same threads).");
         cmd.Options.Add(json);
         cmd.Options.Add(quick);
         cmd.Options.Add(threads);
@@ -42,16 +41,16 @@ internal static class BenchCommand
 
     private static void Print(KernelBenchmarkResult r)
     {
-        AnsiConsole.MarkupLine($"threads {r.Threads}; {Markup.Escape(r.Isa)}");
+        AnsiConsole.MarkupLine($"threads {r.Threads}; kernel level {Markup.Escape(r.KernelLevel)}; {Markup.Escape(r.Isa)}");
         AnsiConsole.MarkupLine($"memcpy {F(r.MemcpyGbps, "F1")} GB/s; E8 encode {F(r.EncodeEntriesPerSecond / 1e6, "F1")} M entries/s; " +
             $"decode {F(r.DecodeEntriesPerSecond / 1e6, "F0")} M entries/s = {F(r.DecodeGbpsFp32Out, "F1")} GB/s fp32 out ({F(100 * r.DecodeFractionOfMemcpy, "F0")}% of memcpy)");
         AnsiConsole.MarkupLine($"Voronoi E8/16E8 (SIMD): encode {F(r.Voronoi16.Encode / 1e6, "F1")} M entries/s, best of 4 scales {F(r.Voronoi16.EncodeBest4 / 1e6, "F1")} M, decode {F(r.Voronoi16.Decode / 1e6, "F1")} M");
         var t = new Table().Title($"GEMV, ms (min of {r.Repetitions} alternating runs)");
-        foreach (var h in new[] { "rows×cols", "batch", "fp32", "E8 4-bit", "INT4", "E8/fp32", "E8/INT4", "E8 W4A8", "E8 W4A4", "INT4 W4A8", "E8 bits", "INT4 bits" })
+        foreach (var h in new[] { "rows×cols", "batch", "fp32", "E8 default", "fp32/default", "E8 fp32-act", "E8 W4A8", "E8 W4A4", "E8 3-bit", "E8 2-bit", "INT4", "INT4 W4A8", "E8 bits", "INT4 bits" })
             t.AddColumn(new TableColumn(h).RightAligned());
         foreach (var g in r.Gemv)
-            t.AddRow($"{g.Rows}×{g.Cols}", g.Batch.ToString(CultureInfo.InvariantCulture), F(g.Fp32Ms), F(g.E8Ms), F(g.Int4Ms),
-                F(g.E8SpeedupVsFp32) + "×", F(g.E8SpeedupVsInt4) + "×", F(g.E8Int8Ms), F(g.E8W4A4Ms), F(g.Int4Int8Ms),
+            t.AddRow($"{g.Rows}×{g.Cols}", g.Batch.ToString(CultureInfo.InvariantCulture), F(g.Fp32Ms), $"{F(g.E8DefaultMs)} ({g.E8DefaultMode})",
+                F(g.Fp32Ms / g.E8DefaultMs) + "×", F(g.E8Ms), F(g.E8Int8Ms), F(g.E8W4A4Ms), F(g.E8B3Ms), F(g.E8B2Ms), F(g.Int4Ms), F(g.Int4Int8Ms),
                 F(g.E8BitsPerWeight, "F3"), F(g.Int4BitsPerWeight, "F3"));
         AnsiConsole.Write(t);
         AnsiConsole.MarkupLine($"total {F(r.Seconds, "F0")} s");
@@ -66,11 +65,12 @@ internal static class BenchCommand
             w.WriteNumber("memcpy_gbps", r.MemcpyGbps);
             w.WriteNumber("threads", r.Threads);
             w.WriteString("isa", r.Isa);
+            w.WriteString("kernel_level", r.KernelLevel);
             w.WriteNumber("repetitions", r.Repetitions);
             w.WriteString("timing", "minimum over repetitions that alternate the implementations");
             w.WriteStartObject("encode");
             w.WriteNumber("entries_per_s", r.EncodeEntriesPerSecond);
-            w.WriteString("code", "E8BoxCode 4.25 bit/entry, SIMD encoder (best ISA), all threads, best of the three shapes");
+            w.WriteString("code", "E8BoxCode 4-bit encoder (k = 4 fixed scales), SIMD (best ISA), all threads, best of the three shapes");
             w.WriteEndObject();
             w.WriteStartObject("decode");
             w.WriteNumber("entries_per_s", r.DecodeEntriesPerSecond);
@@ -104,6 +104,12 @@ internal static class BenchCommand
                 w.WriteNumber("int4_median_ms", g.Int4MedianMs);
                 w.WriteNumber("e8_speedup_vs_fp32", g.E8SpeedupVsFp32);
                 w.WriteNumber("e8_speedup_vs_int4", g.E8SpeedupVsInt4);
+                w.WriteNumber("e8_default_ms", g.E8DefaultMs);
+                w.WriteString("e8_default_mode", g.E8DefaultMode);
+                w.WriteNumber("e8_3bit_ms", g.E8B3Ms);
+                w.WriteNumber("e8_2bit_ms", g.E8B2Ms);
+                w.WriteNumber("e8_3bit_bits_per_weight", g.E8B3BitsPerWeight);
+                w.WriteNumber("e8_2bit_bits_per_weight", g.E8B2BitsPerWeight);
                 peer?.WriteRow(w, gi);
                 w.WriteEndObject();
             }

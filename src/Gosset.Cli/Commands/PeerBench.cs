@@ -52,6 +52,7 @@ internal static class PeerBench
                     ("e8", () => e8.Multiply(x, y, b, ActivationMode.Float32, null, t)),
                     ("e8_w4a8", () => e8.Multiply(x, y, b, ActivationMode.Int8, null, t)),
                     ("e8_w4a4", () => e8.Multiply(x, y, b, ActivationMode.E8Box4, null, t)),
+                    ("e8_default", () => e8.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
                 ];
                 var r = PeerGemvBench.Measure(g.Rows, g.Cols, g.Batch, t, res.Repetitions, gosset);
                 rows.Add(r);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Gosset.Codes;
+using Gosset.Kernels.Simd;
 
 namespace Gosset.Kernels;
 
@@ -194,9 +195,9 @@ internal static unsafe class E8BoxEncoder
                 for (int i = 0; i < 8; i++) xs[i * lanes + l] = l < cnt ? x[8 * (b0 + l) + i] : 0f;
             int slow = isa switch
             {
-                KernelIsa.Vector512 => VoronoiVector512.BoxEncodeBatch(xs, ss, ws, js),
-                KernelIsa.Vector256 => VoronoiVector256.BoxEncodeBatch(xs, ss, ws, js),
-                _ => VoronoiVector128.BoxEncodeBatch(xs, ss, ws, js),
+                KernelIsa.Vector512 => VoronoiSimd<F512, I512>.BoxEncodeBatch(xs, ss, ws, js),
+                KernelIsa.Vector256 => VoronoiSimd<F256, I256>.BoxEncodeBatch(xs, ss, ws, js),
+                _ => VoronoiSimd<F128, I128>.BoxEncodeBatch(xs, ss, ws, js),
             };
             for (int l = 0; l < cnt; l++)
             {

@@ -24,8 +24,8 @@ internal static unsafe class Int4Kernels
                 break;
             case KernelIsa.Vector256:
                 if (a.Mode == ActivationMode.Float32) Float256(m, a, r0, r1, g0, g1, y);
-                else if (AvxVnni.IsSupported) Int256<E8GemvVector256.Vnni>(m, a, r0, r1, g0, g1, y);
-                else Int256<E8GemvVector256.MaddUbs>(m, a, r0, r1, g0, g1, y);
+                else if (AvxVnni.IsSupported) Int256<Vnni>(m, a, r0, r1, g0, g1, y);
+                else Int256<MaddUbs>(m, a, r0, r1, g0, g1, y);
                 break;
             default: Scalar(m, a, r0, r1, g0, g1, y); break;
         }
@@ -275,7 +275,7 @@ internal static unsafe class Int4Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Int256<TDot>(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y) where TDot : E8GemvVector256.IDot4
+    private static void Int256<TDot>(PackedInt4Matrix m, E8Activations a, int r0, int r1, int g0, int g1, float[] y) where TDot : IDot4
     {
         int groups = m.PaddedCols / 128, cp = m.PaddedCols, nb = a.Blocks, batch = a.Batch, rows = m.Rows, rowBytes = m.RowBytes, gpr = m.GroupsPerRow;
         Vector256<float>* acc = stackalloc Vector256<float>[batch];
@@ -312,5 +312,24 @@ internal static unsafe class Int4Kernels
                 for (int c = 0; c < batch; c++) y[c * rows + r] += Vector256.Sum(acc[c]);
             }
         }
+    }
+
+    /// <summary>int8 dot products of 4-byte lanes (u8 · s8 → s32), accumulated.</summary>
+    internal interface IDot4
+    {
+        static abstract Vector256<int> Dot(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s);
+    }
+
+    internal readonly struct Vnni : IDot4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(acc, u, s);
+    }
+
+    internal readonly struct MaddUbs : IDot4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s)
+            => acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1));
     }
 }

@@ -16,7 +16,11 @@ public enum KernelIsa
     Vector512 = 3,
 }
 
-/// <summary>Which <see cref="KernelIsa"/> levels this process can run (respects DOTNET_EnableAVX512F / DOTNET_EnableAVX2).</summary>
+/// <summary>
+/// Which <see cref="KernelIsa"/> levels this process can run. Follows the .NET 10 runtime knobs:
+/// <c>DOTNET_EnableAVX512=0</c> (no 512-bit vectors, no AVX-512 instructions), <c>DOTNET_EnableAVXVNNI=0</c>,
+/// <c>DOTNET_EnableAVX2=0</c>; each only turns features off.
+/// </summary>
 public static class KernelSupport
 {
     /// <summary>True when kernels of level <paramref name="isa"/> can run here.</summary>
@@ -39,9 +43,20 @@ public static class KernelSupport
     public static IReadOnlyList<KernelIsa> All { get; } =
         Enum.GetValues<KernelIsa>().Where(IsSupported).ToArray();
 
+    /// <summary>
+    /// The instruction-set level the E8 kernels use in this process (<see cref="E8Kernel.Best"/>):
+    /// "avx512" (512-bit vpmaddubsw/vpmaddwd, vpermps; .NET 10 has no 512-bit vpdpbusd), "avx-vnni"
+    /// (256-bit vpdpbusd), "avx2" (256-bit vpmaddubsw/vpmaddwd), "vector128" or "scalar".
+    /// </summary>
+    public static string Level { get; } =
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Avx512BW.IsSupported ? "avx512" :
+        Vector256.IsHardwareAccelerated && Avx2.IsSupported && AvxVnni.IsSupported ? "avx-vnni" :
+        Vector256.IsHardwareAccelerated && Avx2.IsSupported ? "avx2" :
+        Vector128.IsHardwareAccelerated ? "vector128" : "scalar";
+
     /// <summary>A one-line description of the instruction sets in use (for benchmark reports).</summary>
     public static string Describe() =>
-        $"best={Best}; avx512f={Avx512F.IsSupported} avx512bw={Avx512BW.IsSupported} avx2={Avx2.IsSupported} " +
+        $"level={Level}; best={Best}; avx512f={Avx512F.IsSupported} avx512bw={Avx512BW.IsSupported} avx2={Avx2.IsSupported} " +
         $"fma={Fma.IsSupported} avxvnni={AvxVnni.IsSupported}";
 
     internal static void Require(KernelIsa isa)
@@ -57,6 +72,6 @@ public enum ActivationMode
     Float32 = 0,
     /// <summary>Activations rounded to int8 with one absmax scale per 8-block (W4A8), integer dot products.</summary>
     Int8 = 1,
-    /// <summary>Activations quantized with the 4-bit <see cref="E8BoxCode"/> (W4A4), decoded to int8, integer dot products.</summary>
+    /// <summary>Activations quantized with the 4-bit <see cref="E8BoxCode"/> (W4A4): doubled E8 coordinates as int8, integer dot products.</summary>
     E8Box4 = 2,
 }

@@ -1,113 +1,167 @@
+using System.Buffers.Binary;
+using Gosset.Codes;
+
 namespace Gosset.Kernels;
 
 /// <summary>
-/// A weight matrix W [rows = output channels][cols = input dim] stored in the 4-bit
-/// <see cref="E8BoxCode"/>: each row is a sequence of 8-blocks along the input dimension. Products
-/// y = Ŵx (batch 1–16) read the packed codes directly; nothing is dequantized in full.
+/// A weight matrix W [rows = output channels][cols = input dim] coded with the E8 box code of
+/// b ∈ {2, 3, 4} bits per entry (<see cref="E8BoxCodes"/>), repacked for the GEMV/GEMM kernels.
+/// Products y = Ŵx read the packed digits directly (nothing is dequantized) with fp32 activations
+/// (exact) or int8 activations (<see cref="Int8Activations"/>: W4A8, or E8-coded W4A4).
 /// </summary>
 /// <remarks>
-/// <para>Storage per row: Cp/2 bytes of nibbles (Cp = cols padded to a multiple of 128 with zeros,
-/// block b = little-endian uint32 at byte 4b), Cp/128 uint32 words of 2-bit scale indices
-/// (bits 2j..2j+1 of word g: block 16g + j), and one fp32 row scale. The four block-scale
-/// constants are counted once per matrix. <see cref="BitsPerWeight"/> is all of it divided by
-/// rows·cols.</para>
-/// <para>Entry (r, 8b + i) is rowScale[r] · B[idx] · vᵢ / 2 with v the doubled coordinates of the
-/// block's E8 point (see <see cref="E8BoxCode"/>).</para>
+/// <para>In-memory layout. Each row is cut into groups of 256 entries (32 blocks; the last group is
+/// padded with zero blocks). A group is one record of 32·b digit bytes followed by 16 side bytes:
+/// see <c>Digits4/Digits3/Digits2</c> in <c>Kernels/Simd/E8Digits.cs</c> for where digit i of block B
+/// sits; the side byte B mod 16 holds block B's 4-bit field in its low (B &lt; 16) or high nibble.
+/// With k ≤ 8 block scales the field is the scale index (bits 0–2) plus the digit parity (bit 3);
+/// with 9–16 scales it is the index and the kernels recompute the parity. Records of a row follow
+/// each other; rows follow each other. Plus an fp32 scale per row and the k-entry fp32 scale table.
+/// <see cref="BytesRead"/> counts all of it: b + 0.5 bits per padded entry, plus 32 bits per row.</para>
+/// <para>Entry (r, 8t + i) = RowScale[r]·β[j]·vᵢ/2, vᵢ = 2uᵢ − q + p·dᵢ (see <see cref="E8BoxCodes"/>).</para>
 /// </remarks>
 public sealed class PackedE8Matrix
 {
-    /// <summary>Entries per kernel group (16 blocks).</summary>
-    public const int GroupLength = 128;
+    /// <summary>Entries per group (32 blocks of 8): the unit of random access and of the side fields.</summary>
+    public const int GroupLength = 256;
+    private const int SideBytes = 16;
 
-    internal readonly byte[] Nibbles;     // [rows][Cp/2]
-    internal readonly uint[] ScaleWords;  // [rows][Cp/128]
+    internal readonly byte[] Data;        // [rows][groups][RecordBytes]
     internal readonly float[] RowScales;  // [rows]
-    internal readonly float[] HalfTable16; // B[j & 3] / 2, 16 entries (for 16-lane permutes)
+    internal readonly float[] HalfTable;  // [64]: β[j]/2 for j < k, zeros after (vector tables of any width)
+    private readonly float[] _scales;     // [k]
 
     /// <summary>Output dimension (rows of W).</summary>
     public int Rows { get; }
     /// <summary>Input dimension (columns of W).</summary>
     public int Cols { get; }
-    /// <summary>Columns as the kernels see them: padded with zeros to a multiple of <see cref="GroupLength"/> (activations are padded, not weights).</summary>
-    public int PaddedCols { get; }
-    /// <summary>Columns stored per row: padded to whole 8-blocks only.</summary>
-    public int StoredCols { get; }
-    internal int Groups => PaddedCols / GroupLength;
-    internal int RowBytes => StoredCols / 2;
-    internal int StoredBlocks => StoredCols / 8;
+    /// <summary>Bits per entry b ∈ {2, 3, 4}.</summary>
+    public int Bits { get; }
+    /// <summary>Nesting ratio q = 2^b.</summary>
+    public int Q => 1 << Bits;
+    /// <summary>Number of block scales k.</summary>
+    public int ScaleCount => _scales.Length;
+    /// <summary>The k block scales β (relative to the row scale).</summary>
+    public ReadOnlySpan<float> BlockScales => _scales;
+    /// <summary>Groups of 256 columns per row.</summary>
+    public int Groups { get; }
+    /// <summary>Columns as the kernels see them: Groups·256.</summary>
+    public int PaddedCols => Groups * GroupLength;
+    internal int DigitBytes => 32 * Bits;
+    internal int RecordBytes => DigitBytes + SideBytes;
+    internal bool Narrow => _scales.Length <= 8;
 
-    /// <summary>
-    /// Exact stored bits: nibbles of whole blocks, one 32-bit scale-index word per 16 blocks
-    /// (started), fp32 row scales, the four scale constants. (The nibble array has 64 bytes of
-    /// slack after the last row so that kernels may read a whole 64-byte group; that is not data.)
-    /// </summary>
-    public long StoredBits => (long)Rows * StoredCols * 4 + (long)Rows * Groups * 32 + (long)Rows * 32 + 4 * 32;
+    /// <summary>Exact bytes a product reads from the weights: the group records, the row scales and the scale table.</summary>
+    public long BytesRead => Data.LongLength + 4L * Rows + 4L * ScaleCount;
 
-    /// <summary>Stored bits per weight, all side information and padding included.</summary>
+    /// <summary>Bits of the in-memory form (8·<see cref="BytesRead"/>): what a product streams.</summary>
+    public long StoredBits => 8 * BytesRead;
+
+    /// <summary><see cref="StoredBits"/> per weight (rows·cols), padding and side information included.</summary>
     public double BitsPerWeight => (double)StoredBits / ((double)Rows * Cols);
 
-    /// <summary>Bytes a product reads from the weights.</summary>
-    public long StoredBytes => Nibbles.LongLength + ScaleWords.LongLength * 4 + RowScales.LongLength * 4;
+    /// <summary>The activation mode the LLM engine uses by default with these kernels: int8 per 8-block (W4A8), chosen by measurement (see docs/kernels.md).</summary>
+    public static ActivationMode DefaultActivationMode => ActivationMode.Int8;
 
-    private PackedE8Matrix(int rows, int cols)
+    private PackedE8Matrix(int rows, int cols, int bits, ReadOnlySpan<float> scales)
     {
-        Rows = rows; Cols = cols;
-        PaddedCols = (cols + GroupLength - 1) / GroupLength * GroupLength;
-        StoredCols = (cols + 7) / 8 * 8;
-        // Rows are packed tightly; a kernel reading the last (partial) group of a row reads into the
-        // next row or the slack, and multiplies those nibbles by zero activations.
-        Nibbles = new byte[(long)rows * RowBytes + 64];
-        ScaleWords = new uint[rows * Groups];
+        Rows = rows; Cols = cols; Bits = bits;
+        Groups = (cols + GroupLength - 1) / GroupLength;
+        _scales = scales.ToArray();
+        long n = (long)rows * Groups * RecordBytes;
+        if (n > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(rows), "Matrix too large for one packed array.");
+        Data = new byte[n];
         RowScales = new float[rows];
-        HalfTable16 = new float[16];
-        for (int j = 0; j < 16; j++) HalfTable16[j] = E8BoxCode.BlockScales[j & 3] * 0.5f;
+        HalfTable = new float[64];
+        for (int j = 0; j < scales.Length; j++) HalfTable[j] = 0.5f * scales[j];
     }
 
-    /// <summary>Bytes written by <see cref="WriteTo"/>: the nibbles of whole blocks, the scale-index words and the row scales.</summary>
-    public long SerializedLength => (long)Rows * RowBytes + 4L * ScaleWords.LongLength + 4L * RowScales.LongLength;
-
-    /// <summary>
-    /// Writes the packed arrays as they are in memory (nibbles row after row, scale-index words and
-    /// fp32 row scales, little-endian). Nothing is re-encoded, so <see cref="ReadFrom"/> gives a
-    /// matrix that multiplies bit-identically.
-    /// </summary>
-    public void WriteTo(Stream s)
+    /// <summary>Repacks canonical codes for the kernels (any b ∈ {2, 3, 4}, k ≤ 16).</summary>
+    /// <exception cref="ArgumentException">A digit, scale index or row scale is out of range.</exception>
+    public static PackedE8Matrix FromCodes(E8BoxCodes codes)
     {
-        ArgumentNullException.ThrowIfNull(s);
-        s.Write(Nibbles, 0, checked((int)((long)Rows * RowBytes)));
-        s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(ScaleWords.AsSpan()));
-        s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(RowScales.AsSpan()));
-    }
-
-    /// <summary>Rebuilds a rows × cols matrix from bytes written by <see cref="WriteTo"/>.</summary>
-    /// <exception cref="InvalidDataException">The byte count does not match this shape, or a row scale is not finite.</exception>
-    public static PackedE8Matrix ReadFrom(ReadOnlySpan<byte> bytes, int rows, int cols)
-    {
-        if (rows < 1 || cols < 1) throw new InvalidDataException($"Invalid packed E8 matrix shape {rows}×{cols}.");
-        // size check in 64 bits before anything is allocated (the shape comes from a file header)
-        long storedCols = (cols + 7L) / 8 * 8, groups = (cols + (long)GroupLength - 1) / GroupLength;
-        long need = rows * (storedCols / 2) + 4L * rows * groups + 4L * rows;
-        if (bytes.Length != need)
-            throw new InvalidDataException($"Packed E8 data holds {bytes.Length} bytes; a {rows}×{cols} matrix needs {need}.");
-        var m = new PackedE8Matrix(rows, cols);
-        int n = rows * m.RowBytes, w = 4 * m.ScaleWords.Length;
-        bytes[..n].CopyTo(m.Nibbles);
-        bytes.Slice(n, w).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.ScaleWords.AsSpan()));
-        bytes[(n + w)..].CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.RowScales.AsSpan()));
-        foreach (float v in m.RowScales)
-            if (!float.IsFinite(v) || v < 0) throw new InvalidDataException("Packed E8 row scale is not a finite non-negative number.");
+        ArgumentNullException.ThrowIfNull(codes);
+        var m = new PackedE8Matrix(codes.Rows, codes.Cols, codes.Bits, codes.BlockScales);
+        int nb = codes.Blocks, q = codes.Q, k = codes.BlockScales.Length;
+        for (int r = 0; r < codes.Rows; r++)
+        {
+            float s = codes.RowScale[r];
+            if (!float.IsFinite(s) || s < 0) throw new ArgumentException($"Row scale {r} is not finite and non-negative.", nameof(codes));
+            m.RowScales[r] = s;
+            for (int t = 0; t < nb; t++)
+            {
+                var u = codes.U.AsSpan((r * nb + t) * 8, 8);
+                foreach (byte d in u) if (d >= q) throw new ArgumentException($"Digit {d} out of range at row {r}, block {t}.", nameof(codes));
+                int j = codes.ScaleIndex[r * nb + t];
+                if (j >= k) throw new ArgumentException($"Scale index {j} ≥ {k} at row {r}, block {t}.", nameof(codes));
+                m.SetBlock(r, t, u, j);
+            }
+        }
         return m;
     }
 
+    /// <summary>The canonical codes back (digits of padding blocks are dropped).</summary>
+    public E8BoxCodes ToCodes()
+    {
+        var c = new E8BoxCodes(Rows, Cols, Bits, _scales);
+        int nb = c.Blocks;
+        for (int r = 0; r < Rows; r++)
+        {
+            c.RowScale[r] = RowScales[r];
+            for (int t = 0; t < nb; t++)
+            {
+                for (int i = 0; i < 8; i++) c.U[(r * nb + t) * 8 + i] = (byte)Digit(r, t, i);
+                c.ScaleIndex[r * nb + t] = (byte)ScaleIndexAt(r, t);
+            }
+        }
+        return c;
+    }
+
+    private int Offset(int r, int t) => (r * Groups + (t >> 5)) * RecordBytes;
+
+    private void SetBlock(int r, int t, ReadOnlySpan<byte> u, int j)
+    {
+        var rec = Data.AsSpan(Offset(r, t), RecordBytes);
+        int b = t & 31, p = E8BoxCodes.Parity(u);
+        for (int i = 0; i < 8; i++)
+        {
+            int d = u[i], jb = i >> 1, hiNib = i & 1;
+            switch (Bits)
+            {
+                case 4: rec[4 * b + jb] |= (byte)(d << (4 * hiNib)); break;
+                default:
+                    rec[4 * (b & 15) + jb] |= (byte)((d & 3) << (4 * hiNib + (b >= 16 ? 2 : 0)));
+                    if (Bits == 3) rec[64 + 4 * (b & 7) + jb] |= (byte)((d >> 2) << (2 * (b >> 3) + hiNib));
+                    break;
+            }
+        }
+        int field = Narrow ? j | p << 3 : j;
+        rec[DigitBytes + (b & 15)] |= (byte)(field << (b >= 16 ? 4 : 0));
+    }
+
+    /// <summary>Digit i of block t of row r, read from the packed layout (the scalar reference's accessor).</summary>
+    internal int Digit(int r, int t, int i)
+    {
+        int o = Offset(r, t), b = t & 31, jb = i >> 1, hiNib = i & 1;
+        if (Bits == 4) return (Data[o + 4 * b + jb] >> (4 * hiNib)) & 15;
+        int d = (Data[o + 4 * (b & 15) + jb] >> (4 * hiNib + (b >= 16 ? 2 : 0))) & 3;
+        if (Bits == 3) d |= ((Data[o + 64 + 4 * (b & 7) + jb] >> (2 * (b >> 3) + hiNib)) & 1) << 2;
+        return d;
+    }
+
+    /// <summary>Scale index of block t of row r, read from the packed layout.</summary>
+    internal int ScaleIndexAt(int r, int t)
+    {
+        int f = (Data[Offset(r, t) + DigitBytes + (t & 15)] >> ((t & 31) >= 16 ? 4 : 0)) & 15;
+        return Narrow ? f & 7 : f;
+    }
+
     /// <summary>
-    /// Quantizes a row-major float matrix [rows][cols] (rows = output channels). Runs on all
-    /// cores; the result does not depend on the thread count.
+    /// The kernels' 4-bit format from a float matrix [rows][cols] with the fixed-scale encoder
+    /// <see cref="E8BoxCode"/> (k = 4 scales relative to each row's RMS). Runs on all cores; the
+    /// result does not depend on the thread count or <paramref name="isa"/>.
     /// </summary>
-    /// <param name="weights">Row-major [rows][cols].</param>
-    /// <param name="rows">Output dimension.</param>
-    /// <param name="cols">Input dimension.</param>
-    /// <param name="isa">Encoder variant (default: the best supported); every variant gives the same bytes.</param>
-    public static PackedE8Matrix Quantize(ReadOnlySpan<float> weights, int rows, int cols, KernelIsa? isa = null)
+    public static PackedE8Matrix Quantize(ReadOnlySpan<float> weights /* [rows][cols] */, int rows, int cols, KernelIsa? isa = null)
     {
         var k = isa ?? KernelSupport.Best;
         KernelSupport.Require(k);
@@ -115,90 +169,191 @@ public sealed class PackedE8Matrix
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
         if (weights.Length < (long)rows * cols) throw new ArgumentException($"weights holds {weights.Length} values, expected {rows}·{cols}.", nameof(weights));
         if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(weights[..(rows * cols)])) throw new ArgumentException("weights contain NaN or infinity.", nameof(weights));
-        var m = new PackedE8Matrix(rows, cols);
+        var codes = new E8BoxCodes(rows, cols, 4, E8BoxCode.BlockScales);
         float[] w = weights[..(rows * cols)].ToArray();
+        int nb = codes.Blocks;
         RowParallel.For(rows, 0, (r0, r1) =>
         {
-            var row = new float[m.PaddedCols];
-            var words = new uint[m.PaddedCols / 8];
-            var idx = new byte[m.PaddedCols / 8];
+            var row = new float[8 * nb];
+            var words = new uint[nb];
+            var idx = new byte[nb];
             for (int r = r0; r < r1; r++)
             {
                 w.AsSpan(r * cols, cols).CopyTo(row);
-                m.EncodeRow(r, row, words, idx, k);
+                float s = E8BoxCode.VectorScale(row.AsSpan(0, cols));
+                codes.RowScale[r] = s;
+                E8BoxEncoder.Encode(row, s, words, idx, k);
+                for (int t = 0; t < nb; t++)
+                {
+                    codes.ScaleIndex[r * nb + t] = idx[t];
+                    for (int i = 0; i < 8; i++) codes.U[(r * nb + t) * 8 + i] = (byte)((words[t] >> (4 * i)) & 15);
+                }
             }
         });
-        return m;
+        return FromCodes(codes);
     }
 
-    private void EncodeRow(int r, float[] row /* [PaddedCols], zero padded */, uint[] blockWords, byte[] idx, KernelIsa isa)
-    {
-        float s = E8BoxCode.VectorScale(row.AsSpan(0, Cols));
-        RowScales[r] = s;
-        E8BoxEncoder.Encode(row, s, blockWords, idx, isa);
-        var nib = Nibbles.AsSpan(r * RowBytes, RowBytes);
-        var words = ScaleWords.AsSpan(r * Groups, Groups);
-        words.Clear();
-        for (int b = 0; b < StoredBlocks; b++)
-        {
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(nib[(4 * b)..], blockWords[b]);
-            words[b >> 4] |= (uint)idx[b] << (2 * (b & 15));
-        }
-    }
-
-    /// <summary>Packed bytes (nibbles, scale words, row scales) for equality checks in tests.</summary>
-    internal byte[] ToBytes()
-    {
-        var res = new byte[Nibbles.Length + ScaleWords.Length * 4 + RowScales.Length * 4];
-        Nibbles.CopyTo(res, 0);
-        Buffer.BlockCopy(ScaleWords, 0, res, Nibbles.Length, ScaleWords.Length * 4);
-        Buffer.BlockCopy(RowScales, 0, res, Nibbles.Length + ScaleWords.Length * 4, RowScales.Length * 4);
-        return res;
-    }
-
-    /// <summary>Block word of row r, block b.</summary>
-    internal uint Word(int r, int b) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(Nibbles.AsSpan(r * RowBytes + 4 * b));
-
-    /// <summary>Scale index of row r, block b.</summary>
-    internal int ScaleIndex(int r, int b) => (int)(ScaleWords[r * Groups + (b >> 4)] >> (2 * (b & 15))) & 3;
-
-    /// <summary>Dequantizes row <paramref name="r"/> (cols values) with the scalar reference decoder.</summary>
+    /// <summary>Dequantizes row <paramref name="r"/> (Cols values) from the packed layout: Ŵ[r, 8t + i] = rowScale·β/2·vᵢ.</summary>
     public void DequantizeRow(int r, Span<float> row)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(r);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(r, Rows);
         if (row.Length < Cols) throw new ArgumentException($"row holds {row.Length} values, expected {Cols}.", nameof(row));
-        Span<float> blk = stackalloc float[8];
-        for (int b = 0; b * 8 < Cols; b++)
+        Span<byte> u = stackalloc byte[8];
+        Span<int> v = stackalloc int[8];
+        for (int t = 0; 8 * t < Cols; t++)
         {
-            E8BoxCode.DecodeBlock(Word(r, b), ScaleIndex(r, b), RowScales[r], blk);
-            int n = Math.Min(8, Cols - 8 * b);
-            blk[..n].CopyTo(row.Slice(8 * b, n));
+            for (int i = 0; i < 8; i++) u[i] = (byte)Digit(r, t, i);
+            E8BoxCodes.DoubledCoordinates(u, Q, v);
+            float half = 0.5f * RowScales[r] * _scales[ScaleIndexAt(r, t)];
+            int n = Math.Min(8, Cols - 8 * t);
+            for (int i = 0; i < n; i++) row[8 * t + i] = half * v[i];
         }
     }
 
-    /// <summary>Dequantizes rows [r0, r1) into <paramref name="dst"/> ([r1 − r0][cols]) with the chosen kernel.</summary>
-    public void DequantizeRows(int r0, int r1, Span<float> dst, KernelIsa isa)
+    /// <summary>Dequantizes rows [r0, r1) into <paramref name="dst"/> ([r1 − r0][cols]).</summary>
+    public void DequantizeRows(int r0, int r1, Span<float> dst)
     {
         if (r0 < 0 || r1 > Rows || r0 > r1) throw new ArgumentOutOfRangeException(nameof(r0), $"Row range [{r0}, {r1}) is outside [0, {Rows}).");
-        KernelSupport.Require(isa);
-        E8Kernels.Decode(isa, this, r0, r1, dst);
+        if (dst.Length < (long)(r1 - r0) * Cols) throw new ArgumentException("Destination is too short.", nameof(dst));
+        for (int r = r0; r < r1; r++) DequantizeRow(r, dst.Slice((r - r0) * Cols, Cols));
     }
 
-    /// <summary>y = Ŵx for one activation vector (x: cols values, y: rows values), fp32 activations, best kernel, all cores.</summary>
-    public void Multiply(ReadOnlySpan<float> x, Span<float> y) => Multiply(x, y, 1, ActivationMode.Float32, KernelSupport.Best);
+    /// <summary>y = Ŵx for one vector (x: cols values, y: rows values), fp32 activations, best kernel, all cores.</summary>
+    public void Multiply(ReadOnlySpan<float> x, Span<float> y) => Multiply(E8Kernel.Best, x, y, 1, ActivationMode.Float32);
 
     /// <summary>
-    /// Y = Ŵ·X for a small batch: x is [batch][cols] row-major (one activation vector per row),
-    /// y is [batch][rows]. Codes are decoded once per block and applied to every vector of the batch
-    /// (batches above 16 run in slices of 16).
+    /// Y = Ŵ·X for a batch: <paramref name="x"/> is [batch][cols] row-major, <paramref name="y"/> is
+    /// [batch][rows]. Each decoded block of weights is applied to several vectors at once (GEMM for
+    /// batch &gt; 1); rows are split over threads. The result does not depend on the thread count
+    /// or the kernel variant (all are bit-identical).
     /// </summary>
     /// <param name="x">Activations [batch][cols].</param>
     /// <param name="y">Outputs [batch][rows].</param>
     /// <param name="batch">Number of activation vectors.</param>
-    /// <param name="mode">fp32 activations (exact) or quantized activations (W4A8, W4A4).</param>
-    /// <param name="isa">Kernel level (default: the best supported).</param>
+    /// <param name="mode">fp32 activations (exact), int8 per 8-block (W4A8) or the 4-bit E8 box code (W4A4).</param>
+    /// <param name="isa">Vector width (default: the best variant, <see cref="E8Kernel.Best"/>).</param>
     /// <param name="threads">Threads (0: all cores; 1: the calling thread only).</param>
     public void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode mode = ActivationMode.Float32, KernelIsa? isa = null, int threads = 0)
-        => E8Kernels.Multiply(x, y, batch, Rows, Cols, PaddedCols, mode, isa, threads, (k, a, r0, r1, g0, g1, yv) => E8Kernels.Gemv(k, this, a, r0, r1, g0, g1, yv));
+        => Multiply(isa is { } i ? E8Kernel.ForIsa(i) : E8Kernel.Best, x, y, batch, mode, threads);
+
+    /// <summary>As <see cref="Multiply(ReadOnlySpan{float}, Span{float}, int, ActivationMode, KernelIsa?, int)"/> with an explicit kernel variant.</summary>
+    public void Multiply(E8Kernel kernel, ReadOnlySpan<float> x /* [batch][cols] */, Span<float> y /* [batch][rows] */, int batch, ActivationMode mode, int threads = 0)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        if (x.Length < (long)batch * Cols) throw new ArgumentException($"x holds {x.Length} values, expected batch·cols = {batch * Cols}.", nameof(x));
+        if (y.Length < (long)batch * Rows) throw new ArgumentException($"y holds {y.Length} values, expected batch·rows = {batch * Rows}.", nameof(y));
+        if (mode == ActivationMode.Float32)
+        {
+            using var a = E8ActivationLayout.Float(x, batch, Cols, Groups, Q);
+            Run(a, y, kernel, threads);
+            return;
+        }
+        var q = mode == ActivationMode.Int8 ? Int8Activations.Quantize(x, batch, Cols) : E8BoxActivations(x, batch, Cols);
+        Multiply(q, y, kernel, threads);
+    }
+
+    /// <summary>Y = Ŵ·X with activations already in int8 form: a is [batch][cols], y is [batch][rows].</summary>
+    public void Multiply(Int8Activations a, Span<float> y /* [batch][rows] */, E8Kernel? kernel = null, int threads = 0)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        if (a.Cols != Cols) throw new ArgumentException($"Activations have {a.Cols} columns, the matrix {Cols}.", nameof(a));
+        if (y.Length < (long)a.Batch * Rows) throw new ArgumentException($"y holds {y.Length} values, expected batch·rows = {a.Batch * Rows}.", nameof(y));
+        using var l = E8ActivationLayout.Int(a.Values, a.Scales, a.Batch, a.Blocks, Groups, Q);
+        Run(l, y, kernel ?? E8Kernel.Best, threads);
+    }
+
+    private unsafe void Run(E8ActivationLayout a, Span<float> y, E8Kernel kernel, int threads)
+    {
+        fixed (float* yp = y)
+        {
+            nint yAddr = (nint)yp; // pinned for the duration of the parallel loop below
+            RowParallel.For(Rows, threads, (r0, r1) => kernel.Run(this, a, r0, r1, (float*)yAddr));
+        }
+    }
+
+    /// <summary>W4A4 activations with the 4-bit <see cref="E8BoxCode"/>: x̃ the doubled coordinates, scale RMS·β/2.</summary>
+    internal static Int8Activations E8BoxActivations(ReadOnlySpan<float> x, int batch, int cols)
+    {
+        var a = new Int8Activations(batch, cols);
+        int nb = a.Blocks;
+        var buf = new float[8 * nb];
+        var words = new uint[nb];
+        var idx = new byte[nb];
+        Span<int> v = stackalloc int[8];
+        for (int c = 0; c < batch; c++)
+        {
+            Array.Clear(buf);
+            x.Slice(c * cols, cols).CopyTo(buf);
+            float s = E8BoxCode.VectorScale(buf.AsSpan(0, cols));
+            E8BoxEncoder.Encode(buf, s, words, idx, KernelSupport.Best);
+            for (int t = 0; t < nb; t++)
+            {
+                E8BoxCode.DecodeDoubled(words[t], v);
+                for (int i = 0; i < 8; i++) a.Values[(c * nb + t) * 8 + i] = 8 * t + i < cols ? (sbyte)v[i] : (sbyte)0;
+                a.Scales[c * nb + t] = s * E8BoxCode.BlockScales[idx[t]] * 0.5f;
+            }
+        }
+        return a;
+    }
+
+    /// <summary>Bytes written by <see cref="WriteTo"/>.</summary>
+    public long SerializedLength => 4 + 4L * ScaleCount + 4L * Rows + Data.LongLength;
+
+    /// <summary>
+    /// Writes the in-memory form (little-endian): b, k, two zero bytes, the k scales, the row scales,
+    /// then the group records. <see cref="ReadFrom"/> rebuilds a matrix that multiplies bit-identically.
+    /// </summary>
+    public void WriteTo(Stream s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        s.Write([(byte)Bits, (byte)ScaleCount, 0, 0]);
+        s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_scales.AsSpan()));
+        s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(RowScales.AsSpan()));
+        s.Write(Data);
+    }
+
+    /// <summary>Rebuilds a rows × cols matrix from bytes written by <see cref="WriteTo"/>; every field is checked before anything is allocated.</summary>
+    /// <exception cref="InvalidDataException">The header, length, a scale, a scale index or a parity bit is invalid.</exception>
+    public static PackedE8Matrix ReadFrom(ReadOnlySpan<byte> bytes, int rows, int cols)
+    {
+        if (rows < 1 || cols < 1) throw new InvalidDataException($"Invalid packed E8 matrix shape {rows}×{cols}.");
+        if (bytes.Length < 4) throw new InvalidDataException("Packed E8 data is shorter than its header.");
+        int bits = bytes[0], k = bytes[1];
+        if (bits is < 2 or > 4) throw new InvalidDataException($"Packed E8 data has b = {bits}; supported: 2, 3, 4.");
+        if (k is < 1 or > E8BoxCodes.MaxScales) throw new InvalidDataException($"Packed E8 data has {k} block scales; supported: 1 to {E8BoxCodes.MaxScales}.");
+        long groups = ((long)cols + GroupLength - 1) / GroupLength;
+        long need = 4 + 4L * k + 4L * rows + (long)rows * groups * (32 * bits + SideBytes);
+        if (bytes.Length != need) throw new InvalidDataException($"Packed E8 data holds {bytes.Length} bytes; a {rows}×{cols} matrix at b = {bits}, k = {k} needs {need}.");
+        var scales = new float[k];
+        for (int j = 0; j < k; j++)
+        {
+            scales[j] = BinaryPrimitives.ReadSingleLittleEndian(bytes[(4 + 4 * j)..]);
+            if (!float.IsFinite(scales[j]) || scales[j] <= 0) throw new InvalidDataException("Packed E8 block scale is not a finite positive number.");
+        }
+        var m = new PackedE8Matrix(rows, cols, bits, scales);
+        int o = 4 + 4 * k;
+        for (int r = 0; r < rows; r++, o += 4)
+        {
+            float s = BinaryPrimitives.ReadSingleLittleEndian(bytes[o..]);
+            if (!float.IsFinite(s) || s < 0) throw new InvalidDataException("Packed E8 row scale is not a finite non-negative number.");
+            m.RowScales[r] = s;
+        }
+        bytes[o..].CopyTo(m.Data);
+        int nb = m.Groups * 32;
+        for (int r = 0; r < rows; r++)
+            for (int t = 0; t < nb; t++)
+            {
+                int f = (m.Data[m.Offset(r, t) + m.DigitBytes + (t & 15)] >> ((t & 31) >= 16 ? 4 : 0)) & 15;
+                if ((m.Narrow ? f & 7 : f) >= k) throw new InvalidDataException($"Packed E8 scale index out of range at row {r}, block {t}.");
+                if (m.Narrow)
+                {
+                    int p = 0;
+                    for (int i = 0; i < 8; i++) p ^= m.Digit(r, t, i) & 1;
+                    if (p != f >> 3) throw new InvalidDataException($"Packed E8 parity bit is inconsistent at row {r}, block {t}.");
+                }
+            }
+        return m;
+    }
 }

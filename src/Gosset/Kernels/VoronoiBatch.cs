@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Gosset.Codes;
+using Gosset.Kernels.Simd;
 
 namespace Gosset.Kernels;
 
@@ -42,9 +43,9 @@ public static unsafe class VoronoiBatch
             }
             bool ok = k switch
             {
-                KernelIsa.Vector512 => VoronoiVector512.EncodeBatch(xs, bs, code.Q, ds, ov),
-                KernelIsa.Vector256 => VoronoiVector256.EncodeBatch(xs, bs, code.Q, ds, ov),
-                _ => VoronoiVector128.EncodeBatch(xs, bs, code.Q, ds, ov),
+                KernelIsa.Vector512 => VoronoiSimd<F512, I512>.EncodeBatch(xs, bs, code.Q, ds, ov),
+                KernelIsa.Vector256 => VoronoiSimd<F256, I256>.EncodeBatch(xs, bs, code.Q, ds, ov),
+                _ => VoronoiSimd<F128, I128>.EncodeBatch(xs, bs, code.Q, ds, ov),
             };
             for (int l = 0; l < cnt; l++)
             {
@@ -81,9 +82,9 @@ public static unsafe class VoronoiBatch
             }
             switch (k)
             {
-                case KernelIsa.Vector512: VoronoiVector512.DecodeBatch(ds, bs, code.Q, xs); break;
-                case KernelIsa.Vector256: VoronoiVector256.DecodeBatch(ds, bs, code.Q, xs); break;
-                default: VoronoiVector128.DecodeBatch(ds, bs, code.Q, xs); break;
+                case KernelIsa.Vector512: VoronoiSimd<F512, I512>.DecodeBatch(ds, bs, code.Q, xs); break;
+                case KernelIsa.Vector256: VoronoiSimd<F256, I256>.DecodeBatch(ds, bs, code.Q, xs); break;
+                default: VoronoiSimd<F128, I128>.DecodeBatch(ds, bs, code.Q, xs); break;
             }
             for (int l = 0; l < cnt; l++)
                 for (int i = 0; i < 8; i++) x[8 * (b0 + l) + i] = xs[i * lanes + l];
@@ -132,9 +133,9 @@ public static unsafe class VoronoiBatch
 
     private static int LanesOf(KernelIsa k) => k switch
     {
-        KernelIsa.Vector512 => VoronoiVector512.Lanes,
-        KernelIsa.Vector256 => VoronoiVector256.Lanes,
-        KernelIsa.Vector128 => VoronoiVector128.Lanes,
+        KernelIsa.Vector512 => VoronoiSimd<F512, I512>.Lanes,
+        KernelIsa.Vector256 => VoronoiSimd<F256, I256>.Lanes,
+        KernelIsa.Vector128 => VoronoiSimd<F128, I128>.Lanes,
         _ => 1,
     };
 

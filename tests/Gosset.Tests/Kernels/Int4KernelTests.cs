@@ -31,7 +31,10 @@ public class Int4KernelTests
     public static TheoryData<KernelIsa, ActivationMode, int> Cases()
     {
         var d = new TheoryData<KernelIsa, ActivationMode, int>();
-        foreach (var k in KernelSupport.All)
+        // Scalar and Vector128 run the scalar reference itself (no 128-bit INT4 kernel): comparing them could not fail.
+        // Without AVX2 there is no INT4 SIMD kernel: one Vector256 row remains and returns early (xunit 2 cannot skip at run time).
+        var levels = KernelSupport.All.Where(k => k is KernelIsa.Vector256 or KernelIsa.Vector512).DefaultIfEmpty(KernelIsa.Vector256);
+        foreach (var k in levels)
             foreach (var mode in new[] { ActivationMode.Float32, ActivationMode.Int8 })
                 foreach (int batch in new[] { 1, 5 })
                     d.Add(k, mode, batch);
@@ -42,6 +45,7 @@ public class Int4KernelTests
     [MemberData(nameof(Cases))]
     public void GemvMatchesScalarReference(KernelIsa isa, ActivationMode mode, int batch)
     {
+        if (!KernelSupport.IsSupported(isa)) return;
         foreach (var (rows, cols) in new[] { (29, 392), (2, 40) })
             GemvCase(isa, mode, batch, rows, cols);
     }

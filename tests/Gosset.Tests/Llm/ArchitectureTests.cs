@@ -285,6 +285,22 @@ public sealed class ArchitectureTests : IDisposable
         Assert.True(contents.Tokenizer.VocabSize <= c.VocabSize);
     }
 
+    [Fact]
+    public void DecodingAllocatesNoBuffersPerToken()
+    {
+        // Small enough that every product runs on the calling thread (so this thread's allocations are all of them). A forward pass that allocated its activations and
+        // gathered the cache per token would allocate ≥ 2·pos·kv_dim·4 bytes (≈ 60 KB at position 120) per step; what
+        // remains are the few delegate closures of the threading helpers.
+        var c = new LlamaConfig(64, 128, 2, 4, 2, 256, 256, true);
+        var m = LlamaModel.FromWeights(Random(c, 4));
+        var cache = m.CreateCache(200);
+        for (int t = 0; t < 20; t++) m.ForwardLast(cache, [t]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int t = 20; t < 120; t++) m.ForwardLast(cache, [t]);
+        long perToken = (GC.GetAllocatedBytesForCurrentThread() - before) / 100;
+        Assert.True(perToken < 8192, $"{perToken} bytes allocated per token");
+    }
+
     /// <summary>A byte-level tokenizer.json whose ids fit a tiny vocabulary: 30 byte tokens and two specials.</summary>
     internal static string SmallTokenizer(int vocab)
     {

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using Gosset.Codes;
+using Gosset.Kernels;
 
-namespace Gosset.Kernels;
+namespace Gosset.Cli;
 
 /// <summary>One GEMV measurement of <see cref="KernelBenchmark"/> (milliseconds: minimum over alternating repetitions).</summary>
 public sealed record GemvTiming(int Rows, int Cols, int Batch,
@@ -12,6 +14,18 @@ public sealed record GemvTiming(int Rows, int Cols, int Batch,
     public double E8SpeedupVsFp32 => Fp32Ms / E8Ms;
     /// <summary>INT4 time over E8 time (both fp32 activations).</summary>
     public double E8SpeedupVsInt4 => Int4Ms / E8Ms;
+    /// <summary>The 4-bit E8 product in the mode the LLM engine uses by default (<see cref="PackedE8Matrix.DefaultActivationMode"/>).</summary>
+    public double E8DefaultMs { get; init; }
+    /// <summary>Name of that activation mode ("int8", "fp32", "e8-box4").</summary>
+    public string E8DefaultMode { get; init; } = "";
+    /// <summary>3-bit and 2-bit E8 products in the default activation mode (random codes: speed only).</summary>
+    public double E8B3Ms { get; init; }
+    /// <inheritdoc cref="E8B3Ms"/>
+    public double E8B2Ms { get; init; }
+    /// <summary>Bits per weight the 3- and 2-bit products read.</summary>
+    public double E8B3BitsPerWeight { get; init; }
+    /// <inheritdoc cref="E8B3BitsPerWeight"/>
+    public double E8B2BitsPerWeight { get; init; }
 }
 
 /// <summary>Results of <see cref="KernelBenchmark.Run"/>.</summary>
@@ -25,21 +39,34 @@ public sealed record KernelBenchmarkResult(
 
     /// <summary>Decode output bandwidth as a fraction of the copy bandwidth measured in the same run.</summary>
     public double DecodeFractionOfMemcpy => DecodeGbpsFp32Out / MemcpyGbps;
+
+    /// <summary>The E8 kernel level of the run (<see cref="KernelSupport.Level"/>).</summary>
+    public string KernelLevel { get; init; } = KernelSupport.Level;
 }
 
 /// <summary>
 /// The quick kernel benchmark behind <c>gosset bench</c>: copy bandwidth (the ceiling), E8 encode
-/// and decode throughput, and GEMV at batch 1 and 8 for the LLM shapes, fp32 vs E8 4-bit vs INT4,
-/// all in one process on the same threads. Times are minima over repetitions that alternate the
-/// implementations, which keeps ratios meaningful on a shared machine.
+/// and decode throughput, and GEMV/GEMM for the LLM shapes: fp32, the E8 box code at 4 bits (fp32,
+/// int8 and E8 activations), 3 and 2 bits and INT4, all in one process on the same threads
+/// (llama.cpp is timed afterwards by the CLI's PeerBench, with Gosset's kernels in its loop). Times are minima over repetitions that alternate the implementations, which keeps
+/// ratios meaningful on a shared machine.
 /// </summary>
 public static class KernelBenchmark
 {
     /// <summary>The default shapes (rows × cols): 4096×4096, 14336×4096, 4096×14336.</summary>
     public static readonly (int Rows, int Cols)[] DefaultShapes = [(4096, 4096), (14336, 4096), (4096, 14336)];
 
+    /// <summary>Name of an activation mode in reports.</summary>
+    public static string ModeName(ActivationMode m) => m switch
+    {
+        ActivationMode.Float32 => "fp32",
+        ActivationMode.Int8 => "int8",
+        _ => "e8-box4",
+    };
+
     /// <summary>Runs the benchmark. <paramref name="quick"/> uses fewer repetitions; <paramref name="log"/> receives progress lines.</summary>
-    public static KernelBenchmarkResult Run(bool quick = false, int threads = 0, (int Rows, int Cols)[]? shapes = null, int[]? batches = null, Action<string>? log = null)
+    public static KernelBenchmarkResult Run(bool quick = false, int threads = 0, (int Rows, int Cols)[]? shapes = null, int[]? batches = null,
+        Action<string>? log = null)
     {
         var total = Stopwatch.StartNew();
         shapes ??= DefaultShapes;
@@ -47,9 +74,10 @@ public static class KernelBenchmark
         int t = threads <= 0 ? Environment.ProcessorCount : threads;
         int reps = quick ? 5 : 15;
         log ??= _ => { };
+        var mode = PackedE8Matrix.DefaultActivationMode;
 
         double memcpy = MeasureMemcpy(quick ? 64 : 256, t, reps);
-        log($"memcpy {memcpy:F1} GB/s");
+        log($"memcpy {memcpy:F1} GB/s; E8 kernels: {E8Kernel.Best} ({KernelSupport.Level})");
 
         WarmUp(t);
 
@@ -62,6 +90,8 @@ public static class KernelBenchmark
             var e8 = PackedE8Matrix.Quantize(w, r, c);
             double enc = (double)r * c / sw.Elapsed.TotalSeconds;
             encodeRate = Math.Max(encodeRate, enc);
+            var e3 = RandomCodes(r, c, 3, 7);
+            var e2 = RandomCodes(r, c, 2, 8);
             var i4 = PackedInt4Matrix.Quantize(w, r, c);
             log($"{r}x{c}: encoded at {enc / 1e6:F1} M entries/s");
             if (r * (long)c > 32_000_000)
@@ -70,22 +100,46 @@ public static class KernelBenchmark
             {
                 var x = RandomMatrix(b, c, 99 + b);
                 var y = new float[b * r];
-                Action fp32 = () => DenseGemv.Multiply(w, r, c, x, y, b, t);
-                Action e8f = () => e8.Multiply(x, y, b, ActivationMode.Float32, null, t);
-                Action i4f = () => i4.Multiply(x, y, b, ActivationMode.Float32, null, t);
-                Action e8i = () => e8.Multiply(x, y, b, ActivationMode.Int8, null, t);
-                Action e8q = () => e8.Multiply(x, y, b, ActivationMode.E8Box4, null, t);
-                Action i4i = () => i4.Multiply(x, y, b, ActivationMode.Int8, null, t);
-                var times = Alternate(reps, fp32, e8f, i4f, e8i, e8q, i4i);
+                var actions = new List<Action>
+                {
+                    () => DenseGemv.Multiply(w, r, c, x, y, b, t),
+                    () => e8.Multiply(x, y, b, ActivationMode.Float32, null, t),
+                    () => i4.Multiply(x, y, b, ActivationMode.Float32, null, t),
+                    () => e8.Multiply(x, y, b, ActivationMode.Int8, null, t),
+                    () => e8.Multiply(x, y, b, ActivationMode.E8Box4, null, t),
+                    () => i4.Multiply(x, y, b, ActivationMode.Int8, null, t),
+                    () => e8.Multiply(x, y, b, mode, null, t),
+                    () => e3.Multiply(x, y, b, mode, null, t),
+                    () => e2.Multiply(x, y, b, mode, null, t),
+                };
+                var times = Alternate(reps, [.. actions]);
                 var g = new GemvTiming(r, c, b, Min(times[0]), Min(times[1]), Min(times[2]), Min(times[3]), Min(times[4]), Min(times[5]),
-                    Median(times[0]), Median(times[1]), Median(times[2]), e8.BitsPerWeight, i4.BitsPerWeight);
+                    Median(times[0]), Median(times[1]), Median(times[2]), e8.BitsPerWeight, i4.BitsPerWeight)
+                {
+                    E8DefaultMs = Min(times[6]), E8DefaultMode = ModeName(mode),
+                    E8B3Ms = Min(times[7]), E8B2Ms = Min(times[8]),
+                    E8B3BitsPerWeight = e3.BitsPerWeight, E8B2BitsPerWeight = e2.BitsPerWeight,
+                };
                 rows.Add(g);
-                log($"{r}x{c} batch {b}: fp32 {g.Fp32Ms:F2} ms, e8 {g.E8Ms:F2} ms ({g.E8SpeedupVsFp32:F2}x), int4 {g.Int4Ms:F2} ms");
+                log($"{r}x{c} batch {b}: fp32 {g.Fp32Ms:F2} ms, e8 default ({g.E8DefaultMode}) {g.E8DefaultMs:F2} ms ({g.Fp32Ms / g.E8DefaultMs:F2}x), e8 fp32-act {g.E8Ms:F2} ms, 3-bit {g.E8B3Ms:F2}, 2-bit {g.E8B2Ms:F2}, int4 {g.Int4Ms:F2} ms");
             }
         }
         var vor = MeasureVoronoi(16, t, quick ? 3 : 5);
         log($"Voronoi q=16: encode {vor.Encode / 1e6:F1} M entries/s, best of 4 scales {vor.EncodeBest4 / 1e6:F1} M, decode {vor.Decode / 1e6:F1} M");
-        return new KernelBenchmarkResult(t, KernelSupport.Describe(), memcpy, encodeRate, decodeRate, decodeRate * 4 / 1e9, rows, reps, total.Elapsed.TotalSeconds) { Voronoi16 = vor };
+        return new KernelBenchmarkResult(t, KernelSupport.Describe(), memcpy, encodeRate, decodeRate, decodeRate * 4 / 1e9, rows, reps, total.Elapsed.TotalSeconds)
+        { Voronoi16 = vor };
+    }
+
+    /// <summary>Random b-bit codes with k = 4 scales (the products' speed does not depend on the values).</summary>
+    private static PackedE8Matrix RandomCodes(int rows, int cols, int bits, int seed)
+    {
+        var c = new E8BoxCodes(rows, cols, bits, [0.2f, 0.25f, 0.32f, 0.45f]);
+        var rng = new Random(seed);
+        rng.NextBytes(c.U);
+        for (int i = 0; i < c.U.Length; i++) c.U[i] &= (byte)(c.Q - 1);
+        for (int i = 0; i < c.ScaleIndex.Length; i++) c.ScaleIndex[i] = (byte)(c.U[8 * i] & 3);
+        c.RowScale.AsSpan().Fill(1f);
+        return PackedE8Matrix.FromCodes(c);
     }
 
     // Tiered JIT starts every method at tier 0 (System.Numerics.Tensors ships as IL, so
@@ -97,8 +151,9 @@ public static class KernelBenchmark
         const int r = 512, c = 4096;
         var w = RandomMatrix(r, c, 5);
         var e8 = PackedE8Matrix.Quantize(w, r, c);
+        var e3 = RandomCodes(r, c, 3, 1);
+        var e2 = RandomCodes(r, c, 2, 2);
         var i4 = PackedInt4Matrix.Quantize(w, r, c);
-        var sw = Stopwatch.StartNew();
         for (int round = 0; round < 3; round++)
         {
             foreach (int b in new[] { 1, 8 })
@@ -111,6 +166,8 @@ public static class KernelBenchmark
                     foreach (var mode in Enum.GetValues<ActivationMode>())
                     {
                         e8.Multiply(x, y, b, mode, null, threads);
+                        e3.Multiply(x, y, b, mode, null, threads);
+                        e2.Multiply(x, y, b, mode, null, threads);
                         if (mode != ActivationMode.E8Box4) i4.Multiply(x, y, b, mode, null, threads);
                     }
                 }
@@ -157,14 +214,13 @@ public static class KernelBenchmark
         return (double)rows * per * 4 / (times.Min() / 1e3) / 1e9;
     }
 
-    /// <summary>E8 decode throughput (entries per second) of a whole matrix to fp32 with the best kernel.</summary>
+    /// <summary>E8 decode throughput (entries per second) of a whole matrix to fp32 (the scalar row decoder).</summary>
     public static double MeasureDecode(PackedE8Matrix m, int threads, int reps)
     {
         var dst = new float[(long)m.Rows * m.Cols];
         int cols = m.Cols;
-        var isa = KernelSupport.Best;
         var times = Alternate(reps, () => RowParallel.For(m.Rows, threads, (r0, r1) =>
-            m.DequantizeRows(r0, r1, dst.AsSpan(r0 * cols, (r1 - r0) * cols), isa)))[0];
+            m.DequantizeRows(r0, r1, dst.AsSpan(r0 * cols, (r1 - r0) * cols))))[0];
         return (double)m.Rows * m.Cols / (times.Min() / 1e3);
     }
 

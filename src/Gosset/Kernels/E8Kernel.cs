@@ -1,0 +1,399 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Gosset.Kernels.Simd;
+
+namespace Gosset.Kernels;
+
+/// <summary>
+/// One implementation of the <see cref="PackedE8Matrix"/> products (a width and an instruction set).
+/// Built once: <see cref="All"/> lists every variant this process can run (the cross-platform widths
+/// run everywhere, unaccelerated ones in software, so tests cover them on any CPU), <see cref="Best"/>
+/// is the one products use by default. Every variant gives results bit-identical to <see cref="Scalar"/>.
+/// </summary>
+public abstract class E8Kernel
+{
+    /// <summary>Short name: "scalar", "vector128", "vector128-ssse3", "vector256", "avx2", "avx-vnni", "vector512", "avx512".</summary>
+    public string Name { get; }
+    /// <summary>32-bit lanes per vector (1 for the scalar reference).</summary>
+    public int Lanes { get; }
+    /// <summary>Whether the hardware runs this variant natively (false: the vector width is emulated in software).</summary>
+    public abstract bool IsAccelerated { get; }
+
+    private protected E8Kernel(string name, int lanes) { Name = name; Lanes = lanes; }
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+
+    /// <summary>y[v·rows + r] = rowScale[r]·Σ over the row for vectors [0, a.Batch) and rows [r0, r1).</summary>
+    internal abstract unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
+
+    /// <summary>The scalar reference (the specification the SIMD variants are tested against).</summary>
+    public static E8Kernel Scalar { get; } = new ScalarE8Kernel();
+
+    /// <summary>Every variant this process can run, scalar first.</summary>
+    public static IReadOnlyList<E8Kernel> All { get; } = BuildAll();
+
+    /// <summary>The fastest variant here (see <see cref="KernelSupport.Level"/>).</summary>
+    public static E8Kernel Best { get; } = PickBest();
+
+    /// <summary>The variant named <paramref name="name"/>.</summary>
+    /// <exception cref="PlatformNotSupportedException">No such variant runs here.</exception>
+    public static E8Kernel Get(string name) => All.FirstOrDefault(k => k.Name == name)
+        ?? throw new PlatformNotSupportedException($"E8 kernel variant '{name}' is not available on this CPU/runtime.");
+
+    private static E8Kernel[] BuildAll()
+    {
+        var list = new List<E8Kernel>
+        {
+            Scalar,
+            new SimdE8Kernel<V128, PortableOps<V128>>("vector128", () => Vector128.IsHardwareAccelerated),
+            new SimdE8Kernel<V256, PortableOps<V256>>("vector256", () => Vector256.IsHardwareAccelerated),
+            new SimdE8Kernel<V512, PortableOps<V512>>("vector512", () => Vector512.IsHardwareAccelerated),
+        };
+        if (Ssse3Ops.IsSupported) list.Add(new SimdE8Kernel<V128, Ssse3Ops>("vector128-ssse3", () => Vector128.IsHardwareAccelerated));
+        if (Avx2Ops.IsSupported) list.Add(new SimdE8Kernel<V256, Avx2Ops>("avx2", () => Vector256.IsHardwareAccelerated));
+        if (AvxVnniOps.IsSupported) list.Add(new SimdE8Kernel<V256, AvxVnniOps>("avx-vnni", () => Vector256.IsHardwareAccelerated));
+        if (Avx512Ops.IsSupported) list.Add(new SimdE8Kernel<V512, Avx512Ops>("avx512", () => Vector512.IsHardwareAccelerated));
+        return [.. list];
+    }
+
+    private static E8Kernel PickBest()
+    {
+        string level = KernelSupport.Level;
+        string name = level switch
+        {
+            "avx512" => "avx512",
+            "avx-vnni" => "avx-vnni",
+            "avx2" => "avx2",
+            "vector128" => Ssse3Ops.IsSupported ? "vector128-ssse3" : "vector128",
+            _ => "scalar",
+        };
+        return All.First(k => k.Name == name);
+    }
+
+    /// <summary>The best variant of a legacy <see cref="KernelIsa"/> width.</summary>
+    internal static E8Kernel ForIsa(KernelIsa isa)
+    {
+        KernelSupport.Require(isa);
+        string[] names = isa switch
+        {
+            KernelIsa.Vector512 => ["avx512", "vector512"],
+            KernelIsa.Vector256 => ["avx-vnni", "avx2", "vector256"],
+            KernelIsa.Vector128 => ["vector128-ssse3", "vector128"],
+            _ => ["scalar"],
+        };
+        foreach (var n in names)
+            foreach (var k in All)
+                if (k.Name == n) return k;
+        return Scalar;
+    }
+}
+
+/// <summary>The scalar reference: reads the packed layout through its scalar accessors and adds in the canonical order.</summary>
+[SkipLocalsInit]
+internal sealed class ScalarE8Kernel() : E8Kernel("scalar", 1)
+{
+    public override bool IsAccelerated => true;
+
+    internal override unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+    {
+        Span<float> acc = stackalloc float[16];
+        Span<int> u = stackalloc int[8];
+        int nb = a.Blocks, cp = a.PaddedCols;
+        for (int r = r0; r < r1; r++)
+            for (int v = 0; v < a.Batch; v++)
+            {
+                acc.Clear();
+                for (int t = 0; t < m.Groups * 32; t++)
+                {
+                    int p = 0;
+                    for (int i = 0; i < 8; i++) { u[i] = m.Digit(r, t, i); p ^= u[i] & 1; }
+                    float half = m.HalfTable[m.ScaleIndexAt(r, t)];
+                    int lane = t & 15, g = t >> 5, b = t & 31;
+                    if (a.IsFloat)
+                    {
+                        var x2 = a.X2.AsSpan(v * cp + 256 * g + b);
+                        float st = u[0] * x2[0];
+                        for (int i = 1; i < 8; i++) st = MathF.FusedMultiplyAdd(u[i], x2[32 * i], st);
+                        float bt = a.Af[v * nb + t] + (p != 0 ? a.Cf[v * nb + t] : 0f);
+                        acc[lane] = MathF.FusedMultiplyAdd(st + bt, half, acc[lane]);
+                    }
+                    else
+                    {
+                        int d = 0;
+                        for (int j = 0; j < 4; j++)
+                            d += u[2 * j] * a.Q[v * cp + 256 * g + 4 * b + j] + u[2 * j + 1] * a.Q[v * cp + 256 * g + 128 + 4 * b + j];
+                        int tt = 2 * d + a.A[v * nb + t] + (p != 0 ? a.C[v * nb + t] : 0);
+                        acc[lane] = MathF.FusedMultiplyAdd(tt, half * a.Xs[v * nb + t], acc[lane]);
+                    }
+                }
+                y[(long)v * m.Rows + r] = m.RowScales[r] * Reduce16(acc);
+            }
+    }
+
+    /// <summary>The canonical 16-lane sum (see <see cref="IVec{TV}.Reduce16"/>).</summary>
+    internal static float Reduce16(ReadOnlySpan<float> l)
+    {
+        Span<float> s4 = stackalloc float[4];
+        for (int i = 0; i < 4; i++) s4[i] = (l[i] + l[i + 8]) + (l[i + 4] + l[i + 12]);
+        return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+    }
+}
+
+/// <summary>
+/// The E8 kernels written once for every width <typeparamref name="TV"/> and instruction set
+/// <typeparamref name="TOps"/>; b and the side-field mode are further type parameters so the JIT
+/// specialises each loop (one <c>switch</c> in <see cref="Run"/> picks the instance).
+/// </summary>
+[SkipLocalsInit]
+internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> accelerated) : E8Kernel(name, TV.Lanes)
+    where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>
+{
+    public override bool IsAccelerated => accelerated();
+
+    internal override void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+    {
+        switch ((m.Bits, m.Narrow, a.IsFloat))
+        {
+            case (4, true, false): Int<Digits4, NarrowSide>(m, a, r0, r1, y); break;
+            case (4, false, false): Int<Digits4, WideSide>(m, a, r0, r1, y); break;
+            case (3, true, false): Int<Digits3, NarrowSide>(m, a, r0, r1, y); break;
+            case (3, false, false): Int<Digits3, WideSide>(m, a, r0, r1, y); break;
+            case (2, true, false): Int<Digits2, NarrowSide>(m, a, r0, r1, y); break;
+            case (2, false, false): Int<Digits2, WideSide>(m, a, r0, r1, y); break;
+            case (4, true, true): Float<Digits4, NarrowSide>(m, a, r0, r1, y); break;
+            case (4, false, true): Float<Digits4, WideSide>(m, a, r0, r1, y); break;
+            case (3, true, true): Float<Digits3, NarrowSide>(m, a, r0, r1, y); break;
+            case (3, false, true): Float<Digits3, WideSide>(m, a, r0, r1, y); break;
+            case (2, true, true): Float<Digits2, NarrowSide>(m, a, r0, r1, y); break;
+            default: Float<Digits2, WideSide>(m, a, r0, r1, y); break;
+        }
+    }
+
+    /// <summary>Digits, parity mask and half block scale (β/2) of the Lanes blocks from b0 of a group record.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Decode<TD, TS>(byte* rec, int b0, TV t0, TV t1, TV t2, TV t3, out TV lo, out TV hi, out TV pm, out TV ws)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        TD.Load(rec, b0, out lo, out hi);
+        var side = TV.LoadWidenBytes(rec + TD.DigitBytes + (b0 & 15));
+        if (b0 >= 16) side = TV.ShiftRight(side, 4);
+        if (TS.Narrow)
+        {
+            pm = TV.ShiftRightArith(TV.ShiftLeft(side, 28), 31);
+            ws = TOps.Lookup8(t0, t1, side);
+        }
+        else
+        {
+            pm = TOps.ParityMask(lo, hi);
+            ws = TOps.Lookup16(t0, t1, t2, t3, TV.And(side, TV.Int(15)));
+        }
+    }
+
+    /// <summary>acc += (2Σux + A + p·C)·(β/2)·xs for the Lanes blocks from b0 of group g, one int8 vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV IntStep(TV lo, TV hi, TV pm, TV ws, sbyte* q /* group */, int* A, int* C, float* xs /* block b0 */, int b0, TV acc)
+    {
+        var d2 = TOps.Dot2(lo, TV.Load(q + 4 * b0), hi, TV.Load(q + 128 + 4 * b0));
+        var t = TV.AddInt(TV.AddInt(d2, TV.Load(A)), TV.And(pm, TV.Load(C)));
+        return TV.Fma(TV.ToFloat(t), TV.MulF(ws, TV.Load(xs)), acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV FloatStep(TV lo, TV hi, TV pm, TV ws, float* x2 /* group + b0 */, float* af, float* cf, TV acc)
+    {
+        var ff = TV.Int(0xFF);
+        var st = TV.MulF(TV.ToFloat(TV.And(lo, ff)), TV.Load(x2));
+        st = TV.Fma(TV.ToFloat(TV.And(hi, ff)), TV.Load(x2 + 32), st);
+        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(lo, 8), ff)), TV.Load(x2 + 64), st);
+        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(hi, 8), ff)), TV.Load(x2 + 96), st);
+        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(lo, 16), ff)), TV.Load(x2 + 128), st);
+        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(hi, 16), ff)), TV.Load(x2 + 160), st);
+        st = TV.Fma(TV.ToFloat(TV.ShiftRight(lo, 24)), TV.Load(x2 + 192), st);
+        st = TV.Fma(TV.ToFloat(TV.ShiftRight(hi, 24)), TV.Load(x2 + 224), st);
+        var bt = TV.AddF(TV.Load(af), TV.And(pm, TV.Load(cf)));
+        return TV.Fma(TV.AddF(st, bt), ws, acc);
+    }
+
+    /// <summary>Rows per block in the batched kernels: their records stay in L2 while every batch tile passes over them.</summary>
+    private const int RowBlock = 16;
+    /// <summary>Vectors per batch tile: each decoded group of weights is applied to this many vectors.</summary>
+    private const int BatchTile = 8;
+
+    /// <summary>
+    /// Decodes chunk c (blocks c·Lanes …) into dec[4c … 4c + 3] = lo, hi, parity mask, β/2. Callers pass
+    /// c as a constant, so every shift and branch on the block offset folds away (the b = 3 plane
+    /// reads in particular).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecodeChunk<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, TV* dec)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        Decode<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out dec[4 * c], out dec[4 * c + 1], out dec[4 * c + 2], out dec[4 * c + 3]);
+    }
+
+    /// <summary>All 32/Lanes chunks of a group record, unrolled with constant chunk numbers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecodeGroup<TD, TS>(byte* rp, TV t0, TV t1, TV t2, TV t3, TV* dec)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        DecodeChunk<TD, TS>(rp, 0, t0, t1, t2, t3, dec);
+        DecodeChunk<TD, TS>(rp, 1, t0, t1, t2, t3, dec);
+        if (TV.Lanes <= 8)
+        {
+            DecodeChunk<TD, TS>(rp, 2, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 3, t0, t1, t2, t3, dec);
+        }
+        if (TV.Lanes == 4)
+        {
+            DecodeChunk<TD, TS>(rp, 4, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 5, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 6, t0, t1, t2, t3, dec);
+            DecodeChunk<TD, TS>(rp, 7, t0, t1, t2, t3, dec);
+        }
+    }
+
+    /// <summary>Batch 1, int8: chunk c of group g straight into its accumulator (c constant).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV IntChunk1<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, TV acc)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int b0 = c * TV.Lanes;
+        Decode<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
+        return IntStep(lo, hi, pm, ws, q, A + b0, C + b0, xs + b0, b0, acc);
+    }
+
+    /// <summary>Four-lane widths, batch 1: blocks 16h … 16h + 15 of a group (chunks 4h … 4h + 3), h = 0 or 1.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void IntQuarter4<TD, TS>(byte* rp, int h, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        if (h == 0)
+        {
+            acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
+            acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
+            acc2 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc2);
+            acc3 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc3);
+        }
+        else
+        {
+            acc0 = IntChunk1<TD, TS>(rp, 4, t0, t1, t2, t3, q, A, C, xs, acc0);
+            acc1 = IntChunk1<TD, TS>(rp, 5, t0, t1, t2, t3, q, A, C, xs, acc1);
+            acc2 = IntChunk1<TD, TS>(rp, 6, t0, t1, t2, t3, q, A, C, xs, acc2);
+            acc3 = IntChunk1<TD, TS>(rp, 7, t0, t1, t2, t3, q, A, C, xs, acc3);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Int<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        fixed (byte* data = m.Data)
+        fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
+        fixed (sbyte* q0 = a.Q)
+        fixed (int* A0 = a.A, C0 = a.C)
+        {
+            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+            if (a.Batch == 1)
+            {
+                for (int r = r0; r < r1; r++)
+                {
+                    byte* rp = data + (long)r * groups * rec;
+                    TV acc0 = TV.Float(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+                    sbyte* q = q0; int* A = A0, C = C0; float* xs = xs0;
+                    for (int g = 0; g < groups; g++, rp += rec, q += 256, A += 32, C += 32, xs += 32)
+                    {
+                        // Chunk c accumulates into acc[c mod (16/Lanes)]: lane l always holds blocks ≡ l (mod 16).
+                        if (n == 4)
+                        {
+                            // Eight chunks per group exceed the JIT's inlining budget in one method: two calls of four.
+                            IntQuarter4<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                            IntQuarter4<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                            continue;
+                        }
+                        acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
+                        if (n == 16) acc0 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc0);
+                        else
+                        {
+                            acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
+                            acc0 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc0);
+                            acc1 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc1);
+                        }
+                    }
+                    y[r] = rs[r] * TV.Reduce16(acc0, acc1, acc2, acc3);
+                }
+                return;
+            }
+            TV* acc = stackalloc TV[BatchTile * 4];
+            TV* dec = stackalloc TV[4 * 8];
+            for (int rb = r0; rb < r1; rb += RowBlock)
+                for (int v0 = 0; v0 < a.Batch; v0 += BatchTile)
+                {
+                    int nv = Math.Min(BatchTile, a.Batch - v0);
+                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
+                    {
+                        byte* row = data + (long)r * groups * rec;
+                        for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
+                        for (int g = 0; g < groups; g++)
+                        {
+                            DecodeGroup<TD, TS>(row + g * rec, t0, t1, t2, t3, dec);
+                            for (int v = 0; v < nv; v++)
+                            {
+                                long bo = (long)(v0 + v) * nb + 32 * g;
+                                sbyte* q = q0 + (long)(v0 + v) * cp + 256 * g;
+                                for (int c = 0; c < 32 / n; c++)
+                                {
+                                    int b0 = c * n;
+                                    acc[4 * v + c % per] = IntStep(dec[4 * c], dec[4 * c + 1], dec[4 * c + 2], dec[4 * c + 3], q, A0 + bo + b0, C0 + bo + b0, xs0 + bo + b0, b0, acc[4 * v + c % per]);
+                                }
+                            }
+                        }
+                        for (int v = 0; v < nv; v++)
+                            y[(long)(v0 + v) * rows + r] = rs[r] * TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
+                    }
+                }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Float<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        TV* acc = stackalloc TV[BatchTile * 4];
+        TV* dec = stackalloc TV[4 * 8];
+        fixed (byte* data = m.Data)
+        fixed (float* tab = m.HalfTable, rs = m.RowScales, x20 = a.X2, af0 = a.Af, cf0 = a.Cf)
+        {
+            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+            for (int rb = r0; rb < r1; rb += RowBlock)
+                for (int v0 = 0; v0 < a.Batch; v0 += BatchTile)
+                {
+                    int nv = Math.Min(BatchTile, a.Batch - v0);
+                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
+                    {
+                        byte* row = data + (long)r * groups * rec;
+                        for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
+                        for (int g = 0; g < groups; g++)
+                        {
+                            DecodeGroup<TD, TS>(row + g * rec, t0, t1, t2, t3, dec);
+                            for (int v = 0; v < nv; v++)
+                            {
+                                long bo = (long)(v0 + v) * nb + 32 * g;
+                                float* x2 = x20 + (long)(v0 + v) * cp + 256 * g;
+                                for (int c = 0; c < 32 / n; c++)
+                                {
+                                    int b0 = c * n;
+                                    acc[4 * v + c % per] = FloatStep(dec[4 * c], dec[4 * c + 1], dec[4 * c + 2], dec[4 * c + 3], x2 + b0, af0 + bo + b0, cf0 + bo + b0, acc[4 * v + c % per]);
+                                }
+                            }
+                        }
+                        for (int v = 0; v < nv; v++)
+                            y[(long)(v0 + v) * rows + r] = rs[r] * TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
+                    }
+                }
+        }
+    }
+}

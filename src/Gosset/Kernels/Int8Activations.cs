@@ -1,0 +1,162 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+
+namespace Gosset.Kernels;
+
+/// <summary>
+/// Activations as the integer E8 kernels consume them: per vector, int8 values x̃ and one fp32 scale
+/// per 8-block, x[8t + i] ≈ Scales[t]·x̃[8t + i]. Filled by <see cref="Quantize"/> (W4A8: absmax per
+/// block) or directly by an activation encoder (W4A4: x̃ the doubled E8 coordinates, Scales the
+/// block scale / 2).
+/// </summary>
+public sealed class Int8Activations
+{
+    /// <summary>Entries per block.</summary>
+    public const int BlockLength = 8;
+
+    /// <summary>Number of vectors.</summary>
+    public int Batch { get; }
+    /// <summary>Entries per vector.</summary>
+    public int Cols { get; }
+    /// <summary>Blocks per vector: ⌈Cols / 8⌉.</summary>
+    public int Blocks => (Cols + BlockLength - 1) / BlockLength;
+    /// <summary>[Batch][Blocks·8] int8 values; entries at or beyond Cols must stay 0.</summary>
+    public sbyte[] Values { get; }
+    /// <summary>[Batch][Blocks] fp32 block scales (finite).</summary>
+    public float[] Scales { get; }
+
+    /// <summary>Zeroed activations for <paramref name="batch"/> vectors of <paramref name="cols"/> entries.</summary>
+    public Int8Activations(int batch, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        Batch = batch; Cols = cols;
+        Values = new sbyte[(long)batch * Blocks * BlockLength];
+        Scales = new float[(long)batch * Blocks];
+    }
+
+    /// <summary>The value of entry i of vector c: Scales·x̃.</summary>
+    public float this[int c, int i] => Scales[c * Blocks + i / BlockLength] * Values[c * Blocks * BlockLength + i];
+
+    /// <summary>W4A8 rounding of x [batch][cols]: per 8-block scale absmax/127, x̃ = round(x/scale) ∈ [−127, 127].</summary>
+    /// <exception cref="ArgumentException">x is shorter than batch·cols.</exception>
+    public static Int8Activations Quantize(ReadOnlySpan<float> x /* [batch][cols] */, int batch, int cols)
+    {
+        var a = new Int8Activations(batch, cols);
+        if (x.Length < (long)batch * cols) throw new ArgumentException($"x holds {x.Length} values, expected batch·cols = {batch * cols}.", nameof(x));
+        Span<float> blk = stackalloc float[BlockLength];
+        int nb = a.Blocks;
+        for (int c = 0; c < batch; c++)
+            for (int t = 0; t < nb; t++)
+            {
+                blk.Clear();
+                int n = Math.Min(BlockLength, cols - BlockLength * t);
+                x.Slice(c * cols + BlockLength * t, n).CopyTo(blk);
+                a.Scales[c * nb + t] = QuantizeBlock(blk, a.Values.AsSpan((c * nb + t) * BlockLength, BlockLength));
+            }
+        return a;
+    }
+
+    /// <summary>One block: returns the scale absmax/127 (0 for a zero or non-finite block) and writes x̃.</summary>
+    public static float QuantizeBlock(ReadOnlySpan<float> x8, Span<sbyte> q8)
+    {
+        float amax = 0f;
+        for (int i = 0; i < BlockLength; i++) amax = MathF.Max(amax, MathF.Abs(x8[i]));
+        if (!(amax > 0f) || !float.IsFinite(amax)) { q8[..BlockLength].Clear(); return 0f; }
+        float inv = 127f / amax;
+        for (int i = 0; i < BlockLength; i++) q8[i] = (sbyte)Math.Clamp(MathF.Round(x8[i] * inv), -127f, 127f);
+        return amax / 127f;
+    }
+}
+
+/// <summary>
+/// Activations rearranged once per product for the E8 kernels (pooled buffers; dispose to return them).
+/// Cp = groups·256 padded columns, nb = groups·32 blocks per vector.
+/// <list type="bullet">
+/// <item>int8: <c>Q[v][256g + 4B + j] = x̃[256g + 8B + 2j]</c>, <c>Q[v][256g + 128 + 4B + j] = x̃[256g + 8B + 2j + 1]</c>
+/// (the lanes of the digit bytes), <c>A = −q·Σx̃</c>, <c>C = Σx̃ − 2x̃₀</c> per block, <c>Xs</c> the block scale.</item>
+/// <item>fp32: <c>X2[v][256g + 32i + B] = 2·x[256g + 8B + i]</c>, <c>Af = −q·Σx</c>, <c>Cf = Σx − 2x₀</c> (sums in a fixed order).</item>
+/// </list>
+/// With these, a block's Σᵢ vᵢxᵢ = 2Σuᵢxᵢ + A + p·C (v the doubled E8 coordinates, p the digit parity).
+/// </summary>
+internal sealed class E8ActivationLayout : IDisposable
+{
+    public readonly int Batch, Groups, PaddedCols, Blocks;
+    public readonly bool IsFloat;
+    public sbyte[] Q = []; public int[] A = [], C = []; public float[] Xs = [];
+    public float[] X2 = [], Af = [], Cf = [];
+
+    private E8ActivationLayout(int batch, int groups, bool isFloat)
+    {
+        Batch = batch; Groups = groups; PaddedCols = groups * PackedE8Matrix.GroupLength; Blocks = groups * 32; IsFloat = isFloat;
+    }
+
+    private static T[] Rent<T>(long n) => ArrayPool<T>.Shared.Rent((int)Math.Max(n, 1));
+
+    /// <summary>fp32 activations x [batch][cols] for a matrix with nesting ratio q.</summary>
+    [SkipLocalsInit]
+    public static E8ActivationLayout Float(ReadOnlySpan<float> x, int batch, int cols, int groups, int q)
+    {
+        var a = new E8ActivationLayout(batch, groups, true);
+        int cp = a.PaddedCols, nb = a.Blocks;
+        a.X2 = Rent<float>((long)batch * cp); a.Af = Rent<float>((long)batch * nb); a.Cf = Rent<float>((long)batch * nb);
+        Span<float> blk = stackalloc float[8];
+        for (int v = 0; v < batch; v++)
+        {
+            var src = x.Slice(v * cols, cols);
+            var x2 = a.X2.AsSpan(v * cp, cp);
+            for (int t = 0; t < nb; t++)
+            {
+                blk.Clear();
+                int n = Math.Clamp(cols - 8 * t, 0, 8);
+                if (n > 0) src.Slice(8 * t, n).CopyTo(blk);
+                int g = t >> 5, b = t & 31;
+                for (int i = 0; i < 8; i++) x2[256 * g + 32 * i + b] = 2f * blk[i];
+                float s = ((blk[0] + blk[1]) + (blk[2] + blk[3])) + ((blk[4] + blk[5]) + (blk[6] + blk[7]));
+                a.Af[v * nb + t] = -q * s;
+                a.Cf[v * nb + t] = s - 2f * blk[0];
+            }
+        }
+        return a;
+    }
+
+    /// <summary>int8 activations (values [batch][blocks·8], scales [batch][blocks]) for a matrix with nesting ratio q.</summary>
+    public static E8ActivationLayout Int(ReadOnlySpan<sbyte> values, ReadOnlySpan<float> scales, int batch, int blocks, int groups, int q)
+    {
+        var a = new E8ActivationLayout(batch, groups, false);
+        int cp = a.PaddedCols, nb = a.Blocks;
+        a.Q = Rent<sbyte>((long)batch * cp); a.A = Rent<int>((long)batch * nb); a.C = Rent<int>((long)batch * nb); a.Xs = Rent<float>((long)batch * nb);
+        for (int v = 0; v < batch; v++)
+        {
+            var qd = a.Q.AsSpan(v * cp, cp);
+            for (int t = 0; t < nb; t++)
+            {
+                int g = t >> 5, b = t & 31, sum = 0, x0 = 0;
+                bool real = t < blocks;
+                for (int j = 0; j < 4; j++)
+                {
+                    int e = real ? values[(v * blocks + t) * 8 + 2 * j] : 0, o = real ? values[(v * blocks + t) * 8 + 2 * j + 1] : 0;
+                    qd[256 * g + 4 * b + j] = (sbyte)e;
+                    qd[256 * g + 128 + 4 * b + j] = (sbyte)o;
+                    sum += e + o;
+                    if (j == 0) x0 = e;
+                }
+                a.A[v * nb + t] = -q * sum;
+                a.C[v * nb + t] = sum - 2 * x0;
+                a.Xs[v * nb + t] = real ? scales[v * blocks + t] : 0f;
+            }
+        }
+        return a;
+    }
+
+    public void Dispose()
+    {
+        Return(ref Q); Return(ref A); Return(ref C); Return(ref Xs); Return(ref X2); Return(ref Af); Return(ref Cf);
+    }
+
+    private static void Return<T>(ref T[] a)
+    {
+        if (a.Length > 0) ArrayPool<T>.Shared.Return(a);
+        a = [];
+    }
+}

@@ -1,0 +1,206 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Gosset.Kernels.Simd;
+
+/// <summary>
+/// The CPU-specific steps of the E8 kernels for one width <typeparamref name="TV"/>: the u8 × s8
+/// dot product of 4-byte lanes and the block-scale table lookup. Defaults are portable (built from
+/// <see cref="IVec{TV}"/>); an ISA struct overrides what its instructions do faster. Every
+/// implementation returns the same bits.
+/// </summary>
+internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
+{
+    /// <summary>Whether the instructions this struct uses exist on this CPU and runtime.</summary>
+    static abstract bool IsSupported { get; }
+
+    /// <summary>2·Σⱼ (uloⱼ·sloⱼ + uhiⱼ·shiⱼ) over the 4 bytes of each 32-bit lane; u unsigned digits (&lt; 16), s signed activations. Exact in int32.</summary>
+    static abstract TV Dot2(TV ulo, TV slo, TV uhi, TV shi);
+    /// <summary>table[raw &amp; 7] (higher bits of raw ignored); the first 8 floats of the table are t0 (and t1 when Lanes = 4).</summary>
+    static abstract TV Lookup8(TV t0, TV t1, TV raw);
+    /// <summary>table[idx] for idx ∈ [0, 16): the 16 floats are t0, t1, t2, t3 (as many as 16/Lanes).</summary>
+    static abstract TV Lookup16(TV t0, TV t1, TV t2, TV t3, TV idx);
+    /// <summary>All-ones lanes where the block's digit sum is odd (lo, hi: the block's digit bytes).</summary>
+    static abstract TV ParityMask(TV lo, TV hi);
+}
+
+/// <summary>Portable operations for any width (the cross-platform API only; runs everywhere). The other ops structs reuse what they do not accelerate.</summary>
+internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVec<TV>
+{
+    public static bool IsSupported => true;
+
+    /// <summary>
+    /// 2·Σⱼ (uloⱼ·sloⱼ + uhiⱼ·shiⱼ) over the 4 bytes of each 32-bit lane; u unsigned (digits, &lt; 16),
+    /// s signed (activations). Exact in int32.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Dot2(TV ulo, TV slo, TV uhi, TV shi)
+    {
+        var acc = TV.Int(0);
+        var ff = TV.Int(0xFF);
+        acc = TV.AddInt(acc, TV.MulInt(TV.And(ulo, ff), TV.ShiftRightArith(TV.ShiftLeft(slo, 24), 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.And(uhi, ff), TV.ShiftRightArith(TV.ShiftLeft(shi, 24), 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.And(TV.ShiftRight(ulo, 8), ff), TV.ShiftRightArith(TV.ShiftLeft(slo, 16), 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.And(TV.ShiftRight(uhi, 8), ff), TV.ShiftRightArith(TV.ShiftLeft(shi, 16), 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.And(TV.ShiftRight(ulo, 16), ff), TV.ShiftRightArith(TV.ShiftLeft(slo, 8), 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.And(TV.ShiftRight(uhi, 16), ff), TV.ShiftRightArith(TV.ShiftLeft(shi, 8), 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRight(ulo, 24), TV.ShiftRightArith(slo, 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRight(uhi, 24), TV.ShiftRightArith(shi, 24)));
+        return TV.AddInt(acc, acc);
+    }
+
+    /// <summary>table[raw &amp; 7] (bits above 2 of <paramref name="raw"/> are ignored): the table's first 8 floats are t0 (and t1 when Lanes = 4).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Lookup8(TV t0, TV t1, TV raw)
+    {
+        var idx = TV.And(raw, TV.Int(7));
+        return TV.Lanes >= 8 ? TV.ShuffleF(t0, idx) : TV.AddF(TV.ShuffleF(t0, idx), TV.ShuffleF(t1, TV.AddInt(idx, TV.Int(-4))));
+    }
+
+    /// <summary>table[idx] for idx ∈ [0, 16): the 16 floats are t0, t1, t2, t3 (as many as 16/Lanes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Lookup16(TV t0, TV t1, TV t2, TV t3, TV idx)
+    {
+        var r = TV.ShuffleF(t0, idx);
+        if (TV.Lanes == 16) return r;
+        r = TV.AddF(r, TV.ShuffleF(t1, TV.AddInt(idx, TV.Int(-TV.Lanes))));
+        if (TV.Lanes == 8) return r;
+        r = TV.AddF(r, TV.ShuffleF(t2, TV.AddInt(idx, TV.Int(-8))));
+        return TV.AddF(r, TV.ShuffleF(t3, TV.AddInt(idx, TV.Int(-12))));
+    }
+
+    /// <summary>All-ones lanes where the block's digit sum is odd (lo, hi: the block's digit bytes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ParityMask(TV lo, TV hi)
+    {
+        var x = TV.Xor(lo, hi);
+        x = TV.Xor(x, TV.ShiftRight(x, 16));
+        x = TV.Xor(x, TV.ShiftRight(x, 8));
+        return TV.ShiftRightArith(TV.ShiftLeft(x, 31), 31);
+    }
+}
+
+/// <summary>AVX2 without VNNI: vpmaddubsw (u8·s8 → s16 pairs) + vpmaddwd by 2, vpermps lookups.</summary>
+internal readonly struct Avx2Ops : IIsaOps<V256>
+{
+    public static bool IsSupported => Avx2.IsSupported;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Dot2(V256 ulo, V256 slo, V256 uhi, V256 shi)
+    {
+        // |u·s| ≤ 15·128, so each 16-bit pair sum and the sum of both stays below 2¹⁵.
+        var m = Avx2.MultiplyAddAdjacent(ulo.V.AsByte(), slo.V.AsSByte()) + Avx2.MultiplyAddAdjacent(uhi.V.AsByte(), shi.V.AsSByte());
+        return new(Avx2.MultiplyAddAdjacent(m, Vector256.Create((short)2)).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Lookup8(V256 t0, V256 t1, V256 raw) => new(Avx2.PermuteVar8x32(t0.V.AsSingle(), raw.V.AsInt32()).AsUInt32()); // vpermps reads bits 0–2 only
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Lookup16(V256 t0, V256 t1, V256 t2, V256 t3, V256 idx)
+    {
+        var a = Avx2.PermuteVar8x32(t0.V.AsSingle(), idx.V.AsInt32());
+        var b = Avx2.PermuteVar8x32(t1.V.AsSingle(), idx.V.AsInt32());
+        return new(Avx.BlendVariable(a, b, (idx.V << 28).AsSingle()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ParityMask(V256 lo, V256 hi)
+    {
+        var s = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((lo.V + hi.V).AsByte(), Vector256.Create((sbyte)1)), Vector256.Create((short)1));
+        return new((s << 31 >> 31).AsUInt32());
+    }
+}
+
+/// <summary>AVX-VNNI (256-bit vpdpbusd) with the AVX2 lookups.</summary>
+internal readonly struct AvxVnniOps : IIsaOps<V256>
+{
+    public static bool IsSupported => AvxVnni.IsSupported && Avx2.IsSupported;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Dot2(V256 ulo, V256 slo, V256 uhi, V256 shi)
+    {
+        var d = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ulo.V.AsByte(), slo.V.AsSByte()), uhi.V.AsByte(), shi.V.AsSByte());
+        return new((d + d).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Lookup8(V256 t0, V256 t1, V256 idx) => Avx2Ops.Lookup8(t0, t1, idx);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Lookup16(V256 t0, V256 t1, V256 t2, V256 t3, V256 idx) => Avx2Ops.Lookup16(t0, t1, t2, t3, idx);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ParityMask(V256 lo, V256 hi)
+    {
+        var s = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, (lo.V + hi.V).AsByte(), Vector256.Create((sbyte)1));
+        return new((s << 31 >> 31).AsUInt32());
+    }
+}
+
+/// <summary>AVX-512 BW: 512-bit vpmaddubsw + vpmaddwd, vpermps over all 16 scales. (.NET 10 exposes no 512-bit vpdpbusd.)</summary>
+internal readonly struct Avx512Ops : IIsaOps<V512>
+{
+    public static bool IsSupported => Avx512BW.IsSupported && Avx512F.IsSupported;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Dot2(V512 ulo, V512 slo, V512 uhi, V512 shi)
+    {
+        var m = Avx512BW.MultiplyAddAdjacent(ulo.V.AsByte(), slo.V.AsSByte()) + Avx512BW.MultiplyAddAdjacent(uhi.V.AsByte(), shi.V.AsSByte());
+        return new(Avx512BW.MultiplyAddAdjacent(m, Vector512.Create((short)2)).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Lookup8(V512 t0, V512 t1, V512 raw) => new(Avx512F.PermuteVar16x32(t0.V.AsSingle(), (raw.V & Vector512.Create(7u)).AsInt32()).AsUInt32());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Lookup16(V512 t0, V512 t1, V512 t2, V512 t3, V512 idx) => new(Avx512F.PermuteVar16x32(t0.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 ParityMask(V512 lo, V512 hi)
+    {
+        var s = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent((lo.V + hi.V).AsByte(), Vector512.Create((sbyte)1)), Vector512.Create((short)1));
+        return new((s << 31 >> 31).AsUInt32());
+    }
+}
+
+/// <summary>SSSE3 (x86 128-bit): pmaddubsw + pmaddwd; portable lookups.</summary>
+internal readonly struct Ssse3Ops : IIsaOps<V128>
+{
+    public static bool IsSupported => Ssse3.IsSupported && Sse41.IsSupported;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Dot2(V128 ulo, V128 slo, V128 uhi, V128 shi)
+    {
+        var m = Ssse3.MultiplyAddAdjacent(ulo.V.AsByte(), slo.V.AsSByte()) + Ssse3.MultiplyAddAdjacent(uhi.V.AsByte(), shi.V.AsSByte());
+        return new(Sse2.MultiplyAddAdjacent(m, Vector128.Create((short)2)).AsUInt32());
+    }
+
+    /// <summary>Byte indices 4·(idx mod 4) + 0..3 in every lane: pshufb then picks a float from a 4-float table.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> FloatBytes(Vector128<uint> idx)
+        => Ssse3.Shuffle((idx << 2).AsByte(), Vector128.Create((byte)0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12)) + Vector128.Create(0x03020100u).AsByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Pick(V128 t, Vector128<byte> bi) => Ssse3.Shuffle(t.V.AsByte(), bi).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Lookup8(V128 t0, V128 t1, V128 raw)
+    {
+        var idx = raw.V & Vector128.Create(7u);
+        var bi = FloatBytes(idx);
+        return new(Sse41.BlendVariable(Pick(t0, bi), Pick(t1, bi), (idx << 29).AsSingle()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Lookup16(V128 t0, V128 t1, V128 t2, V128 t3, V128 idx)
+    {
+        var bi = FloatBytes(idx.V);
+        var b2 = (idx.V << 29).AsSingle();
+        var lo = Sse41.BlendVariable(Pick(t0, bi), Pick(t1, bi), b2);
+        var hi = Sse41.BlendVariable(Pick(t2, bi), Pick(t3, bi), b2);
+        return new(Sse41.BlendVariable(lo, hi, (idx.V << 28).AsSingle()).AsUInt32());
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 ParityMask(V128 lo, V128 hi) => PortableOps<V128>.ParityMask(lo, hi);
+}

@@ -1,0 +1,203 @@
+using Gosset.Codes;
+using Gosset.Kernels;
+
+namespace Gosset.Tests.Kernels;
+
+/// <summary>The b = 2, 3, 4 E8 box-code kernels: packing against <see cref="E8BoxCodes"/>, the scalar kernel against a double-precision product, every variant bit-exact against the scalar kernel.</summary>
+public class E8KernelTests
+{
+    /// <summary>Random codes with fitted-looking scales (a geometric ladder) and row scales of varied size.</summary>
+    internal static E8BoxCodes RandomCodes(int rows, int cols, int bits, int k, int seed)
+    {
+        var rng = new Random(seed);
+        var scales = new float[k];
+        for (int j = 0; j < k; j++) scales[j] = 0.05f * MathF.Pow(1.25f, j) * (1 + 0.01f * j);
+        var c = new E8BoxCodes(rows, cols, bits, scales);
+        for (int i = 0; i < c.U.Length; i++) c.U[i] = (byte)rng.Next(c.Q);
+        for (int i = 0; i < c.ScaleIndex.Length; i++) c.ScaleIndex[i] = (byte)rng.Next(k);
+        for (int r = 0; r < rows; r++) c.RowScale[r] = (float)(0.5 + rng.NextDouble()) * (r % 5 == 4 ? 0f : 1f);
+        return c;
+    }
+
+    [Theory]
+    [InlineData(2, 4)] [InlineData(3, 4)] [InlineData(4, 4)] [InlineData(2, 16)] [InlineData(3, 12)] [InlineData(4, 9)] [InlineData(3, 8)] [InlineData(4, 1)]
+    public void PackingDecodesExactlyAsTheCanonicalCodes(int bits, int k)
+    {
+        foreach (var (rows, cols) in new[] { (3, 8), (5, 300), (2, 513), (1, 1024) })
+        {
+            var codes = RandomCodes(rows, cols, bits, k, rows * cols + bits);
+            var m = PackedE8Matrix.FromCodes(codes);
+            var want = new float[cols];
+            var got = new float[cols];
+            for (int r = 0; r < rows; r++)
+            {
+                codes.DequantizeRow(r, want);
+                m.DequantizeRow(r, got);
+                Assert.Equal(want, got);
+            }
+            var back = m.ToCodes();
+            Assert.Equal(codes.RowScale, back.RowScale);
+            Assert.Equal(codes.ScaleIndex, back.ScaleIndex);
+            Assert.Equal(codes.U, back.U);
+        }
+    }
+
+    [Theory]
+    [InlineData(2)] [InlineData(3)] [InlineData(4)]
+    public void BytesReadIsTheRecordSizeTimesGroupsPlusScales(int bits)
+    {
+        var m = PackedE8Matrix.FromCodes(RandomCodes(7, 300, bits, 5, 1));
+        // 300 columns → 2 groups of 256; a record is 32·b digit bytes + 16 side bytes.
+        long want = 7L * 2 * (32 * bits + 16) + 7 * 4 + 5 * 4;
+        Assert.Equal(want, m.BytesRead);
+        var ms = new MemoryStream();
+        m.WriteTo(ms);
+        Assert.Equal(m.SerializedLength, ms.Length);
+        Assert.Equal(m.BytesRead + 4, ms.Length); // the 4-byte header is not read by a product
+    }
+
+    /// <summary>Double-precision Σ_t rowScale·β/2·Σᵢ vᵢ·xᵢ from the canonical codes.</summary>
+    private static double Reference(E8BoxCodes c, int r, Func<int, double> x, out double mag)
+    {
+        var row = new float[c.Cols];
+        c.DequantizeRow(r, row);
+        double s = 0; mag = 0;
+        for (int i = 0; i < c.Cols; i++) { s += row[i] * x(i); mag += Math.Abs(row[i] * x(i)); }
+        return s;
+    }
+
+    [Theory]
+    [InlineData(2, 4)] [InlineData(3, 12)] [InlineData(4, 4)] [InlineData(4, 16)]
+    public void ScalarKernelMatchesDoubleProduct(int bits, int k)
+    {
+        int rows = 9, cols = 523, batch = 3;
+        var codes = RandomCodes(rows, cols, bits, k, 17);
+        var m = PackedE8Matrix.FromCodes(codes);
+        var x = E8BoxKernelTests.Gaussian(batch * cols, 5);
+        var y = new float[batch * rows];
+        m.Multiply(E8Kernel.Scalar, x, y, batch, ActivationMode.Float32);
+        var a = Int8Activations.Quantize(x, batch, cols);
+        var yi = new float[batch * rows];
+        m.Multiply(a, yi, E8Kernel.Scalar);
+        for (int v = 0; v < batch; v++)
+            for (int r = 0; r < rows; r++)
+            {
+                double want = Reference(codes, r, i => x[v * cols + i], out double mag);
+                Assert.True(Math.Abs(want - y[v * rows + r]) <= 1e-6 * mag + 1e-30, $"fp32 v={v} r={r}: {want} vs {y[v * rows + r]}");
+                double wantI = Reference(codes, r, i => a[v, i], out mag);
+                Assert.True(Math.Abs(wantI - yi[v * rows + r]) <= 1e-6 * mag + 1e-30, $"int8 v={v} r={r}: {wantI} vs {yi[v * rows + r]}");
+            }
+    }
+
+    public static TheoryData<string> Variants()
+    {
+        var d = new TheoryData<string>();
+        foreach (var k in E8Kernel.All) if (k != E8Kernel.Scalar) d.Add(k.Name);
+        return d;
+    }
+
+    [Theory, Trait("Category", "Simd")]
+    [MemberData(nameof(Variants))]
+    public void EveryVariantIsBitExactWithScalar(string name)
+    {
+        var kern = E8Kernel.Get(name);
+        foreach (int bits in new[] { 2, 3, 4 })
+            foreach (int k in new[] { 4, 13 }) // narrow (parity stored) and wide (parity recomputed) side fields
+                foreach (var (rows, cols, batches) in new[] { (37, 300, new[] { 1, 2, 5, 9 }), (5, 529, new[] { 1, 17 }), (1, 8, new[] { 1, 3 }) })
+                {
+                    var m = PackedE8Matrix.FromCodes(RandomCodes(rows, cols, bits, k, bits * 100 + k + cols));
+                    foreach (int batch in batches)
+                    {
+                        var x = E8BoxKernelTests.Gaussian(batch * cols, batch + cols);
+                        var a = Int8Activations.Quantize(x, batch, cols);
+                        foreach (bool fp in new[] { true, false })
+                        {
+                            var want = new float[batch * rows];
+                            var got = new float[batch * rows];
+                            if (fp) { m.Multiply(E8Kernel.Scalar, x, want, batch, ActivationMode.Float32, 1); m.Multiply(kern, x, got, batch, ActivationMode.Float32, 1); }
+                            else { m.Multiply(a, want, E8Kernel.Scalar, 1); m.Multiply(a, got, kern, 2); }
+                            for (int i = 0; i < want.Length; i++)
+                                Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]),
+                                    $"{name} b={bits} k={k} {rows}x{cols} batch={batch} fp32={fp} at {i}: {want[i]} vs {got[i]}");
+                        }
+                    }
+                }
+    }
+
+    [Fact, Trait("Category", "Simd")]
+    public void BatchesUpTo17MatchBatchOneBitExactly()
+    {
+        int rows = 19, cols = 777;
+        var m = PackedE8Matrix.FromCodes(RandomCodes(rows, cols, 4, 6, 3));
+        for (int batch = 1; batch <= 17; batch++)
+        {
+            var x = E8BoxKernelTests.Gaussian(batch * cols, 40 + batch);
+            foreach (var mode in new[] { ActivationMode.Float32, ActivationMode.Int8 })
+            {
+                var y = new float[batch * rows];
+                m.Multiply(x, y, batch, mode);
+                var y1 = new float[rows];
+                for (int v = 0; v < batch; v++)
+                {
+                    m.Multiply(x.AsSpan(v * cols, cols), y1, 1, mode);
+                    for (int r = 0; r < rows; r++) Assert.Equal(y1[r], y[v * rows + r]);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Int8QuantizationIsAbsmaxPerBlock()
+    {
+        float[] x = [1f, -2f, 0.5f, 0f, 0f, 0f, 0f, 0.25f, /* block 2 */ 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, /* partial */ 3f];
+        var a = Int8Activations.Quantize(x, 1, 17);
+        Assert.Equal(3, a.Blocks);
+        Assert.Equal(2f / 127f, a.Scales[0]);
+        Assert.Equal(new sbyte[] { 64, -127, 32, 0, 0, 0, 0, 16 }, a.Values[..8]);
+        Assert.Equal(0f, a.Scales[1]);
+        Assert.Equal(127, a.Values[16]);
+        Assert.Equal(0, a.Values[17]);
+        Assert.Equal(3f, a[0, 16], 6);
+    }
+
+    [Fact]
+    public void SerializationRoundTripsAndRejectsHostileFields()
+    {
+        var m = PackedE8Matrix.FromCodes(RandomCodes(4, 270, 3, 6, 9));
+        var ms = new MemoryStream();
+        m.WriteTo(ms);
+        var bytes = ms.ToArray();
+        var m2 = PackedE8Matrix.ReadFrom(bytes, 4, 270);
+        var x = E8BoxKernelTests.Gaussian(270, 1);
+        var y1 = new float[4]; var y2 = new float[4];
+        m.Multiply(x, y1); m2.Multiply(x, y2);
+        Assert.Equal(y1, y2);
+
+        Assert.Throws<InvalidDataException>(() => PackedE8Matrix.ReadFrom(bytes.AsSpan(0, 10), 4, 270));
+        Assert.Throws<InvalidDataException>(() => PackedE8Matrix.ReadFrom(bytes, 5, 270));
+        Assert.Throws<InvalidDataException>(() => PackedE8Matrix.ReadFrom(bytes, int.MaxValue, int.MaxValue));
+        var bad = (byte[])bytes.Clone(); bad[0] = 5;
+        Assert.Throws<InvalidDataException>(() => PackedE8Matrix.ReadFrom(bad, 4, 270));
+        bad = (byte[])bytes.Clone(); bad[1] = 17;
+        Assert.Throws<InvalidDataException>(() => PackedE8Matrix.ReadFrom(bad, 4, 270));
+        // Side field of block 0, row 0: index 7 ≥ k = 6.
+        int side = 4 + 4 * 6 + 4 * 4 + 96;
+        bad = (byte[])bytes.Clone(); bad[side] = (byte)((bad[side] & 0xF8) | 7);
+        Assert.Throws<InvalidDataException>(() => PackedE8Matrix.ReadFrom(bad, 4, 270));
+        // Flipping the stored parity bit.
+        bad = (byte[])bytes.Clone(); bad[side] ^= 8;
+        Assert.Throws<InvalidDataException>(() => PackedE8Matrix.ReadFrom(bad, 4, 270));
+    }
+
+    [Fact]
+    public void LevelNamesTheBestVariant()
+    {
+        string level = KernelSupport.Level;
+        Assert.Contains(level, new[] { "avx512", "avx-vnni", "avx2", "vector128", "scalar" });
+        Assert.StartsWith(level == "vector128" ? "vector128" : level, E8Kernel.Best.Name);
+        // The runtime knobs each turn a level off.
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX512") == "0") Assert.NotEqual("avx512", level);
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVXVNNI") == "0") Assert.NotEqual("avx-vnni", level);
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0") Assert.DoesNotContain(level, new[] { "avx512", "avx-vnni", "avx2" });
+    }
+}
