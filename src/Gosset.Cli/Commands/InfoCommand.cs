@@ -9,8 +9,21 @@ namespace Gosset.Cli.Commands;
 /// <summary><c>gosset info</c>: version, runtime and the kernel level this process runs (CI prints it per leg).</summary>
 internal static class InfoCommand
 {
-    /// <summary>The kernel level dispatch picks in this process (respects DOTNET_EnableAVX512 / DOTNET_EnableAVX2 …).</summary>
-    public static string KernelLevel => KernelSupport.Best.ToString();
+    /// <summary>Kernel levels from narrowest to widest, as <see cref="KernelLevel"/> names them.</summary>
+    public static readonly IReadOnlyList<string> Levels = ["scalar", "vector128", "avx2", "avx-vnni", "avx512"];
+
+    /// <summary>
+    /// The instruction-set level of the E8 kernels in this process, after the DOTNET_Enable* knobs:
+    /// avx512, avx-vnni (256-bit vpdpbusd), avx2, vector128 or scalar. The same rule as the kernels'
+    /// dispatch (<see cref="KernelSupport.Best"/> plus AVX-VNNI at 256 bits).
+    /// </summary>
+    public static string KernelLevel => KernelSupport.Best switch
+    {
+        KernelIsa.Vector512 => "avx512",
+        KernelIsa.Vector256 => AvxVnni.IsSupported ? "avx-vnni" : "avx2",
+        KernelIsa.Vector128 => "vector128",
+        _ => "scalar",
+    };
 
     /// <summary>Instruction sets the runtime reports as usable, after the DOTNET_Enable* knobs.</summary>
     public static IReadOnlyList<(string Name, bool On)> InstructionSets =>

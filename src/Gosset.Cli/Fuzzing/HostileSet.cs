@@ -74,6 +74,7 @@ internal static class HostileSet
                         NpyFuzz or SafeTensorsFuzz => ["quantize", "--in", path, "--bits", "4", "--out", outBase + ".gq"],
                         GqFuzz => ["dequantize", "--in", path, "--out", outBase + ".npy"],
                         Llama2cFuzz => ["generate", "--model", path, "--tokenizer", tokPath, "--prompt", "a", "--steps", "2"],
+                        GqmFuzz or GgufFuzz => ["generate", "--model", path, "--prompt", "a", "--steps", "2"],
                         _ => ["generate", "--model", ModelFor(dir, c.Arg, ref rng), "--tokenizer", path, "--prompt", "a", "--steps", "2"],
                     };
                     var inProcess = FuzzRunner.Run(reader, c, scratch).Outcome;

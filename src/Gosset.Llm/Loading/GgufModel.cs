@@ -47,8 +47,8 @@ public static class GgufModel
         }
         R("token_embd.weight", w.TokenEmbedding, d, config.VocabSize);
         foreach (var t in f.Tensors)
-            if (t.Name.EndsWith(".bias", StringComparison.Ordinal))
-                throw new InvalidFileException(path, $"tensor {t.Name}: linear-layer biases are not supported by this engine");
+            if (t.Name.EndsWith(".bias", StringComparison.Ordinal) && !(config.QkvBias && t.Name.Split('.') is [_, _, "attn_q" or "attn_k" or "attn_v", _]))
+                throw new InvalidFileException(path, $"tensor {t.Name}: this engine has no such bias (only q/k/v biases are supported)");
         for (int l = 0; l < config.Layers; l++)
         {
             string p = $"blk.{l}.";
@@ -61,16 +61,38 @@ public static class GgufModel
             R(p + "ffn_gate.weight", w.W1[l], d, h);
             R(p + "ffn_down.weight", w.W2[l], h, d);
             R(p + "ffn_up.weight", w.W3[l], d, h);
+            if (config.QkvBias)
+            {
+                R(p + "attn_q.bias", w.Bq![l], d);
+                R(p + "attn_k.bias", w.Bk![l], kv);
+                R(p + "attn_v.bias", w.Bv![l], kv);
+            }
             if (arch == "qwen2")
             {
                 HuggingFaceLoader.Unpermute(w.Wq[l], config.Heads, config.HeadSize, d);
                 HuggingFaceLoader.Unpermute(w.Wk[l], config.KvHeads, config.HeadSize, d);
+                if (config.QkvBias)
+                {
+                    HuggingFaceLoader.Unpermute(w.Bq![l], config.Heads, config.HeadSize, 1);
+                    HuggingFaceLoader.Unpermute(w.Bk![l], config.KvHeads, config.HeadSize, 1);
+                }
             }
         }
         R("output_norm.weight", w.RmsFinal, d);
         if (!config.SharedClassifier) R("output.weight", w.Classifier, d, config.VocabSize);
         w.CheckFinite(path);
         return w;
+    }
+
+    /// <summary>The tokenizer of a model Gosset loads, as a GGUF vocabulary (the GGUF's own, or the tokenizer file next to the model).</summary>
+    public static GgufVocabulary VocabularyFor(string modelPath, int vocabSize)
+    {
+        if (GgufFile.IsGguf(modelPath))
+        {
+            using var f = GgufFile.Open(modelPath);
+            return GgufVocabulary.Read(f) ?? throw new GossetException($"{modelPath} holds no tokenizer");
+        }
+        return GgufVocabulary.FromFile(ModelLoader.ResolveTokenizerPath(modelPath, null), vocabSize);
     }
 
     /// <summary>Reads the model configuration from GGUF metadata; unsupported fields are errors that name the key.</summary>
@@ -97,8 +119,14 @@ public static class GgufModel
         int vocab = I("vocab_size", vocabulary?.Tokens.Length ?? (int)embd.Dims[1]);
         double eps = f.GetFloat(a + ".attention.layer_norm_rms_epsilon") ?? throw new InvalidFileException(f.Path, $"{a}.attention.layer_norm_rms_epsilon is missing");
         double theta = f.GetFloat(a + ".rope.freq_base") ?? 10000.0;
+        bool bias = f.Find("blk.0.attn_q.bias") is not null;
+        if (bias && (f.Find("blk.0.attn_k.bias") is null || f.Find("blk.0.attn_v.bias") is null))
+            throw new InvalidFileException(f.Path, "blk.0.attn_q.bias without attn_k.bias / attn_v.bias: not supported");
         var c = new LlamaConfig(dim, I("feed_forward_length"), I("block_count"), heads, I("attention.head_count_kv", heads),
-            vocab, I("context_length"), f.Find("output.weight") is null, (float)eps, (float)theta);
+            vocab, I("context_length"), f.Find("output.weight") is null, (float)eps, (float)theta)
+        {
+            Architecture = arch, QkvBias = bias,
+        };
         c.Validate(f.Path);
         int hs = c.HeadSize;
         if (I("rope.dimension_count", hs) != hs)
@@ -108,11 +136,32 @@ public static class GgufModel
         string? scaling = f.GetString(a + ".rope.scaling.type");
         if (scaling is not (null or "none"))
             throw new InvalidFileException(f.Path, $"{a}.rope.scaling.type \"{scaling}\" is not supported");
-        if (f.Find("rope_freqs.weight") is not null)
-            throw new InvalidFileException(f.Path, "tensor rope_freqs.weight (Llama-3 RoPE frequency scaling) is not supported");
+        if (f.Find("rope_freqs.weight") is { } rf) c = c with { RopeScaling = MatchRopeFactors(f, rf, c) };
         foreach (string key in new[] { "expert_count", "attention.sliding_window" })
             if (f.Metadata.ContainsKey(a + "." + key)) throw new InvalidFileException(f.Path, $"{a}.{key} is not supported");
         return c;
+    }
+
+    // llama.cpp stores Llama-3 RoPE scaling as per-frequency divisors (rope_freqs.weight), not as its parameters.
+    // The parameters are recovered by matching the divisors against the published Llama-3.x settings.
+    private static RopeScaling MatchRopeFactors(GgufFile f, GgufTensorInfo rf, LlamaConfig c)
+    {
+        int half = c.HeadSize / 2;
+        if (rf.Dims is not [var n] || n != half) throw new InvalidFileException(f.Path, $"rope_freqs.weight has dims {rf.DimsText}, expected [{half}]");
+        var factors = new float[half];
+        f.ReadFloats(rf, factors);
+        float factor = factors.Max();
+        int? orig = f.GetInt(c.Architecture + ".rope.scaling.original_context_length") is long o ? (int)o : null;
+        foreach (int original in new[] { orig ?? 8192, 8192, 4096, 2048, 16384, 32768 }.Distinct())
+        {
+            var s = new RopeScaling(factor, 1, 4, original);
+            var plain = (c with { RopeScaling = null }).RopeInverseFrequencies();
+            var scaled = (c with { RopeScaling = s }).RopeInverseFrequencies();
+            bool match = true;
+            for (int j = 0; j < half && match; j++) match = Math.Abs(plain[j] / scaled[j] - factors[j]) <= 1e-4 * factors[j];
+            if (match) return s;
+        }
+        throw new InvalidFileException(f.Path, "rope_freqs.weight does not match Llama-3 RoPE scaling (low_freq_factor 1, high_freq_factor 4); other frequency factors are not supported");
     }
 
     /// <summary>
@@ -125,23 +174,28 @@ public static class GgufModel
         var c = w.Config;
         if (vocabulary is not null && vocabulary.Tokens.Length != c.VocabSize)
             throw new GossetException($"the tokenizer has {vocabulary.Tokens.Length} tokens but the model's vocabulary is {c.VocabSize}");
+        // Mistral runs as llama in llama.cpp; Qwen2 has its own architecture (HF row order, NEOX RoPE, q/k/v biases).
+        string a = c.Architecture == "qwen2" ? "qwen2" : "llama";
+        if (c.QkvBias && a != "qwen2") throw new GossetException("q/k/v biases are written for qwen2 models only");
         var meta = new List<(string Key, GgufValueType Type, object Value)>
         {
-            ("general.architecture", GgufValueType.String, "llama"),
+            ("general.architecture", GgufValueType.String, a),
             ("general.name", GgufValueType.String, name),
             ("general.file_type", GgufValueType.UInt32, type switch { GgufWriteType.F32 => 0u, GgufWriteType.F16 => 1u, _ => 32u }),
             ("general.alignment", GgufValueType.UInt32, 32u),
-            ("llama.context_length", GgufValueType.UInt32, (uint)c.SeqLen),
-            ("llama.embedding_length", GgufValueType.UInt32, (uint)c.Dim),
-            ("llama.block_count", GgufValueType.UInt32, (uint)c.Layers),
-            ("llama.feed_forward_length", GgufValueType.UInt32, (uint)c.HiddenDim),
-            ("llama.attention.head_count", GgufValueType.UInt32, (uint)c.Heads),
-            ("llama.attention.head_count_kv", GgufValueType.UInt32, (uint)c.KvHeads),
-            ("llama.attention.layer_norm_rms_epsilon", GgufValueType.Float32, c.NormEps),
-            ("llama.rope.freq_base", GgufValueType.Float32, c.RopeTheta),
-            ("llama.rope.dimension_count", GgufValueType.UInt32, (uint)c.HeadSize),
-            ("llama.vocab_size", GgufValueType.UInt32, (uint)c.VocabSize),
+            (a + ".context_length", GgufValueType.UInt32, (uint)c.SeqLen),
+            (a + ".embedding_length", GgufValueType.UInt32, (uint)c.Dim),
+            (a + ".block_count", GgufValueType.UInt32, (uint)c.Layers),
+            (a + ".feed_forward_length", GgufValueType.UInt32, (uint)c.HiddenDim),
+            (a + ".attention.head_count", GgufValueType.UInt32, (uint)c.Heads),
+            (a + ".attention.head_count_kv", GgufValueType.UInt32, (uint)c.KvHeads),
+            (a + ".attention.layer_norm_rms_epsilon", GgufValueType.Float32, c.NormEps),
+            (a + ".rope.freq_base", GgufValueType.Float32, c.RopeTheta),
+            (a + ".rope.dimension_count", GgufValueType.UInt32, (uint)c.HeadSize),
+            (a + ".vocab_size", GgufValueType.UInt32, (uint)c.VocabSize),
         };
+        if (c.RopeScaling is { } rs)
+            meta.Add((a + ".rope.scaling.original_context_length", GgufValueType.UInt32, (uint)rs.OriginalMaxPositions));
         if (vocabulary is not null)
         {
             meta.Add(("tokenizer.ggml.model", GgufValueType.String, vocabulary.Model));
@@ -160,12 +214,31 @@ public static class GgufModel
         {
             ("token_embd.weight", [d, c.VocabSize], mt, w.TokenEmbedding),
         };
+        if (c.RopeScaling is not null)
+        {
+            var plain = (c with { RopeScaling = null }).RopeInverseFrequencies();
+            var scaled = c.RopeInverseFrequencies();
+            tensors.Add(("rope_freqs.weight", [plain.Length], GgufTensorType.F32, plain.Select((f, j) => (float)(f / scaled[j])).ToArray()));
+        }
+        float[] Hf(float[] x, int heads, int cols)
+        {
+            if (a != "qwen2") return x;
+            var y = (float[])x.Clone();
+            HuggingFaceLoader.Permute(y, heads, c.HeadSize, cols);
+            return y;
+        }
         for (int l = 0; l < c.Layers; l++)
         {
             string p = $"blk.{l}.";
             tensors.Add((p + "attn_norm.weight", [d], GgufTensorType.F32, w.RmsAtt[l]));
-            tensors.Add((p + "attn_q.weight", [d, d], mt, w.Wq[l]));
-            tensors.Add((p + "attn_k.weight", [d, kv], mt, w.Wk[l]));
+            tensors.Add((p + "attn_q.weight", [d, d], mt, Hf(w.Wq[l], c.Heads, d)));
+            tensors.Add((p + "attn_k.weight", [d, kv], mt, Hf(w.Wk[l], c.KvHeads, d)));
+            if (c.QkvBias)
+            {
+                tensors.Add((p + "attn_q.bias", [d], GgufTensorType.F32, Hf(w.Bq![l], c.Heads, 1)));
+                tensors.Add((p + "attn_k.bias", [kv], GgufTensorType.F32, Hf(w.Bk![l], c.KvHeads, 1)));
+                tensors.Add((p + "attn_v.bias", [kv], GgufTensorType.F32, w.Bv![l]));
+            }
             tensors.Add((p + "attn_v.weight", [d, kv], mt, w.Wv[l]));
             tensors.Add((p + "attn_output.weight", [d, d], mt, w.Wo[l]));
             tensors.Add((p + "ffn_norm.weight", [d], GgufTensorType.F32, w.RmsFfn[l]));

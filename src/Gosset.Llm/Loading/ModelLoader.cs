@@ -41,6 +41,7 @@ public static class ModelLoader
     {
         if (string.IsNullOrEmpty(tokenizerPath) && GgufFile.IsGguf(modelPath))
         {
+            // A GGUF file carries its own tokenizer.
             using var f = GgufFile.Open(modelPath);
             var vocab = GgufVocabulary.Read(f) ?? throw new GossetException($"{modelPath} holds no tokenizer; pass --tokenizer");
             if (vocab.Tokens.Length != vocabSize)

@@ -452,6 +452,16 @@ public static class QuantizedModelFile
             ReadExactly(fh, MemoryMarshal.AsBytes(a.AsSpan()), s.Offset, path);
             return new TokenTable(a, h.TableType, c.VocabSize, c.Dim);
         }
+        // One scratch buffer for the code sections (each is parsed into its own arrays): no second copy of the model lingers.
+        byte[] scratch = [];
+        ReadOnlySpan<byte> Scratch(Section s)
+        {
+            if (s.Length > Array.MaxLength) throw Bad($"section {s.Name} is too large");
+            if (scratch.Length < s.Length) scratch = new byte[s.Length];
+            var span = scratch.AsSpan(0, (int)s.Length);
+            ReadExactly(fh, span, s.Offset, path);
+            return span;
+        }
         var tokBlob = new TokenizerBlob(h.TokenizerKind ?? "", Bytes(Get("tokenizer")));
         var tokenizer = tokBlob.Open(path + " (embedded tokenizer)", c.VocabSize);
         var emb = T("token_embedding");
@@ -479,11 +489,11 @@ public static class QuantizedModelFile
                 var s = Get(sname);
                 try
                 {
-                    if (h.Spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.ReadFrom(Bytes(s), outDim, width));
+                    if (h.Spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.ReadFrom(Scratch(s), outDim, width));
                     if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
                     long need = (codec.Bits * outDim + 7) / 8;
                     if (s.Length < need) throw Bad($"section {sname} has {s.Length} bytes, {need} needed");
-                    var reader = new BitReader(Bytes(s));
+                    var reader = new BitReader(Scratch(s));
                     var codes = new byte[(long)outDim * codec.CodeBytes];
                     for (int r = 0; r < outDim; r++) codec.Unpack(ref reader, codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes));
                     return new CodedWeights(codec, codes, outDim);

@@ -285,6 +285,41 @@ public sealed class ArchitectureTests : IDisposable
         Assert.True(contents.Tokenizer.VocabSize <= c.VocabSize);
     }
 
+    [Fact]
+    public void DecodingAllocatesNoBuffersPerToken()
+    {
+        // Small enough that every product runs on the calling thread (so this thread's allocations are all of them). A forward pass that allocated its activations and
+        // gathered the cache per token would allocate ≥ 2·pos·kv_dim·4 bytes (≈ 60 KB at position 120) per step; what
+        // remains are the few delegate closures of the threading helpers.
+        var c = new LlamaConfig(64, 128, 2, 4, 2, 256, 256, true);
+        var m = LlamaModel.FromWeights(Random(c, 4));
+        var cache = m.CreateCache(200);
+        for (int t = 0; t < 20; t++) m.ForwardLast(cache, [t]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int t = 20; t < 120; t++) m.ForwardLast(cache, [t]);
+        long perToken = (GC.GetAllocatedBytesForCurrentThread() - before) / 100;
+        Assert.True(perToken < 8192, $"{perToken} bytes allocated per token");
+    }
+
+    [Theory]
+    [InlineData(TableType.BF16, 2e-2)]
+    [InlineData(TableType.F16, 2e-3)]
+    public void SixteenBitTablesStayCloseToFloatAndHalveTheirBytes(TableType type, double tol)
+    {
+        var w = Random(Llama3, 13);
+        var model = ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "e8-box"));
+        var tok = new QuantizedModelFile.TokenizerBlob("hf-json", System.Text.Encoding.UTF8.GetBytes(SmallTokenizer(Llama3.VocabSize)));
+        string f32 = Path.Combine(_dir, "t32.gqm"), f16 = Path.Combine(_dir, "t16.gqm");
+        var r32 = QuantizedModelFile.Save(model, f32, tok, tables: TableType.F32);
+        var r16 = QuantizedModelFile.Save(model, f16, tok, tables: type);
+        Assert.Equal(r32.TableBits / 2, r16.TableBits);
+        var a = QuantizedModelFile.Load(f32).Model.ForwardWindow(Tokens);
+        var b = QuantizedModelFile.Load(f16).Model.ForwardWindow(Tokens);
+        Assert.Equal(model.ForwardWindow(Tokens), a);
+        double maxRel = a.Zip(b, (x, y) => Math.Abs(x - y) / Math.Max(1, Math.Abs(x))).Max();
+        Assert.True(maxRel < tol && maxRel > 0, $"max relative difference {maxRel}");
+    }
+
     /// <summary>A byte-level tokenizer.json whose ids fit a tiny vocabulary: 30 byte tokens and two specials.</summary>
     internal static string SmallTokenizer(int vocab)
     {

@@ -59,7 +59,10 @@ public sealed class LoaderTests : IDisposable
             for (int i = 0; i < w.Wq[1].Length; i++)
                 Assert.True(Math.Abs(w.Wq[1][i] - Stories.Weights.Wq[1][i]) <= tol * Math.Max(1, Math.Abs(Stories.Weights.Wq[1][i])));
             var r = Evaluator.Evaluate(LlamaModel.FromWeights(w), Stories.ValTokens, 128, 2, Stories.Model);
-            Assert.True(r.Kl < (dt == SafeTensorsDType.F16 ? 1e-4 : 1e-2), $"{dt} KL {r.Kl}");
+            // The rounding of the weights alone sets these figures (measured on 2 windows of 128 tokens,
+            // Evaluator.Evaluate as above: F16 8.00e-7, BF16 7.70e-5); ±5 % leaves room for summation order.
+            double measured = dt == SafeTensorsDType.F16 ? 8.00e-7 : 7.70e-5;
+            Assert.InRange(r.Kl!.Value, 0.95 * measured, 1.05 * measured);
         }
     }
 

@@ -1,5 +1,6 @@
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
+using Gosset.Llm.Tokenization;
 using Gosset.Peer;
 using Gosset.Tests.Llm;
 using Gosset.Tests.Support;
@@ -128,6 +129,90 @@ public class LlamaCppTests
             Assert.True(maxAbs > 0.5);
         }
         finally { File.Delete(path); }
+    }
+
+    public static TheoryData<string> Variants() => ["llama3", "qwen2", "mistral"];
+
+    private static LlamaConfig Variant(string v) => v switch
+    {
+        "llama3" => TinyModels.Llama3,
+        "qwen2" => TinyModels.Qwen2,
+        _ => TinyModels.Mistral,
+    };
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void Architectures_GossetFloatLogits_MatchLlamaCpp_AndGgufRoundTrips(string variant)
+    {
+        var w = TinyModels.Random(Variant(variant), seed: 5);
+        string path = Temp(variant + ".gguf");
+        try
+        {
+            GgufModel.Save(w, path, TinyModels.ByteVocab(300), GgufWriteType.F32);
+            var back = GgufModel.Load(path);
+            Assert.Equal(w.Config with { Architecture = "x" }, back.Config with { Architecture = "x" });
+            Assert.Equal(variant == "qwen2" ? "qwen2" : "llama", back.Config.Architecture);
+            Assert.Equal(w.Wq[1], back.Wq[1]);
+            Assert.Equal(w.Wk[0], back.Wk[0]);
+            if (w.Config.QkvBias) { Assert.Equal(w.Bq![1], back.Bq![1]); Assert.Equal(w.Bk![0], back.Bk![0]); }
+
+            using var m = new LlamaCppModel(path, 256, 2);
+            // Positions up to 200 so that the scaled (long-wavelength) RoPE frequencies matter.
+            int[] ids = Enumerable.Range(0, 200).Select(i => 3 + (i * 37 + 5) % 297).ToArray();
+            float[] theirs = m.WindowLogits(ids);
+            float[] ours = LlamaModel.FromWeights(w).ForwardWindow(ids);
+            double maxAbs = ours.Max(Math.Abs), maxDiff = 0;
+            for (int i = 0; i < ours.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(ours[i] - theirs[i]));
+            Assert.True(maxDiff <= 2e-3 * maxAbs, $"{variant}: max |Δlogit| {maxDiff:G4} vs max |logit| {maxAbs:G4}");
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Gpt2Vocabulary_FromTokenizerJson_TokenizesLikeHfJsonAndLlamaCpp()
+    {
+        string json = Temp("tokenizer.json"), gguf = Temp("bpe.gguf");
+        try
+        {
+            File.WriteAllText(json, SyntheticModel.TokenizerJson(300));
+            var vocab = GgufVocabulary.FromFile(json, 300);
+            Assert.Equal("gpt2", vocab.Model);
+            Assert.Equal("llama-bpe", vocab.Pre);
+            GgufModel.Save(TinyModels.Random(TinyModels.Llama3, seed: 2), gguf, vocab, GgufWriteType.F16);
+            GgufModel.Load(gguf, out var back);
+            const string text = "The cat sat on the mat, then it ran in the street! 123 4567 ünïcödé";
+            int[] expected = HfJsonTokenizer.Load(json, 300).Encode(text, bos: true, eos: false);
+            Assert.Equal(expected, back!.CreateTokenizer().Encode(text, bos: true, eos: false));
+            using var m = new LlamaCppModel(gguf, 64, 1);
+            Assert.Equal(expected, m.Tokenize(text, addBos: true));
+        }
+        finally { File.Delete(json); File.Delete(gguf); }
+    }
+
+    [Fact]
+    public void Llama3RopeScaling_IsWhatLlamaCppApplies()
+    {
+        // Same weights with and without the scaling: llama.cpp must follow the change (its logits move with ours).
+        var c = TinyModels.Llama3;
+        var w = TinyModels.Random(c, seed: 9);
+        var plain = TinyModels.Random(c with { RopeScaling = null }, seed: 9);
+        string p1 = Temp("scaled.gguf"), p2 = Temp("plain.gguf");
+        try
+        {
+            GgufModel.Save(w, p1, TinyModels.ByteVocab(300), GgufWriteType.F32);
+            GgufModel.Save(plain, p2, TinyModels.ByteVocab(300), GgufWriteType.F32);
+            int[] ids = Enumerable.Range(0, 200).Select(i => 3 + (i * 53 + 1) % 297).ToArray();
+            using var m1 = new LlamaCppModel(p1, 256, 2);
+            float[] scaled = m1.WindowLogits(ids);
+            using var m2 = new LlamaCppModel(p2, 256, 2);
+            float[] unscaled = m2.WindowLogits(ids);
+            double moved = 0;
+            for (int i = 0; i < scaled.Length; i++) moved = Math.Max(moved, Math.Abs(scaled[i] - unscaled[i]));
+            // Ten times the cross-engine tolerance of the test above, so that test could not pass with the scaling ignored.
+            double maxAbs = scaled.Max(Math.Abs);
+            Assert.True(moved > 10 * 2e-3 * maxAbs, $"RoPE scaling changed llama.cpp's logits by only {moved:G3} (max |logit| {maxAbs:G3})");
+        }
+        finally { File.Delete(p1); File.Delete(p2); }
     }
 
     [Fact]
