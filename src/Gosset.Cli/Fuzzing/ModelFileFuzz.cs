@@ -345,14 +345,19 @@ internal sealed class HfConfigFuzz : FuzzReader
         return new FuzzCase(Name, "hostile:" + field, Encoding.UTF8.GetBytes(text));
     }
 
-    public override void Open(string path, int arg)
+    /// <summary>A checkpoint folder: the valid tiny checkpoint with <paramref name="config"/> as its config.json.</summary>
+    public static void WriteFolder(string dir, byte[] config)
     {
-        // a folder per case: the case's config.json beside the valid tiny checkpoint
-        string dir = path + ".d";
         Directory.CreateDirectory(dir);
         foreach (string f in Directory.GetFiles(Checkpoint.Value))
             if (Path.GetFileName(f) != "config.json") File.Copy(f, Path.Combine(dir, Path.GetFileName(f)), overwrite: true);
-        File.Copy(path, Path.Combine(dir, "config.json"), overwrite: true);
+        File.WriteAllBytes(Path.Combine(dir, "config.json"), config);
+    }
+
+    public override void Open(string path, int arg)
+    {
+        string dir = path + ".d"; // a folder per case
+        WriteFolder(dir, File.ReadAllBytes(path));
         _ = HuggingFaceLoader.Load(dir);
         _ = HuggingFaceLoader.StopIds(dir);
     }
