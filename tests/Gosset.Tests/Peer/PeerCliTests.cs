@@ -68,6 +68,21 @@ public sealed class PeerCliTests : IDisposable
         Assert.Equal("Q4_0", doc.RootElement.GetProperty("llamacpp_not_available")[0].GetProperty("type").GetString());
     }
 
+    [DataFact]
+    public void ExportGguf_WritesAFileLlamaCppRuns_AndBadDtypeWritesNothing()
+    {
+        var (code, err) = Run("export-gguf", "--model", Stories.ModelPath, "--out", P("s.gguf"), "--dtype", "bf16");
+        Assert.True(code == 0, err);
+        var w = Gosset.Llm.Loading.ModelLoader.LoadWeights(P("s.gguf"));
+        Assert.Equal(Stories.Weights.Config, w.Config);
+        using (var m = new Gosset.Peer.LlamaCppModel(P("s.gguf"), 16, 1))
+            Assert.Equal(512, m.VocabSize);
+        (code, err) = Run("export-gguf", "--model", Stories.ModelPath, "--out", P("t.gguf"), "--dtype", "f8");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error:", err);
+        Assert.False(File.Exists(P("t.gguf")));
+    }
+
     [Fact]
     public void BenchModel_MissingModel_IsOneErrorLine()
     {
