@@ -326,6 +326,22 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                 }
                 return;
             }
+            IntGemm<TD, TS>(m, a, r0, r1, y);
+        }
+    }
+
+    /// <summary>int8 GEMM (batch &gt; 1): a method of its own so the JIT's inlining budget is not spent by the batch-1 loop.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void IntGemm<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        fixed (byte* data = m.Data)
+        fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
+        fixed (sbyte* q0 = a.Q)
+        fixed (int* A0 = a.A, C0 = a.C)
+        {
+            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
             TV* acc = stackalloc TV[BatchTile * 4];
             TV* dec = stackalloc TV[4 * 8];
             for (int rb = r0; rb < r1; rb += RowBlock)
