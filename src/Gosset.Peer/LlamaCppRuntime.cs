@@ -136,6 +136,10 @@ public sealed class LlamaCppModel : IDisposable
     /// <summary>Vocabulary size.</summary>
     public int VocabSize { get; }
 
+    /// <summary>llama.cpp's own tokenization of <paramref name="text"/> with the file's vocabulary.</summary>
+    public int[] Tokenize(string text, bool addBos) =>
+        _weights.Tokenize(text, addBos, special: false, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
+
     /// <summary>Logits [tokens.Length][vocab] of a window fed at positions 0.. with an empty cache.</summary>
     public float[] WindowLogits(ReadOnlySpan<int> tokens)
     {

@@ -59,7 +59,7 @@ public static class QualityBench
         }
         Directory.CreateDirectory(workDir);
         string f32 = Path.Combine(workDir, "model.f32.gguf");
-        GgufModel.Save(w, f32, TryVocabulary(tok), GgufWriteType.F32);
+        GgufModel.Save(w, f32, GgufModel.VocabularyFor(modelPath, w.Config.VocabSize), GgufWriteType.F32);
         try
         {
             using (var m = new LlamaCppModel(f32, ctx, threads))
@@ -83,12 +83,6 @@ public static class QualityBench
         }
         finally { File.Delete(f32); }
         return rows;
-    }
-
-    private static GgufVocabulary? TryVocabulary(Gosset.Llm.Tokenization.ITextTokenizer tok)
-    {
-        try { return GgufVocabulary.FromTokenizer(tok); }
-        catch (GossetException) { return null; }
     }
 
     /// <summary>Mean KL(p_ref ‖ p), top-1 agreement and NLL over the windows.</summary>

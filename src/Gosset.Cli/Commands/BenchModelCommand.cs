@@ -91,8 +91,13 @@ internal static class BenchModelCommand
             var w = ModelLoader.LoadWeights(src);
             if (prompt + gen > w.Config.SeqLen) throw new GossetException($"--prompt-tokens + --gen-tokens = {prompt + gen} exceeds the model's seq_len {w.Config.SeqLen}");
             GgufVocabulary? vocab = null;
-            try { vocab = GgufVocabulary.FromTokenizer(ModelLoader.LoadTokenizer(src, null, w.Config.VocabSize)); }
-            catch (Exception e) when (e is GossetException or FileNotFoundException) { log("no tokenizer written to the GGUF: " + e.Message); }
+            try { vocab = GgufModel.VocabularyFor(src, w.Config.VocabSize); }
+            catch (Exception e) when (e is GossetException or FileNotFoundException)
+            {
+                // Both engines are fed token ids; llama.cpp still wants a vocabulary to load the file.
+                log("tokenizer not convertible, the GGUF gets placeholder pieces: " + e.Message);
+                vocab = GgufVocabulary.Placeholder(w.Config.VocabSize);
+            }
             log($"writing {floatGguf}");
             GgufModel.Save(w, floatGguf, vocab, write);
         }

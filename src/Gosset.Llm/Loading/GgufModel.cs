@@ -84,6 +84,17 @@ public static class GgufModel
         return w;
     }
 
+    /// <summary>The tokenizer of a model Gosset loads, as a GGUF vocabulary (the GGUF's own, or the tokenizer file next to the model).</summary>
+    public static GgufVocabulary VocabularyFor(string modelPath, int vocabSize)
+    {
+        if (GgufFile.IsGguf(modelPath))
+        {
+            using var f = GgufFile.Open(modelPath);
+            return GgufVocabulary.Read(f) ?? throw new GossetException($"{modelPath} holds no tokenizer");
+        }
+        return GgufVocabulary.FromFile(ModelLoader.ResolveTokenizerPath(modelPath, null), vocabSize);
+    }
+
     /// <summary>Reads the model configuration from GGUF metadata; unsupported fields are errors that name the key.</summary>
     public static LlamaConfig ReadConfig(GgufFile f, GgufVocabulary? vocabulary, out string arch)
     {

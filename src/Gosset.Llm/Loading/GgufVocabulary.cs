@@ -1,4 +1,6 @@
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Gosset.Llm.Tokenization;
 
 namespace Gosset.Llm.Loading;
@@ -76,9 +78,72 @@ public sealed record GgufVocabulary(string Model, string[] Tokens, float[]? Scor
         _ => throw new GossetException($"writing a {tok.GetType().Name} into GGUF is not supported (llama2.c and GGUF tokenizers are)"),
     };
 
+    /// <summary>
+    /// The vocabulary of a tokenizer file next to a model: llama2.c <c>.bin</c> or a byte-level BPE <c>tokenizer.json</c>
+    /// (written as a GGUF "gpt2" vocabulary, padded with unused pieces up to <paramref name="vocabSize"/>).
+    /// </summary>
+    public static GgufVocabulary FromFile(string path, int vocabSize)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return FromTokenizerJson(path, vocabSize);
+        if (path.EndsWith(".model", StringComparison.OrdinalIgnoreCase))
+            throw new GossetException($"{path}: writing a SentencePiece .model into GGUF is not supported (llama2.c .bin and tokenizer.json are)");
+        return FromLlama2c(Llama2cTokenizer.Load(path, vocabSize));
+    }
+
+    private static GgufVocabulary FromTokenizerJson(string path, int vocabSize)
+    {
+        var tok = HfJsonTokenizer.Load(path, vocabSize); // validates the file and finds BOS / EOS
+        var root = JsonNode.Parse(File.ReadAllBytes(path), documentOptions: new JsonDocumentOptions { MaxDepth = 64 })!.AsObject();
+        var model = root["model"]!.AsObject();
+        var tokens = new string?[vocabSize];
+        var types = new int[vocabSize];
+        foreach (var (k, v) in model["vocab"]!.AsObject()) { int id = v!.GetValue<int>(); tokens[id] = k; types[id] = Normal; }
+        if (root["added_tokens"] is JsonArray at)
+            foreach (var t in at.OfType<JsonObject>())
+            {
+                int id = t["id"]!.GetValue<int>();
+                tokens[id] = t["content"]!.GetValue<string>();
+                types[id] = t["special"] is JsonValue sp && sp.GetValue<bool>() ? Control : 4;
+            }
+        for (int i = 0; i < vocabSize; i++)
+            if (tokens[i] is null) { tokens[i] = $"[PAD{i}]"; types[i] = 5; }
+        var merges = (model["merges"] as JsonArray ?? []).Select(m => m switch
+        {
+            JsonArray pair => pair[0]!.GetValue<string>() + " " + pair[1]!.GetValue<string>(),
+            _ => m!.GetValue<string>(),
+        }).ToArray();
+        // Name the pre-tokenizer for llama.cpp when its regex is one llama.cpp knows by name.
+        string? regex = FindSplitRegex(root["pre_tokenizer"]);
+        string pre = regex == Llama3Pattern ? "llama-bpe" : regex == Qwen2Pattern ? "qwen2" : "default";
+        return new GgufVocabulary("gpt2", tokens!, null, types, merges, tok.BosId, tok.EosId, null, pre);
+    }
+
+    private static string? FindSplitRegex(JsonNode? pre) => pre switch
+    {
+        JsonObject o when o["type"]?.GetValue<string>() == "Split" => (o["pattern"] as JsonObject)?["Regex"]?.GetValue<string>(),
+        JsonObject o when o["pretokenizers"] is JsonArray a => a.Select(FindSplitRegex).FirstOrDefault(r => r is not null),
+        _ => null,
+    };
+
+    /// <summary>Placeholder pieces (unk, BOS, EOS, the 256 bytes, then numbered pieces) for models whose tokenizer cannot be converted.</summary>
+    public static GgufVocabulary Placeholder(int size)
+    {
+        if (size < 259) throw new GossetException($"a placeholder vocabulary needs at least 259 ids, the model has {size}");
+        var tokens = new string[size];
+        var types = new int[size];
+        var scores = new float[size];
+        tokens[0] = "<unk>"; tokens[1] = "<s>"; tokens[2] = "</s>";
+        types[0] = Unknown; types[1] = types[2] = Control;
+        for (int b = 0; b < 256; b++) { tokens[3 + b] = $"<0x{b:X2}>"; types[3 + b] = Byte; }
+        for (int i = 259; i < size; i++) { tokens[i] = "\u2581p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture); types[i] = Normal; scores[i] = -i; }
+        return new GgufVocabulary("llama", tokens, scores, types, null, 1, 2, 0, null);
+    }
+
     /// <summary>A tokenizer that encodes and decodes with this vocabulary.</summary>
     public ITextTokenizer CreateTokenizer()
     {
+        if (Model == "gpt2") return new GgufTextTokenizer(Gpt2Tokenizer(), this);
         if (Model != "llama")
             throw new GossetException($"GGUF tokenizer model \"{Model}\" is not supported for encoding (\"llama\" is); pass --tokenizer");
         if (Scores is null) throw new GossetException("GGUF \"llama\" tokenizer without tokenizer.ggml.scores");
@@ -87,6 +152,46 @@ public sealed record GgufVocabulary(string Model, string[] Tokens, float[]? Scor
             throw new GossetException("GGUF \"llama\" tokenizer without the Llama layout (BOS 1, EOS 2, bytes at 3..258) is not supported");
         var pieces = Tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToArray();
         return new GgufTextTokenizer(new Llama2cTokenizer(pieces, Scores), this);
+    }
+
+    // Pre-tokenizer patterns of the BPE vocabularies llama.cpp names in tokenizer.ggml.pre.
+    private const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    private const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+    // A "gpt2" vocabulary runs through the tokenizer.json reader: the same byte-level BPE, rebuilt as its JSON.
+    private HfJsonTokenizer Gpt2Tokenizer()
+    {
+        if (Merges is null) throw new GossetException("GGUF \"gpt2\" tokenizer without tokenizer.ggml.merges");
+        var vocab = new JsonObject();
+        var added = new JsonArray();
+        for (int i = 0; i < Tokens.Length; i++)
+        {
+            int type = TokenTypes?[i] ?? Normal;
+            if (type is Control or 4) added.Add(new JsonObject { ["id"] = i, ["content"] = Tokens[i], ["special"] = type == Control });
+            else if (type != 5 && !vocab.ContainsKey(Tokens[i])) vocab[Tokens[i]] = i;
+        }
+        string? pattern = Pre switch { "llama-bpe" or "llama3" => Llama3Pattern, "qwen2" => Qwen2Pattern, _ => null };
+        JsonNode pre = pattern is null
+            ? new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["use_regex"] = true }
+            : new JsonObject
+            {
+                ["type"] = "Sequence",
+                ["pretokenizers"] = new JsonArray(
+                    new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = pattern }, ["behavior"] = "Isolated", ["invert"] = false },
+                    new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["use_regex"] = false }),
+            };
+        var root = new JsonObject
+        {
+            ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = new JsonArray(Merges.Select(m => (JsonNode?)m).ToArray()) },
+            ["added_tokens"] = added,
+            ["pre_tokenizer"] = pre,
+            ["post_processor"] = new JsonObject
+            {
+                ["type"] = "TemplateProcessing",
+                ["single"] = new JsonArray(new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = Tokens[BosId] } }),
+            },
+        };
+        return HfJsonTokenizer.FromBytes(Encoding.UTF8.GetBytes(root.ToJsonString()), "GGUF tokenizer", Tokens.Length);
     }
 }
 

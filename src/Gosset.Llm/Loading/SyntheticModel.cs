@@ -117,34 +117,219 @@ public static class SyntheticModel
             BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)hb.Length);
             st.Write(len);
             st.Write(hb);
-            const int chunk = 1 << 20;
-            int par = Math.Max(1, Environment.ProcessorCount);
-            var bufs = Enumerable.Range(0, par).Select(_ => new byte[chunk * item]).ToArray();
-            var counts = new int[par];
-            for (int ti = 0; ti < tensors.Count; ti++)
-            {
-                var (_, sh, norm) = tensors[ti];
-                long n = sh.Aggregate(1L, (a, b) => a * b);
-                long chunks = (n + chunk - 1) / chunk;
-                for (long c0 = 0; c0 < chunks; c0 += par)
-                {
-                    int batch = (int)Math.Min(par, chunks - c0);
-                    Parallel.For(0, batch, j =>
-                    {
-                        long c = c0 + j;
-                        int cnt = (int)Math.Min(chunk, n - c * chunk);
-                        counts[j] = cnt;
-                        Fill(bufs[j].AsSpan(0, cnt * item), cnt, norm, dtype, Mix(seed, (ulong)ti, (ulong)c));
-                    });
-                    for (int j = 0; j < batch; j++) st.Write(bufs[j], 0, counts[j] * item);
-                    done += (long)counts.Take(batch).Sum() * item;
-                    progress?.Invoke(done, total);
-                }
-            }
+            foreach (var (name, sh, norm) in tensors)
+                Stream(st, seed, name, sh.Aggregate(1L, (a, b) => a * b), norm, dtype, n => { done += n * item; progress?.Invoke(done, total); });
         });
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Config(shape).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         AtomicFile.WriteAllText(Path.Combine(dir, "tokenizer.json"), TokenizerJson(shape.Vocab));
         return total;
+    }
+
+    /// <summary>
+    /// Writes the same weights as <see cref="Write"/> (same seed, same values) as one GGUF v3 file as llama.cpp's
+    /// converter lays it out: architecture <c>llama</c> (query/key rows in adjacent-pair RoPE order; Llama-3 scaling as
+    /// the <c>rope_freqs.weight</c> divisors) or <c>qwen2</c> (HF row order, F32 q/k/v biases); F32 norms, matrices in
+    /// <paramref name="dtype"/>, and the synthetic byte-level vocabulary as a <c>gpt2</c> tokenizer.
+    /// </summary>
+    public static long WriteGguf(Shape shape, string path, SafeTensorsDType dtype, ulong seed, Action<long, long>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        string arch = shape.ModelType == "qwen2" ? "qwen2" : "llama";
+        int hs = shape.Hidden / shape.Heads;
+        var mt = dtype switch { SafeTensorsDType.F32 => GgufTensorType.F32, SafeTensorsDType.F16 => GgufTensorType.F16, _ => GgufTensorType.BF16 };
+        var tok = JsonNode.Parse(TokenizerJson(shape.Vocab))!.AsObject();
+        var tokens = new string[shape.Vocab];
+        var types = new int[shape.Vocab];
+        foreach (var (k, v) in tok["model"]!["vocab"]!.AsObject()) { tokens[v!.GetValue<int>()] = k; types[v.GetValue<int>()] = GgufVocabulary.Normal; }
+        foreach (var t in tok["added_tokens"]!.AsArray()) { int id = t!["id"]!.GetValue<int>(); tokens[id] = t["content"]!.GetValue<string>(); types[id] = GgufVocabulary.Control; }
+        var merges = tok["model"]!["merges"]!.AsArray().Select(m => m!.GetValue<string>()).ToArray();
+        var meta = new List<(string, GgufValueType, object)>
+        {
+            ("general.architecture", GgufValueType.String, arch),
+            ("general.name", GgufValueType.String, "gosset-synthetic"),
+            ("general.file_type", GgufValueType.UInt32, dtype switch { SafeTensorsDType.F32 => 0u, SafeTensorsDType.F16 => 1u, _ => 32u }),
+            ("general.alignment", GgufValueType.UInt32, 32u),
+            (arch + ".context_length", GgufValueType.UInt32, (uint)shape.MaxPositions),
+            (arch + ".embedding_length", GgufValueType.UInt32, (uint)shape.Hidden),
+            (arch + ".block_count", GgufValueType.UInt32, (uint)shape.Layers),
+            (arch + ".feed_forward_length", GgufValueType.UInt32, (uint)shape.Intermediate),
+            (arch + ".attention.head_count", GgufValueType.UInt32, (uint)shape.Heads),
+            (arch + ".attention.head_count_kv", GgufValueType.UInt32, (uint)shape.KvHeads),
+            (arch + ".attention.layer_norm_rms_epsilon", GgufValueType.Float32, (float)shape.NormEps),
+            (arch + ".rope.freq_base", GgufValueType.Float32, (float)shape.RopeTheta),
+            (arch + ".rope.dimension_count", GgufValueType.UInt32, (uint)hs),
+            (arch + ".vocab_size", GgufValueType.UInt32, (uint)shape.Vocab),
+            ("tokenizer.ggml.model", GgufValueType.String, "gpt2"),
+            ("tokenizer.ggml.pre", GgufValueType.String, "llama-bpe"),
+            ("tokenizer.ggml.tokens", GgufValueType.Array, tokens),
+            ("tokenizer.ggml.token_type", GgufValueType.Array, types),
+            ("tokenizer.ggml.merges", GgufValueType.Array, merges),
+            ("tokenizer.ggml.bos_token_id", GgufValueType.UInt32, (uint)(shape.Vocab - 2)),
+            ("tokenizer.ggml.eos_token_id", GgufValueType.UInt32, (uint)(shape.Vocab - 1)),
+        };
+        float[]? ropeFreqs = null;
+        if (shape.Scaling is { } rs)
+        {
+            meta.Add((arch + ".rope.scaling.original_context_length", GgufValueType.UInt32, (uint)rs.OriginalMaxPositions));
+            var c = new LlamaConfig(shape.Hidden, shape.Intermediate, shape.Layers, shape.Heads, shape.KvHeads, shape.Vocab, shape.MaxPositions,
+                shape.Tied, (float)shape.NormEps, (float)shape.RopeTheta);
+            double[] plain = c.RopeInverseFrequencies(), scaled = (c with { RopeScaling = rs }).RopeInverseFrequencies();
+            ropeFreqs = plain.Select((f, j) => (float)(f / scaled[j])).ToArray();
+        }
+        static string Gguf(string hf) => hf switch
+        {
+            "model.embed_tokens.weight" => "token_embd.weight", "model.norm.weight" => "output_norm.weight", "lm_head.weight" => "output.weight",
+            _ => "blk." + hf.Split('.')[2] + "." + hf.Split('.', 4)[3] switch
+            {
+                "input_layernorm.weight" => "attn_norm.weight", "post_attention_layernorm.weight" => "ffn_norm.weight",
+                "self_attn.q_proj.weight" => "attn_q.weight", "self_attn.k_proj.weight" => "attn_k.weight", "self_attn.v_proj.weight" => "attn_v.weight",
+                "self_attn.q_proj.bias" => "attn_q.bias", "self_attn.k_proj.bias" => "attn_k.bias", "self_attn.v_proj.bias" => "attn_v.bias",
+                "self_attn.o_proj.weight" => "attn_output.weight", "mlp.gate_proj.weight" => "ffn_gate.weight",
+                "mlp.down_proj.weight" => "ffn_down.weight", "mlp.up_proj.weight" => "ffn_up.weight",
+                var x => throw new InvalidOperationException(x),
+            },
+        };
+        // (GGUF name, HF name or null for rope_freqs, shape, stored as F32)
+        var entries = new List<(string Name, string? Hf, long[] Shape, bool Norm, bool F32)>();
+        foreach (var (name, sh, norm) in Tensors(shape))
+        {
+            entries.Add((Gguf(name), name, sh, norm, norm || name.EndsWith(".bias", StringComparison.Ordinal)));
+            if (ropeFreqs is not null && name == "model.embed_tokens.weight") entries.Add(("rope_freqs.weight", null, [ropeFreqs.Length], false, true));
+        }
+        long Bytes((string Name, string? Hf, long[] Shape, bool Norm, bool F32) e) => e.Shape.Aggregate(1L, (x, y) => x * y) * (e.F32 || dtype == SafeTensorsDType.F32 ? 4 : 2);
+        long total = entries.Sum(Bytes), done = 0;
+        AtomicFile.Write(path, st =>
+        {
+            var bw = new BinaryWriter(st, Encoding.UTF8, leaveOpen: true);
+            void Str(string x) { var b = Encoding.UTF8.GetBytes(x); bw.Write((ulong)b.Length); bw.Write(b); }
+            bw.Write(GgufFile.Magic); bw.Write(3u); bw.Write((ulong)entries.Count); bw.Write((ulong)meta.Count);
+            foreach (var (key, type, value) in meta)
+            {
+                Str(key);
+                bw.Write((uint)type);
+                switch (value)
+                {
+                    case string x: Str(x); break;
+                    case uint x: bw.Write(x); break;
+                    case float x: bw.Write(x); break;
+                    case string[] a: bw.Write((uint)GgufValueType.String); bw.Write((ulong)a.Length); foreach (var x in a) Str(x); break;
+                    case int[] a: bw.Write((uint)GgufValueType.Int32); bw.Write((ulong)a.Length); foreach (var x in a) bw.Write(x); break;
+                    default: throw new InvalidOperationException(key);
+                }
+            }
+            long off = 0;
+            foreach (var e in entries)
+            {
+                Str(e.Name);
+                bw.Write((uint)e.Shape.Length);
+                foreach (long x in e.Shape.Reverse()) bw.Write((ulong)x); // GGUF lists the fastest dimension first
+                bw.Write((uint)(e.F32 ? GgufTensorType.F32 : mt));
+                bw.Write((ulong)off);
+                off += Align32(Bytes(e));
+            }
+            bw.Flush();
+            Pad32(st);
+            foreach (var e in entries)
+            {
+                long n = e.Shape.Aggregate(1L, (x, y) => x * y);
+                var dt = e.F32 ? SafeTensorsDType.F32 : dtype;
+                int item = dt == SafeTensorsDType.F32 ? 4 : 2;
+                bool q = e.Hf?.EndsWith("q_proj.weight", StringComparison.Ordinal) == true, k = e.Hf?.EndsWith("k_proj.weight", StringComparison.Ordinal) == true;
+                bool roundedBias = e.Hf is not null && e.F32 && !e.Norm && dtype != SafeTensorsDType.F32;
+                if (e.Hf is null || (arch == "llama" && (q || k)) || roundedBias)
+                {
+                    float[] a;
+                    if (e.Hf is null) a = ropeFreqs!;
+                    else if (roundedBias)
+                    {
+                        // Biases are F32 in GGUF; rounded to the folder's dtype first so both hold the same values.
+                        a = Whole(seed, e.Hf, n, false);
+                        for (int i = 0; i < a.Length; i++)
+                            a[i] = dtype == SafeTensorsDType.F16 ? (float)(Half)a[i] : SafeTensors.BFloat16ToSingle(SafeTensors.SingleToBFloat16(a[i]));
+                    }
+                    else
+                    {
+                        // HF rotate-half rows → GGUF llama adjacent pairs: the same model as the HF folder.
+                        a = Whole(seed, e.Hf, n, e.Norm);
+                        HuggingFaceLoader.Unpermute(a, q ? shape.Heads : shape.KvHeads, hs, shape.Hidden);
+                    }
+                    var b = new byte[a.Length * item];
+                    Encode(a, b, dt);
+                    st.Write(b);
+                    done += b.Length;
+                }
+                else Stream(st, seed, e.Hf, n, e.Norm, dt, c => { done += c * item; progress?.Invoke(done, total); });
+                Pad32(st);
+            }
+        });
+        return new FileInfo(path).Length;
+    }
+
+    private static long Align32(long x) => (x + 31) / 32 * 32;
+
+    private static void Pad32(Stream s)
+    {
+        long p = s.Position;
+        for (long t = Align32(p); p < t; p++) s.WriteByte(0);
+    }
+
+    private const int Chunk = 1 << 20;
+
+    /// <summary>Generates a tensor chunk by chunk (chunks in parallel, written in order) and writes it in <paramref name="dtype"/>.</summary>
+    private static void Stream(Stream st, ulong seed, string name, long n, bool norm, SafeTensorsDType dtype, Action<long> progress)
+    {
+        int item = dtype == SafeTensorsDType.F32 ? 4 : 2;
+        int par = Math.Max(1, Environment.ProcessorCount);
+        var floats = Enumerable.Range(0, par).Select(_ => new float[Chunk]).ToArray();
+        var bytes = Enumerable.Range(0, par).Select(_ => new byte[Chunk * item]).ToArray();
+        long chunks = (n + Chunk - 1) / Chunk;
+        for (long c0 = 0; c0 < chunks; c0 += par)
+        {
+            int batch = (int)Math.Min(par, chunks - c0);
+            Parallel.For(0, batch, j =>
+            {
+                long c = c0 + j;
+                int cnt = (int)Math.Min(Chunk, n - c * Chunk);
+                Generate(seed, name, c, floats[j].AsSpan(0, cnt), norm);
+                Encode(floats[j].AsSpan(0, cnt), bytes[j], dtype);
+            });
+            for (int j = 0; j < batch; j++)
+            {
+                int cnt = (int)Math.Min(Chunk, n - (c0 + j) * Chunk);
+                st.Write(bytes[j], 0, cnt * item);
+                progress(cnt);
+            }
+        }
+    }
+
+    /// <summary>The whole tensor as float32 (for the few that must be reordered before writing).</summary>
+    private static float[] Whole(ulong seed, string name, long n, bool norm)
+    {
+        var a = new float[n];
+        for (long c = 0; c * Chunk < n; c++) Generate(seed, name, c, a.AsSpan((int)(c * Chunk), (int)Math.Min(Chunk, n - c * Chunk)), norm);
+        return a;
+    }
+
+    /// <summary>Chunk <paramref name="chunk"/> of a tensor: a function of (seed, tensor name, chunk) only, so every format holds the same values.</summary>
+    private static void Generate(ulong seed, string name, long chunk, Span<float> dst, bool norm)
+    {
+        if (norm) { dst.Fill(1f); return; }
+        ulong h = 14695981039346656037UL; // FNV-1a of the name
+        foreach (char ch in name) { h ^= ch; h *= 1099511628211UL; }
+        Fill(dst, Mix(seed, h, (ulong)chunk));
+    }
+
+    private static void Encode(ReadOnlySpan<float> src, Span<byte> dst, SafeTensorsDType dtype)
+    {
+        for (int i = 0; i < src.Length; i++)
+        {
+            switch (dtype)
+            {
+                case SafeTensorsDType.F32: BinaryPrimitives.WriteSingleLittleEndian(dst[(4 * i)..], src[i]); break;
+                case SafeTensorsDType.F16: BinaryPrimitives.WriteUInt16LittleEndian(dst[(2 * i)..], BitConverter.HalfToUInt16Bits((Half)src[i])); break;
+                default: BinaryPrimitives.WriteUInt16LittleEndian(dst[(2 * i)..], SafeTensors.SingleToBFloat16(src[i])); break;
+            }
+        }
     }
 
     private static ulong Mix(ulong a, ulong b, ulong c)
@@ -162,34 +347,18 @@ public static class SyntheticModel
     }
 
     /// <summary>
-    /// n values: 1 for norms, else approximately N(0, 0.02²): the standardized sum of four 16-bit uniforms from one
-    /// SplitMix64 draw (Irwin–Hall, bounded at ±3.46σ), a few instructions per value so an 8B checkpoint is written
-    /// at disk speed.
+    /// Approximately N(0, 0.02²): the standardized sum of four 16-bit uniforms from one SplitMix64 draw (Irwin–Hall,
+    /// bounded at ±3.46σ), a few instructions per value so an 8B checkpoint is written at disk speed.
     /// </summary>
-    private static void Fill(Span<byte> dst, int n, bool norm, SafeTensorsDType dtype, ulong state)
+    private static void Fill(Span<float> dst, ulong state)
     {
         const double mean = 4 * 32767.5;
         double scale = 0.02 / Math.Sqrt(4 * (65536.0 * 65536.0 - 1) / 12);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < dst.Length; i++)
         {
-            float v = 1f;
-            if (!norm)
-            {
-                ulong r = SplitMix(ref state);
-                long sum = (long)(r & 0xFFFF) + (long)((r >> 16) & 0xFFFF) + (long)((r >> 32) & 0xFFFF) + (long)(r >> 48);
-                v = (float)((sum - mean) * scale);
-            }
-            Put(dst, i, v, dtype);
-        }
-    }
-
-    private static void Put(Span<byte> dst, int i, float v, SafeTensorsDType dtype)
-    {
-        switch (dtype)
-        {
-            case SafeTensorsDType.F32: BinaryPrimitives.WriteSingleLittleEndian(dst[(4 * i)..], v); break;
-            case SafeTensorsDType.F16: BinaryPrimitives.WriteUInt16LittleEndian(dst[(2 * i)..], BitConverter.HalfToUInt16Bits((Half)v)); break;
-            default: BinaryPrimitives.WriteUInt16LittleEndian(dst[(2 * i)..], SafeTensors.SingleToBFloat16(v)); break;
+            ulong r = SplitMix(ref state);
+            long sum = (long)(r & 0xFFFF) + (long)((r >> 16) & 0xFFFF) + (long)((r >> 32) & 0xFFFF) + (long)(r >> 48);
+            dst[i] = (float)((sum - mean) * scale);
         }
     }
 

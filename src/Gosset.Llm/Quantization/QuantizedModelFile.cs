@@ -418,6 +418,13 @@ public static class QuantizedModelFile
         try { h = JsonSerializer.Deserialize<Header>(hb, Json) ?? throw new JsonException("null header"); }
         catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException) { throw Bad("bad header: " + e.Message); }
         if (h.Config is null || h.Spec is null || h.Sections is null || h.Betas is not { Length: 4 } || h.Betas.Any(b => b is null)) throw Bad("bad header: fields missing");
+        // JSON can null out any member of the recipe; every tensor kind must name a known method and a supported width.
+        foreach (var (kind, t) in new[] { ("weights", h.Spec.Weights), ("activations", h.Spec.Activations), ("keys", h.Spec.Keys), ("values", h.Spec.Values) })
+        {
+            if (t is null) throw Bad($"bad header: the recipe has no {kind} entry");
+            if (!Enum.IsDefined(t.Method)) throw Bad($"bad header: unknown {kind} method {(int)t.Method}");
+            if (t.IsQuantized && t.Bits is < 1 or > 8) throw Bad($"bad header: {kind} use {t.Bits} bits (1 to 8 supported)");
+        }
         var c = h.Config;
         c.Validate(path);
         if (!Enum.IsDefined(h.TableType)) throw Bad($"bad table type {h.TableType}");

@@ -99,7 +99,9 @@ public sealed class CliTests : IDisposable
         void Fails(string output, params string[] args)
         {
             int code = Run(args);
-            Assert.NotEqual(0, code);
+            Assert.Equal(CliApp.UserErrorCode, code);
+            Assert.Single(LastError.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith("error: ", LastError);
             Assert.False(File.Exists(output), $"{output} must not be written");
             Assert.DoesNotContain("   at ", LastError); // no stack trace
             Assert.True(Directory.GetFiles(_dir, "*.tmp").Length == 0 && Directory.GetFiles(_dir, ".*").Length == 0, "no temporary files left");

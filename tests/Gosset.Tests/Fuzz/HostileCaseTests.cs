@@ -254,6 +254,37 @@ public sealed class HostileCaseTests : IDisposable
         Assert.Equal(before, File.ReadAllBytes(input));
     }
 
+    [Theory]
+    [InlineData("utf8")]
+    [InlineData("duplicate")]
+    public void Hf_config_with_bad_utf8_or_a_duplicate_key_is_a_typed_error(string kind)
+    {
+        // found by gosset fuzz: both used to escape as InvalidOperationException / ArgumentException
+        var shape = new SyntheticModel.Shape("llama", 16, 24, 1, 2, 1, 300, 64, 10000, 1e-5, false);
+        string dir = P("hf");
+        SyntheticModel.Write(shape, dir, SafeTensorsDType.F32, 1);
+        byte[] cfg = File.ReadAllBytes(Path.Combine(dir, "config.json"));
+        string text = Encoding.UTF8.GetString(cfg);
+        byte[] bad = kind == "utf8"
+            ? Encoding.UTF8.GetBytes(text.Replace("\"llama\"", "\"ll\u00e9a\"")).Select(b => b == 0xC3 ? (byte)0xFF : b).ToArray()
+            : Encoding.UTF8.GetBytes(text.Replace("{", "{\"num_hidden_layers\":1,"));
+        File.WriteAllBytes(Path.Combine(dir, "config.json"), bad);
+        Refused<InvalidFileException>(() => HuggingFaceLoader.Load(dir));
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(int.MaxValue)]
+    public void Hf_tokenizer_with_a_hostile_id_is_a_typed_error(int id)
+    {
+        // found by gosset fuzz: a negative id threw IndexOutOfRangeException, a huge one sized the piece table by it
+        var root = System.Text.Json.Nodes.JsonNode.Parse(SyntheticModel.TokenizerJson(300))!;
+        root["model"]!["vocab"]!["a"] = id;
+        File.WriteAllText(P("tokenizer.json"), root.ToJsonString());
+        Refused<InvalidFileException>(() => HfJsonTokenizer.Load(P("tokenizer.json"), 300), bytes: 16 << 20);
+        Refused<InvalidFileException>(() => HfJsonTokenizer.Load(P("tokenizer.json")), bytes: 16 << 20);
+    }
+
     private static int CliRun(params string[] args)
     {
         var err = Console.Error;
@@ -262,5 +293,38 @@ public sealed class HostileCaseTests : IDisposable
         Console.SetOut(new StringWriter());
         try { return CliApp.Run(args); }
         finally { Console.SetError(err); Console.SetOut(output); }
+    }
+}
+
+/// <summary>Findings of `gosset fuzz` (seed 20261202), fixed and kept as regression tests.</summary>
+[Collection("Fuzz")]
+public sealed class OpenFindingTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("gosset-finding-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Gqm_with_a_null_spec_member_is_a_typed_error()
+    {
+        var reader = new Gosset.Cli.Fuzzing.GqmFuzz();
+        var rng = new Gosset.Util.SplitMix64(1);
+        byte[] valid = reader.Valid(ref rng);
+        long hoff = BinaryPrimitives.ReadInt64LittleEndian(valid.AsSpan(valid.Length - 48)), hlen = BinaryPrimitives.ReadInt64LittleEndian(valid.AsSpan(valid.Length - 40));
+        var header = System.Text.Json.Nodes.JsonNode.Parse(valid.AsSpan((int)hoff, (int)hlen))!.AsObject();
+        header["Spec"]!["Activations"] = null;
+        byte[] hb = Encoding.UTF8.GetBytes(header.ToJsonString());
+        var ms = new MemoryStream();
+        ms.Write(valid, 0, (int)hoff);
+        ms.Write(hb);
+        var t = new byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(t, hoff);
+        BinaryPrimitives.WriteInt64LittleEndian(t.AsSpan(8), hb.Length);
+        ms.Write(t);
+        ms.Write(new byte[32]);
+        byte[] forged = reader.Fix(ms.ToArray());
+        string path = Path.Combine(_dir, "null-spec.gqm");
+        File.WriteAllBytes(path, forged);
+        Assert.Throws<InvalidFileException>(() => Gosset.Llm.Quantization.QuantizedModelFile.Load(path));
     }
 }

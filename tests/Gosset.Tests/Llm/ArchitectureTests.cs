@@ -301,6 +301,25 @@ public sealed class ArchitectureTests : IDisposable
         Assert.True(perToken < 8192, $"{perToken} bytes allocated per token");
     }
 
+    [Theory]
+    [InlineData(TableType.BF16, 2e-2)]
+    [InlineData(TableType.F16, 2e-3)]
+    public void SixteenBitTablesStayCloseToFloatAndHalveTheirBytes(TableType type, double tol)
+    {
+        var w = Random(Llama3, 13);
+        var model = ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "e8-box"));
+        var tok = new QuantizedModelFile.TokenizerBlob("hf-json", System.Text.Encoding.UTF8.GetBytes(SmallTokenizer(Llama3.VocabSize)));
+        string f32 = Path.Combine(_dir, "t32.gqm"), f16 = Path.Combine(_dir, "t16.gqm");
+        var r32 = QuantizedModelFile.Save(model, f32, tok, tables: TableType.F32);
+        var r16 = QuantizedModelFile.Save(model, f16, tok, tables: type);
+        Assert.Equal(r32.TableBits / 2, r16.TableBits);
+        var a = QuantizedModelFile.Load(f32).Model.ForwardWindow(Tokens);
+        var b = QuantizedModelFile.Load(f16).Model.ForwardWindow(Tokens);
+        Assert.Equal(model.ForwardWindow(Tokens), a);
+        double maxRel = a.Zip(b, (x, y) => Math.Abs(x - y) / Math.Max(1, Math.Abs(x))).Max();
+        Assert.True(maxRel < tol && maxRel > 0, $"max relative difference {maxRel}");
+    }
+
     /// <summary>A byte-level tokenizer.json whose ids fit a tiny vocabulary: 30 byte tokens and two specials.</summary>
     internal static string SmallTokenizer(int vocab)
     {

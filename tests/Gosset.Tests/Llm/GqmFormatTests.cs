@@ -11,6 +11,7 @@ namespace Gosset.Tests.Llm;
 /// The .gqm reader on forged files: each case rewrites the JSON header of a valid file and recomputes the trailer and
 /// checksum (so the checksum cannot be what catches it), and must get a typed error before any large allocation.
 /// </summary>
+[Collection("cli")] // one test drives the CLI, which writes to the process console
 public sealed class GqmFormatTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("gosset-gqm-").FullName;
@@ -107,5 +108,22 @@ public sealed class GqmFormatTests : IDisposable
         Assert.Contains("older", Assert.Throws<InvalidFileException>(() => QuantizedModelFile.Load(cut)).Message);
         File.WriteAllBytes(cut, new byte[10]);
         Assert.Throws<InvalidFileException>(() => QuantizedModelFile.Load(cut));
+    }
+
+    [Fact]
+    public void CliGivesOneErrorLineAndExit2ForAForgedFile()
+    {
+        string forged = Forge(Valid(), h => Sec(h, "layers.0.wq")["Offset"] = -64);
+        var err = Console.Error;
+        var sw = new StringWriter();
+        Console.SetError(sw);
+        int rc;
+        try { rc = Gosset.Cli.CliApp.Run(["generate", "--model", forged, "--prompt", "ab", "--steps", "4"]); }
+        finally { Console.SetError(err); }
+        Assert.Equal(2, rc);
+        var lines = sw.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains("layers.0.wq", lines[0]);
     }
 }

@@ -41,6 +41,30 @@ public sealed class SyntheticModelTests : IDisposable
         Assert.All(model.ForwardWindow(ids), x => Assert.True(float.IsFinite(x)));
     }
 
+    [Theory]
+    [InlineData("llama", false)]
+    [InlineData("llama", true)]
+    [InlineData("qwen2", false)]
+    public void GgufHoldsTheSameModelAsTheHfFolder(string type, bool ropeScaling)
+    {
+        var shape = new SyntheticModel.Shape(type, 64, 96, 2, 4, 2, 600, 128, 500000, 1e-5, type == "qwen2",
+            ropeScaling ? new RopeScaling(32, 1, 4, 8192) : null);
+        string hf = Path.Combine(_dir, "hf"), gguf = Path.Combine(_dir, "m.gguf");
+        SyntheticModel.Write(shape, hf, SafeTensorsDType.BF16, 9);
+        SyntheticModel.WriteGguf(shape, gguf, SafeTensorsDType.BF16, 9);
+        var a = ModelLoader.LoadWeights(hf);
+        var b = GgufModel.Load(gguf, out var vocab);
+        Assert.Equal(a.Config, b.Config with { SeqLen = a.Config.SeqLen });
+        Assert.Equal(a.Wq[1], b.Wq[1]); // HF and GGUF row orders: the same matrix after loading
+        Assert.Equal(a.Wk[0], b.Wk[0]);
+        Assert.Equal(a.W2[1], b.W2[1]);
+        Assert.Equal(a.Classifier, b.Classifier);
+        if (type == "qwen2") Assert.Equal(a.Bq![1], b.Bq![1]);
+        Assert.Equal(598, vocab!.BosId);
+        int[] ids = [598, 5, 77, 300];
+        Assert.Equal(LlamaModel.FromWeights(a).ForwardWindow(ids), LlamaModel.FromWeights(b).ForwardWindow(ids));
+    }
+
     [Fact]
     public void KnownShapesAreTheirPublishedSizes()
     {

@@ -1,5 +1,6 @@
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
+using Gosset.Llm.Tokenization;
 using Gosset.Peer;
 using Gosset.Tests.Llm;
 using Gosset.Tests.Support;
@@ -165,6 +166,27 @@ public class LlamaCppTests
             Assert.True(maxDiff <= 2e-3 * maxAbs, $"{variant}: max |Δlogit| {maxDiff:G4} vs max |logit| {maxAbs:G4}");
         }
         finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Gpt2Vocabulary_FromTokenizerJson_TokenizesLikeHfJsonAndLlamaCpp()
+    {
+        string json = Temp("tokenizer.json"), gguf = Temp("bpe.gguf");
+        try
+        {
+            File.WriteAllText(json, SyntheticModel.TokenizerJson(300));
+            var vocab = GgufVocabulary.FromFile(json, 300);
+            Assert.Equal("gpt2", vocab.Model);
+            Assert.Equal("llama-bpe", vocab.Pre);
+            GgufModel.Save(TinyModels.Random(TinyModels.Llama3, seed: 2), gguf, vocab, GgufWriteType.F16);
+            GgufModel.Load(gguf, out var back);
+            const string text = "The cat sat on the mat, then it ran in the street! 123 4567 ünïcödé";
+            int[] expected = HfJsonTokenizer.Load(json, 300).Encode(text, bos: true, eos: false);
+            Assert.Equal(expected, back!.CreateTokenizer().Encode(text, bos: true, eos: false));
+            using var m = new LlamaCppModel(gguf, 64, 1);
+            Assert.Equal(expected, m.Tokenize(text, addBos: true));
+        }
+        finally { File.Delete(json); File.Delete(gguf); }
     }
 
     [Fact]
