@@ -62,7 +62,7 @@ internal static class EvalCommand
                     ["top1_agreement"] = quantized && reference is null ? null : top1,
                     ["tokens"] = r.Tokens,
                     ["bits_per_weight"] = model.BitsPerWeight, ["bits_per_activation"] = model.BitsPerActivation,
-                    ["kv_bytes_per_token"] = model.KvBytesPerToken, ["quant"] = model.Quant, ["kernels"] = model.LinearsOnKernels,
+                    ["kv_bytes_per_token"] = model.KvBytesPerToken, ["quant"] = model.Quant, ["kernels"] = model.LinearsOnKernels, ["kernel_activations"] = model.KernelActivations,
                     ["float_nll"] = r.ReferenceNll, ["float_ppl"] = r.ReferenceNll is double x ? Math.Exp(x) : null,
                     ["windows"] = r.Windows, ["ctx"] = c, ["text"] = textPath, ["model"] = pr.GetValue(lo.Model),
                     ["nll_per_window"] = new JsonArray(r.NllPerWindow.Select(v => (JsonNode?)v).ToArray()),

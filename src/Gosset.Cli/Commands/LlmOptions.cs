@@ -33,6 +33,7 @@ internal sealed class LlmOptions
     public Option<bool> KvCenter { get; } = new("--kv-center") { Description = "subtract calibrated per-channel means from K and V before quantizing; needs --calib" };
     public Option<bool> KvScale { get; } = new("--kv-scale") { Description = "divide K and V by calibrated per-channel standard deviations before quantizing; needs --calib" };
     public Option<bool> KvQWeight { get; } = new("--kv-qweight") { Description = "scale key channels by (E[q²]/Var k)^(1/4) before quantizing (balances the error in q·k); needs --calib" };
+    public Option<bool> Fp32Activations { get; } = new("--fp32-activations") { Description = "Weight-only e8 layers: exact fp32 activations in the kernels instead of the default int8 per 8-block (slower; an ablation)" };
     public Option<bool> KvFixed { get; } = new("--kv-fixed-scale") { Description = "E8 K/V: one calibrated scale per layer instead of an fp16 scale per token (saves 16 bits per token and K/V); needs --calib" };
     public Option<string?> Calib { get; } = new("--calib") { Description = "calibration text for LDLQ / fitted scales" };
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
@@ -52,7 +53,7 @@ internal sealed class LlmOptions
         cmd.Options.Add(Tokenizer);
         cmd.Options.Add(Reference);
         if (!quantOptions) return;
-        foreach (var o in new Option[] { Quant, Method, Recipe, BoxK, IndexBits, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Calib, CalibWindows, Seed })
+        foreach (var o in new Option[] { Quant, Method, Recipe, BoxK, IndexBits, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Fp32Activations, Calib, CalibWindows, Seed })
             cmd.Options.Add(o);
     }
 
@@ -96,6 +97,7 @@ internal sealed class LlmOptions
             KvChannelScale = pr.GetValue(KvScale),
             KeyQueryWeighting = pr.GetValue(KvQWeight),
             KvFixedScale = pr.GetValue(KvFixed),
+            FloatKernelActivations = pr.GetValue(Fp32Activations),
             Seed = pr.GetValue(Seed),
             BoxScales = Check(pr.GetValue(BoxK), 1, 16, "--box-k"),
             BoxIndexBits = pr.GetValue(IndexBits) is double ib && ib > 0 ? ib : 0,

@@ -119,6 +119,7 @@ internal sealed class Linear
     /// <summary>Stored bits of one input vector as this layer quantizes it (32 per entry when float).</summary>
     public double ActivationBits => Activations is not null ? Activations.Bits
         : KernelActivations == ActivationMode.E8Box4 ? E8BoxCode.BitsPerEntry(Width) * Width
+        : KernelActivations == ActivationMode.Int8 ? (8.0 + 32.0 / 8) * Width // int8 values + one fp32 scale per 8-block
         : 32.0 * In;
     /// <summary>When set, every forward call adds its (rotated, unquantized) inputs to this accumulator.</summary>
     public HessianAccumulator? Calibration { get; set; }

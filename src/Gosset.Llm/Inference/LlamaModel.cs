@@ -103,6 +103,15 @@ public sealed class LlamaModel
 
     /// <summary>True when every linear layer multiplies on the packed E8 kernels (no per-row float decode).</summary>
     public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is BoxWeights));
+    /// <summary>How the kernel layers take their inputs: "fp32", "int8" (per 8-block, weight-only e8 default), "e8" (W4A4 box codes) or "none" when no layer runs on the kernels.</summary>
+    public string KernelActivations => Layers.SelectMany(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }).FirstOrDefault(l => l.Weights is BoxWeights) is { } k
+        ? k.Activations is not null ? "fp32 after codec round trip" : k.KernelActivations switch
+        {
+            Gosset.Kernels.ActivationMode.Int8 => "int8 per 8-block",
+            Gosset.Kernels.ActivationMode.E8Box4 => "e8 box codes",
+            _ => "fp32",
+        }
+        : "none";
     internal KvLayerFormat[] Kv { get; }
     /// <summary>The recipe a quantized model was built from (null for float).</summary>
     internal Quantization.QuantRecipe? Recipe { get; init; }

@@ -117,6 +117,11 @@ public sealed record QuantSpec
     public int BoxScales { get; init; } = 4;
     /// <summary>E8 box code: index bits per 8-block (the fixed group budget); 0 = plain ⌈log2 k⌉-bit indices.</summary>
     public double BoxIndexBits { get; init; }
+    /// <summary>
+    /// Weight-only e8 layers multiply exact fp32 activations instead of the kernels' default int8 per 8-block
+    /// (<see cref="Gosset.Kernels.PackedE8Matrix.DefaultActivationMode"/>); an ablation, slower.
+    /// </summary>
+    public bool FloatKernelActivations { get; init; }
     /// <summary>Seed of the random rotations.</summary>
     public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
 

@@ -139,3 +139,23 @@ public sealed class E8BoxTests : IDisposable
         Assert.Throws<GossetException>(() => ModelQuantizer.Quantize(Stories.Weights, kv with { Weights = new TensorQuant(QuantMethod.E8Box, 3) }));
     }
 }
+
+/// <summary>Weight-only e8 layers take int8 activations by default (the kernels' fast mode) and fp32 on request.</summary>
+public sealed class KernelActivationModeTests
+{
+    [DataFact]
+    public void WeightOnlyE8RunsInt8ActivationsUnlessFp32IsAsked()
+    {
+        var spec = QuantSpec.Parse("w4", "e8");
+        var fast = ModelQuantizer.Quantize(Stories.Weights, spec);
+        var exact = ModelQuantizer.Quantize(Stories.Weights, spec with { FloatKernelActivations = true });
+        Assert.True(fast.LinearsOnKernels);
+        Assert.Equal("int8 per 8-block", fast.KernelActivations);
+        Assert.Equal("fp32", exact.KernelActivations);
+        // Same codes, different activation rounding: logits close but not identical.
+        int[] tokens = Stories.ValTokens[..32];
+        float[] a = fast.ForwardWindow(tokens), b = exact.ForwardWindow(tokens);
+        double maxDiff = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+        Assert.InRange(maxDiff, 1e-6, 0.5);
+    }
+}
