@@ -24,6 +24,7 @@ internal static class CliOutput
         ["k"] = r.Config.K,
         ["group"] = r.Config.Group,
         ["rotation"] = r.Config.Rotation,
+        ["kernels"] = r.Kernels,
         ["target_rate"] = r.TargetRate,
         ["bits_per_entry"] = r.BitsPerEntry,
         ["bits_per_entry_a"] = r.BitsPerEntryA,

@@ -131,7 +131,7 @@ public static class KernelBenchmark
     }
 
     /// <summary>Random b-bit codes with k = 4 scales (the products' speed does not depend on the values).</summary>
-    private static PackedE8Matrix RandomCodes(int rows, int cols, int bits, int seed)
+    internal static PackedE8Matrix RandomCodes(int rows, int cols, int bits, int seed)
     {
         var c = new E8BoxCodes(rows, cols, bits, [0.2f, 0.25f, 0.32f, 0.45f]);
         var rng = new Random(seed);

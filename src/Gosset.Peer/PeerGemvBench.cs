@@ -35,11 +35,13 @@ public static class PeerGemvBench
     }
 
     /// <summary>
-    /// Round-robin timing (ms per action and repetition) after a warm-up of each action. A short untimed pause
-    /// separates consecutive runs: ggml's OpenMP workers and .NET's pool workers both spin for a while after a
-    /// parallel region, and without the pause each engine would be timed against the other's spinning threads.
+    /// Round-robin timing (ms per action and repetition) after a warm-up of each action. Each timed run directly
+    /// follows an untimed run of the same action: ggml's OpenMP workers and .NET's pool workers spin for a while
+    /// after a parallel region and then sleep, so the timed run finds its own engine's threads awake (as in a
+    /// decode loop, where products follow each other) rather than the other engine's threads spinning or its
+    /// own asleep.
     /// </summary>
-    public static List<double>[] Alternate(int reps, Action[] actions, int pauseMs = 3)
+    public static List<double>[] Alternate(int reps, Action[] actions)
     {
         ArgumentNullException.ThrowIfNull(actions);
         var res = actions.Select(_ => new List<double>()).ToArray();
@@ -48,12 +50,11 @@ public static class PeerGemvBench
         {
             sw.Restart();
             for (int i = 0; i < 3 || (sw.ElapsedMilliseconds < 250 && i < 200); i++) a();
-            Thread.Sleep(pauseMs);
         }
         for (int r = 0; r < reps; r++)
             for (int k = 0; k < actions.Length; k++)
             {
-                Thread.Sleep(pauseMs);
+                actions[k]();
                 sw.Restart();
                 actions[k]();
                 res[k].Add(sw.Elapsed.TotalMilliseconds);

@@ -21,6 +21,7 @@ internal static class CommandRegistry
         yield return SynthModelCommand.Create();
         yield return LlmSweepCommand.Create();
         yield return BenchCommand.Create();
+        yield return ExportGgufCommand.Create();
         yield return BenchModelCommand.Create();
         yield return BenchModelCommand.CreateWorker();
         yield return BenchModelCommand.CreateQuality();

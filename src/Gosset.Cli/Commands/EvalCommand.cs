@@ -31,7 +31,7 @@ internal static class EvalCommand
             var sw = Stopwatch.StartNew();
             // Calibration on the evaluated file skips the evaluated windows, so no scored token is seen in calibration.
             var (model, weights, tok) = lo.Load(pr, calibFilter: (cp, calib) =>
-                Path.GetFullPath(cp) == Path.GetFullPath(textPath) ? calib.Skip(Math.Max(n, 1) * c).Prepend(1).ToArray() : calib);
+                Path.GetFullPath(cp) == Path.GetFullPath(textPath) ? calib.Skip(Math.Max(n, 1) * c).Prepend(1).ToArray() : calib, defaultCalib: textPath);
             double loadS = sw.Elapsed.TotalSeconds;
             if (c > model.Config.SeqLen) throw new GossetException($"--ctx {c} is longer than the model's seq_len {model.Config.SeqLen}");
             int[] tokens = tok.Encode(File.ReadAllBytes(textPath), bos: true, eos: false);
@@ -62,7 +62,7 @@ internal static class EvalCommand
                     ["top1_agreement"] = quantized && reference is null ? null : top1,
                     ["tokens"] = r.Tokens,
                     ["bits_per_weight"] = model.BitsPerWeight, ["bits_per_activation"] = model.BitsPerActivation,
-                    ["kv_bytes_per_token"] = model.KvBytesPerToken, ["quant"] = model.Quant,
+                    ["kv_bytes_per_token"] = model.KvBytesPerToken, ["quant"] = model.Quant, ["kernels"] = model.LinearsOnKernels,
                     ["float_nll"] = r.ReferenceNll, ["float_ppl"] = r.ReferenceNll is double x ? Math.Exp(x) : null,
                     ["windows"] = r.Windows, ["ctx"] = c, ["text"] = textPath, ["model"] = pr.GetValue(lo.Model),
                     ["nll_per_window"] = new JsonArray(r.NllPerWindow.Select(v => (JsonNode?)v).ToArray()),

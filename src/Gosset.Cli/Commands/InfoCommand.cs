@@ -13,17 +13,10 @@ internal static class InfoCommand
     public static readonly IReadOnlyList<string> Levels = ["scalar", "vector128", "avx2", "avx-vnni", "avx512"];
 
     /// <summary>
-    /// The instruction-set level of the E8 kernels in this process, after the DOTNET_Enable* knobs:
-    /// avx512, avx-vnni (256-bit vpdpbusd), avx2, vector128 or scalar. The same rule as the kernels'
-    /// dispatch (<see cref="KernelSupport.Best"/> plus AVX-VNNI at 256 bits).
+    /// The instruction-set level of the E8 kernels in this process, after the DOTNET_Enable* knobs
+    /// (<see cref="KernelSupport.Level"/>: avx512, avx-vnni, avx2, vector128 or scalar).
     /// </summary>
-    public static string KernelLevel => KernelSupport.Best switch
-    {
-        KernelIsa.Vector512 => "avx512",
-        KernelIsa.Vector256 => AvxVnni.IsSupported ? "avx-vnni" : "avx2",
-        KernelIsa.Vector128 => "vector128",
-        _ => "scalar",
-    };
+    public static string KernelLevel => KernelSupport.Level;
 
     /// <summary>Instruction sets the runtime reports as usable, after the DOTNET_Enable* knobs.</summary>
     public static IReadOnlyList<(string Name, bool On)> InstructionSets =>

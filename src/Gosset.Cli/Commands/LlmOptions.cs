@@ -13,7 +13,10 @@ internal sealed class LlmOptions
     public Option<string> Model { get; } = new("--model") { Description = "llama2.c checkpoint (.bin, v0 or v1), Hugging Face folder (config.json + safetensors) or quantized .gqm", Required = true };
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "tokenizer (llama2.c .bin, SentencePiece .model or HF tokenizer.json); default: the one stored in a .gqm, else tok512.bin / tokenizer.bin / tokenizer.json / tokenizer.model next to the model" };
     public Option<string> Quant { get; } = new("--quant") { Description = "fp | w4 | w4a4 | w4a4kv4 | w3a3kv3 | w4k4v8 … (bits per weight / activation / KV entry)", DefaultValueFactory = _ => "fp" };
-    public Option<string> Method { get; } = new("--method") { Description = "e8 | int | int-rot | e8-box: method for every tensor --quant quantizes (e8-box: the kernels' 4-bit E8 box code for weights and activations, products on its kernels; K/V then use e8)", DefaultValueFactory = _ => "e8" };
+    public Option<string> Method { get; } = new("--method") { Description = "e8 (default: the kernel-native E8 box code, b = 2..4) | e8-voronoi (E8/qE8 Voronoi code, NestQuant) | int | int-rot | e8-box-fixed (the old fixed-scale 4-bit box code): method for every tensor --quant quantizes", DefaultValueFactory = _ => "e8" };
+    public Option<string> Recipe { get; } = new("--recipe") { Description = "best (default: with --method e8, the best measured recipe: LDLQ / QA-LDLQ, KV centering and key q-weighting, calibrated on --calib or, for eval, on the text after the scored windows) | plain (only what the flags ask)", DefaultValueFactory = _ => "best" };
+    public Option<int> BoxK { get; } = new("--box-k") { Description = "E8 box code: block scales per tensor kind (1..16)", DefaultValueFactory = _ => 4 };
+    public Option<double> IndexBits { get; } = new("--index-bits") { Description = "E8 box code: scale-index bits per 8-block inside each group's fixed budget (0 = plain ceil(log2 k)-bit indices)", DefaultValueFactory = _ => 0 };
     public Option<string?> WeightsQ { get; } = new("--weights") { Description = "override for weights: fp or METHOD:BITS[:Q] (e.g. e8:4, int-rot:4, e8:4:16 for q = 16, e8-box:4)" };
     public Option<string?> ActivationsQ { get; } = new("--activations") { Description = "override for activations: fp or METHOD:BITS" };
     public Option<string?> KeysQ { get; } = new("--keys") { Description = "override for the K cache: fp or METHOD:BITS" };
@@ -49,7 +52,7 @@ internal sealed class LlmOptions
         cmd.Options.Add(Tokenizer);
         cmd.Options.Add(Reference);
         if (!quantOptions) return;
-        foreach (var o in new Option[] { Quant, Method, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Calib, CalibWindows, Seed })
+        foreach (var o in new Option[] { Quant, Method, Recipe, BoxK, IndexBits, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Calib, CalibWindows, Seed })
             cmd.Options.Add(o);
     }
 
@@ -94,15 +97,45 @@ internal sealed class LlmOptions
             KeyQueryWeighting = pr.GetValue(KvQWeight),
             KvFixedScale = pr.GetValue(KvFixed),
             Seed = pr.GetValue(Seed),
+            BoxScales = Check(pr.GetValue(BoxK), 1, 16, "--box-k"),
+            BoxIndexBits = pr.GetValue(IndexBits) is double ib && ib > 0 ? ib : 0,
         };
+        string recipe = (pr.GetValue(Recipe) ?? "best").Trim().ToLowerInvariant();
+        if (recipe is not ("best" or "plain")) throw new GossetException($"--recipe \"{recipe}\" is not best or plain");
+        if (recipe == "best") spec = BestRecipe(spec);
         return spec;
+    }
+
+    /// <summary>
+    /// The best measured recipe on the E8 box code (docs/results.md): LDLQ for weights (QA-LDLQ when activations
+    /// are quantized), K/V centering and key q-weighting. Applies only when every quantized tensor uses e8.
+    /// </summary>
+    internal static QuantSpec BestRecipe(QuantSpec spec)
+    {
+        var ts = new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Where(t => t.IsQuantized).ToArray();
+        if (ts.Length == 0 || ts.Any(t => t.Method != QuantMethod.E8Kernel)) return spec;
+        bool kv = spec.Keys.IsQuantized || spec.Values.IsQuantized;
+        return spec with
+        {
+            Ldlq = spec.Weights.IsQuantized || spec.Ldlq,
+            QaLdlq = spec.QaLdlq || spec.Weights.IsQuantized && spec.Activations.IsQuantized,
+            KvCenter = spec.KvCenter || kv,
+            KeyQueryWeighting = spec.KeyQueryWeighting || spec.Keys.IsQuantized,
+        };
+    }
+
+    private QuantSpec SpecPlain(ParseResult pr)
+    {
+        var s = Spec(pr);
+        bool kv = s.Keys.IsQuantized || s.Values.IsQuantized;
+        return s with { Ldlq = pr.GetValue(Ldlq) || pr.GetValue(QaLdlq), QaLdlq = pr.GetValue(QaLdlq), KvCenter = pr.GetValue(KvCenter), KeyQueryWeighting = pr.GetValue(KvQWeight) };
     }
 
     private static int Check(int v, int lo, int hi, string name) =>
         v >= lo && v <= hi ? v : throw new GossetException($"{name} {v} is outside [{lo}, {hi}]");
 
     /// <summary>Loads the model named by --model, quantized by the options (a .gqm file is already quantized).</summary>
-    public (LlamaModel Model, LlamaWeights? Float, ITextTokenizer Tokenizer) Load(ParseResult pr, bool quantOptions = true, Func<string, int[], int[]>? calibFilter = null)
+    public (LlamaModel Model, LlamaWeights? Float, ITextTokenizer Tokenizer) Load(ParseResult pr, bool quantOptions = true, Func<string, int[], int[]>? calibFilter = null, string? defaultCalib = null)
     {
         string path = pr.GetValue(Model)!;
         if (path.EndsWith(".gqm", StringComparison.OrdinalIgnoreCase))
@@ -128,9 +161,21 @@ internal sealed class LlmOptions
         int[]? calib = null;
         if (spec.Ldlq || spec.ScaleSet == ScaleSetChoice.Fitted || spec.KvCenter || spec.KvChannelScale || spec.KeyQueryWeighting || spec.KvFixedScale)
         {
-            string? cp = pr.GetValue(Calib) ?? throw new GossetException("--ldlq, --scales fitted, --kv-center and --kv-scale need --calib TEXT");
-            calib = tokenizer.Encode(File.ReadAllBytes(cp), bos: true, eos: false);
-            if (calibFilter is not null) calib = calibFilter(cp, calib);
+            string? cp = pr.GetValue(Calib) ?? defaultCalib;
+            bool best = (pr.GetValue(Recipe) ?? "best").Trim().Equals("best", StringComparison.OrdinalIgnoreCase);
+            var plain = SpecPlain(pr);
+            if (cp is null && best && !(plain.Ldlq || plain.ScaleSet == ScaleSetChoice.Fitted || plain.KvCenter || plain.KvChannelScale || plain.KeyQueryWeighting || plain.KvFixedScale))
+            {
+                // No calibration text: the best recipe falls back to what needs none (RTN, Gaussian-fitted activation/KV tables).
+                Console.Error.WriteLine("note: no --calib text; the e8 recipe runs without LDLQ and KV calibration (the weights' tables are still fitted to the model)");
+                spec = plain;
+            }
+            else
+            {
+                if (cp is null) throw new GossetException("--ldlq, --scales fitted, --kv-center and --kv-scale need --calib TEXT");
+                calib = tokenizer.Encode(File.ReadAllBytes(cp), bos: true, eos: false);
+                if (calibFilter is not null) calib = calibFilter(cp, calib);
+            }
         }
         var model = ModelQuantizer.Quantize(w, spec, calib, 512, pr.GetValue(CalibWindows));
         return (model, w, tokenizer);

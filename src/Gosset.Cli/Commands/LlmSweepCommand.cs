@@ -22,36 +22,41 @@ internal static class LlmSweepCommand
 {
     private sealed record Row(string Group, string Label, string Quant, string Method, string Extra, bool Main);
 
-    private const string E8Kv4 = "--kv-center --kv-qweight --kv-fixed-scale --kv-k 8 --keys e8:4:16 --values e8:4:16";
-    private const string E8Kv3 = "--kv-center --kv-qweight --kv-fixed-scale --kv-k 8 --keys e8:3:8 --values e8:3:8";
+    private const string E8Kv4 = "--kv-center --kv-qweight --kv-fixed-scale --kv-k 8 --keys e8-voronoi:4:16 --values e8-voronoi:4:16";
+    private const string E8Kv3 = "--kv-center --kv-qweight --kv-fixed-scale --kv-k 8 --keys e8-voronoi:3:8 --values e8-voronoi:3:8";
 
     private static readonly Row[] Rows =
     [
-        new("FP", "float32", "fp", "e8", "", true),
+        new("FP", "float32", "fp", "e8-voronoi", "", true),
         new("W4", "INT4 RTN", "w4", "int", "", true),
         new("W4", "INT4 + rotation", "w4", "int-rot", "", true),
         new("W4", "INT4 + rotation + LDLQ (ingredient, not a baseline)", "w4", "int-rot", "--ldlq", false),
-        new("W4", "E8, NestQuant scales, RTN", "w4", "e8", "", false),
-        new("W4", "E8, Gaussian-tuned scales", "w4", "e8", "--scales gaussian", false),
-        new("W4", "E8, fitted scales", "w4", "e8", "--scales fitted", false),
-        new("W4", "E8, fitted scales + LDLQ", "w4", "e8", "--scales fitted --ldlq", true),
-        new("W4", "E8 box code (kernels' 4-bit format, fixed scales, RTN; LDLQ and fitted sets do not apply)", "w4", "e8-box", "", false),
+        new("W4", "E8 Voronoi, NestQuant scales, RTN", "w4", "e8-voronoi", "", false),
+        new("W4", "E8 Voronoi, Gaussian-tuned scales", "w4", "e8-voronoi", "--scales gaussian", false),
+        new("W4", "E8 Voronoi, fitted scales", "w4", "e8-voronoi", "--scales fitted", false),
+        new("W4", "E8 Voronoi, fitted scales + LDLQ", "w4", "e8-voronoi", "--scales fitted --ldlq", true),
+        new("W4", "E8 box code (kernels' 4-bit format, fixed scales, RTN; LDLQ and fitted sets do not apply)", "w4", "e8-box-fixed", "", false),
+        new("W4", "E8 box code (kernel format), plain RTN, fitted tables", "w4", "e8", "--recipe plain", false),
+        new("W4", "E8 box code (kernel format), default recipe (LDLQ)", "w4", "e8", "", true),
         new("W4A4KV4", "INT4 RTN", "w4a4kv4", "int", "", true),
         new("W4A4KV4", "INT4 + rotation", "w4a4kv4", "int-rot", "", true),
         new("W4A4KV4", "INT4 + rotation + KV centering + K q-weighting + LDLQ (ingredients, not a baseline)", "w4a4kv4", "int-rot", "--kv-center --kv-qweight --ldlq", false),
-        new("W4A4KV4", "E8, NestQuant scales, RTN", "w4a4kv4", "e8", "", false),
-        new("W4A4KV4", "E8, fitted scales", "w4a4kv4", "e8", "--scales fitted", false),
-        new("W4A4KV4", "E8, fitted scales + KV centering", "w4a4kv4", "e8", "--scales fitted --kv-center", false),
-        new("W4A4KV4", "E8, fitted scales + KV centering + LDLQ", "w4a4kv4", "e8", "--scales fitted --kv-center --ldlq", false),
-        new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting", "w4a4kv4", "e8", "--scales fitted --ldlq --kv-center --kv-qweight", false),
-        new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting, fixed scale (no per-token side info)", "w4a4kv4", "e8", "--scales fitted --ldlq --kv-center --kv-qweight --kv-fixed-scale", false),
-        new("W4A4KV4", "E8, fitted + LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --ldlq " + E8Kv4, false),
-        new("W4A4KV4", "E8, fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8", "--scales fitted --qa-ldlq " + E8Kv4, true),
-        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV, NestQuant scales", "w4a4kv4", "e8-box", "", false),
-        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV: fitted KV scales, centering, K q-weighting", "w4a4kv4", "e8-box", "--scales fitted --kv-center --kv-qweight", false),
-        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV: fitted KV scales, centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8-box", "--scales fitted " + E8Kv4, false),
+        new("W4A4KV4", "E8 Voronoi, NestQuant scales, RTN", "w4a4kv4", "e8-voronoi", "", false),
+        new("W4A4KV4", "E8 Voronoi, fitted scales", "w4a4kv4", "e8-voronoi", "--scales fitted", false),
+        new("W4A4KV4", "E8 Voronoi, fitted scales + KV centering", "w4a4kv4", "e8-voronoi", "--scales fitted --kv-center", false),
+        new("W4A4KV4", "E8 Voronoi, fitted scales + KV centering + LDLQ", "w4a4kv4", "e8-voronoi", "--scales fitted --kv-center --ldlq", false),
+        new("W4A4KV4", "E8 Voronoi, fitted + LDLQ + KV: centering, K q-weighting", "w4a4kv4", "e8-voronoi", "--scales fitted --ldlq --kv-center --kv-qweight", false),
+        new("W4A4KV4", "E8 Voronoi, fitted + LDLQ + KV: centering, K q-weighting, fixed scale (no per-token side info)", "w4a4kv4", "e8-voronoi", "--scales fitted --ldlq --kv-center --kv-qweight --kv-fixed-scale", false),
+        new("W4A4KV4", "E8 Voronoi, fitted + LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8-voronoi", "--scales fitted --ldlq " + E8Kv4, false),
+        new("W4A4KV4", "E8 Voronoi, fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8-voronoi", "--scales fitted --qa-ldlq " + E8Kv4, true),
+        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV, NestQuant scales", "w4a4kv4", "e8-box-fixed", "", false),
+        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV: fitted KV scales, centering, K q-weighting", "w4a4kv4", "e8-box-fixed", "--scales fitted --kv-center --kv-qweight", false),
+        new("W4A4KV4", "E8 box code W4A4 (kernels) + E8 KV: fitted KV scales, centering, K q-weighting, fixed scale, q=16, k=8", "w4a4kv4", "e8-box-fixed", "--scales fitted " + E8Kv4, false),
+        new("W4A4KV4", "E8 box code (kernel format), plain RTN, fitted tables", "w4a4kv4", "e8", "--recipe plain", false),
+        new("W4A4KV4", "E8 box code (kernel format), default recipe (QA-LDLQ, KV centering, K q-weighting)", "w4a4kv4", "e8", "", true),
         new("W3A3KV3", "INT3 + rotation", "w3a3kv3", "int-rot", "", true),
-        new("W3A3KV3", "E8 (q=7), fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=8, k=8", "w3a3kv3", "e8", "--scales fitted --qa-ldlq " + E8Kv3, true),
+        new("W3A3KV3", "E8 box code (kernel format), default recipe", "w3a3kv3", "e8", "", true),
+        new("W3A3KV3", "E8 Voronoi (q=7), fitted + QA-LDLQ + KV: centering, K q-weighting, fixed scale, q=8, k=8", "w3a3kv3", "e8-voronoi", "--scales fitted --qa-ldlq " + E8Kv3, true),
     ];
 
     /// <summary>The spec of a row, parsed by the same options as <c>gosset eval</c> (so the table's options reproduce it).</summary>
@@ -239,7 +244,7 @@ internal static class LlmSweepCommand
             new("INT RTN", groups.Select(g => Get(g, r => r.Method == "int")).ToList()),
             new("INT + rotation", groups.Select(g => Get(g, r => r.Method == "int-rot" && r.Extra == "")).ToList()),
             new("E8 (full recipe: main row of each setting)", groups.Select(g => Get(g, r => r.Method == "e8")).ToList()),
-            new("E8 box code (kernels; last e8-box row)", groups.Select(g => Get(g, r => r.Method == "e8-box", main: false)).ToList()),
+            new("E8 box code, fixed scales (kernels; last e8-box-fixed row)", groups.Select(g => Get(g, r => r.Method == "e8-box-fixed", main: false)).ToList()),
         };
         LinePlot.Write(path, "stories260K: KL(p_float ‖ p_quant) per token, tinystories val", groups, series, "KL (nats/token, log scale)", CategoryStyle.Bars, logY: true);
     }

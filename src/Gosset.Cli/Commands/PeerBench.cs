@@ -44,6 +44,8 @@ internal static class PeerBench
                 var x = KernelBenchmark.RandomMatrix(g.Batch, g.Cols, 99 + g.Batch);
                 var y = new float[g.Batch * g.Rows];
                 var e8 = PackedE8Matrix.Quantize(w, g.Rows, g.Cols);
+                var e3 = KernelBenchmark.RandomCodes(g.Rows, g.Cols, 3, 7);
+                var e2 = KernelBenchmark.RandomCodes(g.Rows, g.Cols, 2, 8);
                 int t = res.Threads, b = g.Batch;
                 // Gosset's kernels again in the same round-robin loop, so the ratios come from one loop.
                 (string, Action)[] gosset =
@@ -53,6 +55,8 @@ internal static class PeerBench
                     ("e8_w4a8", () => e8.Multiply(x, y, b, ActivationMode.Int8, null, t)),
                     ("e8_w4a4", () => e8.Multiply(x, y, b, ActivationMode.E8Box4, null, t)),
                     ("e8_default", () => e8.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
+                    ("e8_3bit", () => e3.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
+                    ("e8_2bit", () => e2.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
                 ];
                 var r = PeerGemvBench.Measure(g.Rows, g.Cols, g.Batch, t, res.Repetitions, gosset);
                 rows.Add(r);

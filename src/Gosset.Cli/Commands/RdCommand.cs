@@ -10,7 +10,7 @@ namespace Gosset.Cli.Commands;
 /// <summary><c>gosset rd</c>: rate–distortion of matrix-product estimates for several methods and rates.</summary>
 internal static class RdCommand
 {
-    public const string DefaultMethods = "e8,e8-mmse,e8-k1,e8-box,int,int-rot,int-clip,int-clip-rot";
+    public const string DefaultMethods = "e8,e8-k4-fixed,e8-voronoi,e8-voronoi-mmse,e8-voronoi-k1,int,int-rot,int-clip,int-clip-rot";
     public const string DefaultRates = "2,3,4,5,6,7,8";
 
     public static Command Create()

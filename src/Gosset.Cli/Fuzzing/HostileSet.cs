@@ -63,14 +63,20 @@ internal static class HostileSet
                 if (reader is PackedE8Fuzz) continue; // no CLI command reads a bare packed matrix (containers do)
                 foreach (string field in reader.Fields)
                 {
-                    if (reader is TokenizerFuzz && field == "vocab_arg") continue; // an argument, not a file field
+                    if (field == "vocab_arg") continue; // an argument (the model's vocabulary), not a file field
                     var c = reader.Hostile(ref rng, field);
                     string name = $"{reader.Name}-{field}{reader.Extension}";
                     string path = Path.Combine(dir, name);
                     File.WriteAllBytes(path, c.Bytes);
                     string outBase = Path.Combine(dir, "out-" + Path.GetFileNameWithoutExtension(name));
+                    if (reader is HfConfigFuzz)
+                    {
+                        path = Path.Combine(dir, $"{reader.Name}-{field}");
+                        HfConfigFuzz.WriteFolder(path, c.Bytes);
+                    }
                     string[] args = reader switch
                     {
+                        HfConfigFuzz => ["generate", "--model", path, "--prompt", "a", "--steps", "2"],
                         NpyFuzz or SafeTensorsFuzz => ["quantize", "--in", path, "--bits", "4", "--out", outBase + ".gq"],
                         GqFuzz => ["dequantize", "--in", path, "--out", outBase + ".npy"],
                         Llama2cFuzz => ["generate", "--model", path, "--tokenizer", tokPath, "--prompt", "a", "--steps", "2"],

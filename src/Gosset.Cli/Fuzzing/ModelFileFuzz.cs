@@ -295,3 +295,122 @@ internal sealed class GgufFuzz : FuzzReader
         _ = w.Config.ParameterCount;
     }
 }
+
+/// <summary>Hugging Face config.json: every leaf, deleted keys and nesting bombs, read with a tiny checkpoint of the valid shape beside it.</summary>
+internal sealed class HfConfigFuzz : FuzzReader
+{
+    private static readonly SyntheticModel.Shape Tiny = new("llama", 16, 24, 1, 2, 1, 300, 64, 10000, 1e-5, false);
+    private static readonly Lazy<string> Checkpoint = new(() =>
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"gosset-fuzz-hf-{Environment.ProcessId}");
+        SyntheticModel.Write(Tiny, dir, IO.SafeTensorsDType.F32, 7);
+        return dir;
+    });
+
+    public override string Name => "hf-config";
+    public override string Extension => ".json";
+    public override IReadOnlyList<string> Fields { get; } = ["leaf", "leaves", "delete", "depth", "not_json"];
+
+    public override byte[] Valid(ref SplitMix64 rng) => Encoding.UTF8.GetBytes(SyntheticModel.Config(Tiny).ToJsonString());
+
+    public override FuzzCase Hostile(ref SplitMix64 rng, string field)
+    {
+        var o = SyntheticModel.Config(Tiny);
+        string text;
+        switch (field)
+        {
+            case "leaf":
+            case "leaves":
+                var leaves = TinyModel.Leaves(o);
+                for (int e = field == "leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 3); e > 0; e--)
+                {
+                    var (parent, key) = Fuzz.Pick(ref rng, leaves);
+                    if (parent is JsonObject p && key is string k && p.ContainsKey(k)) p[k] = TinyModel.HostileJson(ref rng, p[k]);
+                    else if (parent is JsonArray a && key is int i && i < a.Count) a[i] = TinyModel.HostileJson(ref rng, a[i]);
+                }
+                text = o.ToJsonString();
+                break;
+            case "delete":
+                o.Remove(Fuzz.Pick(ref rng, o.Select(kv => kv.Key).ToList()));
+                text = o.ToJsonString();
+                break;
+            case "depth":
+                int d = Fuzz.Pick(ref rng, [65, 1000, 100000]);
+                text = "{\"hidden_size\":" + new string('[', d) + new string(']', d) + "}";
+                break;
+            default:
+                text = Fuzz.Pick(ref rng, ["", "[]", "null", "{", "{\"hidden_size\": 16,}", "\uFEFF{}"]);
+                break;
+        }
+        return new FuzzCase(Name, "hostile:" + field, Encoding.UTF8.GetBytes(text));
+    }
+
+    /// <summary>A checkpoint folder: the valid tiny checkpoint with <paramref name="config"/> as its config.json.</summary>
+    public static void WriteFolder(string dir, byte[] config)
+    {
+        Directory.CreateDirectory(dir);
+        foreach (string f in Directory.GetFiles(Checkpoint.Value))
+            if (Path.GetFileName(f) != "config.json") File.Copy(f, Path.Combine(dir, Path.GetFileName(f)), overwrite: true);
+        File.WriteAllBytes(Path.Combine(dir, "config.json"), config);
+    }
+
+    public override void Open(string path, int arg)
+    {
+        string dir = path + ".d"; // a folder per case
+        WriteFolder(dir, File.ReadAllBytes(path));
+        _ = HuggingFaceLoader.Load(dir);
+        _ = HuggingFaceLoader.StopIds(dir);
+    }
+}
+
+/// <summary>Hugging Face tokenizer.json: every leaf, nesting bombs, and the vocabulary size it is loaded with.</summary>
+internal sealed class HfTokenizerFuzz : FuzzReader
+{
+    private const int Vocab = 300;
+
+    public override string Name => "hf-tokenizer";
+    public override string Extension => ".json";
+    public override IReadOnlyList<string> Fields { get; } = ["leaf", "leaves", "depth", "vocab_arg", "not_json"];
+
+    public override byte[] Valid(ref SplitMix64 rng) => Encoding.UTF8.GetBytes(SyntheticModel.TokenizerJson(Vocab));
+
+    public override int DefaultArg(byte[] valid) => Vocab;
+
+    public override FuzzCase Hostile(ref SplitMix64 rng, string field)
+    {
+        var o = JsonNode.Parse(SyntheticModel.TokenizerJson(Vocab))!;
+        string text = o.ToJsonString();
+        int arg = Vocab;
+        switch (field)
+        {
+            case "leaf":
+            case "leaves":
+                // the vocabulary map has most of the leaves: keep a quarter of them so the other fields get hit too
+                var leaves = new List<(JsonNode Parent, object Key)>();
+                foreach (var l in TinyModel.Leaves(o))
+                    if (!(l.Parent is JsonObject vp && vp.Parent is JsonObject m && m.ContainsKey("vocab") && ReferenceEquals(m["vocab"], vp)) || Fuzz.Pick(ref rng, 4) == 0)
+                        leaves.Add(l);
+                for (int e = field == "leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 3); e > 0; e--)
+                {
+                    var (parent, key) = Fuzz.Pick(ref rng, leaves);
+                    if (parent is JsonObject p && key is string k && p.ContainsKey(k)) p[k] = TinyModel.HostileJson(ref rng, p[k]);
+                    else if (parent is JsonArray a && key is int i && i < a.Count) a[i] = TinyModel.HostileJson(ref rng, a[i]);
+                }
+                text = o.ToJsonString();
+                break;
+            case "depth":
+                int d = Fuzz.Pick(ref rng, [65, 1000, 100000]);
+                text = "{\"model\":" + new string('[', d) + new string(']', d) + "}";
+                break;
+            case "vocab_arg": arg = Fuzz.HostileInt(ref rng, Vocab); break;
+            default: text = Fuzz.Pick(ref rng, ["", "[]", "null", "{", "{\"model\":{}}", "{\"model\":{\"type\":\"BPE\"}}"]); break;
+        }
+        return new FuzzCase(Name, "hostile:" + field, Encoding.UTF8.GetBytes(text), arg);
+    }
+
+    public override void Open(string path, int arg)
+    {
+        var t = Llm.Tokenization.HfJsonTokenizer.Load(path, arg);
+        _ = t.Decode(t.Encode("hello world, é ☃", bos: true, eos: false));
+    }
+}

@@ -25,11 +25,11 @@ internal sealed class DenseWeights(float[] w, int rows, int cols) : WeightMatrix
 }
 
 /// <summary>Weights in the kernels' 4-bit E8 box code; products run on <see cref="PackedE8Matrix.Multiply(ReadOnlySpan{float}, Span{float}, int, ActivationMode, KernelIsa?, int)"/>.</summary>
-internal sealed class BoxWeights(PackedE8Matrix packed) : WeightMatrix(packed.Rows, packed.Cols)
+internal sealed class BoxWeights(PackedE8Matrix packed, long storedBits = -1) : WeightMatrix(packed.Rows, packed.Cols)
 {
     public PackedE8Matrix Packed { get; } = packed;
-    /// <summary>The kernels' exact stored bits (nibbles of the padded row, scale indices, fp32 row scales, the 4 scale constants).</summary>
-    public override long Bits => Packed.StoredBits;
+    /// <summary>Exact stored bits: those of the stored format when given (the e8 box code's <c>E8BoxFormat</c> rows), else the kernels' own layout (nibbles of the padded row, scale indices, fp32 row scales, the scale constants).</summary>
+    public override long Bits => storedBits >= 0 ? storedBits : Packed.StoredBits;
     public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
     {
         Packed.DequantizeRow(r, scratch);

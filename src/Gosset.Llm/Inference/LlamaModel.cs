@@ -100,6 +100,9 @@ public sealed class LlamaModel
     internal Linear Classifier { get; private set; }
     internal float[] RmsFinal { get; }
     internal LayerBlock[] Layers { get; }
+
+    /// <summary>True when every linear layer multiplies on the packed E8 kernels (no per-row float decode).</summary>
+    public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is BoxWeights));
     internal KvLayerFormat[] Kv { get; }
     /// <summary>The recipe a quantized model was built from (null for float).</summary>
     internal Quantization.QuantRecipe? Recipe { get; init; }

@@ -20,9 +20,15 @@ internal static class HfConfig
         long size = new FileInfo(configPath).Length;
         if (size > MaxConfigBytes) throw new InvalidFileException(configPath, $"{size} bytes: a config.json over 1 MB is not a model configuration");
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllBytes(configPath), documentOptions: new JsonDocumentOptions { MaxDepth = 16 }); }
+        byte[] bytes = File.ReadAllBytes(configPath);
+        // JsonNode checks the UTF-8 of string values only when they are read (InvalidOperationException): check it here
+        try { _ = new System.Text.UTF8Encoding(false, true).GetCharCount(bytes); }
+        catch (System.Text.DecoderFallbackException) { throw new InvalidFileException(configPath, "not valid UTF-8"); }
+        try { root = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 16 }); }
         catch (JsonException e) { throw new InvalidFileException(configPath, "not valid JSON: " + e.Message); }
         if (root is not JsonObject o) throw new InvalidFileException(configPath, "not a JSON object");
+        try { _ = o.Count; } // JsonObject builds its dictionary lazily and throws ArgumentException on a duplicate key
+        catch (ArgumentException e) { throw new InvalidFileException(configPath, "not valid JSON: " + e.Message); }
         return Parse(o, configPath);
     }
 

@@ -42,6 +42,7 @@ public static class ModelQuantizer
             if (kvCal) recipe = recipe with { KvAffine = KvStatistics(cal, spec, c.KvDim) };
         }
         if (spec.ScaleSet == ScaleSetChoice.Fitted) recipe = FitScales(weights, recipe, cal!);
+        recipe = FitBoxTables(weights, recipe, cal);
         var r = recipe;
         return Assemble(weights, recipe, calibration: false, (layer, name, codec, rotation, width) =>
         {
@@ -64,6 +65,8 @@ public static class ModelQuantizer
                 var code = codes.AsSpan(o * codec.CodeBytes, codec.CodeBytes);
                 if (ldlq is null) codec.Encode(row, code); else ldlq.QuantizeRow(codec, row, code);
             });
+            // The e8 box code runs on the kernels: repack the canonical codes (the stored size stays the codec's).
+            if (codec is E8BoxCodec bc) return new BoxWeights(PackedE8Matrix.FromCodes(bc.ToCodes(codes, outDim)), bc.Bits * outDim);
             return new CodedWeights(codec, codes, outDim);
         });
     }
@@ -72,7 +75,7 @@ public static class ModelQuantizer
     private static double ActivationNoise(QuantRecipe recipe, HessianAccumulator acc, int width)
     {
         var spec = recipe.Spec;
-        var codec = Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup)!;
+        var codec = Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup, table: recipe.ActivationTable)!;
         double num = 0, den = 0;
         var y = new float[width];
         foreach (var x in acc.Samples)
@@ -127,7 +130,7 @@ public static class ModelQuantizer
     {
         var spec = recipe.Spec;
         bool rotate = spec.Weights.Rotates || spec.Activations.Rotates;
-        bool e8 = spec.Weights.Method == QuantMethod.E8 || spec.Activations.Method == QuantMethod.E8;
+        bool e8 = spec.Weights.Method is QuantMethod.E8 or QuantMethod.E8Kernel || spec.Activations.Method is QuantMethod.E8 or QuantMethod.E8Kernel;
         var layers = new LayerBlock[c.Layers];
         var kv = new KvLayerFormat[c.Layers];
         for (int l = 0; l < c.Layers; l++)
@@ -141,8 +144,8 @@ public static class ModelQuantizer
                 int g = Group(name);
                 if (rotate) rotations[g] ??= Rotation.Create(width, spec.Seed + (ulong)(l * 8 + g));
                 var rot = rotations[g];
-                VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup);
-                VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup);
+                VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup, table: recipe.WeightTable);
+                VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup, table: recipe.ActivationTable);
                 var boxActs = !calibration && spec.Activations.Method == QuantMethod.E8Box ? ActivationMode.E8Box4 : ActivationMode.Float32;
                 linears[name] = new Linear(inDim, weightsFor(l, name, wc, rot, width), rot, ac, boxActs);
             }
@@ -155,8 +158,8 @@ public static class ModelQuantizer
             var headRot = spec.Keys.Rotates || spec.Values.Rotates ? Rotation.Create(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
             var aff = calibration ? null : recipe.KvAffine?[l];
             kv[l] = new KvLayerFormat(
-                calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale),
-                calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale),
+                calibration ? null : Codec(spec.Keys, c.KvDim, recipe.KeyBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale, recipe.KeyTable),
+                calibration ? null : Codec(spec.Values, c.KvDim, recipe.ValueBetas, spec.Scales, spec.KvGroup, spec.KvFixedScale, recipe.ValueTable),
                 headRot)
             {
                 KeyShift = aff?[0], KeyScale = aff?[1], ValueShift = aff?[2], ValueScale = aff?[3],
@@ -165,8 +168,9 @@ public static class ModelQuantizer
         return new LlamaModel(c, embedding, classifier, rmsFinal, layers, kv, calibration ? "calibration" : spec.ToString()) { Recipe = recipe };
     }
 
-    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group, bool fixedScale = false) => t.Method switch
+    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group, bool fixedScale = false, Gosset.Codes.E8BoxTable? table = null) => t.Method switch
     {
+        QuantMethod.E8Kernel => new E8BoxCodec(length, table ?? throw new InvalidOperationException("E8 box table missing"), fixedScale),
         QuantMethod.Fp or QuantMethod.E8Box => null, // e8-box: PackedE8Matrix weights, activations quantized in the kernel
         QuantMethod.E8 => fixedScale ? new E8Codec(length, t.E8Q, betas, E8Norm.Fixed, 1f) : new E8Codec(length, t.E8Q, betas),
         _ => new IntCodec(length, t.Bits, group <= 0 ? length : group),
@@ -279,6 +283,43 @@ public static class ModelQuantizer
             r[l] = [k[0], k[1], v[0], v[1]];
         }
         return r;
+    }
+
+    /// <summary>
+    /// Fits the E8 box tables of the tensor kinds that use the box code: weights on this model's rotated rows;
+    /// activations, keys and values on calibration samples (after the KV shift/scale), or, without
+    /// calibration, on iid Gaussian vectors (what the rotation makes of typical activations).
+    /// </summary>
+    private static QuantRecipe FitBoxTables(LlamaWeights w, QuantRecipe recipe, Calibration? cal)
+    {
+        var spec = recipe.Spec;
+        if (!new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel)) return recipe;
+        Gosset.Codes.E8BoxTable Fit(List<float[]> rows, int bits, int k) => Gosset.Codes.E8BoxTable.Fit(rows, bits, k, spec.BoxIndexBits > 0 ? spec.BoxIndexBits : double.NaN);
+        List<float[]> Gaussian(int len)
+        {
+            var rng = new Gosset.Util.SplitMix64(0xB0C5UL);
+            return Enumerable.Range(0, 2048).Select(_ => Enumerable.Range(0, len).Select(_ => (float)rng.NextGaussian()).ToArray()).ToList();
+        }
+        Gosset.Codes.E8BoxTable? wt = null, at = null, kt = null, vt = null;
+        if (spec.Weights.Method == QuantMethod.E8Kernel)
+        {
+            var rows = new List<float[]>();
+            Assemble(w, recipe, calibration: true, (layer, name, _, rotation, width) =>
+            {
+                float[] r = RotatedRows(w, layer, name, rotation, width, out int o);
+                for (int i = 0; i < o; i++) rows.Add(r.AsSpan(i * width, width).ToArray());
+                return new DenseWeights(r, o, width);
+            });
+            wt = Fit(rows, spec.Weights.Bits, spec.BoxScales);
+        }
+        int kAct = spec.BoxScales, kKv = spec.KvScales > 0 ? spec.KvScales : spec.BoxScales;
+        if (spec.Activations.Method == QuantMethod.E8Kernel)
+            at = Fit(cal is null ? Gaussian(64) : cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), spec.Activations.Bits, kAct);
+        if (spec.Keys.Method == QuantMethod.E8Kernel)
+            kt = Fit(cal is null ? Gaussian(w.Config.KvDim) : Transformed(cal.Keys, recipe, 0), spec.Keys.Bits, kKv);
+        if (spec.Values.Method == QuantMethod.E8Kernel)
+            vt = Fit(cal is null ? Gaussian(w.Config.KvDim) : Transformed(cal.Values, recipe, 2), spec.Values.Bits, kKv);
+        return recipe with { WeightTable = wt, ActivationTable = at, KeyTable = kt, ValueTable = vt };
     }
 
     private static QuantRecipe FitScales(LlamaWeights w, QuantRecipe recipe, Calibration cal)

@@ -20,6 +20,11 @@ public enum QuantMethod
     /// and products run on its kernels. Weights and activations only, 4 bits only.
     /// </summary>
     E8Box,
+    /// <summary>
+    /// The kernel-native E8 box code at b = 2, 3, 4 bits (<see cref="Gosset.Codes.E8BoxCodes"/>; user name <c>e8</c>): fitted
+    /// block scales and index code per tensor kind, a fixed index budget per group, an 8-bit row scale.
+    /// </summary>
+    E8Kernel,
 }
 
 /// <summary>Which scale set the E8 codecs use.</summary>
@@ -43,7 +48,7 @@ public sealed record TensorQuant(QuantMethod Method, int Bits)
     /// <summary>True unless float.</summary>
     public bool IsQuantized => Method != QuantMethod.Fp;
     /// <summary>True when the method rotates first.</summary>
-    public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot or QuantMethod.E8Box;
+    public bool Rotates => Method is QuantMethod.E8 or QuantMethod.IntRot or QuantMethod.E8Box or QuantMethod.E8Kernel;
     /// <summary>Explicit E8 nesting ratio (0 = derived from <see cref="Bits"/>).</summary>
     public int QOverride { get; init; }
     /// <summary>E8 nesting ratio: <see cref="QOverride"/> when set, else q = round(2^b · 7/8) (q = 14 at 4 bits, 7 at 3 bits).</summary>
@@ -52,7 +57,8 @@ public sealed record TensorQuant(QuantMethod Method, int Bits)
     public override string ToString() => Method switch
     {
         QuantMethod.Fp => "fp",
-        QuantMethod.E8 => $"e8(q={E8Q})",
+        QuantMethod.E8 => $"e8-voronoi(q={E8Q})",
+        QuantMethod.E8Kernel => $"e8(b={Bits})",
         QuantMethod.Int => $"int{Bits}",
         QuantMethod.E8Box => "e8-box4",
         _ => $"int{Bits}+rot",
@@ -107,6 +113,10 @@ public sealed record QuantSpec
     /// centering / channel scaling) instead of an fp16 RMS per token; the k per-block scales adapt to each head vector.
     /// </summary>
     public bool KvFixedScale { get; init; }
+    /// <summary>E8 box code: scales per block for weights (K/V and activations use <see cref="Scales"/> / <see cref="KvScales"/> when set, else this).</summary>
+    public int BoxScales { get; init; } = 4;
+    /// <summary>E8 box code: index bits per 8-block (the fixed group budget); 0 = plain ⌈log2 k⌉-bit indices.</summary>
+    public double BoxIndexBits { get; init; }
     /// <summary>Seed of the random rotations.</summary>
     public ulong Seed { get; init; } = 0x9E3779B97F4A7C15;
 
@@ -119,6 +129,9 @@ public sealed record QuantSpec
     /// activations use the kernels' box code and the K/V cache the E8 Voronoi code at the same bits (the kernels have no KV path).
     /// </summary>
     public static QuantSpec Parse(string spec, string method = "e8")
+        => ParseCore(spec, method);
+
+    private static QuantSpec ParseCore(string spec, string method)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var m = ParseMethod(method);
@@ -133,7 +146,8 @@ public sealed record QuantSpec
             int b = int.Parse(match.Groups[g].Value, CultureInfo.InvariantCulture);
             if (b is < 2 or > 8) throw new GossetException($"--quant: {b} bits is outside 2..8");
             if (m == QuantMethod.E8Box && g is "kv" or "k" or "v") return new TensorQuant(QuantMethod.E8, b);
-            if (m == QuantMethod.E8Box && b != 4) throw new GossetException($"--method e8-box is a 4-bit code; --quant asks for {b} bits");
+            if (m == QuantMethod.E8Box && b != 4) throw new GossetException($"--method e8-box-fixed is a 4-bit code; --quant asks for {b} bits");
+            if (m == QuantMethod.E8Kernel && b is < 2 or > 4) throw new GossetException($"--method e8 (the E8 box code) has 2, 3 or 4 bits; --quant asks for {b} bits");
             return new TensorQuant(m, b);
         }
         var kv = T("kv");
@@ -147,12 +161,13 @@ public sealed record QuantSpec
     /// <summary>Parses e8 | int | int-rot | e8-box | fp.</summary>
     public static QuantMethod ParseMethod(string method) => method.Trim().ToLowerInvariant() switch
     {
-        "e8" or "nestquant" => QuantMethod.E8,
+        "e8" => QuantMethod.E8Kernel,
+        "e8-voronoi" or "nestquant" => QuantMethod.E8,
         "int" or "rtn" => QuantMethod.Int,
         "int-rot" or "introt" or "int+rot" or "quarot" => QuantMethod.IntRot,
-        "e8-box" or "e8box" or "box" => QuantMethod.E8Box,
+        "e8-box-fixed" or "e8-box" or "e8box" => QuantMethod.E8Box,
         "fp" => QuantMethod.Fp,
-        _ => throw new GossetException($"--method \"{method}\" is not one of e8, int, int-rot, e8-box"),
+        _ => throw new GossetException($"--method \"{method}\" is not one of e8, e8-voronoi, int, int-rot, e8-box-fixed"),
     };
 
     /// <summary>
@@ -176,6 +191,8 @@ public sealed record QuantSpec
     {
         if (!IsQuantized) return "fp";
         var s = $"W {Weights} A {Activations} K {Keys} V {Values}";
+        if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8Kernel))
+            s += $" box-k={BoxScales} index-bits={(!(BoxIndexBits > 0) ? "fixed" : BoxIndexBits.ToString(CultureInfo.InvariantCulture))}";
         if (new[] { Weights, Activations, Keys, Values }.Any(t => t.Method == QuantMethod.E8))
             s += $" k={Scales}{(KvScales > 0 && KvScales != Scales ? $" kv-k={KvScales}" : "")} {ScaleSet.ToString().ToLowerInvariant()}-scales";
         if (Weights.Method is QuantMethod.Int or QuantMethod.IntRot) s += $" wgroup={WeightGroup}";

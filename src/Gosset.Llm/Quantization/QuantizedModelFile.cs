@@ -53,6 +53,7 @@ public static class QuantizedModelFile
         public required float[][] Betas { get; init; }
         public string? Source { get; init; }
         public float[][][]? KvAffine { get; init; }
+        public BoxTableRecord?[]? BoxTables { get; init; }
         public required TableType TableType { get; init; }
         public required string TokenizerKind { get; init; }
         public int[]? StopIds { get; init; }
@@ -182,7 +183,7 @@ public static class QuantizedModelFile
         });
     }
 
-    private static long WeightSection(Writer w, string name, WeightMatrix m)
+    private static long WeightSection(Writer w, string name, WeightMatrix m, E8BoxCodec? boxCodec = null)
     {
         switch (m)
         {
@@ -192,6 +193,12 @@ public static class QuantizedModelFile
                 for (int r = 0; r < cw.Rows; r++) cw.Codec.Pack(cw.Codes.AsSpan(r * cw.Codec.CodeBytes, cw.Codec.CodeBytes), bw);
                 byte[] bytes = bw.ToArray();
                 w.Add(name, bw.BitCount, s => s.Write(bytes));
+                break;
+            case BoxWeights bx when boxCodec is not null:
+                var bb = new BitWriter();
+                boxCodec.PackCodes(bx.Packed.ToCodes(), bb);
+                byte[] boxBytes = bb.ToArray();
+                w.Add(name, bb.BitCount, s => s.Write(boxBytes));
                 break;
             case BoxWeights bx: w.Add(name, bx.Bits, s => bx.Packed.WriteTo(s)); break;
             default: throw new InvalidOperationException("unknown weight storage");
@@ -206,6 +213,7 @@ public static class QuantizedModelFile
             Config = c, Spec = recipe.Spec, Source = source, Sections = sections, KvAffine = recipe.KvAffine, TableType = tt,
             TokenizerKind = tok.Kind, StopIds = stopIds, RandomWeights = random,
             Betas = [recipe.WeightBetas, recipe.ActivationBetas, recipe.KeyBetas, recipe.ValueBetas],
+            BoxTables = recipe.WeightTable is null && recipe.ActivationTable is null && recipe.KeyTable is null && recipe.ValueTable is null ? null : recipe.BoxTableRecords(),
         };
         return JsonSerializer.SerializeToUtf8Bytes(header, Json);
     }
@@ -252,7 +260,8 @@ public static class QuantizedModelFile
                 var lin = new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 };
                 for (int i = 0; i < lin.Length; i++)
                 {
-                    linBits += WeightSection(w, $"layers.{l}.{ModelQuantizer.Names[i]}", lin[i].Weights);
+                    var boxCodec = recipe.WeightTable is { } wt && lin[i].Weights is BoxWeights ? new E8BoxCodec(lin[i].Weights.Cols, wt) : null;
+                    linBits += WeightSection(w, $"layers.{l}.{ModelQuantizer.Names[i]}", lin[i].Weights, boxCodec);
                     linN += (long)lin[i].Out * lin[i].In;
                 }
             }
@@ -409,6 +418,13 @@ public static class QuantizedModelFile
         try { h = JsonSerializer.Deserialize<Header>(hb, Json) ?? throw new JsonException("null header"); }
         catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException) { throw Bad("bad header: " + e.Message); }
         if (h.Config is null || h.Spec is null || h.Sections is null || h.Betas is not { Length: 4 } || h.Betas.Any(b => b is null)) throw Bad("bad header: fields missing");
+        // JSON can null out any member of the recipe; every tensor kind must name a known method and a supported width.
+        foreach (var (kind, t) in new[] { ("weights", h.Spec.Weights), ("activations", h.Spec.Activations), ("keys", h.Spec.Keys), ("values", h.Spec.Values) })
+        {
+            if (t is null) throw Bad($"bad header: the recipe has no {kind} entry");
+            if (!Enum.IsDefined(t.Method)) throw Bad($"bad header: unknown {kind} method {(int)t.Method}");
+            if (t.IsQuantized && t.Bits is < 1 or > 8) throw Bad($"bad header: {kind} use {t.Bits} bits (1 to 8 supported)");
+        }
         var c = h.Config;
         c.Validate(path);
         if (!Enum.IsDefined(h.TableType)) throw Bad($"bad table type {h.TableType}");
@@ -476,7 +492,13 @@ public static class QuantizedModelFile
             bk = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.bk", c.KvDim)).ToArray();
             bv = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.bv", c.KvDim)).ToArray();
         }
-        var recipe = new QuantRecipe(h.Spec, h.Betas[0], h.Betas[1], h.Betas[2], h.Betas[3]) { KvAffine = h.KvAffine };
+        QuantRecipe recipe;
+        try { recipe = new QuantRecipe(h.Spec, h.Betas[0], h.Betas[1], h.Betas[2], h.Betas[3]) { KvAffine = h.KvAffine }.WithBoxTables(h.BoxTables); }
+        catch (InvalidDataException e) { throw Bad(e.Message); }
+        if (new[] { h.Spec.Weights, h.Spec.Activations, h.Spec.Keys, h.Spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel)
+            && (h.Spec.Weights.Method == QuantMethod.E8Kernel && recipe.WeightTable is null || h.Spec.Activations.Method == QuantMethod.E8Kernel && recipe.ActivationTable is null
+                || h.Spec.Keys.Method == QuantMethod.E8Kernel && recipe.KeyTable is null || h.Spec.Values.Method == QuantMethod.E8Kernel && recipe.ValueTable is null))
+            throw Bad("bad header: e8 box tables missing");
         if (h.KvAffine is not null && (h.KvAffine.Length != c.Layers || h.KvAffine.Any(a => a is not { Length: 4 } || a.Any(x => x is not null && x.Length != c.KvDim))))
             throw Bad("bad KV calibration table");
         LlamaModel model;
@@ -490,6 +512,13 @@ public static class QuantizedModelFile
                 try
                 {
                     if (h.Spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.ReadFrom(Scratch(s), outDim, width));
+                    if (codec is E8BoxCodec bc)
+                    {
+                        long needBox = (bc.Bits * outDim + 7) / 8;
+                        if (s.Length < needBox) throw Bad($"section {sname} has {s.Length} bytes, {needBox} needed");
+                        var br = new BitReader(Scratch(s));
+                        return new BoxWeights(PackedE8Matrix.FromCodes(bc.UnpackCodes(ref br, outDim)), bc.Bits * outDim);
+                    }
                     if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
                     long need = (codec.Bits * outDim + 7) / 8;
                     if (s.Length < need) throw Bad($"section {sname} has {s.Length} bytes, {need} needed");

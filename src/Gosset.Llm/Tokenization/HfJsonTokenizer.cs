@@ -139,6 +139,10 @@ public sealed class HfJsonTokenizer : ITextTokenizer
             int eos = Find("<|end_of_text|>", "<|endoftext|>", "</s>", "<|im_end|>", "<|eot_id|>");
             if (bos < 0) throw Bad("no beginning-of-sequence token (post_processor template or <|begin_of_text|>, <s>, <|endoftext|>)");
             if (eos < 0) eos = bos;
+            // ids index the piece table: check them before it is allocated (a negative or huge id is hostile)
+            int limit = vocabSize > 0 ? vocabSize : 1 << 22;
+            foreach (int id in vocab.Values.Concat(added.Values))
+                if (id < 0 || id >= limit) throw Bad($"token id {id} is outside [0, {limit}) (the model's vocabulary)");
             var options = new BpeOptions(vocab) { Merges = merges, ByteLevel = true };
             var bpe = BpeTokenizer.Create(options);
             var tok = new HfJsonTokenizer(bpe, vocab, added, new Regex(pattern ?? Gpt2Pattern, RegexOptions.CultureInvariant),

@@ -138,21 +138,9 @@ public sealed class ScaleSet
         if (!weights.IsEmpty && weights.Length != n) throw new ArgumentException("One weight per block is required.", nameof(weights));
         var w = weights.IsEmpty ? Enumerable.Repeat(1.0, n).ToArray() : weights.ToArray();
 
-        // Grid of β₀ = β·q, geometric, covering typical blocks up to the largest block in the sample.
-        double maxNorm = 0;
-        for (int j = 0; j < n; j++)
-        {
-            double s = 0;
-            for (int i = 0; i < 8; i++) s += samples[8 * j + i] * (double)samples[8 * j + i];
-            maxNorm = Math.Max(maxNorm, Math.Sqrt(s));
-        }
-        double lo = 0.8, hi = Math.Max(24.0, 1.6 * maxNorm);
-        int g = Math.Max(gridSize, k + 1);
-        var grid = new float[g];
-        for (int i = 0; i < g; i++) grid[i] = (float)(lo * Math.Pow(hi / lo, i / (double)(g - 1)) / q);
-
-        // err[j, i] (weighted) and thresholds thr[j] = first grid index without overload (g if none);
-        // one SIMD batch encode + decode of all blocks per grid scale, grid scales in parallel.
+        var grid = Grid(samples, q, k, gridSize);
+        int g = grid.Length;
+        // err[j, i] (weighted) and overload flags; one SIMD batch encode + decode of all blocks per grid scale, grid scales in parallel.
         var err = new float[n * g];
         var overloadedAt = new bool[n * g];
         var blocks = samples.ToArray();
@@ -170,6 +158,94 @@ public sealed class ScaleSet
             }
             return buf;
         }, _ => { });
+        return Choose(err, overloadedAt, grid, n, k, rule);
+    }
+
+    /// <summary>
+    /// Fits k block scales of the E8 box code of b bits (<see cref="E8BoxCodes"/>, <see cref="E8BoxEncoder"/>)
+    /// to sample blocks normalised to unit RMS: the same DP + coordinate descent as <see cref="Fit"/>, with the
+    /// box code's errors (an overloaded block is charged the error of its shrunk point).
+    /// </summary>
+    /// <param name="samples">Unit-RMS blocks.</param>
+    /// <param name="bits">b ∈ {2, 3, 4}.</param>
+    /// <param name="k">Number of scales.</param>
+    /// <param name="rateWeight">
+    /// 0: least error (every index equally cheap). &gt; 0: entropy-constrained fit — blocks choose
+    /// argminⱼ err + λ·ℓⱼ with ℓⱼ = −log2 pⱼ of the current choices and λ = rateWeight·(mean error per entry),
+    /// alternated with coordinate descent of the scales on that objective (2 ln 2 ≈ 1.39 is the high-rate slope).
+    /// </param>
+    /// <param name="gridSize">Candidate scales.</param>
+    /// <param name="weights">Optional block weights.</param>
+    public static ScaleSet FitBox(ReadOnlySpan<float> samples, int bits, int k, double rateWeight = 0, int gridSize = 64, ReadOnlySpan<double> weights = default)
+    {
+        if (k < 1 || k > E8BoxCodes.MaxScales) throw new ArgumentException($"k must be 1 to {E8BoxCodes.MaxScales}; got {k}.", nameof(k));
+        if (bits is < 2 or > 4) throw new ArgumentException($"The E8 box code has b = 2, 3, 4; got {bits}.", nameof(bits));
+        if (samples.Length < 8 || samples.Length % 8 != 0) throw new ArgumentException("Samples must be whole 8-blocks.", nameof(samples));
+        int n = samples.Length / 8;
+        if (!weights.IsEmpty && weights.Length != n) throw new ArgumentException("One weight per block is required.", nameof(weights));
+        var w = weights.IsEmpty ? Enumerable.Repeat(1.0, n).ToArray() : weights.ToArray();
+        var grid = Grid(samples, 1 << bits, k, gridSize);
+        int g = grid.Length;
+        var err = new float[n * g];
+        var overloadedAt = new bool[n * g];
+        var blocks = samples.ToArray();
+        Parallel.For(0, g, i =>
+        {
+            Span<byte> u = stackalloc byte[8];
+            for (int j = 0; j < n; j++)
+            {
+                float e = E8BoxEncoder.EncodeBlockAt(blocks.AsSpan(8 * j, 8), grid[i], bits, u, out bool o);
+                err[j * g + i] = (float)(e * w[j]);
+                overloadedAt[j * g + i] = o;
+            }
+        });
+        if (!(rateWeight > 0) || k == 1) return Choose(err, overloadedAt, grid, n, k, ScaleSelection.LeastError);
+        // Entropy-constrained: start from the smallest-without-overload DP (a low-entropy choice), then alternate.
+        var start = Choose(err, overloadedAt, grid, n, k, ScaleSelection.SmallestWithoutOverload);
+        var set = start.Betas.ToArray().Select(b => Array.IndexOf(grid, b)).ToArray();
+        var pen = new double[k];
+        for (int round = 0; round < 6; round++)
+        {
+            var count = new double[k];
+            double total = 0;
+            for (int j = 0; j < n; j++)
+            {
+                int bm = 0; double be = double.MaxValue;
+                for (int m = 0; m < k; m++) { double e = err[j * g + set[m]] + pen[m]; if (e < be) { be = e; bm = m; } }
+                count[bm]++; total += err[j * g + set[bm]];
+            }
+            double lambda = rateWeight * total / (8.0 * n);
+            for (int m = 0; m < k; m++) pen[m] = lambda * -Math.Log2((count[m] + 0.5) / (n + 0.5 * k));
+            set = CoordinateDescent(err, n, g, set, pen);
+        }
+        // Keep the scales in slot order of the final penalties (CoordinateDescent keeps slots; sort only for the set).
+        return new ScaleSet(set.Select(i => grid[i]));
+    }
+
+    // Geometric grid of β₀ = β·q covering typical blocks up to the largest block in the sample (non-finite entries ignored).
+    private static float[] Grid(ReadOnlySpan<float> samples, int q, int k, int gridSize)
+    {
+        int n = samples.Length / 8;
+        double maxNorm = 0;
+        for (int j = 0; j < n; j++)
+        {
+            double s = 0;
+            for (int i = 0; i < 8; i++) s += samples[8 * j + i] * (double)samples[8 * j + i];
+            if (double.IsFinite(s)) maxNorm = Math.Max(maxNorm, Math.Sqrt(s));
+        }
+        double lo = 0.8, hi = Math.Min(1e6, Math.Max(24.0, 1.6 * maxNorm));
+        int g = Math.Max(gridSize, k + 1);
+        var grid = new float[g];
+        for (int i = 0; i < g; i++) grid[i] = (float)(lo * Math.Pow(hi / lo, i / (double)(g - 1)) / q);
+        return grid;
+    }
+
+    // Thresholds (first grid index without overload, g if none), DP, then coordinate descent for least error.
+    // Non-finite errors (from non-finite or extreme samples) are capped so that every comparison is defined.
+    private static ScaleSet Choose(float[] err, bool[] overloadedAt, float[] grid, int n, int k, ScaleSelection rule)
+    {
+        int g = grid.Length;
+        for (int i = 0; i < err.Length; i++) if (!float.IsFinite(err[i])) err[i] = float.MaxValue / (4f * Math.Max(1, n));
         var thr = new int[n];
         for (int j = 0; j < n; j++)
         {
@@ -177,7 +253,6 @@ public sealed class ScaleSet
             for (int i = 0; i < g; i++) if (!overloadedAt[j * g + i]) { t = i; break; }
             thr[j] = t;
         }
-
         int[] chosen = DynamicProgram(err, thr, n, g, k);
         if (rule == ScaleSelection.LeastError) chosen = CoordinateDescent(err, n, g, chosen);
         return new ScaleSet(chosen.Select(i => grid[i]));
@@ -213,12 +288,51 @@ public sealed class ScaleSet
             if (v < bestV) { bestV = v; best = c; }
         }
         var chosen = new int[k];
+        if (best < 0)
+        {
+            // No finite path (cannot happen with capped errors; kept so a degenerate table never indexes out of range).
+            for (int m = 0; m < k; m++) chosen[m] = (int)((long)m * (g - 1) / Math.Max(1, k - 1));
+            return chosen;
+        }
         for (int m = k - 1; m >= 0; m--) { chosen[m] = best; best = from[m, best]; }
         return chosen;
     }
 
-    private static int[] CoordinateDescent(float[] err, int n, int g, int[] start)
+    // Coordinate descent on Σ_blocks min_m (err[block, s_m] + penalty[m]); slots keep their penalty, no sorting.
+    private static int[] PenalizedDescent(float[] err, int n, int g, int[] start, double[] penalty)
     {
+        int k = start.Length;
+        var s = (int[])start.Clone();
+        var others = new double[n];
+        for (int sweep = 0; sweep < 10; sweep++)
+        {
+            bool improved = false;
+            for (int m = 0; m < k; m++)
+            {
+                for (int j = 0; j < n; j++)
+                {
+                    double o = double.MaxValue;
+                    for (int i = 0; i < k; i++) if (i != m) o = Math.Min(o, err[j * g + s[i]] + penalty[i]);
+                    others[j] = o;
+                }
+                double Cost(int c) { double t = 0; for (int j = 0; j < n; j++) t += Math.Min(others[j], err[j * g + c] + penalty[m]); return t; }
+                int bestI = s[m]; double bestT = Cost(s[m]);
+                for (int c = 0; c < g; c++)
+                {
+                    if (Array.IndexOf(s, c) >= 0) continue;
+                    double t = Cost(c);
+                    if (t < bestT - 1e-9 * Math.Abs(bestT)) { bestT = t; bestI = c; }
+                }
+                if (bestI != s[m]) { s[m] = bestI; improved = true; }
+            }
+            if (!improved) break;
+        }
+        return s;
+    }
+
+    private static int[] CoordinateDescent(float[] err, int n, int g, int[] start, double[]? penalty = null)
+    {
+        if (penalty is not null) return PenalizedDescent(err, n, g, start, penalty);
         int k = start.Length;
         var s = (int[])start.Clone();
         double Total(int[] set)

@@ -20,15 +20,20 @@ public abstract class MatrixMethod
     /// <summary>Configuration fields for reports (q, k, group, rotation …) of an encoded matrix.</summary>
     public abstract MethodConfig Describe(QuantizedMatrix m);
 
+    /// <summary>Whether the GEMV kernels run this format directly (the E8 box code); false for formats decoded to float first.</summary>
+    public virtual bool Kernels => false;
+
     /// <summary>The methods known to the harness, by name.</summary>
-    public static IReadOnlyList<string> KnownNames => Registry.Keys.ToList();
+    public static IReadOnlyList<string> KnownNames => Registry.Keys.Append("e8-k<K>[-i<index bits per block>|-fixed]").ToList();
 
     /// <summary>Looks a method up by name; unknown names raise a <see cref="GossetException"/> listing the known ones.</summary>
     /// <param name="name">Method name.</param>
     /// <param name="group">Group size of the INT baselines (entries per fp16 scale).</param>
     public static MatrixMethod Get(string name, int group = IntMethod.DefaultGroup)
     {
-        if (!Registry.TryGetValue(name.Trim().ToLowerInvariant(), out var f))
+        string key = name.Trim().ToLowerInvariant();
+        if (!Registry.TryGetValue(key, out var f) && E8BoxMethod.TryParse(key, out var box)) f = () => box;
+        if (f is null)
             throw new GossetException($"Unknown method '{name}'. Known methods: {string.Join(", ", Registry.Keys)}.");
         var m = f();
         if (m is IntMethod im)
@@ -41,14 +46,16 @@ public abstract class MatrixMethod
 
     private static readonly Dictionary<string, Func<MatrixMethod>> Registry = new()
     {
-        ["e8"] = () => new E8Method("e8", IndexCoding.Entropy, k: 4, ScaleSource.Fit),
-        ["e8-mmse"] = () => new E8Method("e8-mmse", IndexCoding.Entropy, k: 4, ScaleSource.Fit, gain: GainMode.LeastSquares),
-        ["e8-dither"] = () => new E8Method("e8-dither", IndexCoding.Entropy, k: 4, ScaleSource.Fit, dither: true),
-        ["e8-fixed"] = () => new E8Method("e8-fixed", IndexCoding.Fixed, k: 4, ScaleSource.Fit),
-        ["e8-k1"] = () => new E8Method("e8-k1", IndexCoding.Entropy, k: 1, ScaleSource.Fit),
-        ["e8-nestquant"] = () => new E8Method("e8-nestquant", IndexCoding.Fixed, k: 4, ScaleSource.NestQuant),
-        ["e8-norot"] = () => new E8Method("e8-norot", IndexCoding.Entropy, k: 4, ScaleSource.Fit, RotationKind.None),
-        ["e8-box"] = () => new BoxMethod(),
+        ["e8"] = () => new E8BoxMethod("e8", E8BoxMethod.DefaultScales, E8BoxMethod.DefaultIndexBits),
+        ["e8-fixed-index"] = () => new E8BoxMethod("e8-fixed-index", 4, double.NaN),
+        ["e8-voronoi"] = () => new E8Method("e8-voronoi", IndexCoding.Entropy, k: 4, ScaleSource.Fit),
+        ["e8-voronoi-mmse"] = () => new E8Method("e8-voronoi-mmse", IndexCoding.Entropy, k: 4, ScaleSource.Fit, gain: GainMode.LeastSquares),
+        ["e8-voronoi-dither"] = () => new E8Method("e8-voronoi-dither", IndexCoding.Entropy, k: 4, ScaleSource.Fit, dither: true),
+        ["e8-voronoi-fixed"] = () => new E8Method("e8-voronoi-fixed", IndexCoding.Fixed, k: 4, ScaleSource.Fit),
+        ["e8-voronoi-k1"] = () => new E8Method("e8-voronoi-k1", IndexCoding.Entropy, k: 1, ScaleSource.Fit),
+        ["e8-voronoi-nestquant"] = () => new E8Method("e8-voronoi-nestquant", IndexCoding.Fixed, k: 4, ScaleSource.NestQuant),
+        ["e8-voronoi-norot"] = () => new E8Method("e8-voronoi-norot", IndexCoding.Entropy, k: 4, ScaleSource.Fit, RotationKind.None),
+        ["e8-box-fixed"] = () => new BoxMethod(),
         ["int"] = () => new IntMethod("int", IntClipping.AbsMax, RotationKind.None),
         ["int-rot"] = () => new IntMethod("int-rot", IntClipping.AbsMax, RotationKind.Hadamard),
         ["int-clip"] = () => new IntMethod("int-clip", IntClipping.MseOptimal, RotationKind.None),
@@ -134,7 +141,10 @@ public sealed class IntMethod(string name, IntClipping clipping, RotationKind ro
 public sealed class BoxMethod : MatrixMethod
 {
     /// <inheritdoc/>
-    public override string Name => "e8-box";
+    public override string Name => "e8-box-fixed";
+
+    /// <inheritdoc/>
+    public override bool Kernels => true;
 
     /// <inheritdoc/>
     public override bool Supports(double rate) => Math.Round(rate) == 4;
@@ -142,10 +152,76 @@ public sealed class BoxMethod : MatrixMethod
     /// <inheritdoc/>
     public override QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed)
     {
-        if (!Supports(rate)) throw new GossetException($"e8-box has one rate (about 4.25 bits/entry); rate {rate} was asked.");
+        if (!Supports(rate)) throw new GossetException($"e8-box-fixed has one rate (about 4.25 bits/entry); rate {rate} was asked.");
         return BoxQuantizedMatrix.Quantize(m, RotationKind.Hadamard, seed);
     }
 
     /// <inheritdoc/>
-    public override MethodConfig Describe(QuantizedMatrix m) => new(Name, null, Kernels.E8BoxCode.ScaleCount, null, "hadamard", m.Describe());
+    public override MethodConfig Describe(QuantizedMatrix m) => new(Name, null, Gosset.Kernels.E8BoxCode.ScaleCount, null, "hadamard", m.Describe());
+}
+
+/// <summary>
+/// The kernel-native E8 box code (<see cref="E8BoxQuantizedMatrix"/>) at b = round(R) ∈ {2, 3, 4} bits per entry:
+/// k block scales and a pair code for the indices fitted to the matrix, a fixed index budget per group of
+/// 256 entries. Names: <c>e8</c> (the default configuration), <c>e8-k&lt;K&gt;-i&lt;bits&gt;</c> (K scales,
+/// that many index bits per 8-block), <c>e8-k&lt;K&gt;-fixed</c> (plain ⌈log2 K⌉-bit indices).
+/// </summary>
+public sealed class E8BoxMethod(string name, int k, double indexBitsPerBlock) : MatrixMethod
+{
+    /// <summary>Marker for "the default k of each b".</summary>
+    public const int DefaultScales = -1;
+
+    /// <summary>
+    /// Block scales of <c>e8</c> by b = 2, 3, 4 (index 0 is b = 2): the best measured on N(0,1), n = 4096, a = b = 256
+    /// (<c>gosset rd --rates 2,3,4 --methods e8-k2-i0.95,e8-k3-i0.95,e8-k4-i0.95,e8-k8-i2.25,e8-k16-i2.25,e8-k4-fixed</c>) at or below
+    /// the rate of int-clip-rot (2.125, 3.125) and of 4.30 bits.
+    /// </summary>
+    public static readonly int[] DefaultScalesByB = [3, 2, 16];
+
+    /// <summary>Index bits per 8-block of <c>e8</c>, by b = 2, 3, 4.</summary>
+    public static readonly double[] DefaultIndexBitsByB = [0.95, 0.95, 2.25];
+
+    /// <summary>Marker for "the default budget of each b".</summary>
+    public const double DefaultIndexBits = -1;
+
+    /// <inheritdoc/>
+    public override string Name => name;
+
+    /// <inheritdoc/>
+    public override bool Kernels => true;
+
+    /// <inheritdoc/>
+    public override bool Supports(double rate) => Name == "e8" ? rate >= 0.05 && rate <= 9 : Math.Round(rate) is >= 2 and <= 4;
+
+    /// <summary>Parses e8-k&lt;K&gt;-i&lt;bits&gt; or e8-k&lt;K&gt;-fixed.</summary>
+    public static bool TryParse(string name, out E8BoxMethod method)
+    {
+        method = null!;
+        var m = System.Text.RegularExpressions.Regex.Match(name, @"^e8-k(\d+)(?:-i([0-9.]+)|-(fixed))?$");
+        if (!m.Success || !int.TryParse(m.Groups[1].Value, out int k) || k is < 1 or > E8BoxCodes.MaxScales) return false;
+        double i = m.Groups[3].Success ? double.NaN
+            : m.Groups[2].Success ? double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) : DefaultIndexBits;
+        if (m.Groups[2].Success && !(i > 0 && i <= 16)) return false;
+        method = new E8BoxMethod(name, k, i);
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public override QuantizedMatrix Encode(DenseMatrix m, double rate, ulong seed)
+    {
+        int bits = (int)Math.Round(rate);
+        // Outside 2..4 bits the box code does not exist; `quantize`/`matmul` with the default method then store the Voronoi code (rd skips these rates).
+        if (bits is < 2 or > 4 && Name == "e8") return Get("e8-voronoi").Encode(m, rate, seed);
+        if (bits is < 2 or > 4) throw new GossetException($"The E8 box code has 2, 3 or 4 bits per entry; rate {rate} was asked.");
+        double ib = indexBitsPerBlock == DefaultIndexBits ? DefaultIndexBitsByB[bits - 2] : indexBitsPerBlock;
+        int kk = k == DefaultScales ? DefaultScalesByB[bits - 2] : k;
+        return E8BoxQuantizedMatrix.Quantize(m, bits, kk, ib, RotationKind.Hadamard, seed, Name);
+    }
+
+    /// <inheritdoc/>
+    public override MethodConfig Describe(QuantizedMatrix m)
+    {
+        if (m is not E8BoxQuantizedMatrix e) return Get("e8-voronoi").Describe(m);
+        return new MethodConfig(Name, e.Codes.Q, e.Table.K, 8 * e.Table.GroupBlocks, "hadamard", e.Describe());
+    }
 }

@@ -12,6 +12,8 @@ public sealed record RdResult
     public required double TargetRate { get; init; }
     /// <summary>Configuration.</summary>
     public required MethodConfig Config { get; init; }
+    /// <summary>Whether the GEMV kernels run this format directly.</summary>
+    public bool Kernels { get; init; }
     /// <summary>Total stored bits per entry (mean of A and B; side information included).</summary>
     public required double BitsPerEntry { get; init; }
     /// <summary>Bits per entry of A alone.</summary>
@@ -38,7 +40,9 @@ public static class RdHarness
     {
         var qa = method.Encode(a, rate, seed);
         var qb = method.Encode(b, rate, seed);
-        return Measure(a, b, qa, qb, method.Name, rate, method.Describe(qa));
+        // Per encoded matrix: `e8` outside 2..4 bits stores the Voronoi code, which the kernels do not run.
+        bool kernels = qa is E8BoxQuantizedMatrix or BoxQuantizedMatrix && qb is E8BoxQuantizedMatrix or BoxQuantizedMatrix;
+        return Measure(a, b, qa, qb, method.Name, rate, method.Describe(qa)) with { Kernels = kernels };
     }
 
     /// <summary>Measures an already encoded pair.</summary>

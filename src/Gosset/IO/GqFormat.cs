@@ -14,6 +14,8 @@ public enum GqMethod : byte
     Int = 2,
     /// <summary>The kernels' 4-bit E8 box code (<see cref="BoxQuantizedMatrix"/>).</summary>
     E8Box = 3,
+    /// <summary>The kernel-native E8 box code with fitted tables (<see cref="E8BoxQuantizedMatrix"/>, <see cref="Codes.E8BoxFormat"/>).</summary>
+    E8BoxFitted = 4,
 }
 
 /// <summary>Which vectors of the user's matrix were coded (values are part of the format).</summary>
@@ -169,6 +171,7 @@ public static class GqFormat
                 GqMethod.E8Voronoi => E8QuantizedMatrix.ReadBody(r, h.Rows, h.Cols, h.RotatedLength, h.Rotation, h.RotationSeed, h.Centered),
                 GqMethod.Int => IntQuantizedMatrix.ReadBody(r, h.Rows, h.Cols, h.RotatedLength, h.Rotation, h.RotationSeed, h.Centered),
                 GqMethod.E8Box => BoxQuantizedMatrix.ReadBody(r, h.Rows, h.Cols, h.RotatedLength, h.Rotation, h.RotationSeed, h.Centered),
+                GqMethod.E8BoxFitted => E8BoxQuantizedMatrix.ReadBody(r, h.Rows, h.Cols, h.RotatedLength, h.Rotation, h.RotationSeed, h.Centered),
                 _ => throw new InvalidDataException($"unknown method code {(byte)h.Method}"),
             };
             if (r.BaseStream.Position != r.BaseStream.Length) throw new InvalidDataException($"{r.BaseStream.Length - r.BaseStream.Position} trailing bytes after the body");
@@ -250,6 +253,7 @@ public static class GqFormat
         E8QuantizedMatrix => GqMethod.E8Voronoi,
         IntQuantizedMatrix => GqMethod.Int,
         BoxQuantizedMatrix => GqMethod.E8Box,
+        E8BoxQuantizedMatrix => GqMethod.E8BoxFitted,
         _ => throw new NotSupportedException(m.GetType().Name),
     };
 }

@@ -34,11 +34,13 @@ public sealed class CliTests : IDisposable
         var rows = doc.RootElement.GetProperty("results").EnumerateArray().ToList();
         Assert.Equal(4, rows.Count);
         foreach (var r in rows)
-            foreach (var f in new[] { "method", "q", "k", "group", "rotation", "bits_per_entry", "distortion", "gamma", "gap_db", "relative_error", "mse_a", "mse_b" })
+            foreach (var f in new[] { "method", "q", "k", "group", "rotation", "kernels", "bits_per_entry", "distortion", "gamma", "gap_db", "relative_error", "mse_a", "mse_b" })
                 Assert.True(r.TryGetProperty(f, out _), $"missing {f}");
         var e8 = rows.First(r => r.GetProperty("method").GetString() == "e8" && r.GetProperty("target_rate").GetDouble() == 4);
         Assert.Equal(JsonValueKind.Number, e8.GetProperty("q").ValueKind);
         Assert.True(e8.GetProperty("bits_per_entry").GetDouble() > 3.5);
+        Assert.True(e8.GetProperty("kernels").GetBoolean());
+        Assert.False(rows.First(r => r.GetProperty("method").GetString() == "int-rot").GetProperty("kernels").GetBoolean());
     }
 
     [Fact]

@@ -88,7 +88,7 @@ public sealed class ReaderFuzzTests : IDisposable
             var rng = new SplitMix64(seed);
             var c = (seed & 1) == 0 ? reader.Hostile(ref rng) : reader.Mutation(ref rng);
             var r = FuzzRunner.Run(reader, c, _dir);
-            return !r.IsFinding;
+            Assert.False(r.IsFinding, $"{name} {c.Kind} (SplitMix64 seed {seed}, arg {c.Arg}): {r.Outcome} in {r.Seconds:F2} s, {r.AllocatedBytes >> 20} MB: {r.Message}");
         }, iter: 40, threads: 1);
     }
 }

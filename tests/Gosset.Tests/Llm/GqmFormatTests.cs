@@ -25,7 +25,7 @@ public sealed class GqmFormatTests : IDisposable
         var rng = new Random(1);
         foreach (var a in new[] { w.TokenEmbedding, w.Classifier, w.RmsFinal }.Concat(w.Wq).Concat(w.Wk).Concat(w.Wv).Concat(w.Wo).Concat(w.W1).Concat(w.W2).Concat(w.W3).Concat(w.RmsAtt).Concat(w.RmsFfn))
             for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
-        var model = ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "e8"));
+        var model = ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "e8-voronoi"));
         string p = Path.Combine(_dir, "ok.gqm");
         QuantizedModelFile.Save(model, p, new QuantizedModelFile.TokenizerBlob("hf-json", Encoding.UTF8.GetBytes(ArchitectureTests.SmallTokenizer(40))));
         return p;

@@ -77,10 +77,10 @@ public sealed class LlmCliTests : IDisposable
     public void QuantizeModelWritesAGqmThatEvalAndGenerateLoad()
     {
         string text = SmallText();
-        Assert.Equal(0, Run("quantize-model", "--model", Stories.ModelPath, "--out", P("m.gqm"), "--quant", "w4", "--method", "e8"));
+        Assert.Equal(0, Run("quantize-model", "--model", Stories.ModelPath, "--out", P("m.gqm"), "--quant", "w4", "--method", "e8-voronoi"));
         Assert.True(new FileInfo(P("m.gqm")).Length < new FileInfo(Stories.ModelPath).Length / 2);
         Assert.Equal(0, Run("eval", "--model", P("m.gqm"), "--reference", Stories.ModelPath, "--text", text, "--ctx", "256", "--windows", "1", "--json", P("q.json")));
-        Assert.Equal(0, Run("eval", "--model", Stories.ModelPath, "--text", text, "--ctx", "256", "--windows", "1", "--quant", "w4", "--method", "e8", "--json", P("d.json")));
+        Assert.Equal(0, Run("eval", "--model", Stories.ModelPath, "--text", text, "--ctx", "256", "--windows", "1", "--quant", "w4", "--method", "e8-voronoi", "--json", P("d.json")));
         using var a = JsonDocument.Parse(File.ReadAllText(P("q.json")));
         using var b = JsonDocument.Parse(File.ReadAllText(P("d.json")));
         Assert.Equal(b.RootElement.GetProperty("nll").GetDouble(), a.RootElement.GetProperty("nll").GetDouble(), 9);
@@ -124,7 +124,8 @@ public sealed class LlmCliTests : IDisposable
             new[] { "eval", "--model", garbage, "--tokenizer", Stories.TokenizerPath, "--text", SmallText() },
             new[] { "eval", "--model", P("missing.bin"), "--text", SmallText() },
             new[] { "eval", "--model", Stories.ModelPath, "--text", SmallText(), "--quant", "w4z" },
-            new[] { "eval", "--model", Stories.ModelPath, "--text", SmallText(), "--quant", "w4", "--ldlq" },
+            // eval calibrates on its own text after the scored windows; generate has no text to fall back on.
+            new[] { "generate", "--model", Stories.ModelPath, "--prompt", "hi", "--quant", "w4", "--ldlq" },
             new[] { "generate", "--model", Stories.ModelPath, "--tokenizer", garbage, "--prompt", "hi" },
         };
         foreach (var args in cases)

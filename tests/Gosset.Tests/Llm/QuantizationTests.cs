@@ -137,7 +137,7 @@ public sealed class QuantizationTests : IDisposable
             Assert.True(r.Kl < 3, $"KL {r.Kl}");
         }
         // A rotated model without quantization gives the float logits (rotations are orthogonal).
-        var rotOnly = ModelQuantizer.Assemble(Stories.Weights, QuantRecipe.Published(QuantSpec.Parse("w4a4kv4", "e8")), calibration: true,
+        var rotOnly = ModelQuantizer.Assemble(Stories.Weights, QuantRecipe.Published(QuantSpec.Parse("w4a4kv4", "e8-voronoi")), calibration: true,
             (layer, name, _, rotation, width) =>
             {
                 var (o, i) = ModelQuantizer.Shape(Stories.Weights.Config, name);
@@ -164,7 +164,7 @@ public sealed class QuantizationTests : IDisposable
     public void BitsAreCountedWithSideInformation()
     {
         var c = Stories.Weights.Config;
-        var e8 = ModelQuantizer.Quantize(Stories.Weights, QuantSpec.Parse("w4a4kv4", "e8"));
+        var e8 = ModelQuantizer.Quantize(Stories.Weights, QuantSpec.Parse("w4a4kv4", "e8-voronoi"));
         // Per row: fp16 RMS + per 8-block 31 digit bits + 2 index bits; W2 rows are padded 172 → 176.
         double rowBits(int width) => 16 + width / 8 * 33;
         long perLayer = (long)(2 * c.Dim + 2 * c.KvDim) * (long)rowBits(64) + 2L * c.HiddenDim * (long)rowBits(64) + c.Dim * (long)rowBits(176);
@@ -180,7 +180,7 @@ public sealed class QuantizationTests : IDisposable
     public void QuantizedModelFileRoundTripsAndDetectsCorruption()
     {
         int[] tokens = Stories.ValTokens[..300];
-        var spec = QuantSpec.Parse("w4a4kv4", "e8") with
+        var spec = QuantSpec.Parse("w4a4kv4", "e8-voronoi") with
         {
             Ldlq = true, QaLdlq = true, KvCenter = true, KeyQueryWeighting = true, KvFixedScale = true, KvScales = 8,
             Keys = new TensorQuant(QuantMethod.E8, 4) { QOverride = 16 },
@@ -211,9 +211,9 @@ public sealed class QuantizationTests : IDisposable
         var s = QuantSpec.Parse("w4a4kv4", "int-rot");
         Assert.Equal(new TensorQuant(QuantMethod.IntRot, 4), s.Weights);
         Assert.Equal(new TensorQuant(QuantMethod.IntRot, 4), s.Keys);
-        Assert.Equal(14, QuantSpec.Parse("w4").Weights.E8Q);
-        Assert.Equal(7, QuantSpec.Parse("w3a3kv3").Activations.E8Q);
-        var w = QuantSpec.Parse("w4k4v8");
+        Assert.Equal(14, QuantSpec.Parse("w4", "e8-voronoi").Weights.E8Q);
+        Assert.Equal(7, QuantSpec.Parse("w3a3kv3", "e8-voronoi").Activations.E8Q);
+        var w = QuantSpec.Parse("w4k4v8", "e8-voronoi");
         Assert.Equal(8, w.Values.Bits);
         Assert.False(w.Activations.IsQuantized);
         Assert.False(QuantSpec.Parse("fp").IsQuantized);

@@ -73,7 +73,7 @@ public class E8MatrixQuantizerTests
     {
         var a = Gaussian(1024, 64, 5);
         var b = Gaussian(1024, 64, 6);
-        var e8 = RdHarness.Run(a, b, MatrixMethod.Get("e8"), 4, 1);
+        var e8 = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), 4, 1);
         var int4 = RdHarness.Run(a, b, MatrixMethod.Get("int-clip-rot"), 4, 1);
         Assert.InRange(e8.BitsPerEntry, 3.9, 4.15);
         Assert.True(e8.GapDb < 2.5, $"gap {e8.GapDb} dB");
@@ -89,13 +89,13 @@ public class E8MatrixQuantizerTests
     {
         var a = Gaussian(1024, 48, 7);
         var b = Gaussian(1024, 48, 8);
-        var full = RdHarness.Run(a, b, MatrixMethod.Get("e8"), E8Method.TimeSharingBaseRate, 1);
-        var half = RdHarness.Run(a, b, MatrixMethod.Get("e8"), E8Method.TimeSharingBaseRate / 2, 1);
+        var full = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), E8Method.TimeSharingBaseRate, 1);
+        var half = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), E8Method.TimeSharingBaseRate / 2, 1);
         Assert.InRange(half.BitsPerEntry / full.BitsPerEntry, 0.45, 0.55);
         double predicted = 1 - 0.5 * (1 - full.Error.Distortion);
         Assert.InRange(half.Error.Distortion, predicted - 0.05, predicted + 0.05);
         // every rate from 0.25 bit/entry works
-        var low = RdHarness.Run(a, b, MatrixMethod.Get("e8"), 0.25, 1);
+        var low = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), 0.25, 1);
         Assert.InRange(low.BitsPerEntry, 0.15, 0.35);
         Assert.True(low.Error.Distortion < 1);
     }
@@ -174,7 +174,7 @@ public class BoxQuantizedMatrixTests
     public void Kernel_code_round_trips_through_gq_and_counts_its_bits()
     {
         var a = E8MatrixQuantizerTests.Gaussian(100, 6, 4);   // padded to 104
-        var q = (BoxQuantizedMatrix)MatrixMethod.Get("e8-box").Encode(a, 4, 3);
+        var q = (BoxQuantizedMatrix)MatrixMethod.Get("e8-box-fixed").Encode(a, 4, 3);
         var bytes = E8MatrixQuantizerTests.ToBytes(q);
         var back = GqFormat.Read(bytes);
         Assert.Equal(q.DecodeRotated().Data, back.DecodeRotated().Data);
@@ -182,6 +182,6 @@ public class BoxQuantizedMatrixTests
         long payload = 6 * 32 + 6 * 13 * 32 + (6 * 13 * 2 + 7) / 8 * 8 + 32;
         Assert.InRange(q.TotalBits - payload, 0, 8 * 64); // the rest is the fixed header
         Assert.True(ProductError.NormalizedMse(a, back.Dequantize()) < 0.01);
-        Assert.Throws<GossetException>(() => MatrixMethod.Get("e8-box").Encode(a, 6, 3));
+        Assert.Throws<GossetException>(() => MatrixMethod.Get("e8-box-fixed").Encode(a, 6, 3));
     }
 }

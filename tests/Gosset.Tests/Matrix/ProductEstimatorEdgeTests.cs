@@ -23,9 +23,9 @@ public sealed class ProductEstimatorEdgeTests
     }
 
     [Theory]
-    [InlineData("e8", "int-rot")]
-    [InlineData("int-rot", "e8")]
-    [InlineData("e8", "e8-box")]
+    [InlineData("e8-voronoi", "int-rot")]
+    [InlineData("int-rot", "e8-voronoi")]
+    [InlineData("e8-voronoi", "e8-box-fixed")]
     public void Mixed_centring_adds_the_cross_term(string methodA, string methodB)
     {
         // Means 5 and 3 dominate the product: without the cross term μA·(1ᵀB) the relative error was 1.0.

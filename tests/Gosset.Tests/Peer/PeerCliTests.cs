@@ -68,6 +68,21 @@ public sealed class PeerCliTests : IDisposable
         Assert.Equal("Q4_0", doc.RootElement.GetProperty("llamacpp_not_available")[0].GetProperty("type").GetString());
     }
 
+    [DataFact]
+    public void ExportGguf_WritesAFileLlamaCppRuns_AndBadDtypeWritesNothing()
+    {
+        var (code, err) = Run("export-gguf", "--model", Stories.ModelPath, "--out", P("s.gguf"), "--dtype", "bf16");
+        Assert.True(code == 0, err);
+        var w = Gosset.Llm.Loading.ModelLoader.LoadWeights(P("s.gguf"));
+        Assert.Equal(Stories.Weights.Config, w.Config);
+        using (var m = new Gosset.Peer.LlamaCppModel(P("s.gguf"), 16, 1))
+            Assert.Equal(512, m.VocabSize);
+        (code, err) = Run("export-gguf", "--model", Stories.ModelPath, "--out", P("t.gguf"), "--dtype", "f8");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error:", err);
+        Assert.False(File.Exists(P("t.gguf")));
+    }
+
     [Fact]
     public void BenchModel_MissingModel_IsOneErrorLine()
     {
@@ -76,5 +91,30 @@ public sealed class PeerCliTests : IDisposable
         Assert.StartsWith("error:", err);
         Assert.Single(err.Trim().Split('\n'));
         Assert.False(File.Exists(P("x.json")));
+    }
+}
+
+public class PeerBenchJsonTests
+{
+    [Fact]
+    [Trait("Category", "Peer")]
+    public void BenchJson_GemvRowsCarryLlamaCppTimesAndLayouts()
+    {
+        var g = new Gosset.Cli.GemvTiming(256, 512, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4.25, 4.5) { E8DefaultMs = 1, E8DefaultMode = "int8" };
+        var res = new Gosset.Cli.KernelBenchmarkResult(1, "test", 1, 1, 1, 1, [g], 2, 1) { KernelLevel = "test" };
+        var peer = Gosset.Cli.Commands.PeerBench.Run(res, _ => { });
+        Assert.Null(peer.Note);
+        using var doc = JsonDocument.Parse(Gosset.Cli.Commands.BenchCommand.ToJson(res, peer));
+        Assert.StartsWith("ggml ", doc.RootElement.GetProperty("llamacpp_build").GetString());
+        var l = doc.RootElement.GetProperty("gemv")[0].GetProperty("llamacpp");
+        foreach (var k in new[] { "f32_ms", "q4_0_ms", "q4_K_ms", "iq4_xs_ms", "iq4_nl_ms", "q8_0_ms", "q2_K_ms", "q3_K_ms" })
+            Assert.True(l.GetProperty(k).GetDouble() > 0, k);
+        foreach (var k in new[] { "fp32_ms", "e8_default_ms" })
+            Assert.True(l.GetProperty("gosset_same_loop").GetProperty(k).GetDouble() > 0, k);
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+        {
+            Assert.Equal("CPU_REPACK", l.GetProperty("layout").GetProperty("q4_0").GetString());
+            Assert.Equal("CPU", l.GetProperty("layout").GetProperty("iq4_xs").GetString());
+        }
     }
 }

@@ -1,0 +1,243 @@
+using Gosset.Coding;
+using Gosset.Codes;
+
+namespace Gosset.Llm.Quantization;
+
+/// <summary>
+/// The kernel-native E8 box code (<see cref="E8BoxCodes"/>, user name <c>e8</c>) as a vector codec: weights
+/// (rows), activations (per token) and K/V (per token) all use it with a table fitted to their data.
+/// In memory: [row-scale code (1 byte, absent with a fixed scale)][8·blocks digits][blocks scale indices];
+/// stored: exactly <see cref="E8BoxTable.RowBits"/> bits (minus the 8-bit row scale when fixed).
+/// </summary>
+/// <remarks>
+/// KV cache API (for the engine; every call is per token, nothing re-decodes the cache): <see cref="VectorCodec.Encode"/>
+/// codes one token's vector into its slot; <see cref="Dot"/> gives q·k̂ for a float query against a coded key; <see cref="AddScaled"/>
+/// accumulates w·v̂ of a coded value into a float output. Both read the codes block by block (β·v/2 per block).
+/// </remarks>
+internal sealed class E8BoxCodec : VectorCodec
+{
+    private readonly int _head;
+
+    public E8BoxCodec(int length, E8BoxTable table, bool fixedScale = false) : base(length)
+    {
+        if (length % 8 != 0) throw new ArgumentException("E8 box codec length must be a multiple of 8", nameof(length));
+        Table = table;
+        FixedScale = fixedScale;
+        _head = fixedScale ? 0 : 1;
+    }
+
+    /// <summary>The fitted table.</summary>
+    public E8BoxTable Table { get; }
+    /// <summary>True when every vector uses the table's base scale (no per-vector side information).</summary>
+    public bool FixedScale { get; }
+    public int BitsPerEntry => Table.Bits;
+    public override int CodeBytes => _head + Length + Blocks;
+    public override long Bits => Table.RowBits(Length) - (FixedScale ? 8 : 0);
+    public override string Describe() => $"e8 box b={Table.Bits} k={Table.K} {(FixedScale ? "fixed-scale" : "8-bit row scale")}";
+
+    /// <summary>The canonical <see cref="E8BoxCodes"/> of <paramref name="rows"/> vectors coded by this codec (consecutive codes of <see cref="CodeBytes"/>).</summary>
+    public E8BoxCodes ToCodes(byte[] codes, int rows)
+    {
+        var c = new E8BoxCodes(rows, Length, Table.Bits, Table.BlockScales);
+        for (int r = 0; r < rows; r++)
+        {
+            var code = codes.AsSpan(r * CodeBytes, CodeBytes);
+            c.RowScale[r] = Scale(code);
+            code.Slice(_head, Length).CopyTo(c.U.AsSpan(r * Length, Length));
+            code.Slice(_head + Length, Blocks).CopyTo(c.ScaleIndex.AsSpan(r * Blocks, Blocks));
+        }
+        return c;
+    }
+
+    /// <summary>Packs canonical codes row by row in this codec's stored layout (the e8 weight sections of .gqm).</summary>
+    public void PackCodes(E8BoxCodes codes, BitWriter w)
+    {
+        var code = new byte[CodeBytes];
+        for (int r = 0; r < codes.Rows; r++)
+        {
+            if (!FixedScale) code[0] = (byte)Table.RowScaleCode(codes.RowScale[r]);
+            codes.U.AsSpan(r * Length, Length).CopyTo(code.AsSpan(_head));
+            codes.ScaleIndex.AsSpan(r * Blocks, Blocks).CopyTo(code.AsSpan(_head + Length));
+            Pack(code, w);
+        }
+    }
+
+    /// <summary>Reads <paramref name="rows"/> rows written by <see cref="PackCodes"/>.</summary>
+    public E8BoxCodes UnpackCodes(ref BitReader r, int rows)
+    {
+        var codes = new byte[(long)rows * CodeBytes];
+        for (int i = 0; i < rows; i++) Unpack(ref r, codes.AsSpan(i * CodeBytes, CodeBytes));
+        return ToCodes(codes, rows);
+    }
+
+    private float Scale(ReadOnlySpan<byte> code) => FixedScale ? Table.RowScaleBase : Table.RowScaleValue(code[0]);
+
+    public override void Encode(ReadOnlySpan<float> x, Span<byte> code)
+    {
+        if (FixedScale)
+        {
+            Table.EncodeRowAt(x, Table.RowScaleBase, code.Slice(0, Length), code.Slice(Length, Blocks));
+            return;
+        }
+        code[0] = (byte)Table.EncodeRow(x, code.Slice(1, Length), code.Slice(1 + Length, Blocks));
+    }
+
+    public override void Begin(ReadOnlySpan<float> x, Span<byte> code)
+    {
+        if (FixedScale) return;
+        double ss = 0;
+        foreach (float v in x) ss += (double)v * v;
+        code[0] = (byte)Table.RowScaleCode((float)Math.Sqrt(ss / x.Length));
+    }
+
+    /// <summary>
+    /// One block in sequence (LDLQ): the least-error index among those that keep the group within its budget,
+    /// assuming the cheapest codes for the group's remaining pairs.
+    /// </summary>
+    public override void QuantizeBlock(int block, ReadOnlySpan<float> xb, Span<byte> code, Span<float> yb)
+    {
+        float s = Scale(code);
+        int k = Table.K, g = Table.GroupBlocks;
+        int t0 = block / g * g, nb = Math.Min(g, Blocks - t0), pos = block - t0;
+        var idx = code.Slice(_head + Length, Blocks);
+        var u = code.Slice(_head + 8 * block, 8);
+        Span<float> err = stackalloc float[k];
+        Span<byte> digits = stackalloc byte[8 * E8BoxCodes.MaxScales];
+        Span<float> x = stackalloc float[8];
+        x.Clear();
+        xb.CopyTo(x);
+        E8BoxEncoder.EncodeCandidates(x, s, Table.BlockScales, Table.Bits, err, digits);
+        int budget = Table.IndexBitsFor(nb), used = 0, minLen = k == 1 ? 0 : Table.PairLengths.Min();
+        for (int t = 0; t < pos - (pos & 1); t += 2) used += Table.PairLengths[idx[t0 + t] * k + idx[t0 + t + 1]];
+        int pairsAfter = (nb + 1) / 2 - (pos / 2 + 1);
+        bool last = pos + 1 >= nb;
+        int best = -1; float bestErr = float.PositiveInfinity;
+        for (int j = 0; j < k; j++)
+        {
+            int cost;
+            if ((pos & 1) == 0) cost = last ? Table.PairLengths[j * k] : MinOver(j, k);
+            else cost = Table.PairLengths[idx[block - 1] * k + j];
+            if (used + cost + minLen * pairsAfter > budget) continue;
+            if (err[j] < bestErr || best < 0) { bestErr = err[j]; best = j; }
+        }
+        if (best < 0) best = Cheapest(pos, idx, block, k, last);
+        idx[block] = (byte)best;
+        digits.Slice(8 * best, 8).CopyTo(u);
+        Span<float> y = stackalloc float[8];
+        E8BoxEncoder.DecodeBlock(u, Table.Bits, s * Table.BlockScales[best], y);
+        y[..yb.Length].CopyTo(yb);
+    }
+
+    private int MinOver(int j1, int k)
+    {
+        int m = int.MaxValue;
+        for (int j2 = 0; j2 < k; j2++) m = Math.Min(m, Table.PairLengths[j1 * k + j2]);
+        return m;
+    }
+
+    private int Cheapest(int pos, Span<byte> idx, int block, int k, bool last)
+    {
+        int best = 0, bl = int.MaxValue;
+        for (int j = 0; j < k; j++)
+        {
+            int c = (pos & 1) == 0 ? (last ? Table.PairLengths[j * k] : MinOver(j, k)) : Table.PairLengths[idx[block - 1] * k + j];
+            if (c < bl) { bl = c; best = j; }
+        }
+        return best;
+    }
+
+    public override void Decode(ReadOnlySpan<byte> code, Span<float> x)
+    {
+        float s = Scale(code);
+        int q = 1 << Table.Bits;
+        Span<int> v = stackalloc int[8];
+        for (int t = 0; t < Blocks; t++)
+        {
+            E8BoxCodes.DoubledCoordinates(code.Slice(_head + 8 * t, 8), q, v);
+            float half = 0.5f * s * Table.BlockScales[code[_head + Length + t]];
+            for (int i = 0; i < 8; i++) x[8 * t + i] = half * v[i];
+        }
+    }
+
+    /// <summary>q · x̂ for a coded vector (attention score against a coded key), block sums scaled once per block.</summary>
+    public float Dot(ReadOnlySpan<float> q, ReadOnlySpan<byte> code)
+    {
+        float s = Scale(code);
+        int qq = 1 << Table.Bits;
+        Span<int> v = stackalloc int[8];
+        float acc = 0f;
+        for (int t = 0; t < Blocks; t++)
+        {
+            E8BoxCodes.DoubledCoordinates(code.Slice(_head + 8 * t, 8), qq, v);
+            float d = 0f;
+            for (int i = 0; i < 8; i++) d += q[8 * t + i] * v[i];
+            acc += d * 0.5f * Table.BlockScales[code[_head + Length + t]];
+        }
+        return acc * s;
+    }
+
+    /// <summary>y += w · x̂ for a coded vector (attention-weighted sum of coded values).</summary>
+    public void AddScaled(float w, ReadOnlySpan<byte> code, Span<float> y)
+    {
+        float s = Scale(code) * w;
+        int q = 1 << Table.Bits;
+        Span<int> v = stackalloc int[8];
+        for (int t = 0; t < Blocks; t++)
+        {
+            E8BoxCodes.DoubledCoordinates(code.Slice(_head + 8 * t, 8), q, v);
+            float half = 0.5f * s * Table.BlockScales[code[_head + Length + t]];
+            for (int i = 0; i < 8; i++) y[8 * t + i] += half * v[i];
+        }
+    }
+
+    /// <summary>Packs into the stored layout of <see cref="E8BoxFormat"/> rows (row scale, then per group digits and the index code).</summary>
+    public override void Pack(ReadOnlySpan<byte> code, BitWriter w)
+    {
+        if (!FixedScale) w.Write(code[0], 8);
+        int g = Table.GroupBlocks;
+        for (int t0 = 0; t0 < Blocks; t0 += g)
+        {
+            int nb = Math.Min(g, Blocks - t0);
+            foreach (byte d in code.Slice(_head + 8 * t0, 8 * nb)) w.Write(d, Table.Bits);
+            var idx = code.Slice(_head + Length + t0, nb);
+            int used = 0;
+            for (int t = 0; t < nb; t += 2)
+            {
+                var (c, len) = Table.PairCode(idx[t], t + 1 < nb ? idx[t + 1] : 0);
+                for (int i = len - 1; i >= 0; i--) w.Write((c >> i) & 1, 1);
+                used += len;
+            }
+            for (int left = Table.IndexBitsFor(nb) - used; left > 0; left -= Math.Min(left, 64)) w.Write(0, Math.Min(left, 64));
+        }
+    }
+
+    public override void Unpack(ref BitReader r, Span<byte> code)
+    {
+        if (!FixedScale) code[0] = (byte)r.Read(8);
+        int g = Table.GroupBlocks, k = Table.K;
+        for (int t0 = 0; t0 < Blocks; t0 += g)
+        {
+            int nb = Math.Min(g, Blocks - t0);
+            for (int i = 0; i < 8 * nb; i++) code[_head + 8 * t0 + i] = (byte)r.Read(Table.Bits);
+            int budget = Table.IndexBitsFor(nb), used = 0;
+            for (int t = 0; t < nb; t += 2)
+            {
+                int sym = 0;
+                if (k > 1)
+                {
+                    uint c = 0; sym = -1;
+                    for (int len = 1; len <= E8BoxTable.MaxCodeLength && sym < 0; len++)
+                    {
+                        if (++used > budget) throw new InvalidDataException("E8 box code: a group's indices overrun its budget.");
+                        c = c << 1 | (uint)r.Read(1);
+                        for (int s = 0; s < k * k; s++) if (Table.PairLengths[s] == len && Table.PairCode(s / k, s % k).Code == c) { sym = s; break; }
+                    }
+                    if (sym < 0) throw new InvalidDataException("E8 box code: invalid index code.");
+                }
+                code[_head + Length + t0 + t] = (byte)(sym / k);
+                if (t + 1 < nb) code[_head + Length + t0 + t + 1] = (byte)(sym % k);
+            }
+            for (int left = budget - used; left > 0; left -= Math.Min(left, 64)) r.Read(Math.Min(left, 64));
+        }
+    }
+}

@@ -1,0 +1,131 @@
+using System.Runtime.CompilerServices;
+
+namespace Gosset.Codes;
+
+/// <summary>
+/// Scalar encoder of the E8 box code (<see cref="E8BoxCodes"/>) at b ∈ {2, 3, 4} bits per entry:
+/// per 8-block the closest E8 point of x/β, kept when it lies in the box (digits u ∈ [0, q)⁸),
+/// else shrunk towards 0 until it does. This file is the specification of the encoder.
+/// </summary>
+public static class E8BoxEncoder
+{
+    /// <summary>Digits of the E8 point v (doubled coordinates) in the box of b bits, or false when v is outside it.</summary>
+    public static bool TryDigits(ReadOnlySpan<int> v, int bits, Span<byte> u)
+    {
+        int half = 1 << (bits - 1);
+        int p = v[0] & 1;
+        for (int i = 0; i < 8; i++)
+        {
+            int a = (v[i] - p * (i == 0 ? -1 : 1)) >> 1;
+            if (a < -half || a >= half) return false;
+            u[i] = (byte)(a + half);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Codes one block x at lattice step <paramref name="beta"/> (entry = β·v/2) with the closest E8 point
+    /// inside the box: writes the digits and returns the squared error Σ(x − x̂)². <paramref name="overloaded"/>
+    /// is true when the box clipped a coordinate (the unconstrained closest point may lie outside).
+    /// </summary>
+    /// <remarks>
+    /// Exact constrained search: E8 ∩ box is the union of two cosets a + p·h (p = 0, 1) with a in the integer box
+    /// [−q/2, q/2)⁸ and Σa ≡ p (mod 2). Per coset the squared distance is separable: round each coordinate
+    /// to the nearest allowed integer; if the parity is wrong, move the one coordinate whose next-best allowed
+    /// integer costs least (one move suffices, since every move flips parity). Keep the closer coset (ties: p = 0).
+    /// </remarks>
+    [SkipLocalsInit]
+    public static float EncodeBlockAt(ReadOnlySpan<float> x, float beta, int bits, Span<byte> u, out bool overloaded)
+    {
+        int half = 1 << (bits - 1);
+        overloaded = false;
+        if (!(beta > 0) || !float.IsFinite(beta))
+        {
+            u[..8].Fill((byte)half);
+            float z = 0f;
+            for (int i = 0; i < 8; i++) z += x[i] * x[i];
+            overloaded = true;
+            return z;
+        }
+        Span<int> best = stackalloc int[8];
+        Span<int> a = stackalloc int[8];
+        float inv = 1f / beta;
+        float bestDist = float.PositiveInfinity;
+        bool bestClipped = false;
+        int bestP = 0;
+        for (int p = 0; p < 2; p++)
+        {
+            float dist = 0f, worstDelta = float.PositiveInfinity;
+            int sum = 0, worst = 0, worstAlt = 0;
+            bool clipped = false;
+            for (int i = 0; i < 8; i++)
+            {
+                float hcoord = p == 0 ? 0f : (i == 0 ? -0.5f : 0.5f);
+                float y = x[i] * inv - hcoord;
+                float r = MathF.Round(y);
+                int ai;
+                if (!(r >= -half)) { ai = -half; clipped = true; }          // also catches NaN
+                else if (r > half - 1) { ai = half - 1; clipped = true; }
+                else ai = (int)r;
+                float c0 = (y - ai) * (y - ai);
+                // Next-best allowed integer (opposite parity): a − 1 or a + 1 within the box.
+                int alt = y >= ai ? ai + 1 : ai - 1;
+                if (alt > half - 1) alt = ai - 1;
+                if (alt < -half) alt = ai + 1;
+                float c1 = (y - alt) * (y - alt);
+                if (c1 - c0 < worstDelta) { worstDelta = c1 - c0; worst = i; worstAlt = alt; }
+                a[i] = ai; sum += ai; dist += c0;
+            }
+            if ((sum & 1) != p) { a[worst] = worstAlt; dist += worstDelta; }
+            if (dist < bestDist) { bestDist = dist; a.CopyTo(best); bestClipped = clipped; bestP = p; }
+        }
+        overloaded = bestClipped;
+        for (int i = 0; i < 8; i++) u[i] = (byte)(best[i] + half);
+        // The error from the decoded point (the scalar specification), not from the search's own sums.
+        Span<int> v = stackalloc int[8];
+        for (int i = 0; i < 8; i++) v[i] = 2 * best[i] + bestP * (i == 0 ? -1 : 1);
+        return Error(x, beta, v);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Error(ReadOnlySpan<float> x, float beta, ReadOnlySpan<int> v)
+    {
+        float err = 0f;
+        for (int i = 0; i < 8; i++) { float e = x[i] - beta * (0.5f * v[i]); err += e * e; }
+        return err;
+    }
+
+    /// <summary>
+    /// Codes one block at each step β_j = rowScale·blockScales[j]: writes the k errors and the k digit
+    /// blocks (8 per scale). The building block of rate-constrained index choices.
+    /// </summary>
+    public static void EncodeCandidates(ReadOnlySpan<float> x, float rowScale, ReadOnlySpan<float> blockScales, int bits, Span<float> err, Span<byte> digits)
+    {
+        for (int j = 0; j < blockScales.Length; j++)
+            err[j] = EncodeBlockAt(x, rowScale * blockScales[j], bits, digits.Slice(8 * j, 8), out _);
+    }
+
+    /// <summary>Codes one block with the least-error scale; returns the scale index (ties: the smaller index).</summary>
+    [SkipLocalsInit]
+    public static int EncodeBlock(ReadOnlySpan<float> x, float rowScale, ReadOnlySpan<float> blockScales, int bits, Span<byte> u)
+    {
+        Span<byte> d = stackalloc byte[8];
+        int best = 0; float bestErr = float.PositiveInfinity;
+        for (int j = 0; j < blockScales.Length; j++)
+        {
+            float e = EncodeBlockAt(x, rowScale * blockScales[j], bits, d, out _);
+            if (j == 0 || e < bestErr) { bestErr = e; best = j; d.CopyTo(u); }
+        }
+        return best;
+    }
+
+    /// <summary>Decodes one block: x̂ᵢ = β·vᵢ/2 with β = rowScale·blockScale (the scalar specification of <see cref="E8BoxCodes.DequantizeRow"/>).</summary>
+    [SkipLocalsInit]
+    public static void DecodeBlock(ReadOnlySpan<byte> u, int bits, float beta, Span<float> x)
+    {
+        Span<int> v = stackalloc int[8];
+        E8BoxCodes.DoubledCoordinates(u, 1 << bits, v);
+        float half = 0.5f * beta;
+        for (int i = 0; i < 8; i++) x[i] = half * v[i];
+    }
+}

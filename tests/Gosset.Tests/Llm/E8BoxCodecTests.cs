@@ -1,0 +1,88 @@
+using Gosset.Codes;
+using Gosset.Coding;
+using Gosset.Llm.Quantization;
+using Gosset.Util;
+
+namespace Gosset.Tests.Llm;
+
+/// <summary>The kernel-native E8 box code as the LLM vector codec (weights, activations, K/V).</summary>
+public class E8BoxCodecTests
+{
+    private static List<float[]> Rows(int count, int len, ulong seed)
+    {
+        var rng = new SplitMix64(seed);
+        return Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, len).Select(_ => (float)rng.NextGaussian()).ToArray()).ToList();
+    }
+
+    [Theory]
+    [InlineData(4, 4, 0.0, false)]
+    [InlineData(4, 8, 1.5, false)]
+    [InlineData(3, 4, 1.25, true)]
+    [InlineData(2, 3, 0.95, false)]
+    public void Packed_bits_equal_stated_bits_and_unpack_restores_the_code(int bits, int k, double indexBits, bool fixedScale)
+    {
+        var rows = Rows(64, 176, 7);
+        var table = E8BoxTable.Fit(rows, bits, k, indexBits > 0 ? indexBits : double.NaN);
+        var codec = new E8BoxCodec(176, table, fixedScale);
+        var w = new BitWriter();
+        var codes = new byte[rows.Count][];
+        for (int r = 0; r < rows.Count; r++)
+        {
+            codes[r] = new byte[codec.CodeBytes];
+            codec.Encode(rows[r], codes[r]);
+            codec.Pack(codes[r], w);
+        }
+        Assert.Equal(codec.Bits * rows.Count, w.BitCount);
+        // Independent count: 8·b digit bits per block, the group budgets (32 + 12 blocks), 8 row-scale bits unless fixed.
+        Assert.Equal((fixedScale ? 0 : 8) + 22L * 8 * bits + table.IndexBitsFor(22), codec.Bits);
+        var bytes = w.ToArray();
+        var rd = new BitReader(bytes);
+        var back = new byte[codec.CodeBytes];
+        for (int r = 0; r < rows.Count; r++)
+        {
+            codec.Unpack(ref rd, back);
+            Assert.Equal(codes[r], back);
+        }
+    }
+
+    [Fact]
+    public void Sequential_blocks_stay_within_the_group_budget_and_decode_to_what_they_report()
+    {
+        var rows = Rows(32, 64, 9);
+        var table = E8BoxTable.Fit(rows, 4, 8, 1.25);
+        var codec = new E8BoxCodec(64, table);
+        var code = new byte[codec.CodeBytes];
+        var y = new float[64];
+        var dec = new float[64];
+        foreach (var x in rows)
+        {
+            codec.Begin(x, code);
+            for (int b = 0; b < 8; b++) codec.QuantizeBlock(b, x.AsSpan(8 * b, 8), code, y.AsSpan(8 * b, 8));
+            Assert.True(table.IndexBitsUsed(code.AsSpan(1 + 64, 8)) <= table.IndexBitsFor(8));
+            codec.Decode(code, dec);
+            Assert.Equal(y, dec);
+        }
+    }
+
+    [Fact]
+    public void Kv_dot_and_accumulate_match_the_decoded_vector()
+    {
+        var rows = Rows(16, 64, 11);
+        var table = E8BoxTable.Fit(rows, 4, 4, double.NaN);
+        var codec = new E8BoxCodec(64, table);
+        var code = new byte[codec.CodeBytes];
+        var q = Rows(1, 64, 12)[0];
+        var dec = new float[64];
+        foreach (var x in rows)
+        {
+            codec.Encode(x, code);
+            codec.Decode(code, dec);
+            double dot = 0;
+            for (int i = 0; i < 64; i++) dot += q[i] * (double)dec[i];
+            Assert.Equal(dot, codec.Dot(q, code), 3);
+            var acc = new float[64];
+            codec.AddScaled(0.5f, code, acc);
+            for (int i = 0; i < 64; i++) Assert.Equal(0.5f * dec[i], acc[i], 5);
+        }
+    }
+}
