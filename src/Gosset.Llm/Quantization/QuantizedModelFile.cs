@@ -271,11 +271,13 @@ public static class QuantizedModelFile
         return new GqmWriteResult(size, linBits, linN, tableBits, recipe.Spec.ToString());
     }
 
-    /// <summary>True when a spec can be quantized one tensor at a time (no calibration data needed).</summary>
+    /// <summary>True when a spec can be quantized one tensor at a time (no calibration data, no tables fitted on the whole model).</summary>
     public static bool CanStream(QuantSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return !spec.Ldlq && spec.ScaleSet != ScaleSetChoice.Fitted && !spec.KvCenter && !spec.KvChannelScale && !spec.KeyQueryWeighting && !spec.KvFixedScale;
+        // The kernel-native e8 code fits its tables on the weights of the whole model first: not streamed (yet).
+        return !spec.Ldlq && spec.ScaleSet != ScaleSetChoice.Fitted && !spec.KvCenter && !spec.KvChannelScale && !spec.KeyQueryWeighting && !spec.KvFixedScale
+            && !new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel);
     }
 
     /// <summary>
