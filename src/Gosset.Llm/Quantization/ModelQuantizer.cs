@@ -301,6 +301,29 @@ public static class ModelQuantizer
     {
         var spec = recipe.Spec;
         if (!new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel)) return recipe;
+        List<float[]>? rows = null;
+        if (spec.Weights.Method == QuantMethod.E8Kernel)
+        {
+            var all = new List<float[]>();
+            Assemble(w, recipe, calibration: true, (layer, name, _, rotation, width) =>
+            {
+                float[] r = RotatedRows(w, layer, name, rotation, width, out int o);
+                for (int i = 0; i < o; i++) all.Add(r.AsSpan(i * width, width).ToArray());
+                return new DenseWeights(r, o, width);
+            });
+            rows = all;
+        }
+        return FitBoxTables(recipe, rows, w.Config.KvDim, cal);
+    }
+
+    /// <summary>
+    /// Fits the E8 box tables from rotated weight rows (all of them, or a sample when a checkpoint is streamed) and,
+    /// for activations, keys and values, from calibration samples or iid Gaussian vectors.
+    /// </summary>
+    internal static QuantRecipe FitBoxTables(QuantRecipe recipe, List<float[]>? weightRows, int kvDim, Calibration? cal)
+    {
+        var spec = recipe.Spec;
+        if (!new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel)) return recipe;
         Gosset.Codes.E8BoxTable Fit(List<float[]> rows, int bits, int k) => Gosset.Codes.E8BoxTable.Fit(rows, bits, k, spec.BoxIndexBits > 0 ? spec.BoxIndexBits : double.NaN);
         List<float[]> Gaussian(int len)
         {
@@ -309,23 +332,14 @@ public static class ModelQuantizer
         }
         Gosset.Codes.E8BoxTable? wt = null, at = null, kt = null, vt = null;
         if (spec.Weights.Method == QuantMethod.E8Kernel)
-        {
-            var rows = new List<float[]>();
-            Assemble(w, recipe, calibration: true, (layer, name, _, rotation, width) =>
-            {
-                float[] r = RotatedRows(w, layer, name, rotation, width, out int o);
-                for (int i = 0; i < o; i++) rows.Add(r.AsSpan(i * width, width).ToArray());
-                return new DenseWeights(r, o, width);
-            });
-            wt = Fit(rows, spec.Weights.Bits, spec.BoxScales);
-        }
+            wt = Fit(weightRows ?? throw new ArgumentNullException(nameof(weightRows)), spec.Weights.Bits, spec.BoxScales);
         int kAct = spec.BoxScales, kKv = spec.KvScales > 0 ? spec.KvScales : spec.BoxScales;
         if (spec.Activations.Method == QuantMethod.E8Kernel)
             at = Fit(cal is null ? Gaussian(64) : cal.Hessians.SelectMany(h => h).SelectMany(h => h.Samples).ToList(), spec.Activations.Bits, kAct);
         if (spec.Keys.Method == QuantMethod.E8Kernel)
-            kt = Fit(cal is null ? Gaussian(w.Config.KvDim) : Transformed(cal.Keys, recipe, 0), spec.Keys.Bits, kKv);
+            kt = Fit(cal is null ? Gaussian(kvDim) : Transformed(cal.Keys, recipe, 0), spec.Keys.Bits, kKv);
         if (spec.Values.Method == QuantMethod.E8Kernel)
-            vt = Fit(cal is null ? Gaussian(w.Config.KvDim) : Transformed(cal.Values, recipe, 2), spec.Values.Bits, kKv);
+            vt = Fit(cal is null ? Gaussian(kvDim) : Transformed(cal.Values, recipe, 2), spec.Values.Bits, kKv);
         return recipe with { WeightTable = wt, ActivationTable = at, KeyTable = kt, ValueTable = vt };
     }
 

@@ -275,9 +275,8 @@ public static class QuantizedModelFile
     public static bool CanStream(QuantSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        // The kernel-native e8 code fits its tables on the weights of the whole model first: not streamed (yet).
-        return !spec.Ldlq && spec.ScaleSet != ScaleSetChoice.Fitted && !spec.KvCenter && !spec.KvChannelScale && !spec.KeyQueryWeighting && !spec.KvFixedScale
-            && !new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel);
+        // The kernel-native e8 tables are fitted on a sample of rotated rows read before the streaming pass.
+        return !spec.Ldlq && spec.ScaleSet != ScaleSetChoice.Fitted && !spec.KvCenter && !spec.KvChannelScale && !spec.KeyQueryWeighting && !spec.KvFixedScale;
     }
 
     /// <summary>
@@ -298,7 +297,7 @@ public static class QuantizedModelFile
         var c = source.Config;
         if ((spec.Keys.Method == QuantMethod.E8 || spec.Values.Method == QuantMethod.E8) && c.KvDim % 8 != 0)
             throw new GossetException($"E8 KV quantization needs kv_dim divisible by 8 (kv_dim = {c.KvDim})");
-        var recipe = QuantRecipe.Published(spec);
+        var recipe = FitStreamedBoxTables(source, QuantRecipe.Published(spec));
         string embName = "model.embed_tokens.weight";
         string srcType = source.DType(embName);
         var tt = tables ?? (srcType switch { "BF16" => TableType.BF16, "F16" => TableType.F16, _ => TableType.F32 });
@@ -352,6 +351,42 @@ public static class QuantizedModelFile
             size = w.Position + 32;
         });
         return new GqmWriteResult(size, linBits, linN, tableBits, spec.ToString());
+    }
+
+    /// <summary>
+    /// The e8 box tables of a streamed checkpoint: the weight table is fitted on up to 64 evenly strided rotated rows
+    /// of every linear layer of 4 evenly spaced blocks (one tensor in memory at a time), the others as without calibration.
+    /// </summary>
+    private static QuantRecipe FitStreamedBoxTables(HfCheckpoint source, QuantRecipe recipe)
+    {
+        var spec = recipe.Spec;
+        var c = source.Config;
+        if (!new[] { spec.Weights, spec.Activations, spec.Keys, spec.Values }.Any(t => t.Method == QuantMethod.E8Kernel)) return recipe;
+        List<float[]>? rows = null;
+        if (spec.Weights.Method == QuantMethod.E8Kernel)
+        {
+            rows = [];
+            int stride = Math.Max(1, c.Layers / 4);
+            var emptyLayers = new float[c.Layers][];
+            Array.Fill(emptyLayers, Array.Empty<float>());
+            ModelQuantizer.Assemble(c, [], [], [], emptyLayers, emptyLayers, recipe, calibration: true, (layer, name, _, rotation, width) =>
+            {
+                var (outDim, inDim) = ModelQuantizer.Shape(c, name);
+                if (layer % stride != 0) return new PlaceholderWeights(outDim, width);
+                float[] src = Finite(source.Linear(layer, name), HfCheckpoint.LinearName(layer, name), source.Directory);
+                var tmp = new float[width];
+                for (int r = 0; r < outDim; r += Math.Max(1, outDim / 64))
+                {
+                    Array.Clear(tmp);
+                    src.AsSpan(r * inDim, inDim).CopyTo(tmp);
+                    var row = new float[width];
+                    if (rotation is null) tmp.CopyTo(row); else rotation.Apply(tmp, row);
+                    rows.Add(row);
+                }
+                return new PlaceholderWeights(outDim, width);
+            });
+        }
+        return ModelQuantizer.FitBoxTables(recipe, rows, c.KvDim, null);
     }
 
     /// <summary>One matrix quantized as <see cref="ModelQuantizer.Quantize"/> does without calibration: rows padded, rotated, encoded.</summary>
