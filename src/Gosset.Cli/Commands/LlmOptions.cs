@@ -57,6 +57,23 @@ internal sealed class LlmOptions
             cmd.Options.Add(o);
     }
 
+    /// <summary>True when a recipe needs calibration text (LDLQ, fitted scale sets, KV statistics).</summary>
+    public static bool NeedsCalibration(QuantSpec s) =>
+        s.Ldlq || s.ScaleSet == ScaleSetChoice.Fitted || s.KvCenter || s.KvChannelScale || s.KeyQueryWeighting || s.KvFixedScale;
+
+    /// <summary>
+    /// The recipe a command runs when no calibration text is available: the best recipe falls back to the plain one
+    /// (RTN, tables fitted to the weights, Gaussian-fitted activation/KV tables) when that needs none; null when it cannot.
+    /// </summary>
+    public QuantSpec? SpecWithoutCalibration(ParseResult pr)
+    {
+        var spec = Spec(pr);
+        if (!NeedsCalibration(spec)) return spec;
+        bool best = (pr.GetValue(Recipe) ?? "best").Trim().Equals("best", StringComparison.OrdinalIgnoreCase);
+        var plain = SpecPlain(pr);
+        return best && !NeedsCalibration(plain) ? plain : null;
+    }
+
     public QuantSpec Spec(ParseResult pr)
     {
         var spec = QuantSpec.Parse(pr.GetValue(Quant) ?? "fp", pr.GetValue(Method) ?? "e8");

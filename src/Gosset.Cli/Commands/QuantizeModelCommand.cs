@@ -39,9 +39,16 @@ internal static class QuantizeModelCommand
             };
             var spec = lo.Spec(pr);
             if (!spec.IsQuantized) throw new GossetException("--quant fp: nothing to quantize");
+            // Without --calib the best recipe is the plain one (as in eval/generate), which a Hugging Face folder can stream.
+            var streamSpec = pr.GetValue(lo.Calib) is null && LlmOptions.NeedsCalibration(spec) && lo.SpecWithoutCalibration(pr) is { } plain ? plain : spec;
             var tokBlob = QuantizedModelFile.TokenizerBlob.FromFile(ModelLoader.ResolveTokenizerPath(src, pr.GetValue(lo.Tokenizer)));
             GqmWriteResult result;
-            bool streamed = HuggingFaceLoader.IsHuggingFace(src) && QuantizedModelFile.CanStream(spec);
+            bool streamed = HuggingFaceLoader.IsHuggingFace(src) && QuantizedModelFile.CanStream(streamSpec);
+            if (streamed && !ReferenceEquals(streamSpec, spec))
+            {
+                Console.Error.WriteLine("note: no --calib text; the e8 recipe runs without LDLQ and KV calibration (the weights' tables are still fitted to the model)");
+                spec = streamSpec;
+            }
             bool random = HuggingFaceLoader.IsHuggingFace(src) && HuggingFaceLoader.IsRandomWeights(src);
             if (streamed)
             {
