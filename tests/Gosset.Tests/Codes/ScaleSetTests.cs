@@ -47,7 +47,7 @@ public class ScaleSetTests
     [Fact]
     public void Fitted_four_scales_at_q14_match_published_quality()
     {
-        // NOTES: NestQuant's activation set gives ≈0.0063 per entry on N(0,1) at q = 14, k = 4.
+        // NestQuant (arXiv 2502.09720): its activation set gives ≈0.0063 per entry on N(0,1) at q = 14, k = 4.
         var test = Gaussian(16384, 5);
         double published = Mse(14, ScaleSet.NestQuant(14, NestQuantTensor.Activations), test);
         double fitted = Mse(14, ScaleSet.Default(14, 4), test);

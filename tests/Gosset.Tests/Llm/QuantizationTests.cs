@@ -59,7 +59,7 @@ public sealed class QuantizationTests : IDisposable
             i4.Roundtrip(x, y); mi += x.Zip(y).Sum(p => (double)(p.First - p.Second) * (p.First - p.Second));
         }
         me /= n * vectors; mi /= n * vectors;
-        // NOTES §5: ≈0.0063 per entry on N(0,1) with the activation set (per-vector normalisation adds a little).
+        // NestQuant (arXiv 2502.09720) activation set: ≈0.0063 per entry on N(0,1) with the activation set (per-vector normalisation adds a little).
         Assert.InRange(me, 0.004, 0.0085);
         Assert.True(me < 0.7 * mi, $"E8 MSE {me} vs INT4 absmax {mi}");
         Assert.Equal(16 + 8 * (31 + 2), e8.Bits);
