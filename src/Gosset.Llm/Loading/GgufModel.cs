@@ -251,31 +251,40 @@ public static class GgufModel
         Gosset.IO.AtomicFile.Write(path, s => WriteFile(s, meta, tensors));
     }
 
-    private static void WriteFile(Stream s, List<(string Key, GgufValueType Type, object Value)> meta,
-        List<(string Name, long[] Dims, GgufTensorType Type, float[] Data)> tensors)
+    /// <summary>Writes the GGUF v3 header and the metadata table (the tensor table follows); shared by every GGUF writer.</summary>
+    internal static void WriteHeader(BinaryWriter bw, int tensorCount, IReadOnlyList<(string Key, GgufValueType Type, object Value)> meta)
     {
-        const int align = 32;
-        var bw = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
         bw.Write(GgufFile.Magic);
         bw.Write(3u);
-        bw.Write((ulong)tensors.Count);
+        bw.Write((ulong)tensorCount);
         bw.Write((ulong)meta.Count);
-        void Str(string x) { var b = Encoding.UTF8.GetBytes(x); bw.Write((ulong)b.Length); bw.Write(b); }
         foreach (var (key, type, value) in meta)
         {
-            Str(key);
+            WriteString(bw, key);
             bw.Write((uint)type);
             switch (value)
             {
-                case string x: Str(x); break;
+                case string x: WriteString(bw, x); break;
                 case uint x: bw.Write(x); break;
                 case float x: bw.Write(x); break;
-                case string[] a: bw.Write((uint)GgufValueType.String); bw.Write((ulong)a.Length); foreach (var x in a) Str(x); break;
+                case string[] a: bw.Write((uint)GgufValueType.String); bw.Write((ulong)a.Length); foreach (var x in a) WriteString(bw, x); break;
                 case float[] a: bw.Write((uint)GgufValueType.Float32); bw.Write((ulong)a.Length); foreach (var x in a) bw.Write(x); break;
                 case int[] a: bw.Write((uint)GgufValueType.Int32); bw.Write((ulong)a.Length); foreach (var x in a) bw.Write(x); break;
                 default: throw new InvalidOperationException($"metadata {key}: unexpected value type");
             }
         }
+    }
+
+    /// <summary>A GGUF string: uint64 byte length, then UTF-8 bytes.</summary>
+    internal static void WriteString(BinaryWriter bw, string x) { var b = Encoding.UTF8.GetBytes(x); bw.Write((ulong)b.Length); bw.Write(b); }
+
+    private static void WriteFile(Stream s, List<(string Key, GgufValueType Type, object Value)> meta,
+        List<(string Name, long[] Dims, GgufTensorType Type, float[] Data)> tensors)
+    {
+        const int align = 32;
+        var bw = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
+        WriteHeader(bw, tensors.Count, meta);
+        void Str(string x) => WriteString(bw, x);
         long offset = 0;
         foreach (var (name, dims, type, data) in tensors)
         {

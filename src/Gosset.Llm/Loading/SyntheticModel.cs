@@ -201,22 +201,8 @@ public static class SyntheticModel
         AtomicFile.Write(path, st =>
         {
             var bw = new BinaryWriter(st, Encoding.UTF8, leaveOpen: true);
-            void Str(string x) { var b = Encoding.UTF8.GetBytes(x); bw.Write((ulong)b.Length); bw.Write(b); }
-            bw.Write(GgufFile.Magic); bw.Write(3u); bw.Write((ulong)entries.Count); bw.Write((ulong)meta.Count);
-            foreach (var (key, type, value) in meta)
-            {
-                Str(key);
-                bw.Write((uint)type);
-                switch (value)
-                {
-                    case string x: Str(x); break;
-                    case uint x: bw.Write(x); break;
-                    case float x: bw.Write(x); break;
-                    case string[] a: bw.Write((uint)GgufValueType.String); bw.Write((ulong)a.Length); foreach (var x in a) Str(x); break;
-                    case int[] a: bw.Write((uint)GgufValueType.Int32); bw.Write((ulong)a.Length); foreach (var x in a) bw.Write(x); break;
-                    default: throw new InvalidOperationException(key);
-                }
-            }
+            void Str(string x) => GgufModel.WriteString(bw, x);
+            GgufModel.WriteHeader(bw, entries.Count, meta);
             long off = 0;
             foreach (var e in entries)
             {
