@@ -257,24 +257,28 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         }
     }
 
+    /// <summary>The 4-bit side fields of the Lanes blocks from b0 of a group record, one per lane (bits 0–3; higher bits garbage).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV SideFields<TD>(byte* rec, int b0) where TD : struct, IDigits
+    {
+        var side = TV.LoadWidenBytes(rec + TD.DigitBytes + (b0 & 15));
+        return b0 >= 16 ? TV.ShiftRight(side, 4) : side;
+    }
+
+    /// <summary>Each lane's entry of a 16-entry table (t0 … t3) at its block-scale index: side bits 0–2 (narrow) or 0–3 (wide).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV ScaleOf<TS>(TV t0, TV t1, TV t2, TV t3, TV side) where TS : struct, ISide
+        => TS.Narrow ? TOps.Lookup8(t0, t1, side) : TOps.Lookup16(t0, t1, t2, t3, TV.And(side, TV.Int(15)));
+
     /// <summary>Digits, parity mask and half block scale (β/2) of the Lanes blocks from b0 of a group record.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Decode<TD, TS>(byte* rec, int b0, TV t0, TV t1, TV t2, TV t3, out TV lo, out TV hi, out TV pm, out TV ws)
         where TD : struct, IDigits where TS : struct, ISide
     {
         TD.Load(rec, b0, out lo, out hi);
-        var side = TV.LoadWidenBytes(rec + TD.DigitBytes + (b0 & 15));
-        if (b0 >= 16) side = TV.ShiftRight(side, 4);
-        if (TS.Narrow)
-        {
-            pm = TV.ShiftRightArith(TV.ShiftLeft(side, 28), 31);
-            ws = TOps.Lookup8(t0, t1, side);
-        }
-        else
-        {
-            pm = TOps.ParityMask(lo, hi);
-            ws = TOps.Lookup16(t0, t1, t2, t3, TV.And(side, TV.Int(15)));
-        }
+        var side = SideFields<TD>(rec, b0);
+        ws = ScaleOf<TS>(t0, t1, t2, t3, side);
+        pm = TS.Narrow ? TV.ShiftRightArith(TV.ShiftLeft(side, 28), 31) : TOps.ParityMask(lo, hi);
     }
 
     /// <summary>acc += (2Σux + A + p·C)·(β/2)·xs for the Lanes blocks from b0 of group g, one int8 vector.</summary>
@@ -308,21 +312,15 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         where TD : struct, IDigits where TS : struct, ISide
     {
         TD.LoadDoubled(rec, b0, out lo2, out hi2);
-        var side = TV.LoadWidenBytes(rec + TD.DigitBytes + (b0 & 15));
-        if (b0 >= 16) side = TV.ShiftRight(side, 4);
-        if (TS.Narrow)
-        {
-            ps = TV.ShiftLeft(side, 28); // the stored parity bit (bit 3) to the sign bit
-            sc = TOps.Lookup8(t0, t1, side);
-        }
+        var side = SideFields<TD>(rec, b0);
+        sc = ScaleOf<TS>(t0, t1, t2, t3, side);
+        if (TS.Narrow) ps = TV.ShiftLeft(side, 28); // the stored parity bit (bit 3) to the sign bit
         else
         {
             // Parity of Σu is bit 1 of every doubled digit, folded over the lane's 8 bytes.
             var x = TV.Xor(lo2, hi2);
             x = TV.Xor(x, TV.ShiftRight(x, 16));
-            x = TV.Xor(x, TV.ShiftRight(x, 8));
-            ps = TV.ShiftLeft(x, 30);
-            sc = TOps.Lookup16(t0, t1, t2, t3, TV.And(side, TV.Int(15)));
+            ps = TV.ShiftLeft(TV.Xor(x, TV.ShiftRight(x, 8)), 30);
         }
     }
 
@@ -337,25 +335,15 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         return TV.AddInt(acc, TOps.ScaledBlockDot(lo2, TV.Load(q + 4 * b0), hi2, TV.Load(q + 128 + 4 * b0), e, sc));
     }
 
-    /// <summary>Four-lane widths: chunks 4h … 4h + 3 of a group (h = 0, 1), a call of its own for the JIT's inlining budget.</summary>
+    /// <summary>Four-lane widths: chunks TH.First … TH.First + 3 of a group (a constant), a call of its own for the JIT's inlining budget.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GridQuarter4<TD, TS>(byte* rp, int h, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV i0, ref TV i1, ref TV i2, ref TV i3)
-        where TD : struct, IDigits where TS : struct, ISide
+    private static void GridQuarter4<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV i0, ref TV i1, ref TV i2, ref TV i3)
+        where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
     {
-        if (h == 0)
-        {
-            i0 = GridChunk<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, i0);
-            i1 = GridChunk<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, i1);
-            i2 = GridChunk<TD, TS>(rp, 2, t0, t1, t2, t3, q, e0, e1, i2);
-            i3 = GridChunk<TD, TS>(rp, 3, t0, t1, t2, t3, q, e0, e1, i3);
-        }
-        else
-        {
-            i0 = GridChunk<TD, TS>(rp, 4, t0, t1, t2, t3, q, e0, e1, i0);
-            i1 = GridChunk<TD, TS>(rp, 5, t0, t1, t2, t3, q, e0, e1, i1);
-            i2 = GridChunk<TD, TS>(rp, 6, t0, t1, t2, t3, q, e0, e1, i2);
-            i3 = GridChunk<TD, TS>(rp, 7, t0, t1, t2, t3, q, e0, e1, i3);
-        }
+        i0 = GridChunk<TD, TS>(rp, TH.First, t0, t1, t2, t3, q, e0, e1, i0);
+        i1 = GridChunk<TD, TS>(rp, TH.First + 1, t0, t1, t2, t3, q, e0, e1, i1);
+        i2 = GridChunk<TD, TS>(rp, TH.First + 2, t0, t1, t2, t3, q, e0, e1, i2);
+        i3 = GridChunk<TD, TS>(rp, TH.First + 3, t0, t1, t2, t3, q, e0, e1, i3);
     }
 
     /// <summary>One group of one vector: the int32 lane sums i0 … i3 (16 canonical lanes over 16/Lanes vectors).</summary>
@@ -366,8 +354,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         i0 = TV.Int(0); i1 = i0; i2 = i0; i3 = i0;
         if (TV.Lanes == 4)
         {
-            GridQuarter4<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
-            GridQuarter4<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
+            GridQuarter4<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
+            GridQuarter4<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
         }
         else if (TV.Lanes == 8)
         {
@@ -570,25 +558,15 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         return IntStep(lo, hi, pm, ws, q, A + b0, C + b0, xs + b0, b0, acc);
     }
 
-    /// <summary>Four-lane widths, batch 1: blocks 16h … 16h + 15 of a group (chunks 4h … 4h + 3), h = 0 or 1.</summary>
+    /// <summary>Four-lane widths, batch 1: chunks TH.First … TH.First + 3 of a group (blocks 4·TH.First …), a constant.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void IntQuarter4<TD, TS>(byte* rp, int h, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
-        where TD : struct, IDigits where TS : struct, ISide
+    private static void IntQuarter4<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
+        where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
     {
-        if (h == 0)
-        {
-            acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
-            acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
-            acc2 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc2);
-            acc3 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc3);
-        }
-        else
-        {
-            acc0 = IntChunk1<TD, TS>(rp, 4, t0, t1, t2, t3, q, A, C, xs, acc0);
-            acc1 = IntChunk1<TD, TS>(rp, 5, t0, t1, t2, t3, q, A, C, xs, acc1);
-            acc2 = IntChunk1<TD, TS>(rp, 6, t0, t1, t2, t3, q, A, C, xs, acc2);
-            acc3 = IntChunk1<TD, TS>(rp, 7, t0, t1, t2, t3, q, A, C, xs, acc3);
-        }
+        acc0 = IntChunk1<TD, TS>(rp, TH.First, t0, t1, t2, t3, q, A, C, xs, acc0);
+        acc1 = IntChunk1<TD, TS>(rp, TH.First + 1, t0, t1, t2, t3, q, A, C, xs, acc1);
+        acc2 = IntChunk1<TD, TS>(rp, TH.First + 2, t0, t1, t2, t3, q, A, C, xs, acc2);
+        acc3 = IntChunk1<TD, TS>(rp, TH.First + 3, t0, t1, t2, t3, q, A, C, xs, acc3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -615,8 +593,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         if (n == 4)
                         {
                             // Eight chunks per group exceed the JIT's inlining budget in one method: two calls of four.
-                            IntQuarter4<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
-                            IntQuarter4<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                            IntQuarter4<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                            IntQuarter4<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
                             continue;
                         }
                         acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
@@ -787,3 +765,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         }
     }
 }
+
+/// <summary>Which four chunks a four-lane quarter call handles, as a type so the JIT folds the chunk numbers.</summary>
+internal interface IChunkHalf { static abstract int First { get; } }
+internal readonly struct FirstHalf : IChunkHalf { public static int First => 0; }
+internal readonly struct SecondHalf : IChunkHalf { public static int First => 4; }
