@@ -207,20 +207,25 @@ public sealed class LlamaModel
         var st = cache.State;
         st.Ensure(T);
         float[] x = st.X, xb = st.Xb, q = st.Q, k = st.K, v = st.V, att = st.Att, hb = st.Hb, hb2 = st.Hb2;
+        var prof = cache.Profile;
+        long mark = prof is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
         for (int t = 0; t < T; t++)
         {
             int id = tokens[t];
             if ((uint)id >= (uint)c.VocabSize) throw new GossetException($"token id {id} is outside the vocabulary (size {c.VocabSize})");
             Embedding.Row(id, x.AsSpan(t * dim, dim));
         }
+        prof?.Lap(ProfilePart.Embedding, ref mark);
         for (int l = 0; l < c.Layers; l++)
         {
             var L = Layers[l];
             var fmt = Kv[l];
             RmsNorm(x, L.RmsAtt, xb, T, dim, c.NormEps);
-            L.Wq.Forward(xb, T, q);
-            L.Wk.Forward(xb, T, k);
-            L.Wv.Forward(xb, T, v);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            L.Wq.Forward(xb, T, q, prof, ProfilePart.AttentionLinears);
+            L.Wk.Forward(xb, T, k, prof, ProfilePart.AttentionLinears);
+            L.Wv.Forward(xb, T, v, prof, ProfilePart.AttentionLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             if (Bq is not null)
                 for (int t = 0; t < T; t++)
                 {
@@ -241,31 +246,43 @@ public sealed class LlamaModel
                 cache.Write(l, pos0 + t, k.AsSpan(t * kvDim, kvDim), v.AsSpan(t * kvDim, kvDim));
             }
             KvTap?.Invoke(l, q, k, v, T);
+            prof?.Lap(ProfilePart.RopeKv, ref mark);
             Attention(q, cache, l, att, T, pos0, c);
             if (fmt.HeadRotation is { } r2)
                 for (int t = 0; t < T; t++) RotateHeads(r2, att.AsSpan(t * dim, dim), c.HeadSize, true);
-            L.Wo.Forward(att, T, xb);
+            prof?.Lap(ProfilePart.Attention, ref mark);
+            L.Wo.Forward(att, T, xb, prof, ProfilePart.AttentionLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             TensorPrimitives.Add(x.AsSpan(0, T * dim), xb.AsSpan(0, T * dim), x.AsSpan(0, T * dim));
+            prof?.Lap(ProfilePart.Elementwise, ref mark);
             RmsNorm(x, L.RmsFfn, xb, T, dim, c.NormEps);
-            L.W1.Forward(xb, T, hb);
-            L.W3.Forward(xb, T, hb2);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            L.W1.Forward(xb, T, hb, prof, ProfilePart.FfnLinears);
+            L.W3.Forward(xb, T, hb2, prof, ProfilePart.FfnLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             SwiGlu(hb.AsSpan(0, T * c.HiddenDim), hb2.AsSpan(0, T * c.HiddenDim));
-            L.W2.Forward(hb, T, xb);
+            prof?.Lap(ProfilePart.Elementwise, ref mark);
+            L.W2.Forward(hb, T, xb, prof, ProfilePart.FfnLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             TensorPrimitives.Add(x.AsSpan(0, T * dim), xb.AsSpan(0, T * dim), x.AsSpan(0, T * dim));
+            prof?.Lap(ProfilePart.Elementwise, ref mark);
         }
         cache.Length = pos0 + T;
         if (allLogits is not null)
         {
             RmsNorm(x, RmsFinal, xb, T, dim, c.NormEps);
-            Classifier.Forward(xb, T, allLogits);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            Classifier.Forward(xb, T, allLogits, prof, ProfilePart.Classifier);
         }
         else
         {
             // Only the last token's logits are needed: the classifier (often the largest matrix) runs once.
             x.AsSpan((T - 1) * dim, dim).CopyTo(att);
             RmsNorm(att, RmsFinal, xb, 1, dim, c.NormEps);
-            Classifier.Forward(xb, 1, st.Logits);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            Classifier.Forward(xb, 1, st.Logits, prof, ProfilePart.Classifier);
         }
+        if (prof is not null) { prof.Calls++; prof.Tokens += T; }
     }
 
     /// <summary>h ← silu(h)·u, elementwise (the SwiGLU gate).</summary>
