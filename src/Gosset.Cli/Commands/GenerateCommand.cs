@@ -72,7 +72,7 @@ internal static class GenerateCommand
                     ["ids"] = new JsonArray(generated.Select(i => (JsonNode?)i).ToArray()), ["tokens_per_second"] = tps,
                     ["prefill_tokens"] = res.PrefillTokens, ["prefill_tok_s"] = res.PrefillTokensPerSecond,
                     ["decode_tokens"] = res.DecodeTokens, ["decode_tok_s"] = res.DecodeTokensPerSecond, ["peak_rss_bytes"] = peak,
-                    ["quant"] = model.Quant, ["bits_per_weight"] = model.BitsPerWeight, ["kv_bytes_per_token"] = model.KvBytesPerToken,
+                    ["quant"] = model.Quant, ["bits_per_weight"] = model.BitsPerWeight, ["bits_per_parameter"] = model.BitsPerParameter, ["classifier"] = model.ClassifierFormat, ["kv_bytes_per_token"] = model.KvBytesPerToken,
                 };
                 Gosset.IO.AtomicFile.WriteAllText(jp, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }

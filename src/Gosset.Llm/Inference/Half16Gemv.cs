@@ -7,8 +7,10 @@ namespace Gosset.Llm.Inference;
 /// <summary>
 /// y = W·x for a matrix of 16-bit floats (bf16 or f16; the classifier at source precision): each row is widened in
 /// registers and multiplied at once (no float copy of the row), four rows per pass for one token, four tokens per pass
-/// over a row for a batch, rows split over threads. Summation order is fixed (16 lanes, a fixed pairwise reduction, the
-/// tail last), so the vector path equals <see cref="MultiplyReference"/> bit for bit on any vector width.
+/// over a row for a batch, rows split over threads. Sixteen 16-bit values are loaded as eight 32-bit words, so the even
+/// entries are one shift (bf16) or mask away and the odd ones one mask (or shift): x is reordered once per call to match.
+/// Summation order is fixed (16 lanes, a fixed pairwise reduction, the tail last), so the vector path equals
+/// <see cref="MultiplyReference"/> bit for bit.
 /// </summary>
 internal static class Half16Gemv
 {
@@ -20,20 +22,38 @@ internal static class Half16Gemv
     public static void Multiply(ReadOnlySpan<ushort> w, TableType type, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int tokens, int threads = 0)
     {
         Check(w, type, rows, cols, x, y, tokens);
+        if (!Vector256.IsHardwareAccelerated) { MultiplyReference(w, type, rows, cols, x, y, tokens); return; }
+        // x reordered to the lane layout: per 16-chunk, the 8 even entries then the 8 odd ones (the tail as is).
+        float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent(tokens * cols);
+        var xr = rented.AsSpan(0, tokens * cols);
+        int n16 = cols / Lanes * Lanes;
+        for (int t = 0; t < tokens; t++)
+        {
+            var src = x.Slice(t * cols, cols);
+            var dst = xr.Slice(t * cols, cols);
+            for (int c = 0; c < n16; c++) dst[c - c % Lanes + Lane(c)] = src[c];
+            src[n16..].CopyTo(dst[n16..]);
+        }
+        try { Run(w, type == TableType.F16, rows, cols, xr, y, tokens, threads); }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
+    }
+
+    private static void Run(ReadOnlySpan<ushort> w, bool f16, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int tokens, int threads)
+    {
         unsafe
         {
             fixed (ushort* wp = w)
             fixed (float* xp = x, yp = y)
             {
                 nint wa = (nint)wp, xa = (nint)xp, ya = (nint)yp; // pinned for the duration of the loop below
-                bool f16 = type == TableType.F16;
                 RowParallel.For(rows, threads, (r0, r1) => RowRange((ushort*)wa, f16, r0, r1, rows, cols, (float*)xa, (float*)ya, tokens));
             }
         }
     }
 
-    /// <summary>The scalar specification: per (row, token), lane j accumulates entries c ≡ j (mod 16) of the first
-    /// ⌊cols/16⌋·16 with fused multiply-adds, the lanes are reduced pairwise (j + 8, j + 4, then (0+2)+(1+3)), the tail follows.</summary>
+    /// <summary>The scalar specification: per (row, token), the first ⌊cols/16⌋·16 entries are accumulated with fused
+    /// multiply-adds into 16 lanes, entry c into lane <see cref="Lane"/>(c) (even entries of a 16-chunk in lanes 0–7, odd ones
+    /// in 8–15, as the vector path loads them); lanes are reduced pairwise (j + 8, j + 4, then (0+2)+(1+3)); the tail follows.</summary>
     public static void MultiplyReference(ReadOnlySpan<ushort> w, TableType type, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         Check(w, type, rows, cols, x, y, tokens);
@@ -45,7 +65,7 @@ internal static class Half16Gemv
                 var row = w.Slice(r * cols, cols);
                 var xs = x.Slice(t * cols, cols);
                 acc.Clear();
-                for (int c = 0; c < n16; c++) acc[c % Lanes] = MathF.FusedMultiplyAdd(Widen(row[c], type), xs[c], acc[c % Lanes]);
+                for (int c = 0; c < n16; c++) acc[Lane(c)] = MathF.FusedMultiplyAdd(Widen(row[c], type), xs[c], acc[Lane(c)]);
                 for (int j = 0; j < 8; j++) acc[j] += acc[j + 8];
                 for (int j = 0; j < 4; j++) acc[j] += acc[j + 4];
                 float s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
@@ -53,6 +73,9 @@ internal static class Half16Gemv
                 y[t * rows + r] = s;
             }
     }
+
+    /// <summary>Accumulator lane of entry <paramref name="c"/>: even entries of each 16-chunk first, then odd ones.</summary>
+    public static int Lane(int c) => (c & 1) == 0 ? (c % Lanes) / 2 : 8 + (c % Lanes) / 2;
 
     /// <summary>One 16-bit value as float32 (exact): bf16 is the top half of a float32; f16 through <see cref="Half"/>.</summary>
     public static float Widen(ushort h, TableType type) =>
@@ -69,17 +92,6 @@ internal static class Half16Gemv
 
     private static unsafe void RowRange(ushort* w, bool f16, int r0, int r1, int rows, int cols, float* x, float* y, int tokens)
     {
-        if (!Vector256.IsHardwareAccelerated)
-        {
-            var type = f16 ? TableType.F16 : TableType.BF16;
-            var rw = new ReadOnlySpan<ushort>(w + (long)r0 * cols, (r1 - r0) * cols);
-            for (int t = 0; t < tokens; t++)
-            {
-                var yt = new Span<float>(y + (long)t * rows + r0, r1 - r0);
-                MultiplyReference(rw, type, r1 - r0, cols, new ReadOnlySpan<float>(x + (long)t * cols, cols), yt, 1);
-            }
-            return;
-        }
         int r = r0;
         if (tokens == 1)
         {
@@ -98,12 +110,13 @@ internal static class Half16Gemv
         }
     }
 
+    /// <summary>16 values as 8 words: lo = the even entries (low halves), hi = the odd ones (high halves), widened.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Load16(ushort* p, bool f16, out Vector256<float> lo, out Vector256<float> hi)
     {
-        var (a, b) = Vector256.Widen(Vector256.Load(p));
-        if (f16) { lo = FromHalfBits(a); hi = FromHalfBits(b); }
-        else { lo = Vector256.ShiftLeft(a, 16).AsSingle(); hi = Vector256.ShiftLeft(b, 16).AsSingle(); }
+        var v = Vector256.Load((uint*)p);
+        if (f16) { lo = FromHalfBits(v & Vector256.Create(0xFFFFu)); hi = FromHalfBits(Vector256.ShiftRightLogical(v, 16)); }
+        else { lo = Vector256.ShiftLeft(v, 16).AsSingle(); hi = (v & Vector256.Create(0xFFFF0000u)).AsSingle(); }
     }
 
     /// <summary>f16 bit patterns (in 32-bit lanes) to float32, exactly: the magnitude bits moved to the float32 position and

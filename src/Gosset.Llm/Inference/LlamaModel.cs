@@ -43,8 +43,10 @@ public sealed class LlamaModel
         RmsFinal = rmsFinal;
         Layers = layers;
         Kv = kv;
-        Quant = quant;
+        _quant = quant;
     }
+
+    private readonly string _quant;
 
     /// <summary>The float32 model of a checkpoint's weights.</summary>
     public static LlamaModel FromWeights(LlamaWeights w)
@@ -71,8 +73,39 @@ public sealed class LlamaModel
 
     /// <summary>Hyper-parameters.</summary>
     public LlamaConfig Config { get; }
-    /// <summary>The quantization this model runs with ("fp" for float32).</summary>
-    public string Quant { get; }
+    /// <summary>The quantization this model runs with ("fp" for float32; " classifier e8" appended when the classifier is quantized).</summary>
+    public string Quant => ClassifierFormat == "source" ? _quant : $"{_quant} classifier {ClassifierFormat}";
+
+    /// <summary>How the classifier is stored: "source" (the checkpoint's precision) or "e8" (the 4-bit e8 box code, see <see cref="Quantization.ClassifierQuantizer"/>).</summary>
+    public string ClassifierFormat { get; private set; } = "source";
+
+    /// <summary>Replaces the classifier by a quantized layer (the token embedding is unchanged).</summary>
+    internal void SetClassifier(Linear classifier, string format)
+    {
+        if (classifier.Out != Config.VocabSize || classifier.In != Config.Dim) throw new ArgumentException("classifier shape does not match the configuration");
+        Classifier = classifier;
+        ClassifierFormat = format;
+    }
+
+    /// <summary>
+    /// Stored bits per parameter over every weight matrix: the linear layers, the embedding table and the classifier (a
+    /// tied classifier kept at source precision is the embedding table and counts once; a quantized copy counts as well).
+    /// Parameters: linear entries, vocab·dim, and vocab·dim again when the checkpoint's head is untied.
+    /// </summary>
+    public double BitsPerParameter
+    {
+        get
+        {
+            long bits = 0, n = 0;
+            foreach (var l in Layers.SelectMany(b => b.Linears)) { bits += l.Weights.Bits; n += (long)l.Out * l.In; }
+            long table = (long)Config.VocabSize * Config.Dim;
+            bits += Embedding.Bits;
+            n += table;
+            if (!Config.SharedClassifier || ClassifierFormat != "source") bits += Classifier.Weights.Bits;
+            if (!Config.SharedClassifier) n += table;
+            return (double)bits / n;
+        }
+    }
     internal TokenTable Embedding { get; private set; }
 
     /// <summary>Sets the embedding table and classifier (kept at their stored precision).</summary>
