@@ -555,8 +555,6 @@ public static class QuantizedModelFile
         var tokenizer = tokBlob.Open(path + " (embedded tokenizer)", c.VocabSize);
         if (h.Classifier is not (null or "source" or "e8")) throw Bad($"bad header: unknown classifier format \"{h.Classifier}\"");
         bool clsE8 = h.Classifier == "e8";
-        var emb = T("token_embedding");
-        var cls = c.SharedClassifier || clsE8 ? emb : T("classifier");
         var rmsFinal = F("rms_final", c.Dim);
         var rmsAtt = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_att", c.Dim)).ToArray();
         var rmsFfn = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_ffn", c.Dim)).ToArray();
@@ -576,11 +574,34 @@ public static class QuantizedModelFile
             throw Bad("bad header: e8 box tables missing");
         if (h.KvAffine is not null && (h.KvAffine.Length != c.Layers || h.KvAffine.Any(a => a is not { Length: 4 } || a.Any(x => x is not null && x.Length != c.KvDim))))
             throw Bad("bad KV calibration table");
+        Linear? clsLayer = null;
+        if (clsE8)
+        {
+            try
+            {
+                var (codec, rotation) = ClassifierQuantizer.Coding(recipe, c.Dim);
+                var s = Get("classifier");
+                long need = (codec.Bits * c.VocabSize + 7) / 8;
+                if (s.Length < need) throw Bad($"section classifier has {s.Length} bytes, {need} needed");
+                var br = new BitReader(Bytes(s));
+                clsLayer = ClassifierQuantizer.Layer(UnpackRows(codec, ref br, c.VocabSize), codec, rotation, c.Dim);
+                // Its section bytes and canonical codes (several times its packed size) are garbage now: collected before
+                // the tables and layers are read, their memory is reused instead of adding to the peak.
+                GC.Collect();
+            }
+            catch (GossetException e) when (e is not InvalidFileException) { throw Bad(e.Message); }
+            catch (Exception e) when (e is InvalidDataException or ArgumentException) { throw Bad("section classifier: " + e.Message); }
+        }
+        var emb = T("token_embedding");
+        var cls = c.SharedClassifier || clsE8 ? emb : T("classifier");
         LlamaModel model;
         try
         {
+            int lastLayer = 0;
             model = ModelQuantizer.Assemble(c, [], [], rmsFinal, rmsAtt, rmsFfn, recipe, calibration: false, (layer, name, codec, rotation, width) =>
             {
+                // The previous layer's canonical codes are garbage: collecting per layer keeps the load's peak near the model's size.
+                if (layer != lastLayer) { GC.Collect(); lastLayer = layer; }
                 var (outDim, _) = ModelQuantizer.Shape(c, name);
                 string sname = $"layers.{layer}.{name}";
                 var s = Get(sname);
@@ -592,7 +613,7 @@ public static class QuantizedModelFile
                         long needBox = (bc.Bits * outDim + 7) / 8;
                         if (s.Length < needBox) throw Bad($"section {sname} has {s.Length} bytes, {needBox} needed");
                         var br = new BitReader(Scratch(s));
-                        return new BoxWeights(PackedE8Matrix.FromCodes(bc.UnpackCodes(ref br, outDim)), bc.Bits * outDim);
+                        return new BoxWeights(PackedE8Matrix.FromCodes(UnpackRows(bc, ref br, outDim)), bc.Bits * outDim);
                     }
                     if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
                     long need = (codec.Bits * outDim + 7) / 8;
@@ -611,32 +632,25 @@ public static class QuantizedModelFile
             throw Bad("inconsistent quantization header: " + e.Message);
         }
         model.SetTables(emb, ClassifierOf(cls));
-        if (clsE8)
-        {
-            try
-            {
-                var (codec, rotation) = ClassifierQuantizer.Coding(recipe, c.Dim);
-                var s = Get("classifier");
-                long need = (codec.Bits * c.VocabSize + 7) / 8;
-                if (s.Length < need) throw Bad($"section classifier has {s.Length} bytes, {need} needed");
-                var br = new BitReader(Bytes(s));
-                var all = new Gosset.Codes.E8BoxCodes(c.VocabSize, codec.Length, codec.Table.Bits, codec.Table.BlockScales);
-                int chunk = 4096, cb = codec.CodeBytes;
-                var buf = new byte[(long)Math.Min(chunk, c.VocabSize) * cb];
-                for (int r0 = 0; r0 < c.VocabSize; r0 += chunk)
-                {
-                    int n = Math.Min(chunk, c.VocabSize - r0);
-                    for (int i = 0; i < n; i++) codec.Unpack(ref br, buf.AsSpan(i * cb, cb));
-                    ClassifierQuantizer.CopyRows(codec.ToCodes(buf, n), all, r0);
-                }
-                model.SetClassifier(ClassifierQuantizer.Layer(all, codec, rotation, c.Dim), "e8");
-            }
-            catch (GossetException e) when (e is not InvalidFileException) { throw Bad(e.Message); }
-            catch (Exception e) when (e is InvalidDataException or ArgumentException) { throw Bad("section classifier: " + e.Message); }
-        }
+        if (clsLayer is not null) model.SetClassifier(clsLayer, "e8");
         model.SetBiases(bq, bk, bv);
         int[] stops = h.StopIds is { Length: > 0 } st ? st : [tokenizer.EosId];
         return (model, new GqmContents(tokenizer, h.Source, stops, h.RandomWeights));
+    }
+
+    /// <summary>Rows written by <see cref="E8BoxCodec.PackCodes"/> read into canonical codes, a chunk of rows at a time (no [rows, code bytes] copy).</summary>
+    private static Gosset.Codes.E8BoxCodes UnpackRows(E8BoxCodec codec, ref BitReader br, int rows)
+    {
+        var all = new Gosset.Codes.E8BoxCodes(rows, codec.Length, codec.Table.Bits, codec.Table.BlockScales);
+        int chunk = 1024, cb = codec.CodeBytes;
+        var buf = new byte[(long)Math.Min(chunk, rows) * cb];
+        for (int r0 = 0; r0 < rows; r0 += chunk)
+        {
+            int n = Math.Min(chunk, rows - r0);
+            for (int i = 0; i < n; i++) codec.Unpack(ref br, buf.AsSpan(i * cb, cb));
+            ClassifierQuantizer.CopyRows(codec.ToCodes(buf, n), all, r0);
+        }
+        return all;
     }
 
     private static WeightMatrix ClassifierOf(TokenTable t) =>
