@@ -166,7 +166,8 @@ internal sealed class Linear
         {
             // Small products run on the calling thread (parallel overhead dominates below ~64k multiply-adds).
             int threads = (long)tokens * Out * width < 1 << 16 ? 1 : 0;
-            if (prof is not null && Weights is BoxWeights pb && KernelActivations == ActivationMode.Int8)
+            // (Int8Group quantizes inside the kernel's activation layout: that time counts with the product.)
+            if (prof is not null && Weights is BoxWeights pb && KernelActivations == ActivationMode.Int8 && codes is null)
             {
                 // Same arithmetic as Multiply(..., Int8): quantize, then the product on the int8 form, each timed.
                 prof.Lap(ProfilePart.ActivationPrep, ref mark);
@@ -181,7 +182,7 @@ internal sealed class Linear
             {
                 case BoxWeights b when codes is not null:
                     b.Packed.Multiply(codes, y.AsSpan(0, tokens * Out), null, threads);
-                    return;
+                    break;
                 case BoxWeights b:
                     b.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, null, threads);
                     break;

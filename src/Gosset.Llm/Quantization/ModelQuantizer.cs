@@ -414,8 +414,11 @@ public static class ClassifierQuantizer
     }
 
     /// <summary>The classifier layer on the kernels for codes of every row.</summary>
-    internal static Linear Layer(E8BoxCodes codes, E8BoxCodec codec, IRotation rotation, int dim) =>
-        new(dim, new BoxWeights(PackedE8Matrix.FromCodes(codes), codec.Bits * codes.Rows), rotation, null, PackedE8Matrix.DefaultActivationMode);
+    internal static Linear Layer(E8BoxCodes codes, E8BoxCodec codec, IRotation rotation, int dim)
+    {
+        var packed = PackedE8Matrix.FromCodes(codes);
+        return new(dim, new BoxWeights(packed, codec.Bits * codes.Rows), rotation, null, packed.Int8Mode);
+    }
 
     /// <summary>
     /// Replaces the classifier of a quantized model (weights in e8) by its e8 box-coded copy, encoded in chunks of rows
