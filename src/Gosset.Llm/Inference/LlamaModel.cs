@@ -385,36 +385,47 @@ public sealed class LlamaModel
     }
 
     /// <summary>
-    /// Causal multi-head attention of T new tokens over the cache (GQA: query head h reads KV head h / group);
-    /// one work item per (token, head), threaded when the work is large enough.
+    /// Causal multi-head attention of T new tokens over the cache (GQA: query head h reads KV head h / group). One work
+    /// item per (token, KV head) serves the group's query heads, so each key and value row is loaded once for all of
+    /// them; per-position dots and axpys are inlined (<see cref="HeadOps"/>); threaded when the work is large enough.
     /// </summary>
     private static void Attention(float[] q, KvCache cache, int layer, float[] att, int T, int pos0, LlamaConfig c)
     {
-        int hs = c.HeadSize, dim = c.Dim, kvDim = c.KvDim, heads = c.Heads, group = c.Heads / c.KvHeads;
+        int hs = c.HeadSize, dim = c.Dim, kvDim = c.KvDim, kvHeads = c.KvHeads, group = c.Heads / c.KvHeads;
         float scale = 1f / MathF.Sqrt(hs);
         int total = pos0 + T;
         void Body(int item)
         {
-            int t = item / heads, h = item % heads;
+            int t = item / kvHeads, g = item % kvHeads;
             int n = pos0 + t + 1;
-            float[]? rented = n > 16384 ? System.Buffers.ArrayPool<float>.Shared.Rent(n) : null;
-            Span<float> scores = rented is null ? stackalloc float[n] : rented.AsSpan(0, n);
+            float[]? rented = group * n > 16384 ? System.Buffers.ArrayPool<float>.Shared.Rent(group * n) : null;
+            Span<float> scores = rented is null ? stackalloc float[group * n] : rented.AsSpan(0, group * n); // [group][n]
             var keys = cache.Keys(layer, n);
             var values = cache.Values(layer, n);
-            var qh = q.AsSpan(t * dim + h * hs, hs);
-            int kvOff = (h / group) * hs;
-            for (int s = 0; s < n; s++) scores[s] = TensorPrimitives.Dot(qh, keys.Slice(s * kvDim + kvOff, hs)) * scale;
-            float max = TensorPrimitives.Max(scores);
-            TensorPrimitives.Subtract(scores, max, scores);
-            TensorPrimitives.Exp(scores, scores);
-            float inv = 1f / TensorPrimitives.Sum(scores);
-            var o = att.AsSpan(t * dim + h * hs, hs);
-            o.Clear();
-            for (int s = 0; s < n; s++) TensorPrimitives.MultiplyAdd(values.Slice(s * kvDim + kvOff, hs), scores[s] * inv, o, o);
+            int kvOff = g * hs, q0 = t * dim + g * group * hs;
+            for (int s = 0; s < n; s++)
+            {
+                var ks = keys.Slice(s * kvDim + kvOff, hs);
+                for (int j = 0; j < group; j++) scores[j * n + s] = HeadOps.Dot(q.AsSpan(q0 + j * hs, hs), ks) * scale;
+            }
+            for (int j = 0; j < group; j++)
+            {
+                var sj = scores.Slice(j * n, n);
+                float max = TensorPrimitives.Max(sj);
+                TensorPrimitives.Subtract(sj, max, sj);
+                TensorPrimitives.Exp(sj, sj);
+                TensorPrimitives.Multiply(sj, 1f / TensorPrimitives.Sum(sj), sj);
+                att.AsSpan(q0 + j * hs, hs).Clear();
+            }
+            for (int s = 0; s < n; s++)
+            {
+                var vs = values.Slice(s * kvDim + kvOff, hs);
+                for (int j = 0; j < group; j++) HeadOps.AddScaled(scores[j * n + s], vs, att.AsSpan(q0 + j * hs, hs));
+            }
             if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
-        int items = T * heads;
-        if ((long)items * total * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
+        int items = T * kvHeads;
+        if ((long)T * c.Heads * total * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
         else Parallel.For(0, items, Body);
     }
 }

@@ -92,3 +92,26 @@ public class Half16GemvTests
         Assert.Throws<ArgumentException>(() => Half16Gemv.Multiply(new ushort[16], TableType.F32, 2, 8, new float[8], new float[2], 1));
     }
 }
+
+/// <summary>The attention head ops: the vector dot bit-exact against its scalar specification, the axpy against a scalar FMA loop.</summary>
+public class HeadOpsTests
+{
+    [Fact, Trait("Category", "Simd")]
+    public void DotAndAxpyMatchTheirScalarSpecifications()
+    {
+        var rng = new Random(4);
+        foreach (int n in new[] { 3, 8, 64, 80, 100, 128 })
+        {
+            var a = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var b = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            float fast = HeadOps.Dot(a, b), slow = HeadOps.DotReference(a, b);
+            Assert.Equal(BitConverter.SingleToInt32Bits(slow), BitConverter.SingleToInt32Bits(fast));
+            double exact = 0, mag = 0;
+            for (int i = 0; i < n; i++) { exact += (double)a[i] * b[i]; mag += Math.Abs((double)a[i] * b[i]); }
+            Assert.True(Math.Abs(slow - exact) <= 1e-6 * mag, $"n {n}: {slow} vs {exact}");
+            var y = b.ToArray();
+            HeadOps.AddScaled(0.37f, a, y);
+            for (int i = 0; i < n; i++) Assert.Equal(BitConverter.SingleToInt32Bits(MathF.FusedMultiplyAdd(a[i], 0.37f, b[i])), BitConverter.SingleToInt32Bits(y[i]));
+        }
+    }
+}
