@@ -24,6 +24,36 @@ internal static class HeadOps
         return s;
     }
 
+    /// <summary>Four dots against one shared vector <paramref name="k"/> (four independent FMA chains, one load of k);
+    /// each result equals <see cref="Dot"/> of its pair bit for bit. The four query vectors are q[0..n), q[n..2n), ….</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Dot4(ReadOnlySpan<float> q, ReadOnlySpan<float> k, Span<float> dst)
+    {
+        int n = k.Length;
+        if (!Vector256.IsHardwareAccelerated || n < 8 || (n & 7) != 0)
+        {
+            for (int j = 0; j < 4; j++) dst[j] = Dot(q.Slice(j * n, n), k);
+            return;
+        }
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int i = 0; i < n; i += 8)
+        {
+            var kv = Vector256.Create(k.Slice(i, 8));
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q.Slice(i, 8)), kv, a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(q.Slice(n + i, 8)), kv, a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.Create(q.Slice(2 * n + i, 8)), kv, a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.Create(q.Slice(3 * n + i, 8)), kv, a3);
+        }
+        dst[0] = Reduce(a0); dst[1] = Reduce(a1); dst[2] = Reduce(a2); dst[3] = Reduce(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Reduce(Vector256<float> acc)
+    {
+        var s4 = acc.GetLower() + acc.GetUpper();
+        return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+    }
+
     /// <summary>The scalar specification of <see cref="Dot"/>.</summary>
     public static float DotReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {

@@ -403,10 +403,17 @@ public sealed class LlamaModel
             var keys = cache.Keys(layer, n);
             var values = cache.Values(layer, n);
             int kvOff = g * hs, q0 = t * dim + g * group * hs;
+            Span<float> d4 = stackalloc float[4];
             for (int s = 0; s < n; s++)
             {
                 var ks = keys.Slice(s * kvDim + kvOff, hs);
-                for (int j = 0; j < group; j++) scores[j * n + s] = HeadOps.Dot(q.AsSpan(q0 + j * hs, hs), ks) * scale;
+                int j = 0;
+                for (; j + 4 <= group; j += 4)
+                {
+                    HeadOps.Dot4(q.AsSpan(q0 + j * hs, 4 * hs), ks, d4);
+                    for (int u = 0; u < 4; u++) scores[(j + u) * n + s] = d4[u] * scale;
+                }
+                for (; j < group; j++) scores[j * n + s] = HeadOps.Dot(q.AsSpan(q0 + j * hs, hs), ks) * scale;
             }
             for (int j = 0; j < group; j++)
             {
@@ -425,7 +432,7 @@ public sealed class LlamaModel
             if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
         int items = T * kvHeads;
-        if ((long)T * c.Heads * total * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
+        if ((long)T * c.Heads * total * hs < 1 << 18) for (int i = 0; i < items; i++) Body(i);
         else Parallel.For(0, items, Body);
     }
 }

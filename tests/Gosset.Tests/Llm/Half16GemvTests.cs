@@ -93,7 +93,7 @@ public class Half16GemvTests
     }
 }
 
-/// <summary>The attention head ops: the vector dot bit-exact against its scalar specification, the axpy against a scalar FMA loop.</summary>
+/// <summary>The attention head ops: the vector dots (one and four at a time) bit-exact against its scalar specification, the axpy against a scalar FMA loop.</summary>
 public class HeadOpsTests
 {
     [Fact, Trait("Category", "Simd")]
@@ -109,6 +109,11 @@ public class HeadOpsTests
             double exact = 0, mag = 0;
             for (int i = 0; i < n; i++) { exact += (double)a[i] * b[i]; mag += Math.Abs((double)a[i] * b[i]); }
             Assert.True(Math.Abs(slow - exact) <= 1e-6 * mag, $"n {n}: {slow} vs {exact}");
+            var q4 = Enumerable.Range(0, 4 * n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var d4 = new float[4];
+            HeadOps.Dot4(q4, b, d4);
+            for (int j = 0; j < 4; j++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(HeadOps.DotReference(q4.AsSpan(j * n, n), b)), BitConverter.SingleToInt32Bits(d4[j]));
             var y = b.ToArray();
             HeadOps.AddScaled(0.37f, a, y);
             for (int i = 0; i < n; i++) Assert.Equal(BitConverter.SingleToInt32Bits(MathF.FusedMultiplyAdd(a[i], 0.37f, b[i])), BitConverter.SingleToInt32Bits(y[i]));
