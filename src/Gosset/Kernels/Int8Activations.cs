@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Gosset.Kernels;
 
@@ -120,11 +121,16 @@ internal sealed class E8ActivationLayout : IDisposable
                 for (int b = 0; b < 32; b++)
                 {
                     int t = 32 * g + b;
-                    for (int i = 0; i < 8; i++)
+                    int cb = c0 + 8 * b;
+                    if (live && cb + 8 <= cols && Vector256.IsHardwareAccelerated)
                     {
-                        int c = c0 + 8 * b + i;
-                        v8[i] = live && c < cols ? (int)Math.Clamp(MathF.Round(src[c] * inv), -127f, 127f) : 0;
+                        // Same rounding as the scalar line below (to nearest, ties to even), 8 at a time.
+                        var r = Vector256.Round(Vector256.Create(src.Slice(cb, 8)) * inv);
+                        Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(r, Vector256.Create(-127f)), Vector256.Create(127f))).CopyTo(v8);
                     }
+                    else
+                        for (int i = 0; i < 8; i++)
+                            v8[i] = live && cb + i < cols ? (int)Math.Clamp(MathF.Round(src[cb + i] * inv), -127f, 127f) : 0;
                     for (int j = 0; j < 4; j++)
                     {
                         qd[256 * g + 4 * b + j] = (sbyte)v8[2 * j];
