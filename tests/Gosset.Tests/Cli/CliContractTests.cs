@@ -151,7 +151,8 @@ public sealed class CliContractTests : IDisposable
             for (int j = 0; j < 7; j++)
                 for (int i = 0; i < 12; i++) { double e = exact[j * 12 + i]; err += (c[i, j] - e) * (c[i, j] - e); norm += e * e; }
             // 5-bit codes of both factors: measured 0.025 for a.gq × b.gq.
-            Assert.True(Math.Sqrt(err / norm) < 0.035, $"{sa} × {sb}: relative error {Math.Sqrt(err / norm)}");
+            // measured 0.024678 for every pairing (the same codes, read from .npy or .gq); ±3 %
+            Assert.InRange(Math.Sqrt(err / norm), 0.02394, 0.02542);
         }
         AssertOneErrorLine(Run("matmul", "--a", P("a.gq"), "--b", P("b.npy")), "--bits");
         Assert.Equal(0, Run("quantize", "--in", P("b.npy"), "--bits", "5", "--out", P("b2.gq"), "--seed", "10"));

@@ -65,7 +65,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, Run("quantize", "--in", P("x.npy"), "--bits", "5", "--out", P("x.gq"), "--json", P("q.json")));
         Assert.Equal(0, Run("dequantize", "--in", P("x.gq"), "--out", P("y.npy")));
         var y = Npy.Read(P("y.npy"));
-        Assert.True(ProductError.NormalizedMse(x, y) < 0.01);
+        Assert.InRange(ProductError.NormalizedMse(x, y), 0.002617, 0.002779); // measured 0.002698 (300×5, 5 bits), ±3 %
         using var doc = JsonDocument.Parse(File.ReadAllText(P("q.json")));
         Assert.Equal(new FileInfo(P("x.gq")).Length, doc.RootElement.GetProperty("bytes").GetInt64());
     }
