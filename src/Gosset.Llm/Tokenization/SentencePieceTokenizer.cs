@@ -98,8 +98,10 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     public byte[] DecodePiece(int previous, int token)
     {
         string p = _pieces[token] ?? "";
-        if (p.Length == 6 && p.StartsWith("<0x", StringComparison.Ordinal) && p[5] == '>')
-            return [Convert.ToByte(p.Substring(3, 2), 16)];
+        // a byte piece <0xHH>; a model may hold a look-alike that is not hex (a fuzz finding): that one is text
+        if (p.Length == 6 && p.StartsWith("<0x", StringComparison.Ordinal) && p[5] == '>'
+            && byte.TryParse(p.AsSpan(3, 2), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out byte b))
+            return [b];
         p = p.Replace('\u2581', ' ');
         if (previous == BosId && p.StartsWith(' ')) p = p[1..];
         return Encoding.UTF8.GetBytes(p);
@@ -270,11 +272,11 @@ public static class SentencePieceModelCheck
         {
             if (p >= b.Length) throw Bad(path, "truncated varint");
             byte x = b[p++];
-            if (shift == 63 && x > 1) throw Bad(path, "varint overflows 64 bits");
+            if (shift == 63 && x > 1) throw Bad(path, "varint overflows 64 bits (or is longer than 10 bytes)");
             v |= (ulong)(x & 0x7F) << shift;
             if (x < 0x80) return v;
         }
-        throw Bad(path, "varint longer than 10 bytes");
+        throw new System.Diagnostics.UnreachableException(); // the tenth byte either ends the varint or overflows
     }
 
     private static InvalidFileException Bad(string path, string problem) => new(path, "not a SentencePiece model: " + problem);
