@@ -179,6 +179,11 @@ public sealed class QuantizationTests : IDisposable
         // KV: per layer, K and V each one fp16 scale per token shared by the 4 heads + 4 blocks × 33 bits.
         Assert.Equal(c.Layers * 2 * (16 + 4 * 33) / 8.0, e8.KvBytesPerToken, 9);
         var i4 = ModelQuantizer.Quantize(Stories.Weights, QuantSpec.Parse("w4", "int"));
+        // LLM specs name the code's width (W4, as published recipes do), not a --bits budget: INT4 with one fp16 step per
+        // 64-group (a partial group pays a whole step) stores 4.2571 bits/weight here, above the rule's 4 + 0.25.
+        long steps = (2L * c.Dim + 2L * c.KvDim + 2L * c.HiddenDim) * 16 + c.Dim * 16L * ((c.HiddenDim + 63) / 64);
+        Assert.Equal(4 + (double)steps / weights, i4.BitsPerWeight, 9);
+        Assert.True(i4.BitsPerWeight > Gosset.Harness.RateBudget.Limit(4));
         Assert.True(e8.BitsPerWeight - i4.BitsPerWeight <= 0.15, $"{e8.BitsPerWeight} vs {i4.BitsPerWeight}");
     }
 
