@@ -61,6 +61,7 @@ public static class KernelBenchmark
     {
         ActivationMode.Float32 => "fp32",
         ActivationMode.Int8 => "int8",
+        ActivationMode.Int8Group => "int8-group",
         _ => "e8-box4",
     };
 
@@ -87,7 +88,7 @@ public static class KernelBenchmark
         {
             var w = RandomMatrix(r, c, 1234 + r + c);
             var sw = Stopwatch.StartNew();
-            var e8 = PackedE8Matrix.Quantize(w, r, c);
+            var e8 = PackedE8Matrix.Encode(w, r, c);
             double enc = (double)r * c / sw.Elapsed.TotalSeconds;
             encodeRate = Math.Max(encodeRate, enc);
             var e3 = RandomCodes(r, c, 3, 7);
@@ -133,7 +134,9 @@ public static class KernelBenchmark
     /// <summary>Random b-bit codes with k = 4 scales (the products' speed does not depend on the values).</summary>
     internal static PackedE8Matrix RandomCodes(int rows, int cols, int bits, int seed)
     {
-        var c = new E8BoxCodes(rows, cols, bits, [0.2f, 0.25f, 0.32f, 0.45f]);
+        float[] scales = [0.2f, 0.25f, 0.32f, 0.45f];
+        E8BoxCodes.RoundToGrid(scales);
+        var c = new E8BoxCodes(rows, cols, bits, scales);
         var rng = new Random(seed);
         rng.NextBytes(c.U);
         for (int i = 0; i < c.U.Length; i++) c.U[i] &= (byte)(c.Q - 1);
@@ -150,7 +153,7 @@ public static class KernelBenchmark
     {
         const int r = 512, c = 4096;
         var w = RandomMatrix(r, c, 5);
-        var e8 = PackedE8Matrix.Quantize(w, r, c);
+        var e8 = PackedE8Matrix.Encode(w, r, c);
         var e3 = RandomCodes(r, c, 3, 1);
         var e2 = RandomCodes(r, c, 2, 2);
         var i4 = PackedInt4Matrix.Quantize(w, r, c);
@@ -168,7 +171,7 @@ public static class KernelBenchmark
                         e8.Multiply(x, y, b, mode, null, threads);
                         e3.Multiply(x, y, b, mode, null, threads);
                         e2.Multiply(x, y, b, mode, null, threads);
-                        if (mode != ActivationMode.E8Box4) i4.Multiply(x, y, b, mode, null, threads);
+                        if (mode is ActivationMode.Float32 or ActivationMode.Int8) i4.Multiply(x, y, b, mode, null, threads);
                     }
                 }
             }

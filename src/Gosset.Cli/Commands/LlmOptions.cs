@@ -33,7 +33,7 @@ internal sealed class LlmOptions
     public Option<bool> KvCenter { get; } = new("--kv-center") { Description = "subtract calibrated per-channel means from K and V before quantizing; needs --calib" };
     public Option<bool> KvScale { get; } = new("--kv-scale") { Description = "divide K and V by calibrated per-channel standard deviations before quantizing; needs --calib" };
     public Option<bool> KvQWeight { get; } = new("--kv-qweight") { Description = "scale key channels by (E[q²]/Var k)^(1/4) before quantizing (balances the error in q·k); needs --calib" };
-    public Option<bool> Fp32Activations { get; } = new("--fp32-activations") { Description = "Weight-only e8 layers: exact fp32 activations in the kernels instead of the default int8 per 8-block (slower; an ablation)" };
+    public Option<bool> Fp32Activations { get; } = new("--fp32-activations") { Description = "Weight-only e8 layers: exact fp32 activations in the kernels instead of the default int8 (per 256-group on the kernel grid; slower; an ablation)" };
     public Option<bool> KvFixed { get; } = new("--kv-fixed-scale") { Description = "E8 K/V: one calibrated scale per layer instead of an fp16 scale per token (saves 16 bits per token and K/V); needs --calib" };
     public Option<string?> Calib { get; } = new("--calib") { Description = "calibration text for LDLQ / fitted scales" };
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };

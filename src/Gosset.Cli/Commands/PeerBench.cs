@@ -43,7 +43,7 @@ internal static class PeerBench
                 var w = KernelBenchmark.RandomMatrix(g.Rows, g.Cols, 1234 + g.Rows + g.Cols);
                 var x = KernelBenchmark.RandomMatrix(g.Batch, g.Cols, 99 + g.Batch);
                 var y = new float[g.Batch * g.Rows];
-                var e8 = PackedE8Matrix.Quantize(w, g.Rows, g.Cols);
+                var e8 = PackedE8Matrix.Encode(w, g.Rows, g.Cols);
                 var e3 = KernelBenchmark.RandomCodes(g.Rows, g.Cols, 3, 7);
                 var e2 = KernelBenchmark.RandomCodes(g.Rows, g.Cols, 2, 8);
                 int t = res.Threads, b = g.Batch;

@@ -120,6 +120,7 @@ internal sealed class Linear
     public double ActivationBits => Activations is not null ? Activations.Bits
         : KernelActivations == ActivationMode.E8Box4 ? E8BoxCode.BitsPerEntry(Width) * Width
         : KernelActivations == ActivationMode.Int8 ? (8.0 + 32.0 / 8) * Width // int8 values + one fp32 scale per 8-block
+        : KernelActivations == ActivationMode.Int8Group ? 8.0 * Width + 32.0 * ((Width + 255) / 256) // int8 values + one fp32 scale per 256-group
         : 32.0 * In;
     /// <summary>When set, every forward call adds its (rotated, unquantized) inputs to this accumulator.</summary>
     public HessianAccumulator? Calibration { get; set; }
@@ -130,6 +131,10 @@ internal sealed class Linear
         int width = Width;
         float[] input = x;
         float[]? rented = null;
+        // W4A4 on the kernels: activations coded with the E8 box code go to the integer kernels as codes
+        // (doubled coordinates and block scales), never decoded to float.
+        var boxCodec = Weights is BoxWeights && Calibration is null ? Activations as E8BoxCodec : null;
+        var codes = boxCodec is not null ? new Int8Activations(tokens, width) : null;
         if (Rotation is not null || Activations is not null || width != In || Calibration is not null)
         {
             // Pooled: the rotated, padded input [tokens, width] is the only scratch a product needs.
@@ -143,7 +148,13 @@ internal sealed class Linear
                 var dst = input.AsSpan(t * width, width);
                 if (Rotation is not null) Rotation.Apply(buf, dst); else buf.CopyTo(dst);
                 if (raw is not null) dst.CopyTo(raw.AsSpan(t * width, width));
-                if (Activations is not null) { dst.CopyTo(buf); Activations.Roundtrip(buf, dst); }
+                if (boxCodec is not null)
+                {
+                    Span<byte> code = boxCodec.CodeBytes <= 16384 ? stackalloc byte[boxCodec.CodeBytes] : new byte[boxCodec.CodeBytes];
+                    boxCodec.Encode(dst, code);
+                    boxCodec.ToInt8(code, codes!.Values.AsSpan(t * width, width), codes.Scales.AsSpan(t * codes.Blocks, codes.Blocks));
+                }
+                else if (Activations is not null) { dst.CopyTo(buf); Activations.Roundtrip(buf, dst); }
             });
             if (raw is not null) Calibration!.Add(raw, tokens);
         }
@@ -153,6 +164,9 @@ internal sealed class Linear
             int threads = (long)tokens * Out * width < 1 << 16 ? 1 : 0;
             switch (Weights)
             {
+                case BoxWeights b when codes is not null:
+                    b.Packed.Multiply(codes, y.AsSpan(0, tokens * Out), null, threads);
+                    return;
                 case BoxWeights b:
                     b.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, null, threads);
                     return;

@@ -103,11 +103,13 @@ public sealed class LlamaModel
 
     /// <summary>True when every linear layer multiplies on the packed E8 kernels (no per-row float decode).</summary>
     public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is BoxWeights));
-    /// <summary>How the kernel layers take their inputs: "fp32", "int8" (per 8-block, weight-only e8 default), "e8" (W4A4 box codes) or "none" when no layer runs on the kernels.</summary>
+    /// <summary>How the kernel layers take their inputs: "fp32", "int8 per 256-group" (weight-only e8 default), "int8 per 8-block" (off-grid tables), "e8" (W4A4 box codes) or "none" when no layer runs on the kernels.</summary>
     public string KernelActivations => Layers.SelectMany(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }).FirstOrDefault(l => l.Weights is BoxWeights) is { } k
-        ? k.Activations is not null ? "fp32 after codec round trip" : k.KernelActivations switch
+        ? k.Activations is Gosset.Llm.Quantization.E8BoxCodec ? "e8 codes (int8 kernels)"
+        : k.Activations is not null ? "fp32 after codec round trip" : k.KernelActivations switch
         {
             Gosset.Kernels.ActivationMode.Int8 => "int8 per 8-block",
+            Gosset.Kernels.ActivationMode.Int8Group => "int8 per 256-group",
             Gosset.Kernels.ActivationMode.E8Box4 => "e8 box codes",
             _ => "fp32",
         }

@@ -159,6 +159,23 @@ internal sealed class E8BoxCodec : VectorCodec
         }
     }
 
+    /// <summary>
+    /// A coded vector as the integer kernels take it (<see cref="Gosset.Kernels.Int8Activations"/>): the doubled
+    /// coordinates v (|v| ≤ q) and per block the scale s·β/2, so that x̂ = scale·v exactly as <see cref="Decode"/> gives it.
+    /// </summary>
+    public void ToInt8(ReadOnlySpan<byte> code, Span<sbyte> values /* [Length] */, Span<float> scales /* [Blocks] */)
+    {
+        float s = Scale(code);
+        int q = 1 << Table.Bits;
+        Span<int> v = stackalloc int[8];
+        for (int t = 0; t < Blocks; t++)
+        {
+            E8BoxCodes.DoubledCoordinates(code.Slice(_head + 8 * t, 8), q, v);
+            scales[t] = 0.5f * s * Table.BlockScales[code[_head + Length + t]];
+            for (int i = 0; i < 8; i++) values[8 * t + i] = (sbyte)v[i];
+        }
+    }
+
     /// <summary>q · x̂ for a coded vector (attention score against a coded key), block sums scaled once per block.</summary>
     public float Dot(ReadOnlySpan<float> q, ReadOnlySpan<byte> code)
     {

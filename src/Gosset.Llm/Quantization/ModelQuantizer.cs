@@ -147,12 +147,13 @@ public static class ModelQuantizer
                 VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup, table: recipe.WeightTable);
                 VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup, table: recipe.ActivationTable);
                 var wm = weightsFor(l, name, wc, rot, width);
-                // Float activations meet kernel weights the way the kernels run fastest: int8 per 8-block
-                // (PackedE8Matrix.DefaultActivationMode, as llama.cpp does with q8 activations), counted in the activation bits.
+                // Float activations meet kernel weights the way the kernels run fastest: int8 per 256-group on grid
+                // scales (PackedE8Matrix.Int8Mode; per 8-block for older off-grid tables), as llama.cpp does with
+                // q8_K activations, counted in the activation bits.
                 var boxActs = calibration ? ActivationMode.Float32
                     : spec.Activations.Method == QuantMethod.E8Box ? ActivationMode.E8Box4
-                    : !spec.Activations.IsQuantized && spec.Weights.Method == QuantMethod.E8Kernel && wm is BoxWeights && !spec.FloatKernelActivations
-                        ? Gosset.Kernels.PackedE8Matrix.DefaultActivationMode
+                    : !spec.Activations.IsQuantized && spec.Weights.Method == QuantMethod.E8Kernel && wm is BoxWeights bw && !spec.FloatKernelActivations
+                        ? bw.Packed.Int8Mode
                     : ActivationMode.Float32;
                 linears[name] = new Linear(inDim, wm, rot, ac, boxActs);
             }

@@ -118,7 +118,7 @@ public sealed record QuantSpec
     /// <summary>E8 box code: index bits per 8-block (the fixed group budget); 0 = plain ⌈log2 k⌉-bit indices.</summary>
     public double BoxIndexBits { get; init; }
     /// <summary>
-    /// Weight-only e8 layers multiply exact fp32 activations instead of the kernels' default int8 per 8-block
+    /// Weight-only e8 layers multiply exact fp32 activations instead of the kernels' default int8 per 256-group
     /// (<see cref="Gosset.Kernels.PackedE8Matrix.DefaultActivationMode"/>); an ablation, slower.
     /// </summary>
     public bool FloatKernelActivations { get; init; }

@@ -76,6 +76,58 @@ public sealed class E8BoxCodes
         for (int i = 0; i < BlockLength; i++) v[i] = 2 * u[i] - q + p * (i == 0 ? -1 : 1);
     }
 
+    /// <summary>Largest integer of the kernel grid: half block scales β/2 = s·2^e with integer s ∈ [1, 4095].</summary>
+    public const int GridMax = 4095;
+
+    /// <summary>
+    /// Rounds block scales in place to the kernel grid: β/2 = s·2^e, one exponent e for the table, integers
+    /// s ≤ <see cref="GridMax"/> (12 bits; the largest scale keeps 12 significant bits, a scale 16× smaller 8).
+    /// On that grid the integer kernels multiply block scales in 16-bit integers and add a whole group in
+    /// int32 (<see cref="TryGrid"/>), so the stored code and the kernels' product are the same numbers.
+    /// Fitted tables are rounded once, before encoding; the encoder then sees the rounded scales.
+    /// </summary>
+    /// <exception cref="ArgumentException">A scale is not finite and positive.</exception>
+    public static void RoundToGrid(Span<float> blockScales)
+    {
+        float max = 0;
+        foreach (float b in blockScales)
+        {
+            if (!float.IsFinite(b) || b <= 0) throw new ArgumentException("Block scales must be finite and positive.", nameof(blockScales));
+            max = MathF.Max(max, b);
+        }
+        int e = GridExponent(max);
+        for (int j = 0; j < blockScales.Length; j++)
+        {
+            double s = Math.Clamp(Math.Round(0.5 * blockScales[j] / Math.ScaleB(1.0, e)), 1, GridMax);
+            blockScales[j] = (float)(2 * s * Math.ScaleB(1.0, e));
+        }
+    }
+
+    /// <summary>The exponent e that puts the largest half scale max/2 in [2048, 4096)·2^e.</summary>
+    private static int GridExponent(float max) => Math.ILogB(0.5 * max) - 11;
+
+    /// <summary>
+    /// Whether every half scale β/2 is s·2^e with integer s ∈ [1, <see cref="GridMax"/>] (e from the largest);
+    /// if so writes the integers and returns 2^e.
+    /// </summary>
+    public static bool TryGrid(ReadOnlySpan<float> blockScales, Span<int> s, out float step)
+    {
+        step = 0;
+        float max = 0;
+        foreach (float b in blockScales) { if (!float.IsFinite(b) || b <= 0) return false; max = MathF.Max(max, b); }
+        int e = GridExponent(max);
+        double unit = Math.ScaleB(1.0, e);
+        if (unit < float.Epsilon || unit > float.MaxValue) return false;
+        for (int j = 0; j < blockScales.Length; j++)
+        {
+            double v = 0.5 * blockScales[j] / unit;
+            if (v != Math.Floor(v) || v < 1 || v > GridMax) return false;
+            s[j] = (int)v;
+        }
+        step = (float)unit;
+        return true;
+    }
+
     /// <summary>Decodes row <paramref name="r"/> into <paramref name="row"/> (Cols values): the scalar reference every packed format and kernel is tested against.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="r"/> is not a row.</exception>
     /// <exception cref="ArgumentException"><paramref name="row"/> is shorter than Cols.</exception>

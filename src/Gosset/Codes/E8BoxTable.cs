@@ -285,8 +285,8 @@ public sealed class E8BoxTable
 
     /// <summary>
     /// Fits a table to sample rows (each a multiple of 8 long, already rotated): row-scale base (geometric
-    /// mean of the row RMS), k block scales (<see cref="ScaleSet.FitBox"/> on RMS-normalised blocks), then the
-    /// pair code from the index frequencies of the budgeted encoder (two rounds).
+    /// mean of the row RMS), k block scales (<see cref="ScaleSet.FitBox"/> on RMS-normalised blocks, rounded to the kernel grid
+    /// <see cref="E8BoxCodes.RoundToGrid"/>), then the pair code from the index frequencies of the budgeted encoder (two rounds).
     /// </summary>
     /// <param name="rows">Sample rows.</param>
     /// <param name="bits">b ∈ {2, 3, 4}.</param>
@@ -338,6 +338,7 @@ public sealed class E8BoxTable
         if (fixedWidth)
         {
             float[] scales = ScaleSet.FitBox(sample, bits, k, 0).Betas.ToArray();
+            E8BoxCodes.RoundToGrid(scales);
             var lengths = new byte[k * k];
             if (k > 1 && (k & (k - 1)) == 0) Array.Fill(lengths, (byte)(2 * fixedBits));
             else if (k > 1) lengths = HuffmanLengths(Enumerable.Repeat(1.0, k * k).ToArray());
@@ -349,6 +350,7 @@ public sealed class E8BoxTable
         foreach (double rw in new[] { rateWeight * 0.72, rateWeight, rateWeight * 1.3 })
         {
             float[] scales = ScaleSet.FitBox(sample, bits, k, rw).Betas.ToArray();
+            E8BoxCodes.RoundToGrid(scales);
             var table = new E8BoxTable(bits, scales, s0, HuffmanLengths(Enumerable.Repeat(1.0, k * k).ToArray()), groupBlocks, 0 + Budget(HuffmanLengths(Enumerable.Repeat(1.0, k * k).ToArray())));
             for (int round = 0; round < rounds; round++)
             {

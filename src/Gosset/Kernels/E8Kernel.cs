@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Gosset.Codes;
 using Gosset.Kernels.Simd;
 
 namespace Gosset.Kernels;
@@ -60,16 +61,52 @@ public abstract class E8Kernel
 
     private static E8Kernel PickBest()
     {
+        // GOSSET_E8_KERNEL names a variant to use (benchmarks, bisecting); unknown names are an error.
+        if (Environment.GetEnvironmentVariable("GOSSET_E8_KERNEL") is { Length: > 0 } forced) return Get(forced);
         string level = KernelSupport.Level;
-        string name = level switch
+        var first = All.First(k => k.Name == level switch
         {
             "avx512" => "avx512",
             "avx-vnni" => "avx-vnni",
             "avx2" => "avx2",
             "vector128" => Ssse3Ops.IsSupported ? "vector128-ssse3" : "vector128",
             _ => "scalar",
-        };
-        return All.First(k => k.Name == name);
+        });
+        // 512-bit instructions are not faster everywhere (Zen 4 runs them as two 256-bit halves, and its
+        // 512-bit permutes cost more): where both run, time them once on the default product and keep the
+        // faster. Every variant gives bit-identical results, so the choice changes speed only.
+        var avx2 = All.FirstOrDefault(k => k.Name == "avx2");
+        return level == "avx512" && avx2 is not null ? Faster(first, avx2) : first;
+    }
+
+    /// <summary>The faster of two variants on a 256 × 4096 int8-group GEMV (alternating, best of 7 each, one thread).</summary>
+    private static unsafe E8Kernel Faster(E8Kernel a, E8Kernel b)
+    {
+        const int rows = 256, cols = 4096;
+        var rng = new Random(7);
+        var codes = new E8BoxCodes(rows, cols, 4, [0.1f, 0.15f, 0.2f, 0.3f]);
+        E8BoxCodes.RoundToGrid(codes.BlockScales);
+        for (int i = 0; i < codes.U.Length; i++) codes.U[i] = (byte)rng.Next(16);
+        for (int i = 0; i < codes.ScaleIndex.Length; i++) codes.ScaleIndex[i] = (byte)rng.Next(4);
+        codes.RowScale.AsSpan().Fill(1f);
+        var m = PackedE8Matrix.FromCodes(codes);
+        var x = new float[cols];
+        for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() - 0.5);
+        var y = new float[rows];
+        using var l = E8ActivationLayout.Grouped(x, 1, cols, m.Groups, m.Q);
+        double ta = double.MaxValue, tb = double.MaxValue;
+        fixed (float* yp = y)
+            for (int rep = 0; rep < 9; rep++)
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                a.Run(m, l, 0, rows, yp);
+                long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+                b.Run(m, l, 0, rows, yp);
+                long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+                if (rep < 2) continue; // first calls compile
+                ta = Math.Min(ta, t1 - t0); tb = Math.Min(tb, t2 - t1);
+            }
+        return tb < ta ? b : a;
     }
 
     /// <summary>The best variant of a legacy <see cref="KernelIsa"/> width.</summary>
@@ -98,6 +135,7 @@ internal sealed class ScalarE8Kernel() : E8Kernel("scalar", 1)
 
     internal override unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
     {
+        if (a.IsGrouped) { RunGrouped(m, a, r0, r1, y); return; }
         Span<float> acc = stackalloc float[16];
         Span<int> u = stackalloc int[8];
         int nb = a.Blocks, cp = a.PaddedCols;
@@ -132,6 +170,41 @@ internal sealed class ScalarE8Kernel() : E8Kernel("scalar", 1)
             }
     }
 
+    /// <summary>
+    /// <see cref="ActivationMode.Int8Group"/>: per group g, lane l = Σ over the blocks t ≡ l (mod 16) of s[j]·Σᵢ vᵢx̃ᵢ in
+    /// int32 (exact), then acc[l] += (float)lane·Xg[g] (one rounding); y = (rowScale·GridStep)·Reduce16(acc).
+    /// </summary>
+    private static unsafe void RunGrouped(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+    {
+        Span<float> acc = stackalloc float[16];
+        Span<int> lane = stackalloc int[16];
+        Span<byte> u = stackalloc byte[8];
+        Span<int> v8 = stackalloc int[8];
+        int cp = a.PaddedCols;
+        for (int r = r0; r < r1; r++)
+            for (int v = 0; v < a.Batch; v++)
+            {
+                acc.Clear();
+                for (int g = 0; g < m.Groups; g++)
+                {
+                    lane.Clear();
+                    for (int b = 0; b < 32; b++)
+                    {
+                        int t = 32 * g + b;
+                        for (int i = 0; i < 8; i++) u[i] = (byte)m.Digit(r, t, i);
+                        E8BoxCodes.DoubledCoordinates(u, m.Q, v8);
+                        int dot = 0;
+                        for (int j = 0; j < 4; j++)
+                            dot += v8[2 * j] * a.Q[v * cp + 256 * g + 4 * b + j] + v8[2 * j + 1] * a.Q[v * cp + 256 * g + 128 + 4 * b + j];
+                        lane[b & 15] += (m.GridTable[m.ScaleIndexAt(r, t)] & 0xFFFF) * dot;
+                    }
+                    float xg = a.Xg[v * a.Groups + g];
+                    for (int l = 0; l < 16; l++) acc[l] = MathF.FusedMultiplyAdd(lane[l], xg, acc[l]);
+                }
+                y[(long)v * m.Rows + r] = m.RowScales[r] * m.GridStep * Reduce16(acc);
+            }
+    }
+
     /// <summary>The canonical 16-lane sum (see <see cref="IVec{TV}.Reduce16"/>).</summary>
     internal static float Reduce16(ReadOnlySpan<float> l)
     {
@@ -154,6 +227,19 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
 
     internal override void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
     {
+        if (a.IsGrouped)
+        {
+            switch ((m.Bits, m.Narrow))
+            {
+                case (4, true): Grouped<Digits4, NarrowSide>(m, a, r0, r1, y); break;
+                case (4, false): Grouped<Digits4, WideSide>(m, a, r0, r1, y); break;
+                case (3, true): Grouped<Digits3, NarrowSide>(m, a, r0, r1, y); break;
+                case (3, false): Grouped<Digits3, WideSide>(m, a, r0, r1, y); break;
+                case (2, true): Grouped<Digits2, NarrowSide>(m, a, r0, r1, y); break;
+                default: Grouped<Digits2, WideSide>(m, a, r0, r1, y); break;
+            }
+            return;
+        }
         switch ((m.Bits, m.Narrow, a.IsFloat))
         {
             case (4, true, false): Int<Digits4, NarrowSide>(m, a, r0, r1, y); break;
@@ -214,6 +300,226 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         st = TV.Fma(TV.ToFloat(TV.ShiftRight(hi, 24)), TV.Load(x2 + 224), st);
         var bt = TV.AddF(TV.Load(af), TV.And(pm, TV.Load(cf)));
         return TV.Fma(TV.AddF(st, bt), ws, acc);
+    }
+
+    /// <summary>Doubled digits, parity sign (bit 31) and 16-bit grid scales (both halves) of the Lanes blocks from b0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecodeGrid<TD, TS>(byte* rec, int b0, TV t0, TV t1, TV t2, TV t3, out TV lo2, out TV hi2, out TV ps, out TV sc)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        TD.LoadDoubled(rec, b0, out lo2, out hi2);
+        var side = TV.LoadWidenBytes(rec + TD.DigitBytes + (b0 & 15));
+        if (b0 >= 16) side = TV.ShiftRight(side, 4);
+        if (TS.Narrow)
+        {
+            ps = TV.ShiftLeft(side, 28); // the stored parity bit (bit 3) to the sign bit
+            sc = TOps.Lookup8(t0, t1, side);
+        }
+        else
+        {
+            // Parity of Σu is bit 1 of every doubled digit, folded over the lane's 8 bytes.
+            var x = TV.Xor(lo2, hi2);
+            x = TV.Xor(x, TV.ShiftRight(x, 16));
+            x = TV.Xor(x, TV.ShiftRight(x, 8));
+            ps = TV.ShiftLeft(x, 30);
+            sc = TOps.Lookup16(t0, t1, t2, t3, TV.And(side, TV.Int(15)));
+        }
+    }
+
+    /// <summary>acc += s·Σᵢ vᵢx̃ᵢ (int32) for the Lanes blocks of chunk c (c constant) of one group of one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV GridChunk<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* q /* group */, int* e0, int* e1 /* group */, TV acc)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int b0 = c * TV.Lanes;
+        DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var ps, out var sc);
+        var e = TOps.Select(ps, TV.Load(e0 + b0), TV.Load(e1 + b0));
+        return TV.AddInt(acc, TOps.ScaledBlockDot(lo2, TV.Load(q + 4 * b0), hi2, TV.Load(q + 128 + 4 * b0), e, sc));
+    }
+
+    /// <summary>Four-lane widths: chunks 4h … 4h + 3 of a group (h = 0, 1), a call of its own for the JIT's inlining budget.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GridQuarter4<TD, TS>(byte* rp, int h, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV i0, ref TV i1, ref TV i2, ref TV i3)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        if (h == 0)
+        {
+            i0 = GridChunk<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, i0);
+            i1 = GridChunk<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, i1);
+            i2 = GridChunk<TD, TS>(rp, 2, t0, t1, t2, t3, q, e0, e1, i2);
+            i3 = GridChunk<TD, TS>(rp, 3, t0, t1, t2, t3, q, e0, e1, i3);
+        }
+        else
+        {
+            i0 = GridChunk<TD, TS>(rp, 4, t0, t1, t2, t3, q, e0, e1, i0);
+            i1 = GridChunk<TD, TS>(rp, 5, t0, t1, t2, t3, q, e0, e1, i1);
+            i2 = GridChunk<TD, TS>(rp, 6, t0, t1, t2, t3, q, e0, e1, i2);
+            i3 = GridChunk<TD, TS>(rp, 7, t0, t1, t2, t3, q, e0, e1, i3);
+        }
+    }
+
+    /// <summary>One group of one vector: the int32 lane sums i0 … i3 (16 canonical lanes over 16/Lanes vectors).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GridGroup<TD, TS>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, out TV i0, out TV i1, out TV i2, out TV i3)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        i0 = TV.Int(0); i1 = i0; i2 = i0; i3 = i0;
+        if (TV.Lanes == 4)
+        {
+            GridQuarter4<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
+            GridQuarter4<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
+        }
+        else if (TV.Lanes == 8)
+        {
+            i0 = GridChunk<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, i0);
+            i1 = GridChunk<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, i1);
+            i0 = GridChunk<TD, TS>(rp, 2, t0, t1, t2, t3, q, e0, e1, i0);
+            i1 = GridChunk<TD, TS>(rp, 3, t0, t1, t2, t3, q, e0, e1, i1);
+        }
+        else
+        {
+            i0 = GridChunk<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, i0);
+            i0 = GridChunk<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, i0);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ActivationMode.Int8Group"/> (see the scalar reference): each group of each vector is added in
+    /// int32 lanes, block scales included, then converted once and scaled by the group's activation scale.
+    /// For a batch, rows are taken in blocks that stay in cache while every vector passes over them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Grouped<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        fixed (byte* data = m.Data)
+        fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
+        fixed (float* rs = m.RowScales, xg0 = a.Xg)
+        fixed (sbyte* q0 = a.Q)
+        {
+            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+            float step = m.GridStep;
+            if (a.Batch > 1) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
+            for (int r = r0; r < r1; r++)
+            {
+                byte* rp = data + (long)r * groups * rec;
+                TV f0 = TV.Float(0), f1 = f0, f2 = f0, f3 = f0;
+                for (int g = 0; g < groups; g++, rp += rec)
+                {
+                    GridGroup<TD, TS>(rp, t0, t1, t2, t3, q0 + 256 * g, E00 + 32 * g, E10 + 32 * g, out var i0, out var i1, out var i2, out var i3);
+                    var xs = TV.Float(xg0[g]);
+                    f0 = TV.Fma(TV.ToFloat(i0), xs, f0);
+                    if (n <= 8) f1 = TV.Fma(TV.ToFloat(i1), xs, f1);
+                    if (n == 4) { f2 = TV.Fma(TV.ToFloat(i2), xs, f2); f3 = TV.Fma(TV.ToFloat(i3), xs, f3); }
+                }
+                y[r] = rs[r] * step * TV.Reduce16(f0, f1, f2, f3);
+            }
+        }
+    }
+
+    /// <summary>Chunk c (constant) of one group for two vectors at once: decoded once, accumulated into ia and ib.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GridChunk2<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* qa, int* ea0, int* ea1, sbyte* qb, int* eb0, int* eb1, ref TV ia, ref TV ib)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int b0 = c * TV.Lanes;
+        DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var ps, out var sc);
+        var ea = TOps.Select(ps, TV.Load(ea0 + b0), TV.Load(ea1 + b0));
+        ia = TV.AddInt(ia, TOps.ScaledBlockDot(lo2, TV.Load(qa + 4 * b0), hi2, TV.Load(qa + 128 + 4 * b0), ea, sc));
+        var eb = TOps.Select(ps, TV.Load(eb0 + b0), TV.Load(eb1 + b0));
+        ib = TV.AddInt(ib, TOps.ScaledBlockDot(lo2, TV.Load(qb + 4 * b0), hi2, TV.Load(qb + 128 + 4 * b0), eb, sc));
+    }
+
+    /// <summary>One group for two vectors: int32 lane sums a0 … a3 (vector a) and b0 … b3 (vector b), as <see cref="GridGroup{TD, TS}"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GridGroup2<TD, TS>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* qa, int* ea0, int* ea1, sbyte* qb, int* eb0, int* eb1, TV* acc /* [8]: a0..a3, b0..b3 */)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        TV a0 = TV.Int(0), a1 = a0, b0 = a0, b1 = a0;
+        if (TV.Lanes == 16)
+        {
+            GridChunk2<TD, TS>(rp, 0, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+            GridChunk2<TD, TS>(rp, 1, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+        }
+        else if (TV.Lanes == 8)
+        {
+            GridChunk2<TD, TS>(rp, 0, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+            GridChunk2<TD, TS>(rp, 1, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
+            GridChunk2<TD, TS>(rp, 2, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+            GridChunk2<TD, TS>(rp, 3, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
+        }
+        else
+        {
+            GridChunk2<TD, TS>(rp, 0, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+            GridChunk2<TD, TS>(rp, 1, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
+            GridChunk2<TD, TS>(rp, 4, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+            GridChunk2<TD, TS>(rp, 5, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
+            acc[0] = a0; acc[1] = a1; acc[4] = b0; acc[5] = b1;
+            a0 = TV.Int(0); a1 = a0; b0 = a0; b1 = a0;
+            GridChunk2<TD, TS>(rp, 2, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+            GridChunk2<TD, TS>(rp, 3, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
+            GridChunk2<TD, TS>(rp, 6, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
+            GridChunk2<TD, TS>(rp, 7, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
+            acc[2] = a0; acc[3] = a1; acc[6] = b0; acc[7] = b1;
+            return;
+        }
+        acc[0] = a0; acc[1] = a1; acc[4] = b0; acc[5] = b1;
+    }
+
+    /// <summary>
+    /// <see cref="Grouped{TD, TS}"/> for a batch: vectors in pairs, each chunk of weights decoded once per pair; rows
+    /// in blocks of <see cref="RowBlock"/> whose records stay in cache while every pair passes over them. Same lanes
+    /// and order as batch 1 (bit-identical); an odd last vector takes the batch-1 group step.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GroupedGemm<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        TV* acc = stackalloc TV[8];
+        fixed (byte* data = m.Data)
+        fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
+        fixed (float* rs = m.RowScales, xg0 = a.Xg)
+        fixed (sbyte* q0 = a.Q)
+        {
+            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+            float step = m.GridStep;
+            for (int rb = r0; rb < r1; rb += RowBlock)
+                for (int v = 0; v < a.Batch; v += 2)
+                {
+                    bool pair = v + 1 < a.Batch;
+                    sbyte* qa = q0 + (long)v * cp, qb = pair ? qa + cp : qa;
+                    int* ea0 = E00 + (long)v * nb, ea1 = E10 + (long)v * nb;
+                    int* eb0 = pair ? ea0 + nb : ea0, eb1 = pair ? ea1 + nb : ea1;
+                    float* xga = xg0 + (long)v * groups, xgb = pair ? xga + groups : xga;
+                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
+                    {
+                        byte* rp = data + (long)r * groups * rec;
+                        TV z = TV.Float(0), fa0 = z, fa1 = z, fa2 = z, fa3 = z, fb0 = z, fb1 = z, fb2 = z, fb3 = z;
+                        for (int g = 0; g < groups; g++, rp += rec)
+                        {
+                            if (pair)
+                                GridGroup2<TD, TS>(rp, t0, t1, t2, t3, qa + 256 * g, ea0 + 32 * g, ea1 + 32 * g, qb + 256 * g, eb0 + 32 * g, eb1 + 32 * g, acc);
+                            else
+                            {
+                                GridGroup<TD, TS>(rp, t0, t1, t2, t3, qa + 256 * g, ea0 + 32 * g, ea1 + 32 * g, out acc[0], out acc[1], out acc[2], out acc[3]);
+                                acc[4] = acc[5] = acc[6] = acc[7] = TV.Int(0);
+                            }
+                            var xa = TV.Float(xga[g]); var xb = TV.Float(xgb[g]);
+                            fa0 = TV.Fma(TV.ToFloat(acc[0]), xa, fa0); fb0 = TV.Fma(TV.ToFloat(acc[4]), xb, fb0);
+                            if (n <= 8) { fa1 = TV.Fma(TV.ToFloat(acc[1]), xa, fa1); fb1 = TV.Fma(TV.ToFloat(acc[5]), xb, fb1); }
+                            if (n == 4)
+                            {
+                                fa2 = TV.Fma(TV.ToFloat(acc[2]), xa, fa2); fb2 = TV.Fma(TV.ToFloat(acc[6]), xb, fb2);
+                                fa3 = TV.Fma(TV.ToFloat(acc[3]), xa, fa3); fb3 = TV.Fma(TV.ToFloat(acc[7]), xb, fb3);
+                            }
+                        }
+                        y[(long)v * rows + r] = rs[r] * step * TV.Reduce16(fa0, fa1, fa2, fa3);
+                        if (pair) y[(long)(v + 1) * rows + r] = rs[r] * step * TV.Reduce16(fb0, fb1, fb2, fb3);
+                    }
+                }
+        }
     }
 
     /// <summary>Rows per block in the batched kernels: their records stay in L2 while every batch tile passes over them.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Gosset.Kernels;
 
@@ -82,13 +83,67 @@ public sealed class Int8Activations
 internal sealed class E8ActivationLayout : IDisposable
 {
     public readonly int Batch, Groups, PaddedCols, Blocks;
-    public readonly bool IsFloat;
+    public readonly bool IsFloat, IsGrouped;
     public sbyte[] Q = []; public int[] A = [], C = []; public float[] Xs = [];
     public float[] X2 = [], Af = [], Cf = [];
+    public int[] E0 = [], E1 = []; public float[] Xg = [];
 
-    private E8ActivationLayout(int batch, int groups, bool isFloat)
+    private E8ActivationLayout(int batch, int groups, bool isFloat, bool isGrouped = false)
     {
-        Batch = batch; Groups = groups; PaddedCols = groups * PackedE8Matrix.GroupLength; Blocks = groups * 32; IsFloat = isFloat;
+        Batch = batch; Groups = groups; PaddedCols = groups * PackedE8Matrix.GroupLength; Blocks = groups * 32; IsFloat = isFloat; IsGrouped = isGrouped;
+    }
+
+    /// <summary>
+    /// int8 activations with one absmax scale per 256-group (<see cref="ActivationMode.Int8Group"/>) from x [batch][cols]:
+    /// <c>Q</c> as for <see cref="Int"/>, <c>Xg[v][g]</c> = absmax/127 (0 for a zero or non-finite group, whose values are 0),
+    /// and per block the 16-bit halves (digits 0–3 low, 4–7 high) of the additive terms of Σᵢ vᵢx̃ᵢ:
+    /// <c>E0</c> = −q·Σx̃ (even parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1).
+    /// </summary>
+    [SkipLocalsInit]
+    public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q)
+    {
+        var a = new E8ActivationLayout(batch, groups, false, true);
+        int cp = a.PaddedCols, nb = a.Blocks;
+        a.Q = Rent<sbyte>((long)batch * cp); a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); a.Xg = Rent<float>((long)batch * groups);
+        Span<int> v8 = stackalloc int[8];
+        for (int v = 0; v < batch; v++)
+        {
+            var src = x.Slice(v * cols, cols);
+            var qd = a.Q.AsSpan(v * cp, cp);
+            for (int g = 0; g < groups; g++)
+            {
+                int c0 = 256 * g, n = Math.Clamp(cols - c0, 0, 256);
+                float amax = n > 0 ? System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(src.Slice(c0, n)) : 0f;
+                amax = MathF.Abs(amax);
+                bool live = amax > 0f && float.IsFinite(amax);
+                float inv = live ? 127f / amax : 0f;
+                a.Xg[v * groups + g] = live ? amax / 127f : 0f;
+                for (int b = 0; b < 32; b++)
+                {
+                    int t = 32 * g + b;
+                    int cb = c0 + 8 * b;
+                    if (live && cb + 8 <= cols && Vector256.IsHardwareAccelerated)
+                    {
+                        // Same rounding as the scalar line below (to nearest, ties to even), 8 at a time.
+                        var r = Vector256.Round(Vector256.Create(src.Slice(cb, 8)) * inv);
+                        Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(r, Vector256.Create(-127f)), Vector256.Create(127f))).CopyTo(v8);
+                    }
+                    else
+                        for (int i = 0; i < 8; i++)
+                            v8[i] = live && cb + i < cols ? (int)Math.Clamp(MathF.Round(src[cb + i] * inv), -127f, 127f) : 0;
+                    for (int j = 0; j < 4; j++)
+                    {
+                        qd[256 * g + 4 * b + j] = (sbyte)v8[2 * j];
+                        qd[256 * g + 128 + 4 * b + j] = (sbyte)v8[2 * j + 1];
+                    }
+                    int lo = v8[0] + v8[1] + v8[2] + v8[3], hi = v8[4] + v8[5] + v8[6] + v8[7];
+                    int e0lo = -q * lo, e0hi = -q * hi, e1lo = e0lo + lo - 2 * v8[0], e1hi = e0hi + hi;
+                    a.E0[v * nb + t] = (ushort)e0lo | e0hi << 16;
+                    a.E1[v * nb + t] = (ushort)e1lo | e1hi << 16;
+                }
+            }
+        }
+        return a;
     }
 
     private static T[] Rent<T>(long n) => ArrayPool<T>.Shared.Rent((int)Math.Max(n, 1));
@@ -152,6 +207,7 @@ internal sealed class E8ActivationLayout : IDisposable
     public void Dispose()
     {
         Return(ref Q); Return(ref A); Return(ref C); Return(ref Xs); Return(ref X2); Return(ref Af); Return(ref Cf);
+        Return(ref E0); Return(ref E1); Return(ref Xg);
     }
 
     private static void Return<T>(ref T[] a)

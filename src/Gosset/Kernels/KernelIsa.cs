@@ -74,4 +74,10 @@ public enum ActivationMode
     Int8 = 1,
     /// <summary>Activations quantized with the 4-bit <see cref="E8BoxCode"/> (W4A4): doubled E8 coordinates as int8, integer dot products.</summary>
     E8Box4 = 2,
+    /// <summary>
+    /// Activations rounded to int8 with one absmax scale per 256-group (W4A8, the granularity of llama.cpp's q8_K):
+    /// a whole group is added in integers, weight block scales included (they must lie on the kernel grid,
+    /// <see cref="PackedE8Matrix.HasGridScales"/>). The E8 kernels' default.
+    /// </summary>
+    Int8Group = 3,
 }

@@ -29,6 +29,9 @@ public sealed class PackedE8Matrix
     internal readonly byte[] Data;        // [rows][groups][RecordBytes]
     internal readonly float[] RowScales;  // [rows]
     internal readonly float[] HalfTable;  // [64]: β[j]/2 for j < k, zeros after (vector tables of any width)
+    internal readonly int[] GridTable = new int[64]; // [64]: s[j]·(1 + 2¹⁶) (β[j]/2 = s[j]·GridStep, both 16-bit halves), zeros after
+    /// <summary>2^e of the kernel grid (β/2 = s·GridStep), or 0 when the block scales are not on the grid.</summary>
+    internal readonly float GridStep;
     private readonly float[] _scales;     // [k]
 
     /// <summary>Output dimension (rows of W).</summary>
@@ -60,8 +63,8 @@ public sealed class PackedE8Matrix
     /// <summary><see cref="StoredBits"/> per weight (rows·cols), padding and side information included.</summary>
     public double BitsPerWeight => (double)StoredBits / ((double)Rows * Cols);
 
-    /// <summary>The activation mode the LLM engine uses by default with these kernels: int8 per 8-block (W4A8), chosen by measurement (see docs/kernels.md).</summary>
-    public static ActivationMode DefaultActivationMode => ActivationMode.Int8;
+    /// <summary>The activation mode the LLM engine uses by default with these kernels: int8 (W4A8, <see cref="Int8Mode"/>), chosen by measurement (see docs/kernels.md).</summary>
+    public static ActivationMode DefaultActivationMode => ActivationMode.Int8Group;
 
     private PackedE8Matrix(int rows, int cols, int bits, ReadOnlySpan<float> scales)
     {
@@ -74,7 +77,19 @@ public sealed class PackedE8Matrix
         RowScales = new float[rows];
         HalfTable = new float[64];
         for (int j = 0; j < scales.Length; j++) HalfTable[j] = 0.5f * scales[j];
+        Span<int> grid = stackalloc int[E8BoxCodes.MaxScales];
+        if (E8BoxCodes.TryGrid(scales, grid, out GridStep))
+            for (int j = 0; j < scales.Length; j++) GridTable[j] = grid[j] | grid[j] << 16;
     }
+
+    /// <summary>
+    /// Whether the block scales lie on the kernel grid (<see cref="E8BoxCodes.RoundToGrid"/>; every table Gosset
+    /// fits does): then <see cref="ActivationMode.Int8Group"/> runs, with whole groups added in integers.
+    /// </summary>
+    public bool HasGridScales => GridStep > 0;
+
+    /// <summary>The int8 activation mode for these weights: per 256-group on grid scales, else per 8-block.</summary>
+    public ActivationMode Int8Mode => HasGridScales ? ActivationMode.Int8Group : ActivationMode.Int8;
 
     /// <summary>Repacks canonical codes for the kernels (any b ∈ {2, 3, 4}, k ≤ 16).</summary>
     /// <exception cref="ArgumentException">A digit, scale index or row scale is out of range.</exception>
@@ -193,6 +208,43 @@ public sealed class PackedE8Matrix
         return FromCodes(codes);
     }
 
+    /// <summary>
+    /// The default <c>e8</c> code of a float matrix [rows][cols]: an <see cref="E8BoxTable"/> fitted on up to
+    /// 512 evenly strided rows (block scales on the kernel grid), every row encoded with it, then packed.
+    /// Rows are encoded on all cores; the result does not depend on the thread count.
+    /// </summary>
+    /// <param name="weights">[rows][cols], finite.</param>
+    /// <param name="rows">Output dimension.</param>
+    /// <param name="cols">Input dimension.</param>
+    /// <param name="bits">b ∈ {2, 3, 4}.</param>
+    /// <param name="k">Block scales (1 to 16).</param>
+    /// <exception cref="ArgumentException">A size is invalid or the weights are not finite.</exception>
+    public static PackedE8Matrix Encode(ReadOnlySpan<float> weights, int rows, int cols, int bits = 4, int k = 4)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        if (weights.Length < (long)rows * cols) throw new ArgumentException($"weights holds {weights.Length} values, expected {rows}·{cols}.", nameof(weights));
+        if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(weights[..(rows * cols)])) throw new ArgumentException("weights contain NaN or infinity.", nameof(weights));
+        int padded = (cols + 7) / 8 * 8;
+        float[] w = weights[..(rows * cols)].ToArray();
+        float[] Row(int r) { var x = new float[padded]; w.AsSpan(r * cols, cols).CopyTo(x); return x; }
+        int stride = Math.Max(1, rows / 512);
+        var sample = new List<float[]>();
+        for (int r = 0; r < rows; r += stride) sample.Add(Row(r));
+        var table = E8BoxTable.Fit(sample, bits, k, 0);
+        var codes = new E8BoxCodes(rows, cols, bits, table.BlockScales);
+        int nb = codes.Blocks;
+        RowParallel.For(rows, 0, (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                int c = table.EncodeRow(Row(r), codes.U.AsSpan(r * nb * 8, nb * 8), codes.ScaleIndex.AsSpan(r * nb, nb));
+                codes.RowScale[r] = table.RowScaleValue(c);
+            }
+        });
+        return FromCodes(codes);
+    }
+
     /// <summary>Dequantizes row <paramref name="r"/> (Cols values) from the packed layout: Ŵ[r, 8t + i] = rowScale·β/2·vᵢ.</summary>
     public void DequantizeRow(int r, Span<float> row)
     {
@@ -248,6 +300,13 @@ public sealed class PackedE8Matrix
         {
             using var a = E8ActivationLayout.Float(x, batch, Cols, Groups, Q);
             Run(a, y, kernel, threads);
+            return;
+        }
+        if (mode == ActivationMode.Int8Group)
+        {
+            if (!HasGridScales) throw new ArgumentException("Int8Group activations need block scales on the kernel grid (E8BoxCodes.RoundToGrid); use Int8Mode.", nameof(mode));
+            using var g = E8ActivationLayout.Grouped(x, batch, Cols, Groups, Q);
+            Run(g, y, kernel, threads);
             return;
         }
         var q = mode == ActivationMode.Int8 ? Int8Activations.Quantize(x, batch, Cols) : E8BoxActivations(x, batch, Cols);

@@ -123,6 +123,9 @@ public sealed class PackedInt4Matrix
     public void Multiply(ReadOnlySpan<float> x, Span<float> y) => Multiply(x, y, 1, ActivationMode.Float32, KernelSupport.Best);
 
     /// <summary>Small-batch product: x [batch][cols], y [batch][rows].</summary>
+    /// <exception cref="ArgumentException"><paramref name="mode"/> is <see cref="ActivationMode.Int8Group"/> (an E8-kernel mode).</exception>
     public void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode mode = ActivationMode.Float32, KernelIsa? isa = null, int threads = 0)
-        => E8Kernels.Multiply(x, y, batch, Rows, Cols, PaddedCols, mode, isa, threads, (k, a, r0, r1, g0, g1, yv) => Int4Kernels.Gemv(k, this, a, r0, r1, g0, g1, yv));
+        => E8Kernels.Multiply(x, y, batch, Rows, Cols, PaddedCols, mode is ActivationMode.Float32 or ActivationMode.Int8 or ActivationMode.E8Box4 ? mode
+            : throw new ArgumentException($"The INT4 kernels take Float32, Int8 or E8Box4 activations, not {mode}.", nameof(mode)),
+            isa, threads, (k, a, r0, r1, g0, g1, yv) => Int4Kernels.Gemv(k, this, a, r0, r1, g0, g1, yv));
 }

@@ -100,7 +100,8 @@ public class E8BoxKernelTests
     public static TheoryData<ActivationMode, int> GemvCases()
     {
         var d = new TheoryData<ActivationMode, int>();
-        foreach (var mode in Enum.GetValues<ActivationMode>())
+        // Int8Group needs grid scales, which this fixed-scale code does not have: E8KernelTests covers it.
+        foreach (var mode in Enum.GetValues<ActivationMode>().Where(m => m != ActivationMode.Int8Group))
             foreach (int batch in new[] { 1, 3, 16 })
                 d.Add(mode, batch);
         return d;

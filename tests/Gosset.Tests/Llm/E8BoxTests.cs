@@ -150,7 +150,7 @@ public sealed class KernelActivationModeTests
         var fast = ModelQuantizer.Quantize(Stories.Weights, spec);
         var exact = ModelQuantizer.Quantize(Stories.Weights, spec with { FloatKernelActivations = true });
         Assert.True(fast.LinearsOnKernels);
-        Assert.Equal("int8 per 8-block", fast.KernelActivations);
+        Assert.Equal("int8 per 256-group", fast.KernelActivations);
         Assert.Equal("fp32", exact.KernelActivations);
         // Same codes, different activation rounding: logits close but not identical.
         int[] tokens = Stories.ValTokens[..32];

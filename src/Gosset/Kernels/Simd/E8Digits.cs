@@ -15,6 +15,8 @@ internal unsafe interface IDigits
     static abstract int DigitBytes { get; }
     /// <summary>Digit bytes of the Lanes blocks starting at block b0 of the group (b0 a multiple of Lanes).</summary>
     static abstract void Load<TV>(byte* rec, int b0, out TV lo, out TV hi) where TV : unmanaged, IVec<TV>;
+    /// <summary>As <see cref="Load"/> with every digit byte doubled (2u), as the grouped int8 kernels multiply them.</summary>
+    static abstract void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>;
 }
 
 /// <summary>b = 4: block B's 8 nibbles are dword B (digit 2j in the low nibble of byte j, digit 2j + 1 in its high nibble).</summary>
@@ -29,6 +31,15 @@ internal readonly unsafe struct Digits4 : IDigits
         var m = TV.Int(0x0F0F0F0F);
         lo = TV.And(v, m);
         hi = TV.And(TV.ShiftRight(v, 4), m);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>
+    {
+        // Shifting the dword by 1 (3) puts each low (high) nibble at bits 1–4 of its byte; bits crossing bytes are masked off.
+        var v = TV.Load(rec + 4 * b0);
+        var m = TV.Int(0x1E1E1E1E);
+        lo2 = TV.And(TV.ShiftLeft(v, 1), m);
+        hi2 = TV.And(TV.ShiftRight(v, 3), m);
     }
 }
 
@@ -50,6 +61,22 @@ internal readonly unsafe struct Digits2 : IDigits
         lo = TV.And(v, m);
         hi = TV.And(TV.ShiftRight(v, 4), m);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>
+    {
+        var v = TV.Load(rec + 4 * (b0 & 15));
+        var m = TV.Int(0x06060606);
+        if (b0 >= 16)
+        {
+            lo2 = TV.And(TV.ShiftRight(v, 1), m);
+            hi2 = TV.And(TV.ShiftRight(v, 5), m);
+        }
+        else
+        {
+            lo2 = TV.And(TV.ShiftLeft(v, 1), m);
+            hi2 = TV.And(TV.ShiftRight(v, 3), m);
+        }
+    }
 }
 
 /// <summary>
@@ -68,6 +95,13 @@ internal readonly unsafe struct Digits3 : IDigits
         TV.HighPlane(rec + 64, b0, out var l2, out var h2);
         lo = TV.Or(lo, l2);
         hi = TV.Or(hi, h2);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>
+    {
+        Load(rec, b0, out TV lo, out TV hi);
+        lo2 = TV.AddBytes(lo, lo);
+        hi2 = TV.AddBytes(hi, hi);
     }
 }
 

@@ -23,6 +23,14 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     static abstract TV Lookup16(TV t0, TV t1, TV t2, TV t3, TV idx);
     /// <summary>All-ones lanes where the block's digit sum is odd (lo, hi: the block's digit bytes).</summary>
     static abstract TV ParityMask(TV lo, TV hi);
+    /// <summary>
+    /// s·(Σⱼ (lo2ⱼ·sloⱼ + hi2ⱼ·shiⱼ) + e₀ + e₁) per 32-bit lane: lo2/hi2 doubled digits (&lt; 32), slo/shi int8
+    /// activations, e₀/e₁ the signed 16-bit halves of e, s the low 16 bits of s (≤ 4095). Exact in int32
+    /// (vpmaddubsw, 16-bit add, vpmaddwd by s: every 16-bit partial stays below 2¹⁵).
+    /// </summary>
+    static abstract TV ScaledBlockDot(TV lo2, TV slo, TV hi2, TV shi, TV e, TV s);
+    /// <summary>Per 32-bit lane: b where the sign bit of <paramref name="sign"/> is set, else a.</summary>
+    static abstract TV Select(TV sign, TV a, TV b);
 }
 
 /// <summary>Portable operations for any width (the cross-platform API only; runs everywhere). The other ops structs reuse what they do not accelerate.</summary>
@@ -37,6 +45,14 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Dot2(TV ulo, TV slo, TV uhi, TV shi)
     {
+        var d = Dot(ulo, slo, uhi, shi);
+        return TV.AddInt(d, d);
+    }
+
+    /// <summary>Σⱼ (uloⱼ·sloⱼ + uhiⱼ·shiⱼ) over the 4 bytes of each 32-bit lane (u unsigned bytes, s signed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Dot(TV ulo, TV slo, TV uhi, TV shi)
+    {
         var acc = TV.Int(0);
         var ff = TV.Int(0xFF);
         acc = TV.AddInt(acc, TV.MulInt(TV.And(ulo, ff), TV.ShiftRightArith(TV.ShiftLeft(slo, 24), 24)));
@@ -46,16 +62,26 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
         acc = TV.AddInt(acc, TV.MulInt(TV.And(TV.ShiftRight(ulo, 16), ff), TV.ShiftRightArith(TV.ShiftLeft(slo, 8), 24)));
         acc = TV.AddInt(acc, TV.MulInt(TV.And(TV.ShiftRight(uhi, 16), ff), TV.ShiftRightArith(TV.ShiftLeft(shi, 8), 24)));
         acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRight(ulo, 24), TV.ShiftRightArith(slo, 24)));
-        acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRight(uhi, 24), TV.ShiftRightArith(shi, 24)));
-        return TV.AddInt(acc, acc);
+        return TV.AddInt(acc, TV.MulInt(TV.ShiftRight(uhi, 24), TV.ShiftRightArith(shi, 24)));
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ScaledBlockDot(TV lo2, TV slo, TV hi2, TV shi, TV e, TV s)
+    {
+        var d = TV.AddInt(Dot(lo2, slo, hi2, shi), TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(e, 16), 16), TV.ShiftRightArith(e, 16)));
+        return TV.MulInt(d, TV.And(s, TV.Int(0xFFFF)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Select(TV sign, TV a, TV b) => TV.Xor(a, TV.And(TV.Xor(a, b), TV.ShiftRightArith(sign, 31)));
 
     /// <summary>table[raw &amp; 7] (bits above 2 of <paramref name="raw"/> are ignored): the table's first 8 floats are t0 (and t1 when Lanes = 4).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Lookup8(TV t0, TV t1, TV raw)
     {
         var idx = TV.And(raw, TV.Int(7));
-        return TV.Lanes >= 8 ? TV.ShuffleF(t0, idx) : TV.AddF(TV.ShuffleF(t0, idx), TV.ShuffleF(t1, TV.AddInt(idx, TV.Int(-4))));
+        // Out-of-range shuffle indices give 0, so OR joins the halves bit-exactly (also for integer tables).
+        return TV.Lanes >= 8 ? TV.ShuffleF(t0, idx) : TV.Or(TV.ShuffleF(t0, idx), TV.ShuffleF(t1, TV.AddInt(idx, TV.Int(-4))));
     }
 
     /// <summary>table[idx] for idx ∈ [0, 16): the 16 floats are t0, t1, t2, t3 (as many as 16/Lanes).</summary>
@@ -64,10 +90,10 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
     {
         var r = TV.ShuffleF(t0, idx);
         if (TV.Lanes == 16) return r;
-        r = TV.AddF(r, TV.ShuffleF(t1, TV.AddInt(idx, TV.Int(-TV.Lanes))));
+        r = TV.Or(r, TV.ShuffleF(t1, TV.AddInt(idx, TV.Int(-TV.Lanes))));
         if (TV.Lanes == 8) return r;
-        r = TV.AddF(r, TV.ShuffleF(t2, TV.AddInt(idx, TV.Int(-8))));
-        return TV.AddF(r, TV.ShuffleF(t3, TV.AddInt(idx, TV.Int(-12))));
+        r = TV.Or(r, TV.ShuffleF(t2, TV.AddInt(idx, TV.Int(-8))));
+        return TV.Or(r, TV.ShuffleF(t3, TV.AddInt(idx, TV.Int(-12))));
     }
 
     /// <summary>All-ones lanes where the block's digit sum is odd (lo, hi: the block's digit bytes).</summary>
@@ -111,6 +137,16 @@ internal readonly struct Avx2Ops : IIsaOps<V256>
         var s = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((lo.V + hi.V).AsByte(), Vector256.Create((sbyte)1)), Vector256.Create((short)1));
         return new((s << 31 >> 31).AsUInt32());
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDot(V256 lo2, V256 slo, V256 hi2, V256 shi, V256 e, V256 s)
+    {
+        var h = Avx2.MultiplyAddAdjacent(lo2.V.AsByte(), slo.V.AsSByte()) + Avx2.MultiplyAddAdjacent(hi2.V.AsByte(), shi.V.AsSByte()) + e.V.AsInt16();
+        return new(Avx2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Select(V256 sign, V256 a, V256 b) => new(Avx.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), sign.V.AsSingle()).AsUInt32());
 }
 
 /// <summary>AVX-VNNI (256-bit vpdpbusd) with the AVX2 lookups.</summary>
@@ -137,6 +173,13 @@ internal readonly struct AvxVnniOps : IIsaOps<V256>
         var s = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, (lo.V + hi.V).AsByte(), Vector256.Create((sbyte)1));
         return new((s << 31 >> 31).AsUInt32());
     }
+
+    // The scale multiplies 16-bit partial sums (vpmaddwd), which VNNI's u8·s8 → s32 does not give: AVX2's steps.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDot(V256 lo2, V256 slo, V256 hi2, V256 shi, V256 e, V256 s) => Avx2Ops.ScaledBlockDot(lo2, slo, hi2, shi, e, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Select(V256 sign, V256 a, V256 b) => Avx2Ops.Select(sign, a, b);
 }
 
 /// <summary>AVX-512 BW: 512-bit vpmaddubsw + vpmaddwd, vpermps over all 16 scales. (.NET 10 exposes no 512-bit vpdpbusd.)</summary>
@@ -163,6 +206,16 @@ internal readonly struct Avx512Ops : IIsaOps<V512>
         var s = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent((lo.V + hi.V).AsByte(), Vector512.Create((sbyte)1)), Vector512.Create((short)1));
         return new((s << 31 >> 31).AsUInt32());
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 ScaledBlockDot(V512 lo2, V512 slo, V512 hi2, V512 shi, V512 e, V512 s)
+    {
+        var h = Avx512BW.MultiplyAddAdjacent(lo2.V.AsByte(), slo.V.AsSByte()) + Avx512BW.MultiplyAddAdjacent(hi2.V.AsByte(), shi.V.AsSByte()) + e.V.AsInt16();
+        return new(Avx512BW.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Select(V512 sign, V512 a, V512 b) => new(Vector512.ConditionalSelect((sign.V.AsInt32() >> 31).AsUInt32(), b.V, a.V));
 }
 
 /// <summary>SSSE3 (x86 128-bit): pmaddubsw + pmaddwd; portable lookups.</summary>
@@ -203,4 +256,14 @@ internal readonly struct Ssse3Ops : IIsaOps<V128>
         return new(Sse41.BlendVariable(lo, hi, (idx.V << 28).AsSingle()).AsUInt32());
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 ParityMask(V128 lo, V128 hi) => PortableOps<V128>.ParityMask(lo, hi);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 ScaledBlockDot(V128 lo2, V128 slo, V128 hi2, V128 shi, V128 e, V128 s)
+    {
+        var h = Ssse3.MultiplyAddAdjacent(lo2.V.AsByte(), slo.V.AsSByte()) + Ssse3.MultiplyAddAdjacent(hi2.V.AsByte(), shi.V.AsSByte()) + e.V.AsInt16();
+        return new(Sse2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Select(V128 sign, V128 a, V128 b) => new(Sse41.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), sign.V.AsSingle()).AsUInt32());
 }
