@@ -73,7 +73,8 @@ public sealed class E8BoxTests : IDisposable
             }
         Assert.Equal((long)c.Layers * (2 * c.Dim * c.Dim + 2 * c.KvDim * c.Dim + 3 * c.Dim * c.HiddenDim), weights);
         Assert.Equal((double)bits / weights, box.BitsPerWeight, 12);
-        Assert.True(box.BitsPerWeight > 4.25);
+        // measured: 15.698 bits/weight — stories260K's 64- and 172-wide rows are padded to 256-column groups in memory (±0.5 %)
+        Assert.InRange(box.BitsPerWeight, 15.62, 15.78);
         Assert.Equal(32.0, box.BitsPerActivation);
     }
 
