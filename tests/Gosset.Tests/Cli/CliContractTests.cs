@@ -27,11 +27,8 @@ public sealed class CliContractTests : IDisposable
 
     private int Run(params string[] args)
     {
-        var (o, e) = (Console.Out, Console.Error);
-        var (so, se) = (new StringWriter(), new StringWriter());
-        Console.SetOut(so); Console.SetError(se);
-        try { return CliApp.Run(args); }
-        finally { Console.SetOut(o); Console.SetError(e); _out = so.ToString(); _err = se.ToString(); }
+        (int code, _out, _err) = CliRun.Run(args);
+        return code;
     }
 
     private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -3,6 +3,7 @@ using Gosset.Cli;
 using Gosset.IO;
 using Gosset.Matrix;
 using Gosset.Tests.Matrix;
+using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Cli;
 
@@ -17,11 +18,8 @@ public sealed class CliTests : IDisposable
 
     private static int Run(params string[] args)
     {
-        var err = Console.Error;
-        var sw = new StringWriter();
-        Console.SetError(sw);
-        try { return CliApp.Run(args); }
-        finally { Console.SetError(err); LastError = sw.ToString(); }
+        (int code, _, LastError) = CliRun.Run(args);
+        return code;
     }
 
     private static string LastError = "";

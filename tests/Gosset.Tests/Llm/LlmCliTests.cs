@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Gosset.Cli;
 using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
@@ -16,14 +15,8 @@ public sealed class LlmCliTests : IDisposable
 
     private static int Run(params string[] args)
     {
-        var err = Console.Error;
-        var outw = Console.Out;
-        var sw = new StringWriter();
-        var so = new StringWriter();
-        Console.SetError(sw);
-        Console.SetOut(so);
-        try { return CliApp.Run(args); }
-        finally { Console.SetError(err); Console.SetOut(outw); LastError = sw.ToString(); LastOut = so.ToString(); }
+        (int code, LastOut, LastError) = CliRun.Run(args);
+        return code;
     }
 
     private string SmallText()

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Gosset.Cli;
 using Gosset.Tests.Llm;
 using Gosset.Tests.Support;
 
@@ -17,11 +16,8 @@ public sealed class PeerCliTests : IDisposable
 
     private static (int Code, string Err) Run(params string[] args)
     {
-        var err = Console.Error;
-        var sw = new StringWriter();
-        Console.SetError(sw);
-        try { return (CliApp.Run(args), sw.ToString()); }
-        finally { Console.SetError(err); }
+        var (code, _, err) = CliRun.Run(args);
+        return (code, err);
     }
 
     [DataFact]
