@@ -66,6 +66,7 @@ internal static class BenchCommand
             w.WriteNumber("threads", r.Threads);
             w.WriteString("isa", r.Isa);
             w.WriteString("kernel_level", r.KernelLevel);
+            w.WriteString("e8_kernel", Gosset.Kernels.E8Kernel.Best.Name);
             w.WriteNumber("repetitions", r.Repetitions);
             w.WriteString("timing", "minimum over repetitions that alternate the implementations");
             w.WriteStartObject("encode");

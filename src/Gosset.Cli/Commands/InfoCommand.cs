@@ -35,13 +35,14 @@ internal static class InfoCommand
             Console.WriteLine($"gosset {version}");
             Console.WriteLine($"runtime: {RuntimeInformation.FrameworkDescription} {RuntimeInformation.ProcessArchitecture}");
             Console.WriteLine($"kernel level: {KernelLevel}");
+            Console.WriteLine($"e8 kernel: {Gosset.Kernels.E8Kernel.Best.Name} (on AVX-512 the faster of avx512 / avx2, timed at start-up; GOSSET_E8_KERNEL overrides)");
             Console.WriteLine("instruction sets: " + string.Join(' ', InstructionSets.Select(s => $"{s.Name}={(s.On ? "on" : "off")}")));
             var isa = new JsonObject();
             foreach (var (name, on) in InstructionSets) isa[name] = on;
             CliOutput.WriteJson(pr.GetValue(json), new JsonObject
             {
                 ["version"] = version, ["runtime"] = RuntimeInformation.FrameworkDescription,
-                ["kernel_level"] = KernelLevel, ["instruction_sets"] = isa,
+                ["kernel_level"] = KernelLevel, ["e8_kernel"] = Gosset.Kernels.E8Kernel.Best.Name, ["instruction_sets"] = isa,
             });
             return 0;
         });

@@ -1,14 +1,16 @@
+using Gosset.Baselines;
 using Gosset.Coding;
 namespace Gosset.Llm.Quantization;
 
 /// <summary>
-/// Symmetric INT-b round-to-nearest with one absmax scale per group of entries:
-/// scale = absmax / (2^(b−1) − 1) rounded to fp16, value = clamp(round(x / scale), −2^(b−1), 2^(b−1) − 1).
-/// Stored per vector: b bits per entry plus 16 bits per group.
+/// INT-b for the LLM (weights per row, activations per token, K/V per token): the one INT quantizer,
+/// <see cref="IntQuantizer"/>, with absmax clipping and mid-tread levels (k·s, |k| ≤ 2^(b−1) − 1, zero exact),
+/// one fp16 step per group of entries. Stored per vector: b bits per entry plus 16 bits per group.
 /// </summary>
 internal sealed class IntCodec : VectorCodec
 {
-    private readonly int _bits, _group, _groups, _max, _min;
+    private readonly int _bits, _group, _groups;
+    private readonly IntQuantizer _q;
 
     public IntCodec(int length, int bits, int group) : base(length)
     {
@@ -17,8 +19,7 @@ internal sealed class IntCodec : VectorCodec
         _bits = bits;
         _group = Math.Min(group, length);
         _groups = (length + _group - 1) / _group;
-        _max = (1 << (bits - 1)) - 1;
-        _min = -(1 << (bits - 1));
+        _q = new IntQuantizer(bits, _group, IntClipping.AbsMax, IntLevels.MidTread);
     }
 
     public int BitWidth => _bits;
@@ -32,32 +33,29 @@ internal sealed class IntCodec : VectorCodec
         for (int g = 0; g < _groups; g++)
         {
             int s = g * _group, n = Math.Min(_group, Length - s);
-            float amax = 0;
-            foreach (float v in x.Slice(s, n)) amax = Math.Max(amax, Math.Abs(v));
-            WriteHalf(code[(2 * g)..], ToHalf(amax / _max));
+            WriteHalf(code[(2 * g)..], (float)_q.ChooseStep(x.Slice(s, n)));
         }
     }
+
+    private float Step(ReadOnlySpan<byte> code, int j) => ReadHalf(code[(2 * (j / _group))..]);
+
+    // Stored entry = quantizer code + 1 = k + 2^(b−1): the byte files written before the one-quantizer change hold.
 
     public override void QuantizeBlock(int block, ReadOnlySpan<float> xb, Span<byte> code, Span<float> yb)
     {
         for (int i = 0; i < xb.Length; i++)
         {
             int j = 8 * block + i;
-            float scale = ReadHalf(code[(2 * (j / _group))..]);
-            int v = scale > 0 ? (int)Math.Clamp(MathF.Round(xb[i] / scale), _min, _max) : 0;
-            code[2 * _groups + j] = (byte)(v - _min);
-            yb[i] = v * scale;
+            float step = Step(code, j);
+            int c = _q.Code(xb[i], step);
+            code[2 * _groups + j] = (byte)(c + 1);
+            yb[i] = _q.Level(c, step);
         }
     }
 
     public override void Decode(ReadOnlySpan<byte> code, Span<float> x)
     {
-        for (int g = 0; g < _groups; g++)
-        {
-            float scale = ReadHalf(code[(2 * g)..]);
-            int s = g * _group, n = Math.Min(_group, Length - s);
-            for (int j = s; j < s + n; j++) x[j] = (code[2 * _groups + j] + _min) * scale;
-        }
+        for (int j = 0; j < Length; j++) x[j] = _q.Level(code[2 * _groups + j] - 1, Step(code, j));
     }
 
     public override void Pack(ReadOnlySpan<byte> code, BitWriter w)

@@ -1,10 +1,11 @@
+using Gosset.Baselines;
 using System.Buffers.Binary;
 
 namespace Gosset.Kernels;
 
 /// <summary>
-/// The INT4 baseline: symmetric per-group absmax quantization (group of 32 entries along the input
-/// dimension, fp16 group scale d = absmax/7, values q = round(w/d) ∈ [−8, 7] stored as q + 8),
+/// The INT4 baseline: the one INT quantizer (<see cref="IntQuantizer"/>: groups of 32 entries along the input
+/// dimension, absmax, fp16 step d ≥ absmax/7, mid-tread values q ∈ [−7, 7] stored as q + 8),
 /// 4.5 bits per weight, in the same nibble layout, padding, threading and activation modes as
 /// <see cref="PackedE8Matrix"/>, so that speed and quality comparisons are like for like.
 /// </summary>
@@ -64,18 +65,11 @@ public sealed class PackedInt4Matrix
         return m;
     }
 
-    /// <summary>The stored fp16 scale for a group with absolute maximum <paramref name="amax"/>.</summary>
-    internal static ushort ScaleBits(float amax)
-    {
-        if (!(amax > 0f) || !float.IsFinite(amax)) return 0;
-        Half h = (Half)(amax / 7f);
-        if (Half.IsInfinity(h)) h = Half.MaxValue;
-        if ((float)h < 6.104e-5f) h = (Half)6.104e-5f; // keep scales normal fp16
-        return BitConverter.HalfToUInt16Bits(h);
-    }
-
-    /// <summary>fp16 bits to float (normal numbers and zero, which is all <see cref="ScaleBits"/> produces).</summary>
+    /// <summary>fp16 bits to float (the quantizer's steps: finite, non-negative).</summary>
     internal static float ScaleValue(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
+
+    /// <summary>The one INT quantizer (<see cref="IntQuantizer"/>) in this format's setting: 4 bits, groups of 32, absmax, mid-tread levels −7 … 7.</summary>
+    internal static readonly IntQuantizer Int4 = new(4, GroupSize, IntClipping.AbsMax, IntLevels.MidTread);
 
     private void EncodeRow(int r, float[] row)
     {
@@ -83,18 +77,12 @@ public sealed class PackedInt4Matrix
         for (int g = 0; g < GroupsPerRow; g++)
         {
             var x = row.AsSpan(g * GroupSize, GroupSize);
-            float amax = 0f;
-            foreach (float f in x) amax = MathF.Max(amax, MathF.Abs(f));
-            ushort sb = ScaleBits(amax);
-            Scales[r * GroupsPerRow + g] = sb;
-            float d = ScaleValue(sb);
-            float inv = d > 0f ? 1f / d : 0f;
+            Half step = Int4.ChooseStep(x);
+            Scales[r * GroupsPerRow + g] = BitConverter.HalfToUInt16Bits(step);
+            float d = (float)step;
+            // Nibble = code + 1 ∈ [1, 15], so the kernels' (nibble − 8)·d is the quantizer's level (code − 7)·d.
             for (int i = 0; i < GroupSize; i += 2)
-            {
-                int q0 = (int)Math.Clamp(MathF.Round(x[i] * inv), -8f, 7f) + 8;
-                int q1 = (int)Math.Clamp(MathF.Round(x[i + 1] * inv), -8f, 7f) + 8;
-                nib[(g * GroupSize + i) / 2] = (byte)(q0 | (q1 << 4));
-            }
+                nib[(g * GroupSize + i) / 2] = (byte)(Int4.Code(x[i], d) + 1 | (Int4.Code(x[i + 1], d) + 1) << 4);
         }
     }
 
