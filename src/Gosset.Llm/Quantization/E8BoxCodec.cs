@@ -28,6 +28,8 @@ internal sealed class E8BoxCodec : VectorCodec
 
     /// <summary>The fitted table.</summary>
     public E8BoxTable Table { get; }
+    /// <summary>Try the row-scale codes next to the RMS one and keep the best (weights, coded once; not per-token vectors).</summary>
+    public bool SearchRowScale { get; init; }
     /// <summary>True when every vector uses the table's base scale (no per-vector side information).</summary>
     public bool FixedScale { get; }
     public int BitsPerEntry => Table.Bits;
@@ -79,7 +81,7 @@ internal sealed class E8BoxCodec : VectorCodec
             Table.EncodeRowAt(x, Table.RowScaleBase, code.Slice(0, Length), code.Slice(Length, Blocks));
             return;
         }
-        code[0] = (byte)Table.EncodeRow(x, code.Slice(1, Length), code.Slice(1 + Length, Blocks));
+        code[0] = (byte)Table.EncodeRow(x, code.Slice(1, Length), code.Slice(1 + Length, Blocks), SearchRowScale);
     }
 
     public override void Begin(ReadOnlySpan<float> x, Span<byte> code)

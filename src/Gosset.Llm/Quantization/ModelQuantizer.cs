@@ -144,7 +144,7 @@ public static class ModelQuantizer
                 int g = Group(name);
                 if (rotate) rotations[g] ??= Rotation.Create(width, spec.Seed + (ulong)(l * 8 + g));
                 var rot = rotations[g];
-                VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup, table: recipe.WeightTable);
+                VectorCodec? wc = calibration ? null : Codec(spec.Weights, width, recipe.WeightBetas, spec.Scales, spec.WeightGroup, table: recipe.WeightTable, weights: true);
                 VectorCodec? ac = calibration ? null : Codec(spec.Activations, width, recipe.ActivationBetas, spec.Scales, spec.ActivationGroup, table: recipe.ActivationTable);
                 var wm = weightsFor(l, name, wc, rot, width);
                 // Float activations meet kernel weights the way the kernels run fastest: int8 per 256-group on grid
@@ -176,9 +176,9 @@ public static class ModelQuantizer
         return new LlamaModel(c, embedding, classifier, rmsFinal, layers, kv, calibration ? "calibration" : spec.ToString()) { Recipe = recipe };
     }
 
-    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group, bool fixedScale = false, Gosset.Codes.E8BoxTable? table = null) => t.Method switch
+    private static VectorCodec? Codec(TensorQuant t, int length, float[] betas, int scales, int group, bool fixedScale = false, Gosset.Codes.E8BoxTable? table = null, bool weights = false) => t.Method switch
     {
-        QuantMethod.E8Kernel => new E8BoxCodec(length, table ?? throw new InvalidOperationException("E8 box table missing"), fixedScale),
+        QuantMethod.E8Kernel => new E8BoxCodec(length, table ?? throw new InvalidOperationException("E8 box table missing"), fixedScale) { SearchRowScale = weights },
         QuantMethod.Fp or QuantMethod.E8Box => null, // e8-box: PackedE8Matrix weights, activations quantized in the kernel
         QuantMethod.E8 => fixedScale ? new E8Codec(length, t.E8Q, betas, E8Norm.Fixed, 1f) : new E8Codec(length, t.E8Q, betas),
         _ => new IntCodec(length, t.Bits, group <= 0 ? length : group),

@@ -109,22 +109,37 @@ public sealed class E8BoxTable
 
     /// <summary>
     /// Codes a row x (length a multiple of 8; pad with zeros) within the budget: returns the row-scale
-    /// code and writes the digits u (x.Length) and block-scale indices (x.Length / 8).
+    /// code and writes the digits u (x.Length) and block-scale indices (x.Length / 8). With
+    /// <paramref name="searchRowScale"/> the codes next to the RMS code are tried too and the least-error one
+    /// kept (3 encodes; 0.04 dB better at 4 bits on Gaussian data: used for weights, not for per-token vectors).
     /// </summary>
     [SkipLocalsInit]
-    public int EncodeRow(ReadOnlySpan<float> x, Span<byte> u, Span<byte> index)
+    public int EncodeRow(ReadOnlySpan<float> x, Span<byte> u, Span<byte> index, bool searchRowScale = false)
     {
         if (x.Length % 8 != 0) throw new ArgumentException("Rows must be whole 8-blocks (pad with zeros).", nameof(x));
         int blocks = x.Length / 8;
         double ss = 0;
         foreach (float f in x) ss += (double)f * f;
         int c = RowScaleCode((float)Math.Sqrt(ss / Math.Max(1, x.Length)));
-        EncodeRowAt(x, RowScaleValue(c), u, index);
-        return c;
+        double best = EncodeRowAt(x, RowScaleValue(c), u, index);
+        if (c == 0 || !searchRowScale) return c;
+        // The RMS code, then its neighbours (±4.4 %): the least-error one is kept (the block scales then sit
+        // where this row's blocks need them).
+        Span<byte> u2 = x.Length <= 8192 ? stackalloc byte[x.Length] : new byte[x.Length];
+        Span<byte> i2 = stackalloc byte[Math.Min(blocks, 1024)];
+        if (blocks > 1024) i2 = new byte[blocks];
+        int bestCode = c;
+        foreach (int cc in new[] { c - 1, c + 1 })
+        {
+            if (cc < 1 || cc > 255) continue;
+            double e = EncodeRowAt(x, RowScaleValue(cc), u2, i2);
+            if (e < best) { best = e; bestCode = cc; u2.CopyTo(u); i2.CopyTo(index); }
+        }
+        return bestCode;
     }
 
-    /// <summary>Codes a row at a given row scale (e.g. a fixed calibrated one) within the budget.</summary>
-    public void EncodeRowAt(ReadOnlySpan<float> x, float s, Span<byte> u, Span<byte> index)
+    /// <summary>Codes a row at a given row scale (e.g. a fixed calibrated one) within the budget; returns the squared error.</summary>
+    public double EncodeRowAt(ReadOnlySpan<float> x, float s, Span<byte> u, Span<byte> index)
     {
         if (x.Length % 8 != 0) throw new ArgumentException("Rows must be whole 8-blocks (pad with zeros).", nameof(x));
         int blocks = x.Length / 8;
@@ -132,6 +147,7 @@ public sealed class E8BoxTable
         var err = new float[GroupBlocks * k];
         var digits = new byte[GroupBlocks * k * 8];
         var choice = new byte[GroupBlocks];
+        double total = 0;
         for (int t0 = 0; t0 < blocks; t0 += GroupBlocks)
         {
             int nb = Math.Min(GroupBlocks, blocks - t0);
@@ -141,9 +157,11 @@ public sealed class E8BoxTable
             for (int t = 0; t < nb; t++)
             {
                 index[t0 + t] = choice[t];
+                total += err[t * k + choice[t]];
                 digits.AsSpan((t * k + choice[t]) * 8, 8).CopyTo(u.Slice(8 * (t0 + t), 8));
             }
         }
+        return total;
     }
 
     /// <summary>

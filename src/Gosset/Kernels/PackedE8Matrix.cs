@@ -238,7 +238,7 @@ public sealed class PackedE8Matrix
         {
             for (int r = r0; r < r1; r++)
             {
-                int c = table.EncodeRow(Row(r), codes.U.AsSpan(r * nb * 8, nb * 8), codes.ScaleIndex.AsSpan(r * nb, nb));
+                int c = table.EncodeRow(Row(r), codes.U.AsSpan(r * nb * 8, nb * 8), codes.ScaleIndex.AsSpan(r * nb, nb), searchRowScale: true);
                 codes.RowScale[r] = table.RowScaleValue(c);
             }
         });

@@ -62,7 +62,7 @@ public sealed class E8BoxQuantizedMatrix : QuantizedMatrix
         int nb = np / 8;
         Parallel.For(0, m.Cols, j =>
         {
-            int c = table.EncodeRow(z[j], codes.U.AsSpan(j * np, np), codes.ScaleIndex.AsSpan(j * nb, nb));
+            int c = table.EncodeRow(z[j], codes.U.AsSpan(j * np, np), codes.ScaleIndex.AsSpan(j * nb, nb), searchRowScale: true);
             codes.RowScale[j] = table.RowScaleValue(c);
         });
         return new E8BoxQuantizedMatrix(m.Rows, m.Cols, np, rotation, seed, codes, table, method);
