@@ -158,7 +158,9 @@ public sealed class KernelActivationModeTests
         int[] tokens = Stories.ValTokens[..32];
         float[] a = fast.ForwardWindow(tokens), b = exact.ForwardWindow(tokens);
         double maxDiff = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
-        // measured by this test: 0.2259 (int8 per 256-group against fp32 activations, 32 tokens); ±3 %
-        Assert.InRange(maxDiff, 0.219, 0.233);
+        // measured by this test (int8 per 256-group against fp32 activations, 32 tokens): 0.20878 with AVX-512 or AVX2,
+        // 0.23453 with DOTNET_EnableAVX2=0 (a maximum over logits follows each width's float rounding); the window spans
+        // both, 3 % beyond
+        Assert.InRange(maxDiff, 0.2025, 0.2416);
     }
 }

@@ -123,11 +123,11 @@ public sealed class QuantizationTests : IDisposable
     }
 
     // KL to the float model on the first 257 validation tokens (2 windows of 128), measured by this test:
-    // w4 e8 0.05751 (block scales on the 12-bit grid, int8 activations per 256-group), w4a4kv4 int 2.3844 (INT4 without
+    // w4 e8 0.05499 (block scales on the 12-bit grid, int8 activations per 256-group, row-scale search), w4a4kv4 int 2.3844 (INT4 without
     // rotation on a 64-wide model is poor, and the test pins it).
     [DataTheory]
     [InlineData("fp", "e8", 0.0)]
-    [InlineData("w4", "e8", 0.05751)]
+    [InlineData("w4", "e8", 0.05499)]
     [InlineData("w4a4kv4", "int", 2.3844)]
     public void RotationOnlyModelIsExactAndQuantizedModelsStayClose(string quant, string method, double kl)
     {
@@ -162,8 +162,8 @@ public sealed class QuantizationTests : IDisposable
         int[] tokens = Stories.ValTokens[..1025];
         double Kl(string method) => Evaluator.Evaluate(ModelQuantizer.Quantize(Stories.Weights, QuantSpec.Parse("w4", method)), tokens, 512, 2, Stories.Model).Kl!.Value;
         double e8 = Kl("e8"), intRot = Kl("int-rot");
-        // Measured by this test (1024 tokens, 2 windows of 512): e8 0.06366, int-rot 0.17246; windows ±3 %.
-        Assert.InRange(e8, 0.0618, 0.0656);
+        // Measured by this test (1024 tokens, 2 windows of 512): e8 0.056655, int-rot 0.17246; windows ±3 %.
+        Assert.InRange(e8, 0.05496, 0.05835);
         Assert.InRange(intRot, 0.1673, 0.1776);
     }
 
