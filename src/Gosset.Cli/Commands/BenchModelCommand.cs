@@ -28,7 +28,7 @@ internal static class BenchModelCommand
         var json = new Option<string>("--json") { Description = "write the result JSON here (atomically)", Required = true };
         var work = new Option<string?>("--work") { Description = "folder for the converted and quantized files (default: a temporary folder, deleted afterwards)" };
         var reps = new Option<int>("--reps") { Description = "runs of each configuration (alternating); the best is reported", DefaultValueFactory = _ => 1 };
-        var quants = new Option<string>("--gosset") { Description = "Gosset --quant values to run besides fp32", DefaultValueFactory = _ => "w4,w4a4kv4" };
+        var quants = new Option<string>("--gosset") { Description = "Gosset --quant values to run besides fp32; \"+classifier-e8\" appended quantizes the classifier too (quantize-model --classifier e8; its bits_per_weight then counts every weight matrix)", DefaultValueFactory = _ => "w4,w4+classifier-e8,w4a4kv4" };
         var types = new Option<string>("--llamacpp") { Description = "llama.cpp types to run besides F16 (Q4_0, Q4_K_M, IQ4_XS, IQ4_NL, Q8_0)", DefaultValueFactory = _ => "Q4_0,Q4_K_M,IQ4_XS" };
         var dtype = new Option<string>("--dtype") { Description = "GGUF float type written for llama.cpp: f16 or bf16", DefaultValueFactory = _ => "f16" };
         var calib = new Option<string?>("--calib") { Description = "calibration text passed to quantize-model (for recipes that use it)" };
@@ -50,7 +50,7 @@ internal static class BenchModelCommand
             };
             var llamaTypes = ParseTypes(pr.GetValue(types)!);
             var gossetQuants = (pr.GetValue(quants) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            foreach (var q in gossetQuants) QuantSpec.Parse(q);
+            foreach (var q in gossetQuants) QuantSpec.Parse(SplitClassifier(q).Quant);
             string? userWork = pr.GetValue(work);
             string dir = userWork ?? Path.Combine(Path.GetTempPath(), $"gosset-bench-model-{Environment.ProcessId}");
             Directory.CreateDirectory(dir);
@@ -81,6 +81,13 @@ internal static class BenchModelCommand
 
     private sealed record Config(string Engine, string Format, string File);
 
+    /// <summary>"w4+classifier-e8" → ("w4", "e8"); a plain quant keeps the classifier at source precision.</summary>
+    private static (string Quant, string Classifier) SplitClassifier(string q)
+    {
+        const string suffix = "+classifier-e8";
+        return q.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) ? (q[..^suffix.Length], "e8") : (q, "source");
+    }
+
     private static List<JsonObject> Run(string src, string dir, int threads, int prompt, int gen, int reps, GgufWriteType write,
         string[] gossetQuants, LlamaCppQuant[] llamaTypes, string? calib)
     {
@@ -107,7 +114,8 @@ internal static class BenchModelCommand
         {
             string gqm = Path.Combine(dir, $"model.{q}.gqm");
             log($"quantizing with Gosset: {q}");
-            var args = new List<string> { "quantize-model", "--model", src, "--quant", q, "--out", gqm };
+            var (quant, classifier) = SplitClassifier(q);
+            var args = new List<string> { "quantize-model", "--model", src, "--quant", quant, "--classifier", classifier, "--out", gqm };
             if (calib is not null) args.AddRange(["--calib", calib]);
             RunSelf(args, threads, out _);
             gosset.Add(new Config("gosset", q, gqm));
@@ -217,13 +225,14 @@ internal static class BenchModelCommand
                 int[] ids = PromptIds(p, m.Config.VocabSize);
                 var cache = m.CreateCache(p + g);
                 var sw = Stopwatch.StartNew();
-                float[] logits = m.Forward(cache, ids);
-                int next = Evaluator.ArgMax(logits.AsSpan((p - 1) * m.Config.VocabSize, m.Config.VocabSize));
+                // Logits of the last prompt token only (as llama.cpp computes them): no [prompt, vocab] array.
+                int next = Evaluator.ArgMax(m.ForwardLast(cache, ids));
                 pre = p / sw.Elapsed.TotalSeconds;
                 sw.Restart();
-                for (int i = 0; i < g; i++) next = Evaluator.ArgMax(m.Forward(cache, [next]));
+                for (int i = 0; i < g; i++) next = Evaluator.ArgMax(m.ForwardLast(cache, [next]));
                 dec = g / sw.Elapsed.TotalSeconds;
-                bits = m.IsQuantized ? m.BitsPerWeight : 32;
+                // With a quantized classifier the row counts every weight matrix (embedding, classifier copy, linear layers).
+                bits = !m.IsQuantized ? 32 : m.ClassifierFormat == "source" ? m.BitsPerWeight : m.BitsPerParameter;
             }
             else
             {

@@ -51,6 +51,7 @@ internal static class EvalCommand
             if (quantized && reference is null) Console.WriteLine("KL / top-1   not measured (a .gqm holds no float weights to compare with)");
             else Console.WriteLine(string.Format(inv, "KL           {0:F5} nats/token   top-1 agreement {1:P2}", kl, top1));
             Console.WriteLine(string.Format(inv, "bits         {0:F3} per weight, {1:F3} per activation, KV {2:F1} bytes/token", model.BitsPerWeight, model.BitsPerActivation, model.KvBytesPerToken));
+            Console.WriteLine(string.Format(inv, "all weights  {0:F3} bits per parameter (linear layers, embedding table, classifier {1})", model.BitsPerParameter, model.ClassifierFormat));
             Console.WriteLine(string.Format(inv, "time         load+quantize {0:F1} s, eval {1:F1} s", loadS, evalS));
             string? jp = pr.GetValue(json);
             if (jp is not null)
@@ -62,6 +63,7 @@ internal static class EvalCommand
                     ["top1_agreement"] = quantized && reference is null ? null : top1,
                     ["tokens"] = r.Tokens,
                     ["bits_per_weight"] = model.BitsPerWeight, ["bits_per_activation"] = model.BitsPerActivation,
+                    ["bits_per_parameter"] = model.BitsPerParameter, ["classifier"] = model.ClassifierFormat,
                     ["kv_bytes_per_token"] = model.KvBytesPerToken, ["quant"] = model.Quant, ["kernels"] = model.LinearsOnKernels, ["kernel_activations"] = model.KernelActivations,
                     ["float_nll"] = r.ReferenceNll, ["float_ppl"] = r.ReferenceNll is double x ? Math.Exp(x) : null,
                     ["windows"] = r.Windows, ["ctx"] = c, ["text"] = textPath, ["model"] = pr.GetValue(lo.Model),

@@ -39,6 +39,15 @@ internal sealed class LlmOptions
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
     public Option<ulong> Seed { get; } = new("--rotation-seed") { Description = "seed of the random rotations", DefaultValueFactory = _ => 0x9E3779B97F4A7C15 };
 
+    public Option<string> Classifier { get; } = new("--classifier") { Description = "source (default: the classifier keeps the checkpoint's precision) | e8 (a 4-bit e8 box-coded copy on the kernels, counted in the bits; the token lookup keeps the source table)", DefaultValueFactory = _ => "source" };
+
+    /// <summary>The --classifier value, checked.</summary>
+    public string ClassifierFormat(ParseResult pr)
+    {
+        string v = (pr.GetValue(Classifier) ?? "source").Trim().ToLowerInvariant();
+        return v is "source" or "e8" ? v : throw new GossetException($"--classifier \"{v}\" is not source or e8");
+    }
+
     public Option<string?> Reference { get; } = new("--reference") { Description = "float model to compare a .gqm against (KL, top-1); a .gqm never opens its source otherwise" };
 
     /// <summary>Token ids that end generation for the loaded model (set by <see cref="Load"/>).</summary>
@@ -53,7 +62,7 @@ internal sealed class LlmOptions
         cmd.Options.Add(Tokenizer);
         cmd.Options.Add(Reference);
         if (!quantOptions) return;
-        foreach (var o in new Option[] { Quant, Method, Recipe, BoxK, IndexBits, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Fp32Activations, Calib, CalibWindows, Seed })
+        foreach (var o in new Option[] { Classifier, Quant, Method, Recipe, BoxK, IndexBits, WeightsQ, ActivationsQ, KeysQ, ValuesQ, Scales, K, KvK, WeightGroup, ActGroup, KvGroup, Ldlq, QaLdlq, Damping, KvCenter, KvScale, KvQWeight, KvFixed, Fp32Activations, Calib, CalibWindows, Seed })
             cmd.Options.Add(o);
     }
 
@@ -165,6 +174,8 @@ internal sealed class LlmOptions
             StopIds = string.IsNullOrEmpty(tp) ? contents.StopIds : DefaultStops(tok);
             if (quantOptions && QuantSpec.Parse(pr.GetValue(Quant) ?? "fp").IsQuantized)
                 throw new GossetException("a .gqm model is already quantized; do not pass --quant");
+            if (quantOptions && ClassifierFormat(pr) != "source" && qm.ClassifierFormat != ClassifierFormat(pr))
+                throw new GossetException($"{path} keeps its classifier as {qm.ClassifierFormat}; quantize-model --classifier {ClassifierFormat(pr)} writes one that does not");
             // A .gqm never opens its source: the float reference for KL / top-1 is loaded only when named.
             string? rp = pr.GetValue(Reference);
             LlamaWeights? reference = string.IsNullOrEmpty(rp) ? null : ModelLoader.LoadWeights(rp);
@@ -196,7 +207,10 @@ internal sealed class LlmOptions
                 if (calibFilter is not null) calib = calibFilter(cp, calib);
             }
         }
+        string classifier = ClassifierFormat(pr);
+        if (classifier != "source" && !spec.IsQuantized) throw new GossetException("--classifier e8 needs a quantized model (--quant w…)");
         var model = ModelQuantizer.Quantize(w, spec, calib, 512, pr.GetValue(CalibWindows));
+        if (classifier == "e8") ClassifierQuantizer.Quantize(model);
         return (model, w, tokenizer);
     }
 }

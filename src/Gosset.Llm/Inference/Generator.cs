@@ -32,9 +32,10 @@ public static class Generator
     /// <summary>
     /// As <see cref="Generate"/>, stopping at any of <paramref name="stopIds"/>, and with timings. The prompt is fed as
     /// batches of up to <paramref name="prefillBatch"/> tokens through the batched products; only the last logits are computed.
+    /// A <paramref name="decodeProfile"/> receives the time per part of the decode steps (the prompt is not timed in it).
     /// </summary>
     public static GenerationResult Run(LlamaModel model, int[] promptIds, int steps, float temperature, ulong seed,
-        Action<int, int>? onToken, IReadOnlyCollection<int> stopIds, int prefillBatch = 256)
+        Action<int, int>? onToken, IReadOnlyCollection<int> stopIds, int prefillBatch = 256, InferenceProfile? decodeProfile = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(promptIds);
@@ -53,6 +54,7 @@ public static class Generator
         for (int p0 = 0; p0 < promptIds.Length; p0 += prefillBatch)
             logits = model.ForwardLast(cache, promptIds.AsSpan(p0, Math.Min(prefillBatch, promptIds.Length - p0)));
         double prefill = sw.Elapsed.TotalSeconds;
+        cache.Profile = decodeProfile;
         sw.Restart();
         int decoded = 0, token = promptIds[^1];
         while (true)

@@ -70,6 +70,9 @@ public sealed class KvCache
     /// <summary>Positions written so far (the next position to feed).</summary>
     public int Length { get; internal set; }
 
+    /// <summary>When set, every forward call on this cache adds its time per part here (null: not timed).</summary>
+    public InferenceProfile? Profile { get; set; }
+
     /// <summary>Buffers of the forward pass, allocated once per sequence.</summary>
     internal RunState State { get; }
 

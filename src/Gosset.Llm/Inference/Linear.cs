@@ -125,9 +125,13 @@ internal sealed class Linear
     /// <summary>When set, every forward call adds its (rotated, unquantized) inputs to this accumulator.</summary>
     public HessianAccumulator? Calibration { get; set; }
 
-    /// <summary>y[t, :] = W · x[t, :] for t &lt; tokens; x is [tokens][In], y is [tokens][Out] (both may be longer).</summary>
-    public void Forward(float[] x, int tokens, float[] y)
+    /// <summary>
+    /// y[t, :] = W · x[t, :] for t &lt; tokens; x is [tokens][In], y is [tokens][Out] (both may be longer). With a
+    /// profile, input preparation is timed as <see cref="ProfilePart.ActivationPrep"/> and the product as <paramref name="part"/>.
+    /// </summary>
+    public void Forward(float[] x, int tokens, float[] y, InferenceProfile? prof = null, ProfilePart part = ProfilePart.FfnLinears)
     {
+        long mark = prof is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
         int width = Width;
         float[] input = x;
         float[]? rented = null;
@@ -162,24 +166,37 @@ internal sealed class Linear
         {
             // Small products run on the calling thread (parallel overhead dominates below ~64k multiply-adds).
             int threads = (long)tokens * Out * width < 1 << 16 ? 1 : 0;
+            // (Int8Group quantizes inside the kernel's activation layout: that time counts with the product.)
+            if (prof is not null && Weights is BoxWeights pb && KernelActivations == ActivationMode.Int8 && codes is null)
+            {
+                // Same arithmetic as Multiply(..., Int8): quantize, then the product on the int8 form, each timed.
+                prof.Lap(ProfilePart.ActivationPrep, ref mark);
+                var a8 = Int8Activations.Quantize(input.AsSpan(0, tokens * width), tokens, width);
+                prof.Lap(ProfilePart.ActivationPrep, ref mark);
+                pb.Packed.Multiply(a8, y.AsSpan(0, tokens * Out), null, threads);
+                prof.Lap(part, ref mark);
+                return;
+            }
+            prof?.Lap(ProfilePart.ActivationPrep, ref mark);
             switch (Weights)
             {
                 case BoxWeights b when codes is not null:
                     b.Packed.Multiply(codes, y.AsSpan(0, tokens * Out), null, threads);
-                    return;
+                    break;
                 case BoxWeights b:
                     b.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, null, threads);
-                    return;
+                    break;
                 case DenseWeights d:
                     DenseGemv.Multiply(d.Data, Out, width, input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
-                    return;
+                    break;
                 case HalfWeights h:
                     h.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
-                    return;
+                    break;
                 default:
                     CodedProduct(input, tokens, y, threads);
-                    return;
+                    break;
             }
+            prof?.Lap(part, ref mark);
         }
         finally
         {

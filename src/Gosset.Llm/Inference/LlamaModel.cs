@@ -43,8 +43,10 @@ public sealed class LlamaModel
         RmsFinal = rmsFinal;
         Layers = layers;
         Kv = kv;
-        Quant = quant;
+        _quant = quant;
     }
+
+    private readonly string _quant;
 
     /// <summary>The float32 model of a checkpoint's weights.</summary>
     public static LlamaModel FromWeights(LlamaWeights w)
@@ -71,8 +73,39 @@ public sealed class LlamaModel
 
     /// <summary>Hyper-parameters.</summary>
     public LlamaConfig Config { get; }
-    /// <summary>The quantization this model runs with ("fp" for float32).</summary>
-    public string Quant { get; }
+    /// <summary>The quantization this model runs with ("fp" for float32; " classifier e8" appended when the classifier is quantized).</summary>
+    public string Quant => ClassifierFormat == "source" ? _quant : $"{_quant} classifier {ClassifierFormat}";
+
+    /// <summary>How the classifier is stored: "source" (the checkpoint's precision) or "e8" (the 4-bit e8 box code, see <see cref="Quantization.ClassifierQuantizer"/>).</summary>
+    public string ClassifierFormat { get; private set; } = "source";
+
+    /// <summary>Replaces the classifier by a quantized layer (the token embedding is unchanged).</summary>
+    internal void SetClassifier(Linear classifier, string format)
+    {
+        if (classifier.Out != Config.VocabSize || classifier.In != Config.Dim) throw new ArgumentException("classifier shape does not match the configuration");
+        Classifier = classifier;
+        ClassifierFormat = format;
+    }
+
+    /// <summary>
+    /// Stored bits per parameter over every weight matrix: the linear layers, the embedding table and the classifier (a
+    /// tied classifier kept at source precision is the embedding table and counts once; a quantized copy counts as well).
+    /// Parameters: linear entries, vocab·dim, and vocab·dim again when the checkpoint's head is untied.
+    /// </summary>
+    public double BitsPerParameter
+    {
+        get
+        {
+            long bits = 0, n = 0;
+            foreach (var l in Layers.SelectMany(b => b.Linears)) { bits += l.Weights.Bits; n += (long)l.Out * l.In; }
+            long table = (long)Config.VocabSize * Config.Dim;
+            bits += Embedding.Bits;
+            n += table;
+            if (!Config.SharedClassifier || ClassifierFormat != "source") bits += Classifier.Weights.Bits;
+            if (!Config.SharedClassifier) n += table;
+            return (double)bits / n;
+        }
+    }
     internal TokenTable Embedding { get; private set; }
 
     /// <summary>Sets the embedding table and classifier (kept at their stored precision).</summary>
@@ -209,20 +242,25 @@ public sealed class LlamaModel
         var st = cache.State;
         st.Ensure(T);
         float[] x = st.X, xb = st.Xb, q = st.Q, k = st.K, v = st.V, att = st.Att, hb = st.Hb, hb2 = st.Hb2;
+        var prof = cache.Profile;
+        long mark = prof is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
         for (int t = 0; t < T; t++)
         {
             int id = tokens[t];
             if ((uint)id >= (uint)c.VocabSize) throw new GossetException($"token id {id} is outside the vocabulary (size {c.VocabSize})");
             Embedding.Row(id, x.AsSpan(t * dim, dim));
         }
+        prof?.Lap(ProfilePart.Embedding, ref mark);
         for (int l = 0; l < c.Layers; l++)
         {
             var L = Layers[l];
             var fmt = Kv[l];
             RmsNorm(x, L.RmsAtt, xb, T, dim, c.NormEps);
-            L.Wq.Forward(xb, T, q);
-            L.Wk.Forward(xb, T, k);
-            L.Wv.Forward(xb, T, v);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            L.Wq.Forward(xb, T, q, prof, ProfilePart.AttentionLinears);
+            L.Wk.Forward(xb, T, k, prof, ProfilePart.AttentionLinears);
+            L.Wv.Forward(xb, T, v, prof, ProfilePart.AttentionLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             if (Bq is not null)
                 for (int t = 0; t < T; t++)
                 {
@@ -243,31 +281,43 @@ public sealed class LlamaModel
                 cache.Write(l, pos0 + t, k.AsSpan(t * kvDim, kvDim), v.AsSpan(t * kvDim, kvDim));
             }
             KvTap?.Invoke(l, q, k, v, T);
+            prof?.Lap(ProfilePart.RopeKv, ref mark);
             Attention(q, cache, l, att, T, pos0, c);
             if (fmt.HeadRotation is { } r2)
                 for (int t = 0; t < T; t++) RotateHeads(r2, att.AsSpan(t * dim, dim), c.HeadSize, true);
-            L.Wo.Forward(att, T, xb);
+            prof?.Lap(ProfilePart.Attention, ref mark);
+            L.Wo.Forward(att, T, xb, prof, ProfilePart.AttentionLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             TensorPrimitives.Add(x.AsSpan(0, T * dim), xb.AsSpan(0, T * dim), x.AsSpan(0, T * dim));
+            prof?.Lap(ProfilePart.Elementwise, ref mark);
             RmsNorm(x, L.RmsFfn, xb, T, dim, c.NormEps);
-            L.W1.Forward(xb, T, hb);
-            L.W3.Forward(xb, T, hb2);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            L.W1.Forward(xb, T, hb, prof, ProfilePart.FfnLinears);
+            L.W3.Forward(xb, T, hb2, prof, ProfilePart.FfnLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             SwiGlu(hb.AsSpan(0, T * c.HiddenDim), hb2.AsSpan(0, T * c.HiddenDim));
-            L.W2.Forward(hb, T, xb);
+            prof?.Lap(ProfilePart.Elementwise, ref mark);
+            L.W2.Forward(hb, T, xb, prof, ProfilePart.FfnLinears);
+            if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             TensorPrimitives.Add(x.AsSpan(0, T * dim), xb.AsSpan(0, T * dim), x.AsSpan(0, T * dim));
+            prof?.Lap(ProfilePart.Elementwise, ref mark);
         }
         cache.Length = pos0 + T;
         if (allLogits is not null)
         {
             RmsNorm(x, RmsFinal, xb, T, dim, c.NormEps);
-            Classifier.Forward(xb, T, allLogits);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            Classifier.Forward(xb, T, allLogits, prof, ProfilePart.Classifier);
         }
         else
         {
             // Only the last token's logits are needed: the classifier (often the largest matrix) runs once.
             x.AsSpan((T - 1) * dim, dim).CopyTo(att);
             RmsNorm(att, RmsFinal, xb, 1, dim, c.NormEps);
-            Classifier.Forward(xb, 1, st.Logits);
+            prof?.Lap(ProfilePart.Norms, ref mark);
+            Classifier.Forward(xb, 1, st.Logits, prof, ProfilePart.Classifier);
         }
+        if (prof is not null) { prof.Calls++; prof.Tokens += T; }
     }
 
     /// <summary>h ← silu(h)·u, elementwise (the SwiGLU gate).</summary>
@@ -335,36 +385,54 @@ public sealed class LlamaModel
     }
 
     /// <summary>
-    /// Causal multi-head attention of T new tokens over the cache (GQA: query head h reads KV head h / group);
-    /// one work item per (token, head), threaded when the work is large enough.
+    /// Causal multi-head attention of T new tokens over the cache (GQA: query head h reads KV head h / group). One work
+    /// item per (token, KV head) serves the group's query heads, so each key and value row is loaded once for all of
+    /// them; per-position dots and axpys are inlined (<see cref="HeadOps"/>); threaded when the work is large enough.
     /// </summary>
     private static void Attention(float[] q, KvCache cache, int layer, float[] att, int T, int pos0, LlamaConfig c)
     {
-        int hs = c.HeadSize, dim = c.Dim, kvDim = c.KvDim, heads = c.Heads, group = c.Heads / c.KvHeads;
+        int hs = c.HeadSize, dim = c.Dim, kvDim = c.KvDim, kvHeads = c.KvHeads, group = c.Heads / c.KvHeads;
         float scale = 1f / MathF.Sqrt(hs);
         int total = pos0 + T;
         void Body(int item)
         {
-            int t = item / heads, h = item % heads;
+            int t = item / kvHeads, g = item % kvHeads;
             int n = pos0 + t + 1;
-            float[]? rented = n > 16384 ? System.Buffers.ArrayPool<float>.Shared.Rent(n) : null;
-            Span<float> scores = rented is null ? stackalloc float[n] : rented.AsSpan(0, n);
+            float[]? rented = group * n > 16384 ? System.Buffers.ArrayPool<float>.Shared.Rent(group * n) : null;
+            Span<float> scores = rented is null ? stackalloc float[group * n] : rented.AsSpan(0, group * n); // [group][n]
             var keys = cache.Keys(layer, n);
             var values = cache.Values(layer, n);
-            var qh = q.AsSpan(t * dim + h * hs, hs);
-            int kvOff = (h / group) * hs;
-            for (int s = 0; s < n; s++) scores[s] = TensorPrimitives.Dot(qh, keys.Slice(s * kvDim + kvOff, hs)) * scale;
-            float max = TensorPrimitives.Max(scores);
-            TensorPrimitives.Subtract(scores, max, scores);
-            TensorPrimitives.Exp(scores, scores);
-            float inv = 1f / TensorPrimitives.Sum(scores);
-            var o = att.AsSpan(t * dim + h * hs, hs);
-            o.Clear();
-            for (int s = 0; s < n; s++) TensorPrimitives.MultiplyAdd(values.Slice(s * kvDim + kvOff, hs), scores[s] * inv, o, o);
+            int kvOff = g * hs, q0 = t * dim + g * group * hs;
+            Span<float> d4 = stackalloc float[4];
+            for (int s = 0; s < n; s++)
+            {
+                var ks = keys.Slice(s * kvDim + kvOff, hs);
+                int j = 0;
+                for (; j + 4 <= group; j += 4)
+                {
+                    HeadOps.Dot4(q.AsSpan(q0 + j * hs, 4 * hs), ks, d4);
+                    for (int u = 0; u < 4; u++) scores[(j + u) * n + s] = d4[u] * scale;
+                }
+                for (; j < group; j++) scores[j * n + s] = HeadOps.Dot(q.AsSpan(q0 + j * hs, hs), ks) * scale;
+            }
+            for (int j = 0; j < group; j++)
+            {
+                var sj = scores.Slice(j * n, n);
+                float max = TensorPrimitives.Max(sj);
+                TensorPrimitives.Subtract(sj, max, sj);
+                TensorPrimitives.Exp(sj, sj);
+                TensorPrimitives.Multiply(sj, 1f / TensorPrimitives.Sum(sj), sj);
+                att.AsSpan(q0 + j * hs, hs).Clear();
+            }
+            for (int s = 0; s < n; s++)
+            {
+                var vs = values.Slice(s * kvDim + kvOff, hs);
+                for (int j = 0; j < group; j++) HeadOps.AddScaled(scores[j * n + s], vs, att.AsSpan(q0 + j * hs, hs));
+            }
             if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
-        int items = T * heads;
-        if ((long)items * total * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
+        int items = T * kvHeads;
+        if ((long)T * c.Heads * total * hs < 1 << 18) for (int i = 0; i < items; i++) Body(i);
         else Parallel.For(0, items, Body);
     }
 }

@@ -84,32 +84,7 @@ internal sealed class HalfWeights(ushort[] data, TableType type, int rows, int c
         return scratch[..Cols];
     }
 
-    /// <summary>y[t, r] = row r · x[t, :] for every token; rows widened in chunks of 1024 and shared by the batch.</summary>
-    public void Multiply(ReadOnlySpan<float> x, Span<float> y, int tokens, int threads)
-    {
-        int cols = Cols, rows = Rows;
-        unsafe
-        {
-            fixed (float* xp = x, yp = y)
-            {
-                float* xs = xp, ys = yp;
-                RowParallel.For(rows, threads, (r0, r1) =>
-                {
-                    Span<float> buf = stackalloc float[1024];
-                    for (int r = r0; r < r1; r++)
-                    {
-                        var row = Data.AsSpan(r * cols, cols);
-                        for (int t = 0; t < tokens; t++) ys[(long)t * rows + r] = 0;
-                        for (int c0 = 0; c0 < cols; c0 += 1024)
-                        {
-                            int n = Math.Min(1024, cols - c0);
-                            Half16.ToSingle(row.Slice(c0, n), buf, Type);
-                            for (int t = 0; t < tokens; t++)
-                                ys[(long)t * rows + r] += TensorPrimitives.Dot(buf[..n], new ReadOnlySpan<float>(xs + (long)t * cols + c0, n));
-                        }
-                    }
-                });
-            }
-        }
-    }
+    /// <summary>y[t, r] = row r · x[t, :] for every token, on the fused 16-bit kernel (<see cref="Half16Gemv"/>).</summary>
+    public void Multiply(ReadOnlySpan<float> x, Span<float> y, int tokens, int threads) =>
+        Half16Gemv.Multiply(Data, Type, Rows, Cols, x, y, tokens, threads);
 }

@@ -1,3 +1,4 @@
+using Gosset.Codes;
 using Gosset.Kernels;
 using Gosset.Rotations;
 using Gosset.Llm.Inference;
@@ -366,5 +367,80 @@ public static class ModelQuantizer
         if (spec.Keys.Method == QuantMethod.E8) kb = ScaleSets.Fit(blocks(Transformed(cal.Keys, recipe, 0), maxBlocks), spec.Keys.E8Q, spec.ScalesFor(true));
         if (spec.Values.Method == QuantMethod.E8) vb = ScaleSets.Fit(blocks(Transformed(cal.Values, recipe, 2), maxBlocks), spec.Values.E8Q, spec.ScalesFor(true));
         return recipe with { WeightBetas = wb, ActivationBetas = ab, KeyBetas = kb, ValueBetas = vb };
+    }
+}
+
+/// <summary>
+/// The classifier quantized by option (<c>--classifier e8</c>): its rows rotated along the model dimension and coded with
+/// the linear layers' 4-bit e8 box code (same fitted table), multiplied on the packed kernels with int8 activations.
+/// With tied embeddings the token lookup keeps the source table and the classifier gets this separate copy; both count.
+/// </summary>
+public static class ClassifierQuantizer
+{
+    /// <summary>Offset added to the recipe seed for the classifier's input rotation (layers use seed + 8·layer + group, KV heads seed + 1000 + layer).</summary>
+    internal const ulong SeedOffset = 0xC1A55_0000;
+    private const int ChunkRows = 4096;
+
+    /// <summary>The codec and input rotation of a quantized classifier for a recipe; throws unless the weights use e8.</summary>
+    internal static (E8BoxCodec Codec, IRotation Rotation) Coding(QuantRecipe recipe, int dim)
+    {
+        if (recipe.Spec.Weights.Method != QuantMethod.E8Kernel || recipe.WeightTable is null)
+            throw new GossetException("--classifier e8 needs e8-quantized weights (--method e8, the default, with --quant w…)");
+        int width = (dim + 7) / 8 * 8;
+        return (new E8BoxCodec(width, recipe.WeightTable), Rotation.Create(width, recipe.Spec.Seed + SeedOffset));
+    }
+
+    /// <summary>Codes of rows [r0, r1): each row (read by <paramref name="row"/> into a zeroed span of dim floats) padded, rotated and encoded.</summary>
+    internal static void EncodeRows(E8BoxCodec codec, IRotation rotation, int dim, int r0, int r1, Action<int, Span<float>> row, byte[] codes)
+    {
+        int width = codec.Length, cb = codec.CodeBytes;
+        Parallel.For(r0, r1, () => (new float[width], new float[width]), (r, _, buf) =>
+        {
+            Array.Clear(buf.Item1);
+            row(r, buf.Item1.AsSpan(0, dim));
+            rotation.Apply(buf.Item1, buf.Item2);
+            codec.Encode(buf.Item2, codes.AsSpan((r - r0) * cb, cb));
+            return buf;
+        }, _ => { });
+    }
+
+    /// <summary>Copies the rows of <paramref name="chunk"/> into <paramref name="all"/> from row <paramref name="r0"/>.</summary>
+    internal static void CopyRows(E8BoxCodes chunk, E8BoxCodes all, int r0)
+    {
+        int n = chunk.Rows, cols = all.Cols, blocks = all.Blocks;
+        chunk.U.AsSpan(0, n * cols).CopyTo(all.U.AsSpan(r0 * cols));
+        chunk.ScaleIndex.AsSpan(0, n * blocks).CopyTo(all.ScaleIndex.AsSpan(r0 * blocks));
+        chunk.RowScale.AsSpan(0, n).CopyTo(all.RowScale.AsSpan(r0));
+    }
+
+    /// <summary>The classifier layer on the kernels for codes of every row.</summary>
+    internal static Linear Layer(E8BoxCodes codes, E8BoxCodec codec, IRotation rotation, int dim)
+    {
+        var packed = PackedE8Matrix.FromCodes(codes);
+        return new(dim, new BoxWeights(packed, codec.Bits * codes.Rows), rotation, null, packed.Int8Mode);
+    }
+
+    /// <summary>
+    /// Replaces the classifier of a quantized model (weights in e8) by its e8 box-coded copy, encoded in chunks of rows
+    /// from the classifier as loaded (float32 or 16-bit). The token embedding is left as it is.
+    /// </summary>
+    /// <exception cref="GossetException">The model is not quantized with e8 weights, or its classifier is already quantized.</exception>
+    public static void Quantize(LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var recipe = model.Recipe ?? throw new GossetException("--classifier e8 needs a quantized model (--quant w…)");
+        if (model.ClassifierFormat != "source") throw new GossetException("the classifier is already quantized");
+        var c = model.Config;
+        var (codec, rotation) = Coding(recipe, c.Dim);
+        var src = model.Classifier.Weights;
+        var all = new E8BoxCodes(c.VocabSize, codec.Length, codec.Table.Bits, codec.Table.BlockScales);
+        var buf = new byte[(long)Math.Min(ChunkRows, c.VocabSize) * codec.CodeBytes];
+        for (int r0 = 0; r0 < c.VocabSize; r0 += ChunkRows)
+        {
+            int r1 = Math.Min(c.VocabSize, r0 + ChunkRows);
+            EncodeRows(codec, rotation, c.Dim, r0, r1, (r, dst) => src.Row(r, dst).CopyTo(dst), buf);
+            CopyRows(codec.ToCodes(buf, r1 - r0), all, r0);
+        }
+        model.SetClassifier(Layer(all, codec, rotation, c.Dim), "e8");
     }
 }

@@ -58,6 +58,8 @@ public static class QuantizedModelFile
         public required string TokenizerKind { get; init; }
         public int[]? StopIds { get; init; }
         public bool RandomWeights { get; init; }
+        /// <summary>"e8" when the classifier section holds e8 box codes (ClassifierQuantizer); null or "source" otherwise.</summary>
+        public string? Classifier { get; init; }
         public required List<Section> Sections { get; init; }
     }
 
@@ -206,10 +208,12 @@ public static class QuantizedModelFile
         return m.Bits;
     }
 
-    private static byte[] HeaderBytes(LlamaConfig c, QuantRecipe recipe, string? source, List<Section> sections, TableType tt, TokenizerBlob tok, int[]? stopIds, bool random)
+    private static byte[] HeaderBytes(LlamaConfig c, QuantRecipe recipe, string? source, List<Section> sections, TableType tt, TokenizerBlob tok, int[]? stopIds, bool random,
+        string classifier)
     {
         var header = new Header
         {
+            Classifier = classifier == "source" ? null : classifier,
             Config = c, Spec = recipe.Spec, Source = source, Sections = sections, KvAffine = recipe.KvAffine, TableType = tt,
             TokenizerKind = tok.Kind, StopIds = stopIds, RandomWeights = random,
             Betas = [recipe.WeightBetas, recipe.ActivationBetas, recipe.KeyBetas, recipe.ValueBetas],
@@ -236,7 +240,9 @@ public static class QuantizedModelFile
             w.Add("tokenizer", 8L * tokenizer.Bytes.Length, st => st.Write(tokenizer.Bytes));
             Table(w, "token_embedding", model.Embedding, tt);
             tableBits += w.Sections[^1].Bits;
-            if (!c.SharedClassifier)
+            if (model.ClassifierFormat == "e8")
+                tableBits += WeightSection(w, "classifier", model.Classifier.Weights, ClassifierQuantizer.Coding(recipe, c.Dim).Codec);
+            else if (!c.SharedClassifier)
             {
                 var cls = model.Classifier.Weights switch
                 {
@@ -265,7 +271,7 @@ public static class QuantizedModelFile
                     linN += (long)lin[i].Out * lin[i].In;
                 }
             }
-            w.Finish(HeaderBytes(c, recipe, source, w.Sections, tt, tokenizer, stopIds, randomWeights));
+            w.Finish(HeaderBytes(c, recipe, source, w.Sections, tt, tokenizer, stopIds, randomWeights, model.ClassifierFormat));
             size = w.Position + 32;
         });
         return new GqmWriteResult(size, linBits, linN, tableBits, recipe.Spec.ToString());
@@ -283,11 +289,13 @@ public static class QuantizedModelFile
     /// Quantizes a Hugging Face checkpoint one tensor at a time from its memory-mapped files into a .gqm: each linear
     /// layer is read (bf16 widened only for that tensor), rotated, encoded and written before the next is read, so the
     /// peak memory is about one float32 matrix plus the embedding table (kept at <paramref name="tables"/> precision,
-    /// default: the source's).
+    /// default: the source's). With <paramref name="classifier"/> "e8" the classifier is also written as e8 box codes
+    /// (<see cref="ClassifierQuantizer"/>), encoded in chunks of rows from the 16-bit source.
     /// </summary>
     public static GqmWriteResult QuantizeStreaming(HfCheckpoint source, QuantSpec spec, string path, TokenizerBlob tokenizer,
-        TableType? tables = null, int[]? stopIds = null, bool randomWeights = false, Action<int, int>? progress = null)
+        TableType? tables = null, int[]? stopIds = null, bool randomWeights = false, Action<int, int>? progress = null, string classifier = "source")
     {
+        CheckClassifier(classifier);
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -310,13 +318,36 @@ public static class QuantizedModelFile
             w.Add("tokenizer", 8L * tokenizer.Bytes.Length, st => st.Write(tokenizer.Bytes));
             foreach (var (name, tensor) in new[] { ("token_embedding", embName), ("classifier", "lm_head.weight") })
             {
-                if (name == "classifier" && c.SharedClassifier) continue;
+                if (name == "classifier" && (c.SharedClassifier || classifier == "e8")) continue;
                 TokenTable t = source.DType(tensor) is "BF16" or "F16"
                     ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
                     : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
                 CheckFinite(t, tensor, source.Directory);
                 Table(w, name, t, tt);
                 tableBits += w.Sections[^1].Bits;
+            }
+            if (classifier == "e8")
+            {
+                string tensor = c.SharedClassifier ? embName : "lm_head.weight";
+                TokenTable t = source.DType(tensor) is "BF16" or "F16"
+                    ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
+                    : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
+                CheckFinite(t, tensor, source.Directory);
+                var (codec, rotation) = ClassifierQuantizer.Coding(recipe, c.Dim);
+                var bw = new BitWriter();
+                int chunk = 4096, cb = codec.CodeBytes;
+                var buf = new byte[(long)Math.Min(chunk, c.VocabSize) * cb];
+                for (int r0 = 0; r0 < c.VocabSize; r0 += chunk)
+                {
+                    int r1 = Math.Min(c.VocabSize, r0 + chunk);
+                    ClassifierQuantizer.EncodeRows(codec, rotation, c.Dim, r0, r1, (r, dst) => t.Row(r, dst), buf);
+                    for (int i = 0; i < r1 - r0; i++) codec.Pack(buf.AsSpan(i * cb, cb), bw);
+                }
+                t = null!;
+                byte[] clsBytes = bw.ToArray();
+                w.Add("classifier", bw.BitCount, st => st.Write(clsBytes));
+                tableBits += bw.BitCount;
+                GC.Collect();
             }
             w.Floats("rms_final", Finite(source.Read("model.norm.weight"), "model.norm.weight", source.Directory));
             // The model structure (rotations, codecs, widths) comes from the same Assemble the in-memory quantizer uses;
@@ -347,10 +378,15 @@ public static class QuantizedModelFile
                 linN += (long)outDim * inDim;
                 return new PlaceholderWeights(outDim, width);
             });
-            w.Finish(HeaderBytes(c, recipe, sourcePath, w.Sections, tt, tokenizer, stopIds, randomWeights));
+            w.Finish(HeaderBytes(c, recipe, sourcePath, w.Sections, tt, tokenizer, stopIds, randomWeights, classifier));
             size = w.Position + 32;
         });
         return new GqmWriteResult(size, linBits, linN, tableBits, spec.ToString());
+    }
+
+    private static void CheckClassifier(string classifier)
+    {
+        if (classifier is not ("source" or "e8")) throw new GossetException($"--classifier \"{classifier}\" is not source or e8");
     }
 
     /// <summary>
@@ -517,8 +553,8 @@ public static class QuantizedModelFile
         }
         var tokBlob = new TokenizerBlob(h.TokenizerKind ?? "", Bytes(Get("tokenizer")));
         var tokenizer = tokBlob.Open(path + " (embedded tokenizer)", c.VocabSize);
-        var emb = T("token_embedding");
-        var cls = c.SharedClassifier ? emb : T("classifier");
+        if (h.Classifier is not (null or "source" or "e8")) throw Bad($"bad header: unknown classifier format \"{h.Classifier}\"");
+        bool clsE8 = h.Classifier == "e8";
         var rmsFinal = F("rms_final", c.Dim);
         var rmsAtt = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_att", c.Dim)).ToArray();
         var rmsFfn = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_ffn", c.Dim)).ToArray();
@@ -538,11 +574,34 @@ public static class QuantizedModelFile
             throw Bad("bad header: e8 box tables missing");
         if (h.KvAffine is not null && (h.KvAffine.Length != c.Layers || h.KvAffine.Any(a => a is not { Length: 4 } || a.Any(x => x is not null && x.Length != c.KvDim))))
             throw Bad("bad KV calibration table");
+        Linear? clsLayer = null;
+        if (clsE8)
+        {
+            try
+            {
+                var (codec, rotation) = ClassifierQuantizer.Coding(recipe, c.Dim);
+                var s = Get("classifier");
+                long need = (codec.Bits * c.VocabSize + 7) / 8;
+                if (s.Length < need) throw Bad($"section classifier has {s.Length} bytes, {need} needed");
+                var br = new BitReader(Bytes(s));
+                clsLayer = ClassifierQuantizer.Layer(UnpackRows(codec, ref br, c.VocabSize), codec, rotation, c.Dim);
+                // Its section bytes and canonical codes (several times its packed size) are garbage now: collected before
+                // the tables and layers are read, their memory is reused instead of adding to the peak.
+                GC.Collect();
+            }
+            catch (GossetException e) when (e is not InvalidFileException) { throw Bad(e.Message); }
+            catch (Exception e) when (e is InvalidDataException or ArgumentException) { throw Bad("section classifier: " + e.Message); }
+        }
+        var emb = T("token_embedding");
+        var cls = c.SharedClassifier || clsE8 ? emb : T("classifier");
         LlamaModel model;
         try
         {
+            int lastLayer = 0;
             model = ModelQuantizer.Assemble(c, [], [], rmsFinal, rmsAtt, rmsFfn, recipe, calibration: false, (layer, name, codec, rotation, width) =>
             {
+                // The previous layer's canonical codes are garbage: collecting per layer keeps the load's peak near the model's size.
+                if (layer != lastLayer) { GC.Collect(); lastLayer = layer; }
                 var (outDim, _) = ModelQuantizer.Shape(c, name);
                 string sname = $"layers.{layer}.{name}";
                 var s = Get(sname);
@@ -554,7 +613,7 @@ public static class QuantizedModelFile
                         long needBox = (bc.Bits * outDim + 7) / 8;
                         if (s.Length < needBox) throw Bad($"section {sname} has {s.Length} bytes, {needBox} needed");
                         var br = new BitReader(Scratch(s));
-                        return new BoxWeights(PackedE8Matrix.FromCodes(bc.UnpackCodes(ref br, outDim)), bc.Bits * outDim);
+                        return new BoxWeights(PackedE8Matrix.FromCodes(UnpackRows(bc, ref br, outDim)), bc.Bits * outDim);
                     }
                     if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
                     long need = (codec.Bits * outDim + 7) / 8;
@@ -572,10 +631,26 @@ public static class QuantizedModelFile
         {
             throw Bad("inconsistent quantization header: " + e.Message);
         }
-        model.SetTables(emb, c.SharedClassifier ? ClassifierOf(emb) : ClassifierOf(cls));
+        model.SetTables(emb, ClassifierOf(cls));
+        if (clsLayer is not null) model.SetClassifier(clsLayer, "e8");
         model.SetBiases(bq, bk, bv);
         int[] stops = h.StopIds is { Length: > 0 } st ? st : [tokenizer.EosId];
         return (model, new GqmContents(tokenizer, h.Source, stops, h.RandomWeights));
+    }
+
+    /// <summary>Rows written by <see cref="E8BoxCodec.PackCodes"/> read into canonical codes, a chunk of rows at a time (no [rows, code bytes] copy).</summary>
+    private static Gosset.Codes.E8BoxCodes UnpackRows(E8BoxCodec codec, ref BitReader br, int rows)
+    {
+        var all = new Gosset.Codes.E8BoxCodes(rows, codec.Length, codec.Table.Bits, codec.Table.BlockScales);
+        int chunk = 1024, cb = codec.CodeBytes;
+        var buf = new byte[(long)Math.Min(chunk, rows) * cb];
+        for (int r0 = 0; r0 < rows; r0 += chunk)
+        {
+            int n = Math.Min(chunk, rows - r0);
+            for (int i = 0; i < n; i++) codec.Unpack(ref br, buf.AsSpan(i * cb, cb));
+            ClassifierQuantizer.CopyRows(codec.ToCodes(buf, n), all, r0);
+        }
+        return all;
     }
 
     private static WeightMatrix ClassifierOf(TokenTable t) =>

@@ -271,7 +271,9 @@ public sealed class ArchitectureTests : IDisposable
     [InlineData("qwen2", "e8-voronoi")]
     [InlineData("llama3", "e8")] // small enough that the streamed table fit samples every row, as the in-memory fit does
     [InlineData("qwen2", "e8")]
-    public void StreamedGqmMatchesTheInMemoryQuantizedModel(string variant, string method)
+    [InlineData("llama3", "e8", "e8")] // --classifier e8, untied (llama3) and tied (qwen2): streamed codes equal the in-memory ones
+    [InlineData("qwen2", "e8", "e8")]
+    public void StreamedGqmMatchesTheInMemoryQuantizedModel(string variant, string method, string classifier = "source")
     {
         var c = variant == "llama3" ? Llama3 : Qwen2;
         string dir = Write("s-" + variant, c, 9);
@@ -279,8 +281,9 @@ public sealed class ArchitectureTests : IDisposable
         var spec = QuantSpec.Parse("w4", method);
         string gqm = Path.Combine(_dir, variant + ".gqm");
         using (var ck = HfCheckpoint.Open(dir))
-            QuantizedModelFile.QuantizeStreaming(ck, spec, gqm, QuantizedModelFile.TokenizerBlob.FromFile(Path.Combine(dir, "tokenizer.json")), TableType.F32);
+            QuantizedModelFile.QuantizeStreaming(ck, spec, gqm, QuantizedModelFile.TokenizerBlob.FromFile(Path.Combine(dir, "tokenizer.json")), TableType.F32, classifier: classifier);
         var inMemory = ModelQuantizer.Quantize(ModelLoader.LoadWeights(dir), spec);
+        if (classifier == "e8") ClassifierQuantizer.Quantize(inMemory);
         var (loaded, contents) = QuantizedModelFile.Load(gqm);
         Assert.Equal(inMemory.ForwardWindow(Tokens), loaded.ForwardWindow(Tokens));
         Assert.Equal(inMemory.BitsPerWeight, loaded.BitsPerWeight);
