@@ -22,7 +22,7 @@ internal static class FuzzCommand
         var json = new Option<string?>("--json") { Description = "Write the summary as JSON" };
         var findings = new Option<string>("--findings") { Description = "Folder for reproducers of findings", DefaultValueFactory = _ => "fuzz-findings" };
         var hostile = new Option<string?>("--hostile-set") { Description = "Instead: write a fresh hostile set into this folder and check each file through the gosset binary" };
-        var cmd = new Command("fuzz", "Fuzz every file reader (npy, safetensors, .gq, llama2.c, tokenizer, packed E8): typed error or correct result, bounded time and memory.")
+        var cmd = new Command("fuzz", "Fuzz every file reader (npy, safetensors, .gq, llama2.c checkpoint and tokenizer, packed E8, .gqm, GGUF, HF config.json and tokenizer.json, SentencePiece tokenizer.model): typed error or correct result, bounded time and memory.")
             { seconds, seed, json, findings, hostile };
         cmd.SetAction(pr =>
         {

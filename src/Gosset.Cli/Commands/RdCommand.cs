@@ -19,25 +19,29 @@ internal static class RdCommand
         var n = new Option<int>("--n") { Description = "Rows n (inner dimension) of synthetic matrices", DefaultValueFactory = _ => 4096 };
         var a = new Option<int>("--a") { Description = "Columns of A", DefaultValueFactory = _ => 256 };
         var b = new Option<int>("--b") { Description = "Columns of B", DefaultValueFactory = _ => 256 };
-        var rates = new Option<string>("--rates") { Description = "Target rates in bits/entry, comma separated", DefaultValueFactory = _ => DefaultRates };
+        var rates = new Option<string>("--rates") { Description = $"Rates R, comma separated: each method's own configuration for R (nominal: rows and plot use the stored rate, side information included; a row above R + {RateBudget.Allowance} gets a warning and within_budget = false). With --budget, the --bits rule of quantize/matmul instead", DefaultValueFactory = _ => DefaultRates };
+        var budget = new Option<bool>("--budget") { Description = $"Apply the --bits rule to each rate: the configuration with the largest stored rate ≤ R + {RateBudget.Allowance} bits/entry for A and B together, as matmul --bits R codes them" };
         var methods = new Option<string>("--methods") { Description = "Methods, comma separated: " + string.Join(", ", MatrixMethod.KnownNames), DefaultValueFactory = _ => DefaultMethods };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the data and of the shared rotation", DefaultValueFactory = _ => 1UL };
         var group = new Option<int>("--group") { Description = "Group size of the INT baselines (entries per fp16 scale)", DefaultValueFactory = _ => IntMethod.DefaultGroup };
         var plot = new Option<string?>("--plot") { Description = "Write a PNG plot of distortion vs rate with Γ(R)" };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON" };
         var cmd = new Command("rd", "Rate–distortion of AᵀB estimates: encode A and B independently per method and rate, compare with Γ(R).")
-        { source, n, a, b, rates, methods, seed, group, plot, json };
+        { source, n, a, b, rates, budget, methods, seed, group, plot, json };
         cmd.SetAction(pr =>
         {
             var spec = new RdSpec(pr.GetValue(source)!, pr.GetValue(n), pr.GetValue(a), pr.GetValue(b),
-                CliOutput.ParseList(pr.GetValue(rates)!, "rate"), pr.GetValue(methods)!, pr.GetValue(seed), pr.GetValue(group));
+                CliOutput.ParseList(pr.GetValue(rates)!, "rate"), pr.GetValue(methods)!, pr.GetValue(seed), pr.GetValue(group), pr.GetValue(budget));
             Run(spec, pr.GetValue(plot), pr.GetValue(json));
             return 0;
         });
         return cmd;
     }
 
-    internal sealed record RdSpec(string Source, int N, int A, int B, double[] Rates, string Methods, ulong Seed, int Group = IntMethod.DefaultGroup);
+    // Budget: rates follow the --bits rule (RateBudget); otherwise they are the methods' own knobs, because rd traces
+    // each method's configurations: the budget would fold neighbouring rates onto one configuration (e8 at 3 and 4 on
+    // 1024-row columns, whose 4-bit code stores 4.32) and take 3-4 times longer. Rows always report the stored rate.
+    internal sealed record RdSpec(string Source, int N, int A, int B, double[] Rates, string Methods, ulong Seed, int Group = IntMethod.DefaultGroup, bool Budget = false);
 
     internal static List<RdResult> Run(RdSpec spec, string? plotPath, string? jsonPath)
     {
@@ -59,11 +63,15 @@ internal static class RdCommand
                 {
                     if (!m.Supports(r)) { skipped.Add($"{m.Name} @ {r}"); task.Increment(1); continue; }
                     task.Description = $"{m.Name} @ {r} bits";
-                    results.Add(RdHarness.Run(A, B, m, r, spec.Seed));
+                    results.Add(spec.Budget ? RdHarness.RunBudget(A, B, m, r, spec.Seed) : RdHarness.Run(A, B, m, r, spec.Seed));
                     task.Increment(1);
                 }
         });
         AnsiConsole.Write(CliOutput.RdTable(results));
+        // the --bits rule's warnings, one line each on stderr (as quantize and matmul give them)
+        foreach (var r in results.Where(r => !r.WithinBudget))
+            Console.Error.WriteLine(FormattableString.Invariant(
+                $"warning: {r.Method} at {r.TargetRate}: stored {r.BitsPerEntry:F2} bits/entry, above the --bits rule's {RateBudget.Limit(r.TargetRate)} ({(spec.Budget ? "no configuration fits this shape" : "nominal rate; --budget applies the rule")}){(r.SideInformationWarning is null ? "" : "; " + r.SideInformationWarning)}"));
         var comparison = CompareWithInt(results);
         if (comparison.Count > 0)
         {
@@ -82,7 +90,13 @@ internal static class RdCommand
             {
                 ["source"] = spec.Source, ["n"] = A.Rows, ["a"] = A.Cols, ["b"] = B.Cols, ["seed"] = spec.Seed,
                 ["r_star"] = RateDistortion.RStar,
-                ["results"] = new JsonArray(results.Select(r => (JsonNode)CliOutput.RdRow(r)).ToArray()),
+                ["rates"] = spec.Budget ? "budget" : "nominal",
+                ["results"] = new JsonArray(results.Select(r =>
+                {
+                    var row = CliOutput.RdRow(r);
+                    row["within_budget"] = r.WithinBudget;
+                    return (JsonNode)row;
+                }).ToArray()),
                 ["int_vs_e8"] = new JsonArray(comparison.Select(c => (JsonNode)new JsonObject
                 {
                     ["int_method"] = c.Int.Method, ["int_bits_per_entry"] = c.Int.BitsPerEntry, ["int_distortion"] = c.Int.Error.Distortion,

@@ -81,7 +81,8 @@ internal static class HostileSet
                         GqFuzz => ["dequantize", "--in", path, "--out", outBase + ".npy"],
                         Llama2cFuzz => ["generate", "--model", path, "--tokenizer", tokPath, "--prompt", "a", "--steps", "2"],
                         GqmFuzz or GgufFuzz => ["generate", "--model", path, "--prompt", "a", "--steps", "2"],
-                        _ => ["generate", "--model", ModelFor(dir, c.Arg, ref rng), "--tokenizer", path, "--prompt", "a", "--steps", "2"],
+                        // 4 steps: SentencePiece encodes "a" as BOS, "▁", "a"
+                        _ => ["generate", "--model", ModelFor(dir, c.Arg, ref rng), "--tokenizer", path, "--prompt", "a", "--steps", "4"],
                     };
                     var inProcess = FuzzRunner.Run(reader, c, scratch).Outcome;
                     files.Add(new HostileFile(reader.Name, field, path, args, inProcess));

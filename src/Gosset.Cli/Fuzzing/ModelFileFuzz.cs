@@ -41,6 +41,24 @@ internal static class TinyModel
         return list;
     }
 
+    /// <summary>Replaces <paramref name="edits"/> leaves picked from <paramref name="leaves"/> with hostile values.</summary>
+    public static void EditLeaves(ref SplitMix64 rng, List<(JsonNode Parent, object Key)> leaves, int edits)
+    {
+        for (int e = 0; e < edits; e++)
+        {
+            var (parent, key) = Fuzz.Pick(ref rng, leaves);
+            if (parent is JsonObject o && key is string k && o.ContainsKey(k)) o[k] = HostileJson(ref rng, o[k]);
+            else if (parent is JsonArray a && key is int i && i < a.Count) a[i] = HostileJson(ref rng, a[i]);
+        }
+    }
+
+    /// <summary>A JSON object whose <paramref name="key"/> holds 65 to 100 000 nested arrays (a parser's depth bound must stop it).</summary>
+    public static string DepthBomb(ref SplitMix64 rng, string key)
+    {
+        int d = Fuzz.Pick(ref rng, [65, 1000, 100000]);
+        return "{\"" + key + "\":" + new string('[', d) + new string(']', d) + "}";
+    }
+
     public static JsonNode? HostileJson(ref SplitMix64 rng, JsonNode? current) => Fuzz.Pick(ref rng, 14) switch
     {
         0 => JsonValue.Create(0), 1 => JsonValue.Create(-1), 2 => JsonValue.Create(int.MaxValue), 3 => JsonValue.Create(int.MinValue),
@@ -127,14 +145,7 @@ internal sealed class GqmFuzz : FuzzReader
             case "header_leaf":
             case "header_leaves":
             {
-                var leaves = TinyModel.Leaves(header);
-                int edits = field == "header_leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 4);
-                for (int e = 0; e < edits; e++)
-                {
-                    var (parent, key) = Fuzz.Pick(ref rng, leaves);
-                    if (parent is JsonObject o && key is string k && o.ContainsKey(k)) o[k] = TinyModel.HostileJson(ref rng, o[k]);
-                    else if (parent is JsonArray a && key is int i && i < a.Count) a[i] = TinyModel.HostileJson(ref rng, a[i]);
-                }
+                TinyModel.EditLeaves(ref rng, TinyModel.Leaves(header), field == "header_leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 4));
                 break;
             }
             case "section_duplicate":
@@ -155,8 +166,7 @@ internal sealed class GqmFuzz : FuzzReader
                 hlen = Fuzz.Pick(ref rng, 2) == 0 ? null : Fuzz.Pick(ref rng, [0L, -1L, long.MaxValue, 65L << 20, 1L]);
                 break;
             case "header_depth":
-                int d = Fuzz.Pick(ref rng, [65, 1000, 100000]);
-                rawHeader = Encoding.UTF8.GetBytes("{\"Config\":" + new string('[', d) + new string(']', d) + "}");
+                rawHeader = Encoding.UTF8.GetBytes(TinyModel.DepthBomb(ref rng, "Config"));
                 break;
             default:
                 break;
@@ -321,13 +331,7 @@ internal sealed class HfConfigFuzz : FuzzReader
         {
             case "leaf":
             case "leaves":
-                var leaves = TinyModel.Leaves(o);
-                for (int e = field == "leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 3); e > 0; e--)
-                {
-                    var (parent, key) = Fuzz.Pick(ref rng, leaves);
-                    if (parent is JsonObject p && key is string k && p.ContainsKey(k)) p[k] = TinyModel.HostileJson(ref rng, p[k]);
-                    else if (parent is JsonArray a && key is int i && i < a.Count) a[i] = TinyModel.HostileJson(ref rng, a[i]);
-                }
+                TinyModel.EditLeaves(ref rng, TinyModel.Leaves(o), field == "leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 3));
                 text = o.ToJsonString();
                 break;
             case "delete":
@@ -335,8 +339,7 @@ internal sealed class HfConfigFuzz : FuzzReader
                 text = o.ToJsonString();
                 break;
             case "depth":
-                int d = Fuzz.Pick(ref rng, [65, 1000, 100000]);
-                text = "{\"hidden_size\":" + new string('[', d) + new string(']', d) + "}";
+                text = TinyModel.DepthBomb(ref rng, "hidden_size");
                 break;
             default:
                 text = Fuzz.Pick(ref rng, ["", "[]", "null", "{", "{\"hidden_size\": 16,}", "\uFEFF{}"]);
@@ -390,17 +393,11 @@ internal sealed class HfTokenizerFuzz : FuzzReader
                 foreach (var l in TinyModel.Leaves(o))
                     if (!(l.Parent is JsonObject vp && vp.Parent is JsonObject m && m.ContainsKey("vocab") && ReferenceEquals(m["vocab"], vp)) || Fuzz.Pick(ref rng, 4) == 0)
                         leaves.Add(l);
-                for (int e = field == "leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 3); e > 0; e--)
-                {
-                    var (parent, key) = Fuzz.Pick(ref rng, leaves);
-                    if (parent is JsonObject p && key is string k && p.ContainsKey(k)) p[k] = TinyModel.HostileJson(ref rng, p[k]);
-                    else if (parent is JsonArray a && key is int i && i < a.Count) a[i] = TinyModel.HostileJson(ref rng, a[i]);
-                }
+                TinyModel.EditLeaves(ref rng, leaves, field == "leaf" ? 1 : 2 + Fuzz.Pick(ref rng, 3));
                 text = o.ToJsonString();
                 break;
             case "depth":
-                int d = Fuzz.Pick(ref rng, [65, 1000, 100000]);
-                text = "{\"model\":" + new string('[', d) + new string(']', d) + "}";
+                text = TinyModel.DepthBomb(ref rng, "model");
                 break;
             case "vocab_arg": arg = Fuzz.HostileInt(ref rng, Vocab); break;
             default: text = Fuzz.Pick(ref rng, ["", "[]", "null", "{", "{\"model\":{}}", "{\"model\":{\"type\":\"BPE\"}}"]); break;

@@ -632,7 +632,7 @@ internal static class FuzzRunner
 {
     /// <summary>Every reader under fuzz.</summary>
     public static IReadOnlyList<FuzzReader> Readers { get; } =
-        [new NpyFuzz(), new SafeTensorsFuzz(), new GqFuzz(), new Llama2cFuzz(), new TokenizerFuzz(), new PackedE8Fuzz(), new GqmFuzz(), new GgufFuzz(), new HfConfigFuzz(), new HfTokenizerFuzz()];
+        [new NpyFuzz(), new SafeTensorsFuzz(), new GqFuzz(), new Llama2cFuzz(), new TokenizerFuzz(), new PackedE8Fuzz(), new GqmFuzz(), new GgufFuzz(), new HfConfigFuzz(), new HfTokenizerFuzz(), new SentencePieceFuzz()];
 
     /// <summary>Writes the case to <paramref name="dir"/> and opens it, measuring time and bytes allocated (all threads).</summary>
     public static FuzzResult Run(FuzzReader reader, FuzzCase c, string dir)

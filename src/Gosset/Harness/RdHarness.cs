@@ -14,6 +14,13 @@ public sealed record RdResult
     public required MethodConfig Config { get; init; }
     /// <summary>Whether the GEMV kernels run this format directly.</summary>
     public bool Kernels { get; init; }
+    /// <summary>
+    /// Whether the stored rate is within <see cref="TargetRate"/> + <see cref="RateBudget.Allowance"/>, the <c>--bits</c> rule's
+    /// limit (a nominal row may exceed it: its target is the method's own configuration knob).
+    /// </summary>
+    public bool WithinBudget => BitsPerEntry <= RateBudget.Limit(TargetRate) + 1e-12;
+    /// <summary>The warning when side information dominates the stored rate (<see cref="RateBudget.SideInformationWarning"/>), or null.</summary>
+    public string? SideInformationWarning { get; init; }
     /// <summary>Total stored bits per entry (mean of A and B; side information included).</summary>
     public required double BitsPerEntry { get; init; }
     /// <summary>Bits per entry of A alone.</summary>
@@ -38,11 +45,32 @@ public static class RdHarness
     /// <summary>Encodes A and B with <paramref name="method"/> at <paramref name="rate"/> and measures the product.</summary>
     public static RdResult Run(DenseMatrix a, DenseMatrix b, MatrixMethod method, double rate, ulong seed)
     {
-        var qa = method.Encode(a, rate, seed);
-        var qb = method.Encode(b, rate, seed);
+        ArgumentNullException.ThrowIfNull(method);
+        return Finish(a, b, method, rate, method.Encode(a, rate, seed), method.Encode(b, rate, seed));
+    }
+
+    private static RdResult Finish(DenseMatrix a, DenseMatrix b, MatrixMethod method, double rate, QuantizedMatrix qa, QuantizedMatrix qb)
+    {
         // Per encoded matrix: `e8` outside 2..4 bits stores the Voronoi code, which the kernels do not run.
         bool kernels = qa is E8BoxQuantizedMatrix or BoxQuantizedMatrix && qb is E8BoxQuantizedMatrix or BoxQuantizedMatrix;
-        return Measure(a, b, qa, qb, method.Name, rate, method.Describe(qa)) with { Kernels = kernels };
+        return Measure(a, b, qa, qb, method.Name, rate, method.Describe(qa)) with
+        {
+            Kernels = kernels, SideInformationWarning = RateBudget.SideInformationWarning([qa, qb]),
+        };
+    }
+
+    /// <summary>
+    /// Encodes A and B at the configuration the <c>--bits</c> rule picks for <paramref name="bits"/> (<see cref="RateBudget"/>:
+    /// the largest joint stored rate ≤ R + <see cref="RateBudget.Allowance"/>, the same for both, as <c>matmul --bits</c>
+    /// codes them) and measures the product; <see cref="RdResult.WithinBudget"/> is false when no configuration fits
+    /// (the configuration for the nominal rate is used then).
+    /// </summary>
+    /// <exception cref="GossetException">No configuration of the method fits and none exists for the nominal rate.</exception>
+    public static RdResult RunBudget(DenseMatrix a, DenseMatrix b, MatrixMethod method, double bits, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        var (codes, _, _) = RateBudget.Encode(method, [a, b], bits, seed);
+        return Finish(a, b, method, bits, codes[0], codes[1]);
     }
 
     /// <summary>Measures an already encoded pair.</summary>

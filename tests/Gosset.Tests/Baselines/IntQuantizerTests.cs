@@ -169,9 +169,10 @@ public sealed class IntQuantizerTests
         q.Dequantize(codes, scales, y);
         double model = scales.Average(s => (double)s * (double)s / 12);
         double mse = Mse(x, y);
-        Assert.InRange(mse / model, 0.8, 1.2);
-        // Absolute sanity: the absmax of 128 N(0,1) draws is ≈ 2.6–2.8, so s ≈ 2·2.7/15 and s²/12 ≈ 0.011.
-        Assert.InRange(mse, 0.007, 0.016);
+        // Measured by this test (seed 42): MSE 0.011930, 0.9938 of the uniform-noise model s²/12; windows ±3 %.
+        // (The absmax of 128 N(0,1) draws is ≈ 2.6–2.8, so s ≈ 2·2.7/15 and s²/12 ≈ 0.011.)
+        Assert.InRange(mse / model, 0.964, 1.024);
+        Assert.InRange(mse, 0.01157, 0.01229);
     }
 
     [Theory]

@@ -27,11 +27,8 @@ public sealed class CliContractTests : IDisposable
 
     private int Run(params string[] args)
     {
-        var (o, e) = (Console.Out, Console.Error);
-        var (so, se) = (new StringWriter(), new StringWriter());
-        Console.SetOut(so); Console.SetError(se);
-        try { return CliApp.Run(args); }
-        finally { Console.SetOut(o); Console.SetError(e); _out = so.ToString(); _err = se.ToString(); }
+        (int code, _out, _err) = CliRun.Run(args);
+        return code;
     }
 
     private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -151,7 +148,8 @@ public sealed class CliContractTests : IDisposable
             for (int j = 0; j < 7; j++)
                 for (int i = 0; i < 12; i++) { double e = exact[j * 12 + i]; err += (c[i, j] - e) * (c[i, j] - e); norm += e * e; }
             // 5-bit codes of both factors: measured 0.025 for a.gq × b.gq.
-            Assert.True(Math.Sqrt(err / norm) < 0.035, $"{sa} × {sb}: relative error {Math.Sqrt(err / norm)}");
+            // measured 0.024678 for every pairing (the same codes, read from .npy or .gq); ±3 %
+            Assert.InRange(Math.Sqrt(err / norm), 0.02394, 0.02542);
         }
         AssertOneErrorLine(Run("matmul", "--a", P("a.gq"), "--b", P("b.npy")), "--bits");
         Assert.Equal(0, Run("quantize", "--in", P("b.npy"), "--bits", "5", "--out", P("b2.gq"), "--seed", "10"));

@@ -115,9 +115,10 @@ public class E8BoxFormatTests
         double mFree = Mse(free, out _), mTight = Mse(tight, out int used);
         Assert.True(used <= tight.GroupIndexBits, $"{used} > {tight.GroupIndexBits}");
         Assert.Equal(40, tight.GroupIndexBits);
-        // 0.75 bit per block less index than plain 2-bit indices; measured MSE 5.2e-3 free, ×1.19 with the budget.
-        Assert.InRange(mFree, 4.9e-3, 5.5e-3);
-        Assert.InRange(mTight / mFree, 1.13, 1.25);
+        // 0.75 bit per block less index than plain 2-bit indices; measured by this test: MSE 5.238e-3 free, ×1.1893 with
+        // the budget (the same before and after the 12-bit scale grid); windows ±3 %.
+        Assert.InRange(mFree, 5.08e-3, 5.40e-3);
+        Assert.InRange(mTight / mFree, 1.154, 1.225);
     }
 
     [Fact]

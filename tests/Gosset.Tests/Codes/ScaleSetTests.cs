@@ -51,8 +51,9 @@ public class ScaleSetTests
         var test = Gaussian(16384, 5);
         double published = Mse(14, ScaleSet.NestQuant(14, NestQuantTensor.Activations), test);
         double fitted = Mse(14, ScaleSet.Default(14, 4), test);
-        Assert.InRange(published, 0.0058, 0.0070);
-        Assert.True(fitted < published, $"fitted {fitted} vs published {published}");
+        // Measured by this test (16384 draws, seed 5): published 0.006469, fitted 0.006040; windows ±3 %.
+        Assert.InRange(published, 0.006275, 0.006664);
+        Assert.InRange(fitted, 0.005859, 0.006222);
         // granular error of E8 at the smallest scale bounds the MSE from below
         float b = ScaleSet.Default(14, 4).Betas[0];
         Assert.True(fitted > 0.0716821 * b * b);

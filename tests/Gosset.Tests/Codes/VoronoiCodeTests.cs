@@ -169,7 +169,8 @@ public class VoronoiCodeTests
             code.Decode(d, 0.5f, u, y);
             for (int i = 0; i < 8; i++) err += (x[i] - y[i]) * (x[i] - y[i]);
         }
-        // Granular error of β·E8 per entry is at most β²·(covering radius² = 1)/8 per block on average much less.
-        Assert.True(err / (2000 * 8) < 0.25 * 0.25);
+        // Granular error of β·E8 per entry is at most β²·(covering radius² = 1)/8; measured by this test 0.017959 (±3 %),
+        // close to G(E8)·β² = 0.0717·0.25 = 0.0179 for the uniform input.
+        Assert.InRange(err / (2000 * 8), 0.01742, 0.01850);
     }
 }

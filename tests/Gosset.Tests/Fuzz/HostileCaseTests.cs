@@ -285,15 +285,7 @@ public sealed class HostileCaseTests : IDisposable
         Refused<InvalidFileException>(() => HfJsonTokenizer.Load(P("tokenizer.json")), bytes: 16 << 20);
     }
 
-    private static int CliRun(params string[] args)
-    {
-        var err = Console.Error;
-        var output = Console.Out;
-        Console.SetError(new StringWriter());
-        Console.SetOut(new StringWriter());
-        try { return CliApp.Run(args); }
-        finally { Console.SetError(err); Console.SetOut(output); }
-    }
+    private static int CliRun(params string[] args) => Support.CliRun.Run(args).Code;
 }
 
 /// <summary>Findings of `gosset fuzz` (seed 20261202), fixed and kept as regression tests.</summary>

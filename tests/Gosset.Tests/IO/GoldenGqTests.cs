@@ -47,7 +47,7 @@ public class GoldenGqTests
         var x = F(20, 3, (i, j) => Math.Sin(0.37 * (i + 1) * (j + 2)) + 0.1 * j);
         double err = 0, norm = 0;
         for (int i = 0; i < 20; i++) for (int j = 0; j < 3; j++) { double d = y[j, i] - x[i, j]; err += d * d; norm += x[i, j] * (double)x[i, j]; }
-        Assert.InRange(Math.Sqrt(err / norm), 0.005, 0.08);
+        Assert.InRange(Math.Sqrt(err / norm), 0.0468, 0.0497); // pinned decode: relative error 0.04829, ±3 %
     }
 
     [Fact]
@@ -61,6 +61,6 @@ public class GoldenGqTests
         var x = F(16, 2, (i, j) => Math.Cos(0.5 * i + j) * (1 + j));
         double err = 0, norm = 0;
         for (int k = 0; k < x.Data.Length; k++) { double d = y.Data[k] - x.Data[k]; err += d * d; norm += x.Data[k] * (double)x.Data[k]; }
-        Assert.InRange(Math.Sqrt(err / norm), 0.01, 0.15);
+        Assert.InRange(Math.Sqrt(err / norm), 0.0704, 0.0748); // pinned decode: relative error 0.07257, ±3 %
     }
 }

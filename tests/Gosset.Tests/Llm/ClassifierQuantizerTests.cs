@@ -54,7 +54,8 @@ public sealed class ClassifierQuantizerTests : IDisposable
                 energy += (double)w.Classifier[r * c.Dim + i] * w.Classifier[r * c.Dim + i];
             }
         }
-        Assert.InRange(err / energy, 1e-4, 0.02);
+        // measured by this test: 0.0051514 (both cases, every vector width); ±3 %
+        Assert.InRange(err / energy, 0.004997, 0.005306);
         // The token lookup keeps the source table.
         var row = new float[c.Dim];
         model.Embedding.Row(7, row);

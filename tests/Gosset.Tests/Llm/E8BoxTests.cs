@@ -50,7 +50,7 @@ public sealed class E8BoxTests : IDisposable
             Close(reference.Forward(cr, tokens.AsSpan(t, 1)), box.Forward(cb, tokens.AsSpan(t, 1)));
         // And it is a real 4-bit model: close to float, not equal.
         var kl = Evaluator.Evaluate(box, Stories.ValTokens[..257], 128, 2, Stories.Model).Kl!.Value;
-        Assert.InRange(kl, 1e-4, 0.5);
+        Assert.InRange(kl, 0.0580, 0.0616); // measured by this test: 0.05977 (257 tokens, 2 windows of 128); ±3 %
     }
 
     [DataFact]
@@ -73,7 +73,8 @@ public sealed class E8BoxTests : IDisposable
             }
         Assert.Equal((long)c.Layers * (2 * c.Dim * c.Dim + 2 * c.KvDim * c.Dim + 3 * c.Dim * c.HiddenDim), weights);
         Assert.Equal((double)bits / weights, box.BitsPerWeight, 12);
-        Assert.True(box.BitsPerWeight > 4.25);
+        // measured: 15.698 bits/weight — stories260K's 64- and 172-wide rows are padded to 256-column groups in memory (±0.5 %)
+        Assert.InRange(box.BitsPerWeight, 15.62, 15.78);
         Assert.Equal(32.0, box.BitsPerActivation);
     }
 
@@ -87,8 +88,9 @@ public sealed class E8BoxTests : IDisposable
         Assert.All(w4a4.Layers.SelectMany(b => b.Linears), l => Assert.Equal(ActivationMode.E8Box4, l.KernelActivations));
         double kl4 = Evaluator.Evaluate(w4, tokens, 128, 2, Stories.Model).Kl!.Value;
         double kl44 = Evaluator.Evaluate(w4a4, tokens, 128, 2, Stories.Model).Kl!.Value;
-        Assert.True(kl44 > kl4, $"W4A4 KL {kl44} should exceed W4 KL {kl4}");
-        Assert.True(kl44 < 3, $"W4A4 KL {kl44}");
+        // Measured by this test (257 tokens, 2 windows of 128): W4 0.05977, W4A4 0.11644; windows ±3 %.
+        Assert.InRange(kl4, 0.0580, 0.0616);
+        Assert.InRange(kl44, 0.1129, 0.1199);
         // Per activation vector: 34 bits per 8-block (padded to whole blocks) + an fp32 vector scale.
         static long V(int n) => (n + 7) / 8 * 34 + 32;
         double expect = (3.0 * V(c.Dim) + V(c.HiddenDim)) / (3 * c.Dim + c.HiddenDim);
@@ -156,6 +158,9 @@ public sealed class KernelActivationModeTests
         int[] tokens = Stories.ValTokens[..32];
         float[] a = fast.ForwardWindow(tokens), b = exact.ForwardWindow(tokens);
         double maxDiff = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
-        Assert.InRange(maxDiff, 1e-6, 0.5);
+        // measured by this test (int8 per 256-group against fp32 activations, 32 tokens): 0.20878 with AVX-512 or AVX2,
+        // 0.23453 with DOTNET_EnableAVX2=0 (a maximum over logits follows each width's float rounding); the window spans
+        // both, 3 % beyond
+        Assert.InRange(maxDiff, 0.2025, 0.2416);
     }
 }

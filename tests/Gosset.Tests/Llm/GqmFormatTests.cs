@@ -114,14 +114,9 @@ public sealed class GqmFormatTests : IDisposable
     public void CliGivesOneErrorLineAndExit2ForAForgedFile()
     {
         string forged = Forge(Valid(), h => Sec(h, "layers.0.wq")["Offset"] = -64);
-        var err = Console.Error;
-        var sw = new StringWriter();
-        Console.SetError(sw);
-        int rc;
-        try { rc = Gosset.Cli.CliApp.Run(["generate", "--model", forged, "--prompt", "ab", "--steps", "4"]); }
-        finally { Console.SetError(err); }
+        var (rc, _, err) = Support.CliRun.Run("generate", "--model", forged, "--prompt", "ab", "--steps", "4");
         Assert.Equal(2, rc);
-        var lines = sw.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Single(lines);
         Assert.StartsWith("error: ", lines[0]);
         Assert.Contains("layers.0.wq", lines[0]);

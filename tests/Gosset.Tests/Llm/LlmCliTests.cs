@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Gosset.Cli;
 using Gosset.Tests.Support;
 
 namespace Gosset.Tests.Llm;
@@ -16,14 +15,8 @@ public sealed class LlmCliTests : IDisposable
 
     private static int Run(params string[] args)
     {
-        var err = Console.Error;
-        var outw = Console.Out;
-        var sw = new StringWriter();
-        var so = new StringWriter();
-        Console.SetError(sw);
-        Console.SetOut(so);
-        try { return CliApp.Run(args); }
-        finally { Console.SetError(err); Console.SetOut(outw); LastError = sw.ToString(); LastOut = so.ToString(); }
+        (int code, LastOut, LastError) = CliRun.Run(args);
+        return code;
     }
 
     private string SmallText()
@@ -43,7 +36,10 @@ public sealed class LlmCliTests : IDisposable
         foreach (var f in new[] { "nll", "ppl", "kl", "top1_agreement", "tokens", "bits_per_weight", "bits_per_activation", "kv_bytes_per_token", "quant" })
             Assert.True(r.TryGetProperty(f, out _), $"missing {f}");
         Assert.Equal(512, r.GetProperty("tokens").GetInt64());
-        Assert.True(r.GetProperty("kl").GetDouble() > 0);
+        // Measured by this test (int-rot w4a4kv4, 2 windows of 256 of the first 6000 bytes): KL 1.2584 with AVX-512, 1.3493
+        // with DOTNET_EnableAVX512=0 or DOTNET_EnableAVX2=0, 1.3245 with DOTNET_EnableHWIntrinsic=0 — 4-bit activation and
+        // KV rounding flips with the float summation order of each vector width; the window spans the three, 3 % beyond.
+        Assert.InRange(r.GetProperty("kl").GetDouble(), 1.221, 1.390);
         Assert.Equal(Math.Exp(r.GetProperty("nll").GetDouble()), r.GetProperty("ppl").GetDouble(), 9);
     }
 

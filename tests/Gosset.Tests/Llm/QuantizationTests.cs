@@ -59,9 +59,10 @@ public sealed class QuantizationTests : IDisposable
             i4.Roundtrip(x, y); mi += x.Zip(y).Sum(p => (double)(p.First - p.Second) * (p.First - p.Second));
         }
         me /= n * vectors; mi /= n * vectors;
-        // NestQuant (arXiv 2502.09720) activation set: ≈0.0063 per entry on N(0,1) with the activation set (per-vector normalisation adds a little).
-        Assert.InRange(me, 0.004, 0.0085);
-        Assert.True(me < 0.7 * mi, $"E8 MSE {me} vs INT4 absmax {mi}");
+        // NestQuant (arXiv 2502.09720) reports ≈0.0063 per entry on N(0,1) with the activation set (per-vector normalisation
+        // adds a little). Measured by this test (seeded, double sums): E8 0.006472, INT4 absmax 0.011908; windows ±3 %.
+        Assert.InRange(me, 0.00628, 0.00667);
+        Assert.InRange(mi, 0.01155, 0.01227);
         Assert.Equal(16 + 8 * (31 + 2), e8.Bits);
         Assert.Equal(4 * 64 + 16, i4.Bits);
     }
@@ -110,7 +111,8 @@ public sealed class QuantizationTests : IDisposable
             codec.Encode(w, code); codec.Decode(code, y); eRtn += Quadratic(h.H, w, y, n);
             ldlq.QuantizeRow(codec, w, code); codec.Decode(code, y); eLdlq += Quadratic(h.H, w, y, n);
         }
-        Assert.True(eLdlq < 0.8 * eRtn, $"LDLQ {eLdlq} vs RTN {eRtn}");
+        // Measured by this test: LDLQ/RTN = 0.6918 (seeded); window ±3 %.
+        Assert.InRange(eLdlq / eRtn, 0.671, 0.713);
     }
 
     private static double Quadratic(double[] h, float[] w, float[] y, int n)
@@ -120,11 +122,14 @@ public sealed class QuantizationTests : IDisposable
         return s;
     }
 
+    // KL to the float model on the first 257 validation tokens (2 windows of 128), measured by this test:
+    // w4 e8 0.05499 (block scales on the 12-bit grid, int8 activations per 256-group, row-scale search), w4a4kv4 int 2.3844 (INT4 without
+    // rotation on a 64-wide model is poor, and the test pins it).
     [DataTheory]
-    [InlineData("fp", "e8")]
-    [InlineData("w4", "e8")]
-    [InlineData("w4a4kv4", "int")]
-    public void RotationOnlyModelIsExactAndQuantizedModelsStayClose(string quant, string method)
+    [InlineData("fp", "e8", 0.0)]
+    [InlineData("w4", "e8", 0.05499)]
+    [InlineData("w4a4kv4", "int", 2.3844)]
+    public void RotationOnlyModelIsExactAndQuantizedModelsStayClose(string quant, string method, double kl)
     {
         int[] tokens = Stories.ValTokens[..257];
         var spec = QuantSpec.Parse(quant, method);
@@ -133,8 +138,8 @@ public sealed class QuantizationTests : IDisposable
         if (!spec.IsQuantized) Assert.Equal(0, r.Kl!.Value, 12);
         else
         {
-            Assert.True(r.Kl > 1e-4, "quantization must change the output");
-            Assert.True(r.Kl < 3, $"KL {r.Kl}");
+            // ±3 % (±2 % at least for the e8 kernel format, whose block-scale table may move it by a fraction of a percent)
+            Assert.InRange(r.Kl!.Value, 0.97 * kl, 1.03 * kl);
         }
         // A rotated model without quantization gives the float logits (rotations are orthogonal).
         var rotOnly = ModelQuantizer.Assemble(Stories.Weights, QuantRecipe.Published(QuantSpec.Parse("w4a4kv4", "e8-voronoi")), calibration: true,
@@ -157,7 +162,9 @@ public sealed class QuantizationTests : IDisposable
         int[] tokens = Stories.ValTokens[..1025];
         double Kl(string method) => Evaluator.Evaluate(ModelQuantizer.Quantize(Stories.Weights, QuantSpec.Parse("w4", method)), tokens, 512, 2, Stories.Model).Kl!.Value;
         double e8 = Kl("e8"), intRot = Kl("int-rot");
-        Assert.True(e8 < intRot, $"E8 KL {e8} vs INT4+rot {intRot}");
+        // Measured by this test (1024 tokens, 2 windows of 512): e8 0.056655, int-rot 0.17246; windows ±3 %.
+        Assert.InRange(e8, 0.05496, 0.05835);
+        Assert.InRange(intRot, 0.1673, 0.1776);
     }
 
     [DataFact]
@@ -173,6 +180,11 @@ public sealed class QuantizationTests : IDisposable
         // KV: per layer, K and V each one fp16 scale per token shared by the 4 heads + 4 blocks × 33 bits.
         Assert.Equal(c.Layers * 2 * (16 + 4 * 33) / 8.0, e8.KvBytesPerToken, 9);
         var i4 = ModelQuantizer.Quantize(Stories.Weights, QuantSpec.Parse("w4", "int"));
+        // LLM specs name the code's width (W4, as published recipes do), not a --bits budget: INT4 with one fp16 step per
+        // 64-group (a partial group pays a whole step) stores 4.2571 bits/weight here, above the rule's 4 + 0.25.
+        long steps = (2L * c.Dim + 2L * c.KvDim + 2L * c.HiddenDim) * 16 + c.Dim * 16L * ((c.HiddenDim + 63) / 64);
+        Assert.Equal(4 + (double)steps / weights, i4.BitsPerWeight, 9);
+        Assert.True(i4.BitsPerWeight > Gosset.Harness.RateBudget.Limit(4));
         Assert.True(e8.BitsPerWeight - i4.BitsPerWeight <= 0.15, $"{e8.BitsPerWeight} vs {i4.BitsPerWeight}");
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using Gosset.Cli.Fuzzing;
 using Gosset.Llm.Tokenization;
 using Gosset.Tests.Support;
 
@@ -162,8 +163,6 @@ public sealed class SentencePieceTests : IClassFixture<SentencePieceTests.ModelF
 /// </summary>
 internal static class SentencePieceModelBuilder
 {
-    private const int Normal = 1, Unknown = 2, Control = 3, Byte = 6;
-
     /// <summary>
     /// Converts a llama2.c tokenizer back into the SentencePiece BPE model it was exported from: ids 0, 1, 2 are
     /// &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt; (llama2.c stores the latter two as "\n&lt;s&gt;\n" and "\n&lt;/s&gt;\n"),
@@ -176,74 +175,23 @@ internal static class SentencePieceModelBuilder
     /// </remarks>
     public static byte[] FromLlama2c(Llama2cTokenizer tok, bool removeExtraWhitespaces = false)
     {
-        var model = new MemoryStream();
+        var pieces = new List<SentencePieceModel.Piece>(tok.VocabSize);
         for (int id = 0; id < tok.VocabSize; id++)
         {
             string raw = Encoding.UTF8.GetString(tok.Piece(id));
             (string piece, int type) = id switch
             {
-                0 => ("<unk>", Unknown),
-                1 => ("<s>", Control),
-                2 => ("</s>", Control),
-                < 259 => ($"<0x{id - 3:X2}>", Byte),
-                _ => (raw.Replace(' ', '\u2581'), Normal),
+                0 => ("<unk>", SentencePieceModel.Unknown),
+                1 => ("<s>", SentencePieceModel.Control),
+                2 => ("</s>", SentencePieceModel.Control),
+                < 259 => ($"<0x{id - 3:X2}>", SentencePieceModel.Byte),
+                _ => (raw.Replace(' ', '\u2581'), SentencePieceModel.Normal),
             };
             if (id is 0 or >= 3 and < 259) Assert.Equal(piece, raw);   // the layout this conversion assumes
             if (id is 1 or 2) Assert.Equal("\n" + piece + "\n", raw);
-
-            var p = new MemoryStream();
-            WriteString(p, 1, piece);
-            WriteFloat(p, 2, tok.Score(id));
-            WriteVarint(p, 3, type);
-            WriteMessage(model, 1, p);
+            pieces.Add(new(piece, tok.Score(id), type));
         }
-
-        var trainer = new MemoryStream();
-        WriteVarint(trainer, 3, 2);            // model_type = BPE
-        WriteVarint(trainer, 4, tok.VocabSize);
-        WriteVarint(trainer, 35, 1);           // byte_fallback
-        WriteVarint(trainer, 40, 0);           // unk_id
-        WriteVarint(trainer, 41, 1);           // bos_id
-        WriteVarint(trainer, 42, 2);           // eos_id
-        WriteVarint(trainer, 43, -1);          // pad_id: none
-        WriteMessage(model, 2, trainer);
-
-        var normalizer = new MemoryStream();
-        WriteString(normalizer, 1, "identity");
-        WriteVarint(normalizer, 3, 1);         // add_dummy_prefix
-        WriteVarint(normalizer, 4, removeExtraWhitespaces ? 1 : 0); // remove_extra_whitespaces
-        WriteVarint(normalizer, 5, 1);         // escape_whitespaces
-        WriteMessage(model, 3, normalizer);
-        return model.ToArray();
+        // the fuzzer's writer (src/Gosset.Cli/Fuzzing): these golden tests also vouch for the models it builds
+        return SentencePieceModel.Write(pieces, tok.VocabSize, removeExtraWhitespaces);
     }
-
-    private static void Key(Stream s, int field, int wireType) => RawVarint(s, (ulong)((field << 3) | wireType));
-
-    private static void RawVarint(Stream s, ulong v)
-    {
-        while (v >= 0x80) { s.WriteByte((byte)(v | 0x80)); v >>= 7; }
-        s.WriteByte((byte)v);
-    }
-
-    // int32 fields are varints of the sign-extended 64-bit value (a negative one takes 10 bytes).
-    private static void WriteVarint(Stream s, int field, long value) { Key(s, field, 0); RawVarint(s, (ulong)value); }
-
-    private static void WriteFloat(Stream s, int field, float value)
-    {
-        Key(s, field, 5);
-        Span<byte> b = stackalloc byte[4];
-        BinaryPrimitives.WriteSingleLittleEndian(b, value);
-        s.Write(b);
-    }
-
-    private static void WriteBytes(Stream s, int field, ReadOnlySpan<byte> bytes)
-    {
-        Key(s, field, 2);
-        RawVarint(s, (ulong)bytes.Length);
-        s.Write(bytes);
-    }
-
-    private static void WriteString(Stream s, int field, string value) => WriteBytes(s, field, Encoding.UTF8.GetBytes(value));
-
-    private static void WriteMessage(Stream s, int field, MemoryStream message) => WriteBytes(s, field, message.ToArray());
 }

@@ -53,7 +53,8 @@ public class E8MatrixQuantizerTests
         // entropy-coded indices cost less than 2 bits per block but digits cost their full log2 q
         var entropyQ = E8MatrixQuantizer.Quantize(a, new E8MatrixOptions { Q = 16, K = 4 });
         double digitsBits = (double)n * cols * 4;
-        Assert.InRange(entropyQ.PayloadBytes * 8.0, digitsBits, digitsBits + 2.0 * n * cols / 8 + 64);
+        // Range-coded scale indices cost at most 2 bits per block; measured by this test: 3640 bits (1.78 per block), ±3 %.
+        Assert.InRange(entropyQ.PayloadBytes * 8.0 - digitsBits, 3530, 3750);
     }
 
     [Fact]
@@ -64,8 +65,9 @@ public class E8MatrixQuantizerTests
         var o = new E8MatrixOptions { Q = 256, K = 4 };
         var c = ProductEstimator.Estimate(E8MatrixQuantizer.Quantize(a, o), E8MatrixQuantizer.Quantize(b, o));
         var err = ProductError.Measure(a, b, c);
-        Assert.True(err.Distortion < 1e-3, $"D = {err.Distortion}");
-        Assert.True(err.RelativeError < 1e-4, $"relative error {err.RelativeError}");
+        // Measured by this test (q = 256): D = 3.580e-5, relative error 3.781e-7 (the means are exact); windows ±3 %.
+        Assert.InRange(err.Distortion, 3.47e-5, 3.69e-5);
+        Assert.InRange(err.RelativeError, 3.67e-7, 3.89e-7);
     }
 
     [Fact]
@@ -75,13 +77,14 @@ public class E8MatrixQuantizerTests
         var b = Gaussian(1024, 64, 6);
         var e8 = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), 4, 1);
         var int4 = RdHarness.Run(a, b, MatrixMethod.Get("int-clip-rot"), 4, 1);
-        Assert.InRange(e8.BitsPerEntry, 3.9, 4.15);
-        Assert.True(e8.GapDb < 2.5, $"gap {e8.GapDb} dB");
+        // Measured by this test: e8-voronoi stores 4.0916 bits/entry at 2.255 dB from Γ, 2.332 dB better than
+        // int-clip-rot (4.1305 bits/entry); D/(mse_A + mse_B) = 0.9910. Rates ±1 %, dB and ratios ±3 %.
+        Assert.InRange(e8.BitsPerEntry, 4.05, 4.13);
+        Assert.InRange(e8.GapDb, 2.19, 2.32);
         Assert.True(e8.BitsPerEntry <= int4.BitsPerEntry);
-        Assert.True(RateDistortion.Db(int4.Error.Distortion, e8.Error.Distortion) > 1.5,
-            $"E8 D={e8.Error.Distortion} vs INT4 D={int4.Error.Distortion}");
+        Assert.InRange(RateDistortion.Db(int4.Error.Distortion, e8.Error.Distortion), 2.26, 2.40);
         // D ≈ mse_A + mse_B for independent errors
-        Assert.InRange(e8.Error.Distortion / (e8.MseA + e8.MseB), 0.85, 1.15);
+        Assert.InRange(e8.Error.Distortion / (e8.MseA + e8.MseB), 0.961, 1.021);
     }
 
     [Fact]
@@ -91,13 +94,16 @@ public class E8MatrixQuantizerTests
         var b = Gaussian(1024, 48, 8);
         var full = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), E8Method.TimeSharingBaseRate, 1);
         var half = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), E8Method.TimeSharingBaseRate / 2, 1);
-        Assert.InRange(half.BitsPerEntry / full.BitsPerEntry, 0.45, 0.55);
+        // Measured by this test: rate ratio 0.5200, half-rate D = 0.7122 against the tangent's 0.6959; ±3 %, and
+        // within 0.025 of the tangent.
+        Assert.InRange(half.BitsPerEntry / full.BitsPerEntry, 0.505, 0.535);
         double predicted = 1 - 0.5 * (1 - full.Error.Distortion);
-        Assert.InRange(half.Error.Distortion, predicted - 0.05, predicted + 0.05);
-        // every rate from 0.25 bit/entry works
+        Assert.InRange(half.Error.Distortion, 0.691, 0.734);
+        Assert.InRange(half.Error.Distortion, predicted - 0.025, predicted + 0.025);
+        // every rate from 0.25 bit/entry works; measured 0.3288 bits/entry, D = 0.9108 (±3 %)
         var low = RdHarness.Run(a, b, MatrixMethod.Get("e8-voronoi"), 0.25, 1);
-        Assert.InRange(low.BitsPerEntry, 0.15, 0.35);
-        Assert.True(low.Error.Distortion < 1);
+        Assert.InRange(low.BitsPerEntry, 0.319, 0.339);
+        Assert.InRange(low.Error.Distortion, 0.883, 0.938);
     }
 
     [Fact]
@@ -107,7 +113,8 @@ public class E8MatrixQuantizerTests
         var q = E8MatrixQuantizer.Quantize(a, new E8MatrixOptions { Q = 64, K = 1, Dither = true, DitherSeed = 77 });
         var back = GqFormat.Read(ToBytes(q));
         double nmse = ProductError.NormalizedMse(a, back.Dequantize());
-        Assert.True(nmse < 2e-3, $"nmse {nmse}");
+        // Measured by this test (q = 64, dithered): 5.289e-4; ±3 %.
+        Assert.InRange(nmse, 5.13e-4, 5.45e-4);
         Assert.Equal(q.Dequantize().Data, back.Dequantize().Data);
     }
 
@@ -180,8 +187,9 @@ public class BoxQuantizedMatrixTests
         Assert.Equal(q.DecodeRotated().Data, back.DecodeRotated().Data);
         Assert.Equal(bytes.Length * 8L, q.TotalBits);
         long payload = 6 * 32 + 6 * 13 * 32 + (6 * 13 * 2 + 7) / 8 * 8 + 32;
-        Assert.InRange(q.TotalBits - payload, 0, 8 * 64); // the rest is the fixed header
-        Assert.True(ProductError.NormalizedMse(a, back.Dequantize()) < 0.01);
+        Assert.Equal(272, q.TotalBits - payload); // the rest is the fixed 34-byte header
+        // Measured by this test: normalised MSE 0.005063; ±3 %.
+        Assert.InRange(ProductError.NormalizedMse(a, back.Dequantize()), 0.00491, 0.00521);
         Assert.Throws<GossetException>(() => MatrixMethod.Get("e8-box-fixed").Encode(a, 6, 3));
     }
 }

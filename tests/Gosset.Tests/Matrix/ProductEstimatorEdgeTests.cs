@@ -23,10 +23,11 @@ public sealed class ProductEstimatorEdgeTests
     }
 
     [Theory]
-    [InlineData("e8-voronoi", "int-rot")]
-    [InlineData("int-rot", "e8-voronoi")]
-    [InlineData("e8-voronoi", "e8-box-fixed")]
-    public void Mixed_centring_adds_the_cross_term(string methodA, string methodB)
+    // Relative errors measured by this test: 0.005925, 0.006364, 0.005190.
+    [InlineData("e8-voronoi", "int-rot", 0.005925)]
+    [InlineData("int-rot", "e8-voronoi", 0.006364)]
+    [InlineData("e8-voronoi", "e8-box-fixed", 0.005190)]
+    public void Mixed_centring_adds_the_cross_term(string methodA, string methodB, double measured)
     {
         // Means 5 and 3 dominate the product: without the cross term μA·(1ᵀB) the relative error was 1.0.
         var a = E8MatrixQuantizerTests.Gaussian(256, 12, 1, mean: 5);
@@ -35,8 +36,8 @@ public sealed class ProductEstimatorEdgeTests
         var qb = MatrixMethod.Get(methodB).Encode(b, 4, 7);
         Assert.NotEqual(qa.Centered, qb.Centered);
         double rel = RelativeError(a, b, ProductEstimator.Estimate(qa, qb));
-        // 4-bit codes of both factors: the error is the quantization noise, a few percent at most.
-        Assert.True(rel < 0.03, $"relative error {rel}");
+        // 4-bit codes of both factors: the error is the quantization noise (±3 % of the measured figure).
+        Assert.InRange(rel, 0.97 * measured, 1.03 * measured);
     }
 
     [Theory]

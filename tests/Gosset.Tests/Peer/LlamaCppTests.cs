@@ -43,8 +43,15 @@ public class LlamaCppTests
         // And the codes are a quantization of x: relative RMS error within the type's resolution.
         double err = 0, sig = 0;
         for (int i = 0; i < x.Length; i++) { err += (mine[i] - x[i]) * (double)(mine[i] - x[i]); sig += x[i] * (double)x[i]; }
-        double bits = GgufTypes.BitsPerWeight(type);
-        Assert.True(Math.Sqrt(err / sig) < 2.5 * Math.Pow(2, -(bits - 1.5)), $"{type}: relative RMS error {Math.Sqrt(err / sig):F4} at {bits} bits");
+        // Measured by this test per type (ggml's reference quantizer, seeded input); ±3 %.
+        double expected = type switch
+        {
+            GgufTensorType.Q4_0 => 0.08645, GgufTensorType.Q4_1 => 0.08079, GgufTensorType.Q5_0 => 0.04260, GgufTensorType.Q5_1 => 0.03733,
+            GgufTensorType.Q8_0 => 0.005477, GgufTensorType.Q2_K => 0.2939, GgufTensorType.Q3_K => 0.1506, GgufTensorType.Q4_K => 0.07266,
+            GgufTensorType.Q5_K => 0.03618, GgufTensorType.Q6_K => 0.01765, GgufTensorType.IQ4_NL => 0.07821, GgufTensorType.IQ4_XS => 0.07588,
+            _ => throw new ArgumentOutOfRangeException(nameof(type)),
+        };
+        Assert.InRange(Math.Sqrt(err / sig), 0.97 * expected, 1.03 * expected);
     }
 
     [Fact]
@@ -59,16 +66,17 @@ public class LlamaCppTests
             using (var f = GgufFile.Open(q4))
                 Assert.Contains(f.Tensors, t => t.Type == GgufTensorType.Q4_K);
             var back = GgufModel.Load(q4);
-            void Near(float[] a, float[] b, string what)
+            // Relative RMS errors measured by this test (Q4_K_M; W2 falls back to a 6-bit type): wq 0.07126, w1 0.07101,
+            // w2 0.01770; ±5 % (llama.cpp's quantizer is the native library's).
+            void Near(float[] a, float[] b, double expected)
             {
                 double e = 0, s = 0;
                 for (int i = 0; i < a.Length; i++) { e += (a[i] - b[i]) * (double)(a[i] - b[i]); s += a[i] * (double)a[i]; }
-                Assert.True(Math.Sqrt(e / s) < 0.12, $"{what}: relative RMS error {Math.Sqrt(e / s):F4}");
-                Assert.True(Math.Sqrt(e / s) > 1e-4, $"{what} was not quantized");
+                Assert.InRange(Math.Sqrt(e / s), 0.95 * expected, 1.05 * expected);
             }
-            Near(w.Wq[0], back.Wq[0], "wq");
-            Near(w.W1[0], back.W1[0], "w1");
-            Near(w.W2[0], back.W2[0], "w2");
+            Near(w.Wq[0], back.Wq[0], 0.07126);
+            Near(w.W1[0], back.W1[0], 0.07101);
+            Near(w.W2[0], back.W2[0], 0.01770);
         }
         finally { File.Delete(f32); File.Delete(q4); }
     }
@@ -234,7 +242,9 @@ public class LlamaCppTests
         float[] yq = q4.Result();
         double e = 0, sig = 0;
         for (int r = 0; r < rows; r++) { e += (yq[r] - y[r]) * (double)(yq[r] - y[r]); sig += y[r] * (double)y[r]; }
-        Assert.InRange(Math.Sqrt(e / sig), 0.01, 0.2); // 4-bit weights: a few percent, not zero, not garbage
+        // Measured by this test: relative error 0.10252 (Q4_0 weights and ggml's q8 activations); ±5 % since ggml's
+        // dot products sum in the order of the CPU variant it loads.
+        Assert.InRange(Math.Sqrt(e / sig), 0.0974, 0.1077);
     }
 
     [Fact]
