@@ -165,37 +165,30 @@ public static class GgufModel
     }
 
     /// <summary>
-    /// Writes weights (and optionally a tokenizer) as a GGUF v3 <c>llama</c> model, atomically.
-    /// Matrices and the embedding use <paramref name="type"/>; norm weights are F32.
+    /// The GGUF metadata of a model as llama.cpp reads it: general keys, the architecture's hyperparameters
+    /// (with the Llama-3 scaling's original context), and the tokenizer when given. Shared by every GGUF writer.
     /// </summary>
-    public static void Save(LlamaWeights w, string path, GgufVocabulary? vocabulary, GgufWriteType type = GgufWriteType.F16, string name = "gosset")
+    internal static List<(string Key, GgufValueType Type, object Value)> Metadata(LlamaConfig c, string arch, string name, uint fileType, GgufVocabulary? vocabulary)
     {
-        ArgumentNullException.ThrowIfNull(w);
-        var c = w.Config;
-        if (vocabulary is not null && vocabulary.Tokens.Length != c.VocabSize)
-            throw new GossetException($"the tokenizer has {vocabulary.Tokens.Length} tokens but the model's vocabulary is {c.VocabSize}");
-        // Mistral runs as llama in llama.cpp; Qwen2 has its own architecture (HF row order, NEOX RoPE, q/k/v biases).
-        string a = c.Architecture == "qwen2" ? "qwen2" : "llama";
-        if (c.QkvBias && a != "qwen2") throw new GossetException("q/k/v biases are written for qwen2 models only");
         var meta = new List<(string Key, GgufValueType Type, object Value)>
         {
-            ("general.architecture", GgufValueType.String, a),
+            ("general.architecture", GgufValueType.String, arch),
             ("general.name", GgufValueType.String, name),
-            ("general.file_type", GgufValueType.UInt32, type switch { GgufWriteType.F32 => 0u, GgufWriteType.F16 => 1u, _ => 32u }),
+            ("general.file_type", GgufValueType.UInt32, fileType),
             ("general.alignment", GgufValueType.UInt32, 32u),
-            (a + ".context_length", GgufValueType.UInt32, (uint)c.SeqLen),
-            (a + ".embedding_length", GgufValueType.UInt32, (uint)c.Dim),
-            (a + ".block_count", GgufValueType.UInt32, (uint)c.Layers),
-            (a + ".feed_forward_length", GgufValueType.UInt32, (uint)c.HiddenDim),
-            (a + ".attention.head_count", GgufValueType.UInt32, (uint)c.Heads),
-            (a + ".attention.head_count_kv", GgufValueType.UInt32, (uint)c.KvHeads),
-            (a + ".attention.layer_norm_rms_epsilon", GgufValueType.Float32, c.NormEps),
-            (a + ".rope.freq_base", GgufValueType.Float32, c.RopeTheta),
-            (a + ".rope.dimension_count", GgufValueType.UInt32, (uint)c.HeadSize),
-            (a + ".vocab_size", GgufValueType.UInt32, (uint)c.VocabSize),
+            (arch + ".context_length", GgufValueType.UInt32, (uint)c.SeqLen),
+            (arch + ".embedding_length", GgufValueType.UInt32, (uint)c.Dim),
+            (arch + ".block_count", GgufValueType.UInt32, (uint)c.Layers),
+            (arch + ".feed_forward_length", GgufValueType.UInt32, (uint)c.HiddenDim),
+            (arch + ".attention.head_count", GgufValueType.UInt32, (uint)c.Heads),
+            (arch + ".attention.head_count_kv", GgufValueType.UInt32, (uint)c.KvHeads),
+            (arch + ".attention.layer_norm_rms_epsilon", GgufValueType.Float32, c.NormEps),
+            (arch + ".rope.freq_base", GgufValueType.Float32, c.RopeTheta),
+            (arch + ".rope.dimension_count", GgufValueType.UInt32, (uint)c.HeadSize),
+            (arch + ".vocab_size", GgufValueType.UInt32, (uint)c.VocabSize),
         };
         if (c.RopeScaling is { } rs)
-            meta.Add((a + ".rope.scaling.original_context_length", GgufValueType.UInt32, (uint)rs.OriginalMaxPositions));
+            meta.Add((arch + ".rope.scaling.original_context_length", GgufValueType.UInt32, (uint)rs.OriginalMaxPositions));
         if (vocabulary is not null)
         {
             meta.Add(("tokenizer.ggml.model", GgufValueType.String, vocabulary.Model));
@@ -208,6 +201,23 @@ public static class GgufModel
             meta.Add(("tokenizer.ggml.eos_token_id", GgufValueType.UInt32, (uint)vocabulary.EosId));
             if (vocabulary.UnknownId is int u) meta.Add(("tokenizer.ggml.unknown_token_id", GgufValueType.UInt32, (uint)u));
         }
+        return meta;
+    }
+
+    /// <summary>
+    /// Writes weights (and optionally a tokenizer) as a GGUF v3 <c>llama</c> model, atomically.
+    /// Matrices and the embedding use <paramref name="type"/>; norm weights are F32.
+    /// </summary>
+    public static void Save(LlamaWeights w, string path, GgufVocabulary? vocabulary, GgufWriteType type = GgufWriteType.F16, string name = "gosset")
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        var c = w.Config;
+        if (vocabulary is not null && vocabulary.Tokens.Length != c.VocabSize)
+            throw new GossetException($"the tokenizer has {vocabulary.Tokens.Length} tokens but the model's vocabulary is {c.VocabSize}");
+        // Mistral runs as llama in llama.cpp; Qwen2 has its own architecture (HF row order, NEOX RoPE, q/k/v biases).
+        string a = c.Architecture == "qwen2" ? "qwen2" : "llama";
+        if (c.QkvBias && a != "qwen2") throw new GossetException("q/k/v biases are written for qwen2 models only");
+        var meta = Metadata(c, a, name, type switch { GgufWriteType.F32 => 0u, GgufWriteType.F16 => 1u, _ => 32u }, vocabulary);
         int d = c.Dim, h = c.HiddenDim, kv = c.KvDim;
         var mt = type switch { GgufWriteType.F32 => GgufTensorType.F32, GgufWriteType.F16 => GgufTensorType.F16, _ => GgufTensorType.BF16 };
         var tensors = new List<(string Name, long[] Dims, GgufTensorType Type, float[] Data)>

@@ -143,37 +143,14 @@ public static class SyntheticModel
         foreach (var (k, v) in tok["model"]!["vocab"]!.AsObject()) { tokens[v!.GetValue<int>()] = k; types[v.GetValue<int>()] = GgufVocabulary.Normal; }
         foreach (var t in tok["added_tokens"]!.AsArray()) { int id = t!["id"]!.GetValue<int>(); tokens[id] = t["content"]!.GetValue<string>(); types[id] = GgufVocabulary.Control; }
         var merges = tok["model"]!["merges"]!.AsArray().Select(m => m!.GetValue<string>()).ToArray();
-        var meta = new List<(string, GgufValueType, object)>
-        {
-            ("general.architecture", GgufValueType.String, arch),
-            ("general.name", GgufValueType.String, "gosset-synthetic"),
-            ("general.file_type", GgufValueType.UInt32, dtype switch { SafeTensorsDType.F32 => 0u, SafeTensorsDType.F16 => 1u, _ => 32u }),
-            ("general.alignment", GgufValueType.UInt32, 32u),
-            (arch + ".context_length", GgufValueType.UInt32, (uint)shape.MaxPositions),
-            (arch + ".embedding_length", GgufValueType.UInt32, (uint)shape.Hidden),
-            (arch + ".block_count", GgufValueType.UInt32, (uint)shape.Layers),
-            (arch + ".feed_forward_length", GgufValueType.UInt32, (uint)shape.Intermediate),
-            (arch + ".attention.head_count", GgufValueType.UInt32, (uint)shape.Heads),
-            (arch + ".attention.head_count_kv", GgufValueType.UInt32, (uint)shape.KvHeads),
-            (arch + ".attention.layer_norm_rms_epsilon", GgufValueType.Float32, (float)shape.NormEps),
-            (arch + ".rope.freq_base", GgufValueType.Float32, (float)shape.RopeTheta),
-            (arch + ".rope.dimension_count", GgufValueType.UInt32, (uint)hs),
-            (arch + ".vocab_size", GgufValueType.UInt32, (uint)shape.Vocab),
-            ("tokenizer.ggml.model", GgufValueType.String, "gpt2"),
-            ("tokenizer.ggml.pre", GgufValueType.String, "llama-bpe"),
-            ("tokenizer.ggml.tokens", GgufValueType.Array, tokens),
-            ("tokenizer.ggml.token_type", GgufValueType.Array, types),
-            ("tokenizer.ggml.merges", GgufValueType.Array, merges),
-            ("tokenizer.ggml.bos_token_id", GgufValueType.UInt32, (uint)(shape.Vocab - 2)),
-            ("tokenizer.ggml.eos_token_id", GgufValueType.UInt32, (uint)(shape.Vocab - 1)),
-        };
+        var c = new LlamaConfig(shape.Hidden, shape.Intermediate, shape.Layers, shape.Heads, shape.KvHeads, shape.Vocab, shape.MaxPositions,
+            shape.Tied, (float)shape.NormEps, (float)shape.RopeTheta) { RopeScaling = shape.Scaling };
+        var vocabulary = new GgufVocabulary("gpt2", tokens, null, types, merges, shape.Vocab - 2, shape.Vocab - 1, null, "llama-bpe");
+        var meta = GgufModel.Metadata(c, arch, "gosset-synthetic", dtype switch { SafeTensorsDType.F32 => 0u, SafeTensorsDType.F16 => 1u, _ => 32u }, vocabulary);
         float[]? ropeFreqs = null;
-        if (shape.Scaling is { } rs)
+        if (shape.Scaling is not null)
         {
-            meta.Add((arch + ".rope.scaling.original_context_length", GgufValueType.UInt32, (uint)rs.OriginalMaxPositions));
-            var c = new LlamaConfig(shape.Hidden, shape.Intermediate, shape.Layers, shape.Heads, shape.KvHeads, shape.Vocab, shape.MaxPositions,
-                shape.Tied, (float)shape.NormEps, (float)shape.RopeTheta);
-            double[] plain = c.RopeInverseFrequencies(), scaled = (c with { RopeScaling = rs }).RopeInverseFrequencies();
+            double[] plain = (c with { RopeScaling = null }).RopeInverseFrequencies(), scaled = c.RopeInverseFrequencies();
             ropeFreqs = plain.Select((f, j) => (float)(f / scaled[j])).ToArray();
         }
         static string Gguf(string hf) => hf switch
