@@ -324,6 +324,11 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         }
     }
 
+    /// <summary>The record of row r, group g, for a loop over g from 0: the next one inside a segment, looked up at a segment's start.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* NextRecord(PackedE8Matrix m, byte* data, int r, int g, byte* previous)
+        => g % m.SegmentGroups == 0 ? data + m.Record(r, g) * m.RecordBytes : previous + m.RecordBytes;
+
     /// <summary>f + (float)i·xs, multiply then add (the scalar reference's order; no FMA, which CPUs without it emulate slowly).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV GroupAdd(TV i, TV xs, TV f) => TV.AddF(f, TV.MulF(TV.ToFloat(i), xs));
@@ -393,19 +398,46 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
             float step = m.GridStep;
             if (a.Batch > 1) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
-            for (int r = r0; r < r1; r++)
+            // Tile by tile, segment by segment (the layout's order, so the weights stream sequentially): the
+            // activations of one segment (8 KB) stay in L1, where a whole wide row's (2 bytes per column) would not.
+            // Each row keeps its float lane sums between segments; the order of additions is the scalar reference's.
+            int seg = m.SegmentGroups, tr = m.TileRows, per = 16 / n;
+            TV* acc = stackalloc TV[per * tr]; // [row of the tile][per]
+            for (int rb = r0; rb < r1;)
             {
-                byte* rp = data + (long)r * groups * rec;
-                TV f0 = TV.Float(0), f1 = f0, f2 = f0, f3 = f0;
-                for (int g = 0; g < groups; g++, rp += rec)
+                int re = Math.Min(r1, (rb / tr + 1) * tr);
+                for (int g0 = 0; g0 < groups; g0 += seg)
                 {
-                    GridGroup<TD, TS>(rp, t0, t1, t2, t3, q0 + 256 * g, E00 + 32 * g, E10 + 32 * g, out var i0, out var i1, out var i2, out var i3);
-                    var xs = TV.Float(xg0[g]);
-                    f0 = GroupAdd(i0, xs, f0);
-                    if (n <= 8) f1 = GroupAdd(i1, xs, f1);
-                    if (n == 4) { f2 = GroupAdd(i2, xs, f2); f3 = GroupAdd(i3, xs, f3); }
+                    int g1 = Math.Min(g0 + seg, groups);
+                    for (int r = rb; r < re; r++)
+                    {
+                        TV* f = acc + per * (r - rb);
+                        TV f0 = TV.Float(0), f1 = f0, f2 = f0, f3 = f0;
+                        if (g0 > 0)
+                        {
+                            f0 = f[0];
+                            if (n <= 8) f1 = f[1];
+                            if (n == 4) { f2 = f[2]; f3 = f[3]; }
+                        }
+                        byte* rp = data + m.Record(r, g0) * rec;
+                        for (int g = g0; g < g1; g++, rp += rec)
+                        {
+                            GridGroup<TD, TS>(rp, t0, t1, t2, t3, q0 + 256 * g, E00 + 32 * g, E10 + 32 * g, out var i0, out var i1, out var i2, out var i3);
+                            var xs = TV.Float(xg0[g]);
+                            f0 = GroupAdd(i0, xs, f0);
+                            if (n <= 8) f1 = GroupAdd(i1, xs, f1);
+                            if (n == 4) { f2 = GroupAdd(i2, xs, f2); f3 = GroupAdd(i3, xs, f3); }
+                        }
+                        if (g1 == groups) y[r] = rs[r] * step * TV.Reduce16(f0, f1, f2, f3);
+                        else
+                        {
+                            f[0] = f0;
+                            if (n <= 8) f[1] = f1;
+                            if (n == 4) { f[2] = f2; f[3] = f3; }
+                        }
+                    }
                 }
-                y[r] = rs[r] * step * TV.Reduce16(f0, f1, f2, f3);
+                rb = re;
             }
         }
     }
@@ -494,10 +526,11 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     float* xga = xg0 + (long)v * groups, xgb = pair ? xga + groups : xga;
                     for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
                     {
-                        byte* rp = data + (long)r * groups * rec;
+                        byte* rp = null;
                         TV z = TV.Float(0), fa0 = z, fa1 = z, fa2 = z, fa3 = z, fb0 = z, fb1 = z, fb2 = z, fb3 = z;
-                        for (int g = 0; g < groups; g++, rp += rec)
+                        for (int g = 0; g < groups; g++)
                         {
+                            rp = NextRecord(m, data, r, g, rp);
                             if (pair)
                                 GridGroup2<TD, TS>(rp, t0, t1, t2, t3, qa + 256 * g, ea0 + 32 * g, ea1 + 32 * g, qb + 256 * g, eb0 + 32 * g, eb1 + 32 * g, acc);
                             else
@@ -595,11 +628,12 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             {
                 for (int r = r0; r < r1; r++)
                 {
-                    byte* rp = data + (long)r * groups * rec;
+                    byte* rp = null;
                     TV acc0 = TV.Float(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
                     sbyte* q = q0; int* A = A0, C = C0; float* xs = xs0;
-                    for (int g = 0; g < groups; g++, rp += rec, q += 256, A += 32, C += 32, xs += 32)
+                    for (int g = 0; g < groups; g++, q += 256, A += 32, C += 32, xs += 32)
                     {
+                        rp = NextRecord(m, data, r, g, rp);
                         // Chunk c accumulates into acc[c mod (16/Lanes)]: lane l always holds blocks ≡ l (mod 16).
                         if (n == 4)
                         {
@@ -650,12 +684,13 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                 for (int v0 = 0; v0 < full; v0 += 4)
                     for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
                     {
-                        byte* row = data + (long)r * groups * rec;
+                        byte* row = null;
                         TV z = TV.Float(0);
                         TV a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
                         for (int g = 0; g < groups; g++)
                         {
-                            DecodeGroup<TD, TS>(row + g * rec, t0, t1, t2, t3, dec);
+                            row = NextRecord(m, data, r, g, row);
+                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             long bo = (long)v0 * nb + 32 * g;
                             sbyte* q = q0 + (long)v0 * cp + 256 * g;
                             for (int c = 0; c < 32 / n; c += 2)
@@ -713,11 +748,12 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     int nv = Math.Min(BatchTile, a.Batch - v0);
                     for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
                     {
-                        byte* row = data + (long)r * groups * rec;
+                        byte* row = null;
                         for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
                         for (int g = 0; g < groups; g++)
                         {
-                            DecodeGroup<TD, TS>(row + g * rec, t0, t1, t2, t3, dec);
+                            row = NextRecord(m, data, r, g, row);
+                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             for (int v = 0; v < nv; v++)
                             {
                                 long bo = (long)(v0 + v) * nb + 32 * g;
@@ -753,11 +789,12 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     int nv = Math.Min(BatchTile, a.Batch - v0);
                     for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
                     {
-                        byte* row = data + (long)r * groups * rec;
+                        byte* row = null;
                         for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
                         for (int g = 0; g < groups; g++)
                         {
-                            DecodeGroup<TD, TS>(row + g * rec, t0, t1, t2, t3, dec);
+                            row = NextRecord(m, data, r, g, row);
+                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             for (int v = 0; v < nv; v++)
                             {
                                 long bo = (long)(v0 + v) * nb + 32 * g;

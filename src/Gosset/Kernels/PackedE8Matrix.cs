@@ -16,7 +16,11 @@ namespace Gosset.Kernels;
 /// sits; the side byte B mod 16 holds block B's 4-bit field in its low (B &lt; 16) or high nibble.
 /// With k ≤ 8 block scales the field is the scale index (bits 0–2) plus the digit parity (bit 3);
 /// with 9–16 scales it is the index and the kernels recompute the parity. Records of a row follow
-/// each other; rows follow each other. Plus an fp32 scale per row and the k-entry fp32 scale table.
+/// each other. Records are tiled so that a GEMV keeps its activations in L1 on wide rows: rows come in tiles of
+/// <see cref="TileRows"/>, and inside a tile the columns in segments of <see cref="SegmentGroups"/> groups; a tile
+/// stores segment 0 of each of its rows, then segment 1 of each, and so on (<see cref="Record"/>). A row of at
+/// most SegmentGroups groups is one segment, so narrow matrices are plain row-major. Plus an fp32 scale per row
+/// and the k-entry fp32 scale table.
 /// <see cref="BytesRead"/> counts all of it: b + 0.5 bits per padded entry, plus 32 bits per row.</para>
 /// <para>Entry (r, 8t + i) = RowScale[r]·β[j]·vᵢ/2, vᵢ = 2uᵢ − q + p·dᵢ (see <see cref="E8BoxCodes"/>).</para>
 /// </remarks>
@@ -26,7 +30,7 @@ public sealed class PackedE8Matrix
     public const int GroupLength = 256;
     private const int SideBytes = 16;
 
-    internal readonly byte[] Data;        // [rows][groups][RecordBytes]
+    internal readonly byte[] Data;        // [row tiles][segments][rows of the tile][groups of the segment][RecordBytes]
     internal readonly float[] RowScales;  // [rows]
     internal readonly float[] HalfTable;  // [64]: β[j]/2 for j < k, zeros after (vector tables of any width)
     internal readonly int[] GridTable = new int[64]; // [64]: s[j]·(1 + 2¹⁶) (β[j]/2 = s[j]·GridStep, both 16-bit halves), zeros after
@@ -36,6 +40,15 @@ public sealed class PackedE8Matrix
 
     /// <summary>Output dimension (rows of W).</summary>
     public int Rows { get; }
+    /// <summary>Rows per tile of the layout (the last tile may have fewer).</summary>
+    public const int DefaultTileRows = 64;
+    /// <summary>Groups per column segment: 16 groups (4096 columns) keep a segment's int8-group activations (8 KB) in L1 beside the weight stream.</summary>
+    public const int DefaultSegmentGroups = 16;
+    /// <summary>Rows per tile of this matrix's layout.</summary>
+    internal readonly int TileRows;
+    /// <summary>Groups per column segment of this matrix's layout (at most <see cref="Groups"/>).</summary>
+    internal readonly int SegmentGroups;
+
     /// <summary>Input dimension (columns of W).</summary>
     public int Cols { get; }
     /// <summary>Bits per entry b ∈ {2, 3, 4}.</summary>
@@ -66,10 +79,13 @@ public sealed class PackedE8Matrix
     /// <summary>The activation mode the LLM engine uses by default with these kernels: int8 (W4A8, <see cref="Int8Mode"/>), chosen by measurement (see docs/kernels.md).</summary>
     public static ActivationMode DefaultActivationMode => ActivationMode.Int8Group;
 
-    private PackedE8Matrix(int rows, int cols, int bits, ReadOnlySpan<float> scales)
+    private PackedE8Matrix(int rows, int cols, int bits, ReadOnlySpan<float> scales, (int Rows, int Groups)? tiling = null)
     {
         Rows = rows; Cols = cols; Bits = bits;
         Groups = (cols + GroupLength - 1) / GroupLength;
+        var (tr, sg) = tiling ?? (DefaultTileRows, DefaultSegmentGroups);
+        if (tr < 1 || sg < 1) throw new ArgumentOutOfRangeException(nameof(tiling));
+        TileRows = tr; SegmentGroups = Math.Min(sg, Groups);
         _scales = scales.ToArray();
         long n = (long)rows * Groups * RecordBytes;
         if (n > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(rows), "Matrix too large for one packed array.");
@@ -93,10 +109,13 @@ public sealed class PackedE8Matrix
 
     /// <summary>Repacks canonical codes for the kernels (any b ∈ {2, 3, 4}, k ≤ 16).</summary>
     /// <exception cref="ArgumentException">A digit, scale index or row scale is out of range.</exception>
-    public static PackedE8Matrix FromCodes(E8BoxCodes codes)
+    public static PackedE8Matrix FromCodes(E8BoxCodes codes) => FromCodes(codes, null);
+
+    /// <summary>As <see cref="FromCodes(E8BoxCodes)"/> with a chosen tiling (tests exercise small tiles).</summary>
+    internal static PackedE8Matrix FromCodes(E8BoxCodes codes, (int Rows, int Groups)? tiling)
     {
         ArgumentNullException.ThrowIfNull(codes);
-        var m = new PackedE8Matrix(codes.Rows, codes.Cols, codes.Bits, codes.BlockScales);
+        var m = new PackedE8Matrix(codes.Rows, codes.Cols, codes.Bits, codes.BlockScales, tiling);
         int nb = codes.Blocks, q = codes.Q, k = codes.BlockScales.Length;
         for (int r = 0; r < codes.Rows; r++)
         {
@@ -132,11 +151,26 @@ public sealed class PackedE8Matrix
         return c;
     }
 
-    private int Offset(int r, int t) => (r * Groups + (t >> 5)) * RecordBytes;
+    private long Offset(int r, int t) => Record(r, t >> 5) * RecordBytes;
+
+    /// <summary>
+    /// Index of the record of row r, group g: tile T = r / TileRows holds TileRows·Groups records (fewer in the last
+    /// tile), segment s of the tile holds SegmentGroups records of each of its nr rows, row r's part of it is
+    /// contiguous (sl ≤ SegmentGroups records: only the last segment is shorter).
+    /// </summary>
+    internal long Record(int r, int g)
+    {
+        int tile = r / TileRows, nr = Math.Min(TileRows, Rows - tile * TileRows), s = g / SegmentGroups;
+        int sl = Math.Min(SegmentGroups, Groups - s * SegmentGroups);
+        return (long)tile * TileRows * Groups + (long)s * SegmentGroups * nr + (long)(r - tile * TileRows) * sl + (g - s * SegmentGroups);
+    }
+
+    /// <summary>Groups of the segment that starts at group g0 (g0 a multiple of <see cref="SegmentGroups"/>).</summary>
+    internal int SegmentLength(int g0) => Math.Min(SegmentGroups, Groups - g0);
 
     private void SetBlock(int r, int t, ReadOnlySpan<byte> u, int j)
     {
-        var rec = Data.AsSpan(Offset(r, t), RecordBytes);
+        var rec = Data.AsSpan((int)Offset(r, t), RecordBytes);
         int b = t & 31, p = E8BoxCodes.Parity(u);
         for (int i = 0; i < 8; i++)
         {
@@ -157,7 +191,7 @@ public sealed class PackedE8Matrix
     /// <summary>Digit i of block t of row r, read from the packed layout (the scalar reference's accessor).</summary>
     internal int Digit(int r, int t, int i)
     {
-        int o = Offset(r, t), b = t & 31, jb = i >> 1, hiNib = i & 1;
+        long o = Offset(r, t); int b = t & 31, jb = i >> 1, hiNib = i & 1;
         if (Bits == 4) return (Data[o + 4 * b + jb] >> (4 * hiNib)) & 15;
         int d = (Data[o + 4 * (b & 15) + jb] >> (4 * hiNib + (b >= 16 ? 2 : 0))) & 3;
         if (Bits == 3) d |= ((Data[o + 64 + 4 * (b & 7) + jb] >> (2 * (b >> 3) + hiNib)) & 1) << 2;
@@ -328,7 +362,7 @@ public sealed class PackedE8Matrix
         fixed (float* yp = y)
         {
             nint yAddr = (nint)yp; // pinned for the duration of the parallel loop below
-            RowParallel.For(Rows, threads, (r0, r1) => kernel.Run(this, a, r0, r1, (float*)yAddr));
+            RowParallel.For(Rows, threads, (r0, r1) => kernel.Run(this, a, r0, r1, (float*)yAddr), TileRows);
         }
     }
 
@@ -361,8 +395,9 @@ public sealed class PackedE8Matrix
     public long SerializedLength => 4 + 4L * ScaleCount + 4L * Rows + Data.LongLength;
 
     /// <summary>
-    /// Writes the in-memory form (little-endian): b, k, two zero bytes, the k scales, the row scales,
-    /// then the group records. <see cref="ReadFrom"/> rebuilds a matrix that multiplies bit-identically.
+    /// Writes the matrix (little-endian): b, k, two zero bytes, the k scales, the row scales, then the group
+    /// records row after row (the canonical order, whatever the in-memory tiling). <see cref="ReadFrom"/>
+    /// rebuilds a matrix that multiplies bit-identically.
     /// </summary>
     public void WriteTo(Stream s)
     {
@@ -370,7 +405,9 @@ public sealed class PackedE8Matrix
         s.Write([(byte)Bits, (byte)ScaleCount, 0, 0]);
         s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_scales.AsSpan()));
         s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(RowScales.AsSpan()));
-        s.Write(Data);
+        for (int r = 0; r < Rows; r++)
+            for (int g0 = 0; g0 < Groups; g0 += SegmentGroups)
+                s.Write(Data.AsSpan(checked((int)(Record(r, g0) * RecordBytes)), SegmentLength(g0) * RecordBytes));
     }
 
     /// <summary>Rebuilds a rows × cols matrix from bytes written by <see cref="WriteTo"/>; every field is checked before anything is allocated.</summary>
@@ -399,7 +436,14 @@ public sealed class PackedE8Matrix
             if (!float.IsFinite(s) || s < 0) throw new InvalidDataException("Packed E8 row scale is not a finite non-negative number.");
             m.RowScales[r] = s;
         }
-        bytes[o..].CopyTo(m.Data);
+        int rb = m.RecordBytes;
+        for (int r = 0; r < rows; r++)
+            for (int g0 = 0; g0 < m.Groups; g0 += m.SegmentGroups)
+            {
+                int len = m.SegmentLength(g0) * rb;
+                bytes.Slice(o, len).CopyTo(m.Data.AsSpan((int)(m.Record(r, g0) * rb), len));
+                o += len;
+            }
         int nb = m.Groups * 32;
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < nb; t++)

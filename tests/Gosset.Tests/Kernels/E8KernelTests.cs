@@ -176,6 +176,47 @@ public class E8KernelTests
                 }
     }
 
+    [Theory, Trait("Category", "Simd")]
+    [MemberData(nameof(Variants))]
+    public void TiledLayoutsMultiplyBitExactlyAsTheScalarReference(string name)
+    {
+        // Tiles and column segments that cut rows and groups unevenly (77 rows, 6 groups with a partial last one),
+        // on two threads, whose row chunks need not start at tile boundaries.
+        var kern = E8Kernel.Get(name);
+        int rows = 77, cols = 1300;
+        foreach (int bits in new[] { 2, 3, 4 })
+        {
+            var codes = RandomCodes(rows, cols, bits, 5, 70 + bits);
+            var plain = PackedE8Matrix.FromCodes(codes, (rows, 1000));
+            var canonical = new MemoryStream();
+            plain.WriteTo(canonical);
+            foreach (var tiling in new[] { (1, 1), (5, 2), (7, 4), (64, 16), (100, 5) })
+            {
+                var m = PackedE8Matrix.FromCodes(codes, tiling);
+                var back = m.ToCodes();
+                Assert.Equal(codes.U, back.U);
+                Assert.Equal(codes.ScaleIndex, back.ScaleIndex);
+                var ms = new MemoryStream();
+                m.WriteTo(ms);
+                Assert.Equal(canonical.ToArray(), ms.ToArray()); // the serialized order does not depend on the tiling
+                foreach (int batch in new[] { 1, 3 })
+                {
+                    var x = E8BoxKernelTests.Gaussian(batch * cols, batch + bits);
+                    foreach (var mode in new[] { ActivationMode.Float32, ActivationMode.Int8, ActivationMode.Int8Group })
+                    {
+                        var want = new float[batch * rows];
+                        var got = new float[batch * rows];
+                        plain.Multiply(E8Kernel.Scalar, x, want, batch, mode, 1);
+                        m.Multiply(kern, x, got, batch, mode, 2);
+                        for (int i = 0; i < want.Length; i++)
+                            Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]),
+                                $"{name} b={bits} tiling {tiling} batch={batch} {mode} at {i}: {want[i]} vs {got[i]}");
+                    }
+                }
+            }
+        }
+    }
+
     [Fact, Trait("Category", "Simd")]
     public void BatchesUpTo17MatchBatchOneBitExactly()
     {
