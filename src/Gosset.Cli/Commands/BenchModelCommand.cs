@@ -28,7 +28,7 @@ internal static class BenchModelCommand
         var json = new Option<string>("--json") { Description = "write the result JSON here (atomically)", Required = true };
         var work = new Option<string?>("--work") { Description = "folder for the converted and quantized files (default: a temporary folder, deleted afterwards)" };
         var reps = new Option<int>("--reps") { Description = "runs of each configuration (alternating); the best is reported", DefaultValueFactory = _ => 1 };
-        var quants = new Option<string>("--gosset") { Description = "Gosset --quant values to run besides fp32; \"+classifier-e8\" appended quantizes the classifier too (quantize-model --classifier e8; its bits_per_weight then counts every weight matrix)", DefaultValueFactory = _ => "w4,w4+classifier-e8,w4a4kv4" };
+        var quants = new Option<string>("--gosset") { Description = "Gosset --quant values to run besides fp32 (each with quantize-model's default classifier, int8); \"+classifier-X\" appended passes --classifier X (source, int8, e8)", DefaultValueFactory = _ => "w4,w4+classifier-source,w4a4kv4" };
         var types = new Option<string>("--llamacpp") { Description = "llama.cpp types to run besides F16 (Q4_0, Q4_K_M, IQ4_XS, IQ4_NL, Q8_0)", DefaultValueFactory = _ => "Q4_0,Q4_K_M,IQ4_XS" };
         var dtype = new Option<string>("--dtype") { Description = "GGUF float type written for llama.cpp: f16 or bf16", DefaultValueFactory = _ => "f16" };
         var calib = new Option<string?>("--calib") { Description = "calibration text passed to quantize-model (for recipes that use it)" };
@@ -81,11 +81,14 @@ internal static class BenchModelCommand
 
     private sealed record Config(string Engine, string Format, string File);
 
-    /// <summary>"w4+classifier-e8" → ("w4", "e8"); a plain quant keeps the classifier at source precision.</summary>
-    private static (string Quant, string Classifier) SplitClassifier(string q)
+    /// <summary>"w4+classifier-e8" → ("w4", "e8"); a plain quant gets quantize-model's default classifier (null).</summary>
+    private static (string Quant, string? Classifier) SplitClassifier(string q)
     {
-        const string suffix = "+classifier-e8";
-        return q.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) ? (q[..^suffix.Length], "e8") : (q, "source");
+        const string marker = "+classifier-";
+        int i = q.IndexOf(marker, StringComparison.OrdinalIgnoreCase);
+        if (i < 0) return (q, null);
+        string c = q[(i + marker.Length)..].ToLowerInvariant();
+        return ClassifierQuantizer.Formats.Contains(c) ? (q[..i], c) : throw new GossetException($"--gosset {q}: classifier \"{c}\" is not one of {string.Join(", ", ClassifierQuantizer.Formats)}");
     }
 
     private static List<JsonObject> Run(string src, string dir, int threads, int prompt, int gen, int reps, GgufWriteType write,
@@ -115,7 +118,8 @@ internal static class BenchModelCommand
             string gqm = Path.Combine(dir, $"model.{q}.gqm");
             log($"quantizing with Gosset: {q}");
             var (quant, classifier) = SplitClassifier(q);
-            var args = new List<string> { "quantize-model", "--model", src, "--quant", quant, "--classifier", classifier, "--out", gqm };
+            var args = new List<string> { "quantize-model", "--model", src, "--quant", quant, "--out", gqm };
+            if (classifier is not null) args.AddRange(["--classifier", classifier]);
             if (calib is not null) args.AddRange(["--calib", calib]);
             RunSelf(args, threads, out _);
             gosset.Add(new Config("gosset", q, gqm));
@@ -231,7 +235,7 @@ internal static class BenchModelCommand
                 sw.Restart();
                 for (int i = 0; i < g; i++) next = Evaluator.ArgMax(m.ForwardLast(cache, [next]));
                 dec = g / sw.Elapsed.TotalSeconds;
-                // With a quantized classifier the row counts every weight matrix (embedding, classifier copy, linear layers).
+                // With a quantized classifier (the default) the row counts every weight matrix (embedding, classifier copy, linear layers).
                 bits = !m.IsQuantized ? 32 : m.ClassifierFormat == "source" ? m.BitsPerWeight : m.BitsPerParameter;
             }
             else

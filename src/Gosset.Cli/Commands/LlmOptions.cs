@@ -39,14 +39,18 @@ internal sealed class LlmOptions
     public Option<int> CalibWindows { get; } = new("--calib-windows") { Description = "calibration windows of 512 tokens", DefaultValueFactory = _ => 4 };
     public Option<ulong> Seed { get; } = new("--rotation-seed") { Description = "seed of the random rotations", DefaultValueFactory = _ => 0x9E3779B97F4A7C15 };
 
-    public Option<string> Classifier { get; } = new("--classifier") { Description = "source (default: the classifier keeps the checkpoint's precision) | e8 (a 4-bit e8 box-coded copy on the kernels, counted in the bits; the token lookup keeps the source table)", DefaultValueFactory = _ => "source" };
+    public Option<string?> Classifier { get; } = new("--classifier") { Description = "int8 (default with --quant w…: an 8-bit copy, one fp16 step per 256 weights, 8.06 bits, on the int8 kernels) | source (the checkpoint's precision) | e8 (a 4-bit e8 box-coded copy); a copy is counted in the bits, the token lookup keeps the source table" };
 
-    /// <summary>The --classifier value, checked.</summary>
-    public string ClassifierFormat(ParseResult pr)
+    /// <summary>The --classifier value when given, checked; null when not given.</summary>
+    public string? ExplicitClassifier(ParseResult pr)
     {
-        string v = (pr.GetValue(Classifier) ?? "source").Trim().ToLowerInvariant();
-        return v is "source" or "e8" ? v : throw new GossetException($"--classifier \"{v}\" is not source or e8");
+        string? v = pr.GetValue(Classifier)?.Trim().ToLowerInvariant();
+        if (v is null) return null;
+        return ClassifierQuantizer.Formats.Contains(v) ? v : throw new GossetException($"--classifier \"{v}\" is not one of {string.Join(", ", ClassifierQuantizer.Formats)}");
     }
+
+    /// <summary>The classifier format: the --classifier value, else int8 for a quantized model and source for a float one.</summary>
+    public string ClassifierFormat(ParseResult pr, bool quantized) => ExplicitClassifier(pr) ?? (quantized ? ClassifierQuantizer.DefaultFormat : "source");
 
     public Option<string?> Reference { get; } = new("--reference") { Description = "float model to compare a .gqm against (KL, top-1); a .gqm never opens its source otherwise" };
 
@@ -174,8 +178,8 @@ internal sealed class LlmOptions
             StopIds = string.IsNullOrEmpty(tp) ? contents.StopIds : DefaultStops(tok);
             if (quantOptions && QuantSpec.Parse(pr.GetValue(Quant) ?? "fp").IsQuantized)
                 throw new GossetException("a .gqm model is already quantized; do not pass --quant");
-            if (quantOptions && ClassifierFormat(pr) != "source" && qm.ClassifierFormat != ClassifierFormat(pr))
-                throw new GossetException($"{path} keeps its classifier as {qm.ClassifierFormat}; quantize-model --classifier {ClassifierFormat(pr)} writes one that does not");
+            if (quantOptions && ExplicitClassifier(pr) is { } want && qm.ClassifierFormat != want)
+                throw new GossetException($"{path} keeps its classifier as {qm.ClassifierFormat}; quantize-model --classifier {want} writes one that does not");
             // A .gqm never opens its source: the float reference for KL / top-1 is loaded only when named.
             string? rp = pr.GetValue(Reference);
             LlamaWeights? reference = string.IsNullOrEmpty(rp) ? null : ModelLoader.LoadWeights(rp);
@@ -207,10 +211,10 @@ internal sealed class LlmOptions
                 if (calibFilter is not null) calib = calibFilter(cp, calib);
             }
         }
-        string classifier = ClassifierFormat(pr);
-        if (classifier != "source" && !spec.IsQuantized) throw new GossetException("--classifier e8 needs a quantized model (--quant w…)");
+        string classifier = ClassifierFormat(pr, spec.IsQuantized);
+        if (classifier != "source" && !spec.IsQuantized) throw new GossetException($"--classifier {classifier} needs a quantized model (--quant w…)");
         var model = ModelQuantizer.Quantize(w, spec, calib, 512, pr.GetValue(CalibWindows));
-        if (classifier == "e8") ClassifierQuantizer.Quantize(model);
+        if (classifier != "source") ClassifierQuantizer.Quantize(model, classifier);
         return (model, w, tokenizer);
     }
 }

@@ -38,7 +38,7 @@ internal static class QuantizeModelCommand
                 var x => throw new GossetException($"--tables \"{x}\" is not source, f32, f16 or bf16"),
             };
             var spec = lo.Spec(pr);
-            lo.ClassifierFormat(pr);
+            lo.ExplicitClassifier(pr);
             if (!spec.IsQuantized) throw new GossetException("--quant fp: nothing to quantize");
             // Without --calib the best recipe is the plain one (as in eval/generate), which a Hugging Face folder can stream.
             var streamSpec = pr.GetValue(lo.Calib) is null && LlmOptions.NeedsCalibration(spec) && lo.SpecWithoutCalibration(pr) is { } plain ? plain : spec;
@@ -58,7 +58,7 @@ internal static class QuantizeModelCommand
                 tokBlob.Open(src, ck.Config.VocabSize);
                 var stops = HuggingFaceLoader.StopIds(src);
                 result = QuantizedModelFile.QuantizeStreaming(ck, spec, outPath, tokBlob, tt, stops, random,
-                    (l, n) => Console.Error.Write($"\rquantizing layer {l}/{n}"), lo.ClassifierFormat(pr));
+                    (l, n) => Console.Error.Write($"\rquantizing layer {l}/{n}"), lo.ClassifierFormat(pr, true));
                 Console.Error.WriteLine();
             }
             else

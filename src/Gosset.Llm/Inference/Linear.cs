@@ -37,6 +37,19 @@ internal sealed class BoxWeights(PackedE8Matrix packed, long storedBits = -1) : 
     }
 }
 
+/// <summary>8-bit weights (the classifier's <c>int8</c> format); products run on <see cref="PackedInt8Matrix.Multiply"/> with int8 activations per 256-group.</summary>
+internal sealed class Int8Weights(PackedInt8Matrix packed) : WeightMatrix(packed.Rows, packed.Cols)
+{
+    public PackedInt8Matrix Packed { get; } = packed;
+    /// <summary>Exact stored bits: 8 per weight and an fp16 step per group of 256.</summary>
+    public override long Bits => Packed.StoredBits;
+    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
+    {
+        Packed.DequantizeRow(r, scratch);
+        return scratch[..Cols];
+    }
+}
+
 /// <summary>Rows kept as codes of a <see cref="VectorCodec"/> and decoded on use.</summary>
 internal sealed class CodedWeights(VectorCodec codec, byte[] codes, int rows) : WeightMatrix(rows, codec.Length)
 {
@@ -191,6 +204,9 @@ internal sealed class Linear
                     break;
                 case HalfWeights h:
                     h.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
+                    break;
+                case Int8Weights i8:
+                    i8.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, null, threads);
                     break;
                 default:
                     CodedProduct(input, tokens, y, threads);

@@ -79,17 +79,24 @@ public sealed class LlamaModel
     /// <summary>How the classifier is stored: "source" (the checkpoint's precision) or "e8" (the 4-bit e8 box code, see <see cref="Quantization.ClassifierQuantizer"/>).</summary>
     public string ClassifierFormat { get; private set; } = "source";
 
-    /// <summary>Replaces the classifier by a quantized layer (the token embedding is unchanged).</summary>
+    /// <summary>
+    /// Replaces the classifier by a quantized layer. The token embedding is unchanged, except that a tied head's 8-bit
+    /// classifier becomes the embedding table too (one 8-bit copy for both, as llama.cpp keeps one tied table).
+    /// </summary>
     internal void SetClassifier(Linear classifier, string format)
     {
         if (classifier.Out != Config.VocabSize || classifier.In != Config.Dim) throw new ArgumentException("classifier shape does not match the configuration");
         Classifier = classifier;
         ClassifierFormat = format;
+        if (Config.SharedClassifier && classifier.Weights is Int8Weights i8) Embedding = new TokenTable(i8.Packed);
     }
+
+    /// <summary>Whether the embedding table is the tied 8-bit classifier (stored once).</summary>
+    internal bool SharesInt8Table => Embedding.Int8 is not null;
 
     /// <summary>
     /// Stored bits per parameter over every weight matrix: the linear layers, the embedding table and the classifier (a
-    /// tied classifier kept at source precision is the embedding table and counts once; a quantized copy counts as well).
+    /// tied classifier kept at source precision, or a tied 8-bit one, is the embedding table and counts once; an e8 copy counts as well).
     /// Parameters: linear entries, vocab·dim, and vocab·dim again when the checkpoint's head is untied.
     /// </summary>
     public double BitsPerParameter
@@ -101,7 +108,7 @@ public sealed class LlamaModel
             long table = (long)Config.VocabSize * Config.Dim;
             bits += Embedding.Bits;
             n += table;
-            if (!Config.SharedClassifier || ClassifierFormat != "source") bits += Classifier.Weights.Bits;
+            if (!Config.SharedClassifier || (ClassifierFormat != "source" && !SharesInt8Table)) bits += Classifier.Weights.Bits;
             if (!Config.SharedClassifier) n += table;
             return (double)bits / n;
         }

@@ -37,9 +37,15 @@ internal static class Half16
     }
 }
 
-/// <summary>The token embedding table [vocab][dim], in float32 or kept in the source's 16-bit format.</summary>
+/// <summary>
+/// The token embedding table [vocab][dim], in float32, kept in the source's 16-bit format, or (a tied head with the
+/// 8-bit classifier) the classifier's <see cref="PackedInt8Matrix"/> itself, so the one table serves both.
+/// </summary>
 internal sealed class TokenTable
 {
+    /// <summary>A table read from the 8-bit classifier of a tied head (one copy for lookups and products).</summary>
+    public TokenTable(PackedInt8Matrix shared) { Int8 = shared; Rows = shared.Rows; Cols = shared.Cols; Type = TableType.F32; }
+
     public TokenTable(float[] data, int rows, int cols) { F32 = data; Rows = rows; Cols = cols; Type = TableType.F32; Check(data.LongLength); }
 
     public TokenTable(ushort[] data, TableType type, int rows, int cols)
@@ -56,17 +62,20 @@ internal sealed class TokenTable
 
     public float[]? F32 { get; }
     public ushort[]? Raw16 { get; }
+    /// <summary>The tied head's 8-bit classifier when the table is shared with it (<see cref="Type"/> is then meaningless).</summary>
+    public PackedInt8Matrix? Int8 { get; }
     public TableType Type { get; }
     public int Rows { get; }
     public int Cols { get; }
     /// <summary>Stored bits.</summary>
-    public long Bits => (Type == TableType.F32 ? 32L : 16L) * Rows * Cols;
+    public long Bits => Int8 is not null ? Int8.StoredBits : (Type == TableType.F32 ? 32L : 16L) * Rows * Cols;
 
     /// <summary>Row <paramref name="id"/> as float32.</summary>
     public void Row(int id, Span<float> dst)
     {
         // Rows × Cols ≤ Array.MaxLength (LlamaConfig.Validate), so id·Cols fits an int.
         if (F32 is not null) F32.AsSpan(id * Cols, Cols).CopyTo(dst);
+        else if (Int8 is not null) Int8.DequantizeRow(id, dst);
         else Half16.ToSingle(Raw16.AsSpan(id * Cols, Cols), dst, Type);
     }
 }

@@ -371,12 +371,33 @@ public static class ModelQuantizer
 }
 
 /// <summary>
-/// The classifier quantized by option (<c>--classifier e8</c>): its rows rotated along the model dimension and coded with
-/// the linear layers' 4-bit e8 box code (same fitted table), multiplied on the packed kernels with int8 activations.
-/// With tied embeddings the token lookup keeps the source table and the classifier gets this separate copy; both count.
+/// The classifier of a quantized model. <c>int8</c> (the default with <c>--quant w…</c>): the one INT quantizer at 8 bits
+/// per weight with an fp16 step per 256 (<see cref="PackedInt8Matrix"/>, 8.06 bits), on the int8 kernels; <c>e8</c>: rows
+/// rotated along the model dimension and coded with the linear layers' 4-bit e8 box code (same fitted table), on the
+/// packed kernels with int8 activations. With tied embeddings the token lookup keeps the source table and the
+/// classifier gets this separate copy; both count.
 /// </summary>
 public static class ClassifierQuantizer
 {
+    /// <summary>The classifier formats: the checkpoint's precision, the 8-bit INT copy, the 4-bit e8 copy.</summary>
+    public static readonly string[] Formats = ["source", "int8", "e8"];
+
+    /// <summary>The format a quantized model gets when --classifier is not given: 8 bits (llama.cpp's Q4_K_M stores it in 6.56).</summary>
+    public const string DefaultFormat = "int8";
+
+    /// <summary>The 8-bit classifier from a row source, filled in parallel.</summary>
+    internal static Linear Int8Layer(int vocab, int dim, Action<int, Span<float>> row)
+    {
+        var m = PackedInt8Matrix.Create(vocab, dim);
+        Parallel.For(0, vocab, () => new float[dim], (r, _, buf) =>
+        {
+            Array.Clear(buf);
+            row(r, buf);
+            m.EncodeRow(r, buf);
+            return buf;
+        }, _ => { });
+        return new Linear(dim, new Int8Weights(m));
+    }
     /// <summary>Offset added to the recipe seed for the classifier's input rotation (layers use seed + 8·layer + group, KV heads seed + 1000 + layer).</summary>
     internal const ulong SeedOffset = 0xC1A55_0000;
     private const int ChunkRows = 4096;
@@ -424,13 +445,20 @@ public static class ClassifierQuantizer
     /// Replaces the classifier of a quantized model (weights in e8) by its e8 box-coded copy, encoded in chunks of rows
     /// from the classifier as loaded (float32 or 16-bit). The token embedding is left as it is.
     /// </summary>
-    /// <exception cref="GossetException">The model is not quantized with e8 weights, or its classifier is already quantized.</exception>
-    public static void Quantize(LlamaModel model)
+    /// <exception cref="GossetException">The model is not quantized (with e8 weights for <c>e8</c>), or its classifier is already quantized.</exception>
+    public static void Quantize(LlamaModel model, string format = "e8")
     {
         ArgumentNullException.ThrowIfNull(model);
-        var recipe = model.Recipe ?? throw new GossetException("--classifier e8 needs a quantized model (--quant w…)");
+        var recipe = model.Recipe ?? throw new GossetException($"--classifier {format} needs a quantized model (--quant w…)");
         if (model.ClassifierFormat != "source") throw new GossetException("the classifier is already quantized");
         var c = model.Config;
+        if (format == "int8")
+        {
+            var w = model.Classifier.Weights;
+            model.SetClassifier(Int8Layer(c.VocabSize, c.Dim, (r, dst) => w.Row(r, dst).CopyTo(dst)), "int8");
+            return;
+        }
+        if (format != "e8") throw new GossetException($"--classifier \"{format}\" is not one of {string.Join(", ", Formats)}");
         var (codec, rotation) = Coding(recipe, c.Dim);
         var src = model.Classifier.Weights;
         var all = new E8BoxCodes(c.VocabSize, codec.Length, codec.Table.Bits, codec.Table.BlockScales);

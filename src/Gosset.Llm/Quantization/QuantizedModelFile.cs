@@ -58,7 +58,7 @@ public static class QuantizedModelFile
         public required string TokenizerKind { get; init; }
         public int[]? StopIds { get; init; }
         public bool RandomWeights { get; init; }
-        /// <summary>"e8" when the classifier section holds e8 box codes (ClassifierQuantizer); null or "source" otherwise.</summary>
+        /// <summary>"e8" when the classifier section holds e8 box codes, "int8" when it holds the 8-bit matrix (ClassifierQuantizer); null or "source" otherwise.</summary>
         public string? Classifier { get; init; }
         public required List<Section> Sections { get; init; }
     }
@@ -238,10 +238,20 @@ public static class QuantizedModelFile
             var w = new Writer(s);
             Begin(w);
             w.Add("tokenizer", 8L * tokenizer.Bytes.Length, st => st.Write(tokenizer.Bytes));
-            Table(w, "token_embedding", model.Embedding, tt);
-            tableBits += w.Sections[^1].Bits;
+            // A tied head's 8-bit classifier is the embedding table too: written once, as the classifier section.
+            if (!model.SharesInt8Table)
+            {
+                Table(w, "token_embedding", model.Embedding, tt);
+                tableBits += w.Sections[^1].Bits;
+            }
             if (model.ClassifierFormat == "e8")
                 tableBits += WeightSection(w, "classifier", model.Classifier.Weights, ClassifierQuantizer.Coding(recipe, c.Dim).Codec);
+            else if (model.ClassifierFormat == "int8")
+            {
+                var i8 = ((Int8Weights)model.Classifier.Weights).Packed;
+                w.Add("classifier", i8.StoredBits, st => i8.WriteTo(st));
+                tableBits += i8.StoredBits;
+            }
             else if (!c.SharedClassifier)
             {
                 var cls = model.Classifier.Weights switch
@@ -318,13 +328,29 @@ public static class QuantizedModelFile
             w.Add("tokenizer", 8L * tokenizer.Bytes.Length, st => st.Write(tokenizer.Bytes));
             foreach (var (name, tensor) in new[] { ("token_embedding", embName), ("classifier", "lm_head.weight") })
             {
-                if (name == "classifier" && (c.SharedClassifier || classifier == "e8")) continue;
+                if (name == "classifier" && (c.SharedClassifier || classifier != "source")) continue;
+                // A tied head's 8-bit classifier is the embedding table too (written once, below).
+                if (name == "token_embedding" && c.SharedClassifier && classifier == "int8") continue;
                 TokenTable t = source.DType(tensor) is "BF16" or "F16"
                     ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
                     : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
                 CheckFinite(t, tensor, source.Directory);
                 Table(w, name, t, tt);
                 tableBits += w.Sections[^1].Bits;
+            }
+            if (classifier == "int8")
+            {
+                string tensor = c.SharedClassifier ? embName : "lm_head.weight";
+                TokenTable t = source.DType(tensor) is "BF16" or "F16"
+                    ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
+                    : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
+                CheckFinite(t, tensor, source.Directory);
+                var i8 = ((Int8Weights)ClassifierQuantizer.Int8Layer(c.VocabSize, c.Dim, (r, dst) => t.Row(r, dst)).Weights).Packed;
+                t = null!;
+                w.Add("classifier", i8.StoredBits, st => i8.WriteTo(st));
+                tableBits += i8.StoredBits;
+                i8 = null!;
+                GC.Collect();
             }
             if (classifier == "e8")
             {
@@ -386,7 +412,7 @@ public static class QuantizedModelFile
 
     private static void CheckClassifier(string classifier)
     {
-        if (classifier is not ("source" or "e8")) throw new GossetException($"--classifier \"{classifier}\" is not source or e8");
+        if (!ClassifierQuantizer.Formats.Contains(classifier)) throw new GossetException($"--classifier \"{classifier}\" is not one of {string.Join(", ", ClassifierQuantizer.Formats)}");
     }
 
     /// <summary>
@@ -553,8 +579,8 @@ public static class QuantizedModelFile
         }
         var tokBlob = new TokenizerBlob(h.TokenizerKind ?? "", Bytes(Get("tokenizer")));
         var tokenizer = tokBlob.Open(path + " (embedded tokenizer)", c.VocabSize);
-        if (h.Classifier is not (null or "source" or "e8")) throw Bad($"bad header: unknown classifier format \"{h.Classifier}\"");
-        bool clsE8 = h.Classifier == "e8";
+        if (h.Classifier is not (null or "source" or "e8" or "int8")) throw Bad($"bad header: unknown classifier format \"{h.Classifier}\"");
+        bool clsE8 = h.Classifier == "e8", clsInt8 = h.Classifier == "int8";
         var rmsFinal = F("rms_final", c.Dim);
         var rmsAtt = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_att", c.Dim)).ToArray();
         var rmsFfn = Enumerable.Range(0, c.Layers).Select(l => F($"layers.{l}.rms_ffn", c.Dim)).ToArray();
@@ -592,8 +618,14 @@ public static class QuantizedModelFile
             catch (GossetException e) when (e is not InvalidFileException) { throw Bad(e.Message); }
             catch (Exception e) when (e is InvalidDataException or ArgumentException) { throw Bad("section classifier: " + e.Message); }
         }
-        var emb = T("token_embedding");
-        var cls = c.SharedClassifier || clsE8 ? emb : T("classifier");
+        if (clsInt8)
+        {
+            try { clsLayer = new Linear(c.Dim, new Int8Weights(PackedInt8Matrix.ReadFrom(Bytes(Get("classifier")), c.VocabSize, c.Dim))); }
+            catch (InvalidDataException e) { throw Bad("section classifier: " + e.Message); }
+            GC.Collect();
+        }
+        var emb = c.SharedClassifier && clsInt8 ? new TokenTable(((Int8Weights)clsLayer!.Weights).Packed) : T("token_embedding");
+        var cls = c.SharedClassifier || clsE8 || clsInt8 ? emb : T("classifier");
         LlamaModel model;
         try
         {
@@ -632,7 +664,7 @@ public static class QuantizedModelFile
             throw Bad("inconsistent quantization header: " + e.Message);
         }
         model.SetTables(emb, ClassifierOf(cls));
-        if (clsLayer is not null) model.SetClassifier(clsLayer, "e8");
+        if (clsLayer is not null) model.SetClassifier(clsLayer, h.Classifier!);
         model.SetBiases(bq, bk, bv);
         int[] stops = h.StopIds is { Length: > 0 } st ? st : [tokenizer.EosId];
         return (model, new GqmContents(tokenizer, h.Source, stops, h.RandomWeights));
@@ -654,7 +686,7 @@ public static class QuantizedModelFile
     }
 
     private static WeightMatrix ClassifierOf(TokenTable t) =>
-        t.F32 is not null ? new DenseWeights(t.F32, t.Rows, t.Cols) : new HalfWeights(t.Raw16!, t.Type, t.Rows, t.Cols);
+        t.F32 is not null ? new DenseWeights(t.F32, t.Rows, t.Cols) : t.Int8 is not null ? new Int8Weights(t.Int8) : new HalfWeights(t.Raw16!, t.Type, t.Rows, t.Cols);
 
     private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle fh, Span<byte> dst, long offset, string path)
     {

@@ -29,6 +29,12 @@ public abstract class E8Kernel
     /// <summary>y[v·rows + r] = rowScale[r]·Σ over the row for vectors [0, a.Batch) and rows [r0, r1).</summary>
     internal abstract unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
 
+    /// <summary>
+    /// The same variant's int8 × int8 product (<see cref="PackedInt8Matrix"/>, activations per 256-group):
+    /// y[v·rows + r] for vectors [0, a.Batch) and rows [r0, r1).
+    /// </summary>
+    internal abstract unsafe void RunInt8(PackedInt8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
+
     /// <summary>The scalar reference (the specification the SIMD variants are tested against).</summary>
     public static E8Kernel Scalar { get; } = new ScalarE8Kernel();
 
@@ -171,6 +177,31 @@ internal sealed class ScalarE8Kernel() : E8Kernel("scalar", 1)
     }
 
     /// <summary>
+    /// int8 × int8: per group g, lane l = Σ of w·x̃ over the 4-byte units u ≡ l (mod 16) of the group's 64 (activation
+    /// order, int32, exact), then acc[l] += (float)lane·(step[r, g]·Xg[g]) (multiply, then add); y = Reduce16(acc).
+    /// </summary>
+    internal override unsafe void RunInt8(PackedInt8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+    {
+        Span<float> acc = stackalloc float[16];
+        Span<int> lane = stackalloc int[16];
+        int cp = m.PaddedCols, groups = m.Groups;
+        for (int r = r0; r < r1; r++)
+            for (int v = 0; v < a.Batch; v++)
+            {
+                acc.Clear();
+                for (int g = 0; g < groups; g++)
+                {
+                    lane.Clear();
+                    for (int p = 0; p < 256; p++)
+                        lane[(p >> 2) & 15] += m.Data[(long)r * cp + 256 * g + p] * a.Q[(long)v * cp + 256 * g + p];
+                    float s = m.Steps[r * groups + g] * a.Xg[v * groups + g];
+                    for (int l = 0; l < 16; l++) acc[l] += lane[l] * s;
+                }
+                y[(long)v * m.Rows + r] = Reduce16(acc);
+            }
+    }
+
+    /// <summary>
     /// <see cref="ActivationMode.Int8Group"/>: per group g, lane l = Σ over the blocks t ≡ l (mod 16) of s[j]·Σᵢ vᵢx̃ᵢ in
     /// int32 (exact), then acc[l] += (float)lane·Xg[g] (a multiply and an add, so CPUs without FMA run it at full speed); y = (rowScale·GridStep)·Reduce16(acc).
     /// </summary>
@@ -224,6 +255,45 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>
 {
     public override bool IsAccelerated => accelerated();
+
+    internal override void RunInt8(PackedInt8Matrix m, E8ActivationLayout a, int r0, int r1, float* y) => Int8Rows(m, a, r0, r1, y);
+
+    /// <summary>See the scalar reference: 64-byte steps of a group's units go to the canonical lanes (u mod 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Int8Rows(PackedInt8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+    {
+        int n = TV.Lanes, groups = m.Groups, cp = m.PaddedCols, rows = m.Rows;
+        fixed (sbyte* w0 = m.Data, q0 = a.Q)
+        fixed (float* st = m.Steps, xg0 = a.Xg)
+        {
+            for (int rb = r0; rb < r1; rb += RowBlock)
+                for (int v = 0; v < a.Batch; v++)
+                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
+                    {
+                        sbyte* w = w0 + (long)r * cp, q = q0 + (long)v * cp;
+                        TV f0 = TV.Float(0), f1 = f0, f2 = f0, f3 = f0;
+                        for (int g = 0; g < groups; g++, w += 256, q += 256)
+                        {
+                            TV i0 = TV.Int(0), i1 = i0, i2 = i0, i3 = i0;
+                            for (int o = 0; o < 256; o += 64)
+                            {
+                                i0 = TV.AddInt(i0, TOps.DotSigned(TV.Load(w + o), TV.Load(q + o)));
+                                if (n <= 8) i1 = TV.AddInt(i1, TOps.DotSigned(TV.Load(w + o + 4 * n), TV.Load(q + o + 4 * n)));
+                                if (n == 4)
+                                {
+                                    i2 = TV.AddInt(i2, TOps.DotSigned(TV.Load(w + o + 32), TV.Load(q + o + 32)));
+                                    i3 = TV.AddInt(i3, TOps.DotSigned(TV.Load(w + o + 48), TV.Load(q + o + 48)));
+                                }
+                            }
+                            var s = TV.Float(st[r * groups + g] * xg0[v * groups + g]);
+                            f0 = GroupAdd(i0, s, f0);
+                            if (n <= 8) f1 = GroupAdd(i1, s, f1);
+                            if (n == 4) { f2 = GroupAdd(i2, s, f2); f3 = GroupAdd(i3, s, f3); }
+                        }
+                        y[(long)v * rows + r] = TV.Reduce16(f0, f1, f2, f3);
+                    }
+        }
+    }
 
     internal override void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
     {
@@ -327,7 +397,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// <summary>The record of row r, group g, for a loop over g from 0: the next one inside a segment, looked up at a segment's start.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static byte* NextRecord(PackedE8Matrix m, byte* data, int r, int g, byte* previous)
-        => g % m.SegmentGroups == 0 ? data + m.Record(r, g) * m.RecordBytes : previous + m.RecordBytes;
+        => m.IsSegmentStart(g) ? data + m.Record(r, g) * m.RecordBytes : previous + m.RecordBytes;
 
     /// <summary>f + (float)i·xs, multiply then add (the scalar reference's order; no FMA, which CPUs without it emulate slowly).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -165,6 +165,15 @@ public sealed class PackedE8Matrix
         return (long)tile * TileRows * Groups + (long)s * SegmentGroups * nr + (long)(r - tile * TileRows) * sl + (g - s * SegmentGroups);
     }
 
+    /// <summary>Whether group g starts a segment (no division in the usual cases: one segment, or 2^k groups per segment).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal bool IsSegmentStart(int g)
+    {
+        int seg = SegmentGroups;
+        if (seg == Groups) return g == 0;
+        return (seg & (seg - 1)) == 0 ? (g & (seg - 1)) == 0 : g % seg == 0;
+    }
+
     /// <summary>Groups of the segment that starts at group g0 (g0 a multiple of <see cref="SegmentGroups"/>).</summary>
     internal int SegmentLength(int g0) => Math.Min(SegmentGroups, Groups - g0);
 

@@ -273,6 +273,8 @@ public sealed class ArchitectureTests : IDisposable
     [InlineData("qwen2", "e8")]
     [InlineData("llama3", "e8", "e8")] // --classifier e8, untied (llama3) and tied (qwen2): streamed codes equal the in-memory ones
     [InlineData("qwen2", "e8", "e8")]
+    [InlineData("llama3", "e8", "int8")] // --classifier int8 (the default), untied and tied (one 8-bit table for both)
+    [InlineData("qwen2", "e8", "int8")]
     public void StreamedGqmMatchesTheInMemoryQuantizedModel(string variant, string method, string classifier = "source")
     {
         var c = variant == "llama3" ? Llama3 : Qwen2;
@@ -283,10 +285,11 @@ public sealed class ArchitectureTests : IDisposable
         using (var ck = HfCheckpoint.Open(dir))
             QuantizedModelFile.QuantizeStreaming(ck, spec, gqm, QuantizedModelFile.TokenizerBlob.FromFile(Path.Combine(dir, "tokenizer.json")), TableType.F32, classifier: classifier);
         var inMemory = ModelQuantizer.Quantize(ModelLoader.LoadWeights(dir), spec);
-        if (classifier == "e8") ClassifierQuantizer.Quantize(inMemory);
+        if (classifier != "source") ClassifierQuantizer.Quantize(inMemory, classifier);
         var (loaded, contents) = QuantizedModelFile.Load(gqm);
         Assert.Equal(inMemory.ForwardWindow(Tokens), loaded.ForwardWindow(Tokens));
         Assert.Equal(inMemory.BitsPerWeight, loaded.BitsPerWeight);
+        Assert.Equal(inMemory.BitsPerParameter, loaded.BitsPerParameter);
         Assert.True(contents.Tokenizer.VocabSize <= c.VocabSize);
     }
 

@@ -90,6 +90,47 @@ public sealed class ClassifierQuantizerTests : IDisposable
         Assert.NotEqual(a, plain.ForwardWindow(ids));
     }
 
+    [Theory]
+    [InlineData(true), InlineData(false)]
+    public void Int8ClassifierIsWithinHalfAStepAndATiedTableIsStoredOnce(bool shared)
+    {
+        var w = Random(shared, 7);
+        var c = w.Config;
+        var model = ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "int-rot"));
+        ClassifierQuantizer.Quantize(model, "int8");
+        Assert.Equal("int8", model.ClassifierFormat);
+        var i8 = Assert.IsType<Int8Weights>(model.Classifier.Weights).Packed;
+        var row = new float[c.Dim];
+        for (int r = 0; r < c.VocabSize; r++)
+        {
+            i8.DequantizeRow(r, row);
+            float amax = 0f;
+            for (int i = 0; i < c.Dim; i++) amax = MathF.Max(amax, MathF.Abs(w.Classifier[r * c.Dim + i]));
+            for (int i = 0; i < c.Dim; i++) Assert.True(MathF.Abs(row[i] - w.Classifier[r * c.Dim + i]) <= 0.5f * amax / 127f * 1.001f);
+        }
+        // Tied: lookups read the same 8-bit table (counted once); untied: the float32 embedding table stays.
+        var emb = new float[c.Dim];
+        model.Embedding.Row(11, emb);
+        i8.DequantizeRow(11, row);
+        if (shared) Assert.Equal(row, emb);
+        else Assert.Equal(w.TokenEmbedding.AsSpan(11 * c.Dim, c.Dim).ToArray(), emb);
+        long linBits = model.Layers.SelectMany(b => b.Linears).Sum(l => l.Weights.Bits);
+        long linN = model.Layers.SelectMany(b => b.Linears).Sum(l => (long)l.Out * l.In);
+        long table = (long)c.VocabSize * c.Dim;
+        Assert.Equal(8 * table + 16L * c.VocabSize, i8.StoredBits);
+        double want = (double)(linBits + i8.StoredBits + (shared ? 0 : 32 * table)) / (linN + table + (shared ? 0 : table));
+        Assert.Equal(want, model.BitsPerParameter, 12);
+        // Saved and reloaded: a tied model has no token_embedding section and gives the same logits.
+        string p = Path.Combine(_dir, $"i8{shared}.gqm");
+        var res = QuantizedModelFile.Save(model, p, new QuantizedModelFile.TokenizerBlob("hf-json", Encoding.UTF8.GetBytes(ArchitectureTests.SmallTokenizer(c.VocabSize))));
+        Assert.Equal(i8.StoredBits + (shared ? 0 : 32 * table), res.TableBits);
+        var (loaded, _) = QuantizedModelFile.Load(p);
+        Assert.Equal("int8", loaded.ClassifierFormat);
+        int[] ids = [1, 5, 9, 33, 2, 150, 7];
+        Assert.Equal(model.ForwardWindow(ids), loaded.ForwardWindow(ids));
+        Assert.Equal(model.BitsPerParameter, loaded.BitsPerParameter, 12);
+    }
+
     [Fact]
     public void NeedsE8Weights()
     {

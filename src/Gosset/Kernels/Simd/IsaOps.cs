@@ -31,6 +31,8 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     static abstract TV ScaledBlockDot(TV lo2, TV slo, TV hi2, TV shi, TV e, TV s);
     /// <summary>Per 32-bit lane: b where the sign bit of <paramref name="sign"/> is set, else a.</summary>
     static abstract TV Select(TV sign, TV a, TV b);
+    /// <summary>Σⱼ wⱼ·xⱼ over the 4 signed bytes of each 32-bit lane (w, x ∈ [−127, 127]). Exact in int32.</summary>
+    static abstract TV DotSigned(TV w, TV x);
 }
 
 /// <summary>Portable operations for any width (the cross-platform API only; runs everywhere). The other ops structs reuse what they do not accelerate.</summary>
@@ -74,6 +76,15 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Select(TV sign, TV a, TV b) => TV.Xor(a, TV.And(TV.Xor(a, b), TV.ShiftRightArith(sign, 31)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV DotSigned(TV w, TV x)
+    {
+        var acc = TV.MulInt(TV.ShiftRightArith(w, 24), TV.ShiftRightArith(x, 24));
+        acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 8), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 8), 24)));
+        acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 16), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 16), 24)));
+        return TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 24), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 24), 24)));
+    }
 
     /// <summary>table[raw &amp; 7] (bits above 2 of <paramref name="raw"/> are ignored): the table's first 8 floats are t0 (and t1 when Lanes = 4).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -147,6 +158,14 @@ internal readonly struct Avx2Ops : IIsaOps<V256>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Select(V256 sign, V256 a, V256 b) => new(Avx.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), sign.V.AsSingle()).AsUInt32());
+
+    /// <summary>vpmaddubsw of |w| and x·sign(w) (pairs ≤ 2·127² &lt; 2¹⁵), then vpmaddwd by 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 DotSigned(V256 w, V256 x)
+    {
+        var p = Avx2.MultiplyAddAdjacent(Avx2.Abs(w.V.AsSByte()), Avx2.Sign(x.V.AsSByte(), w.V.AsSByte()));
+        return new(Avx2.MultiplyAddAdjacent(p, Vector256.Create((short)1)).AsUInt32());
+    }
 }
 
 /// <summary>AVX-VNNI (256-bit vpdpbusd) with the AVX2 lookups.</summary>
@@ -180,6 +199,10 @@ internal readonly struct AvxVnniOps : IIsaOps<V256>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Select(V256 sign, V256 a, V256 b) => Avx2Ops.Select(sign, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 DotSigned(V256 w, V256 x)
+        => new(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w.V.AsSByte()), Avx2.Sign(x.V.AsSByte(), w.V.AsSByte())).AsUInt32());
 }
 
 /// <summary>AVX-512 BW: 512-bit vpmaddubsw + vpmaddwd, vpermps over all 16 scales. (.NET 10 exposes no 512-bit vpdpbusd.)</summary>
@@ -216,6 +239,16 @@ internal readonly struct Avx512Ops : IIsaOps<V512>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Select(V512 sign, V512 a, V512 b) => new(Vector512.ConditionalSelect((sign.V.AsInt32() >> 31).AsUInt32(), b.V, a.V));
+
+    /// <summary>As AVX2 (no vpsignb at 512 bits: x is negated where w &lt; 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 DotSigned(V512 w, V512 x)
+    {
+        var ws = w.V.AsSByte(); var xs = x.V.AsSByte();
+        var sx = Vector512.ConditionalSelect(Vector512.LessThan(ws, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - xs, xs);
+        var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(ws), sx);
+        return new(Avx512BW.MultiplyAddAdjacent(p, Vector512.Create((short)1)).AsUInt32());
+    }
 }
 
 /// <summary>SSSE3 (x86 128-bit): pmaddubsw + pmaddwd; portable lookups.</summary>
@@ -266,4 +299,11 @@ internal readonly struct Ssse3Ops : IIsaOps<V128>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Select(V128 sign, V128 a, V128 b) => new(Sse41.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), sign.V.AsSingle()).AsUInt32());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 DotSigned(V128 w, V128 x)
+    {
+        var p = Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w.V.AsSByte()), Ssse3.Sign(x.V.AsSByte(), w.V.AsSByte()));
+        return new(Sse2.MultiplyAddAdjacent(p, Vector128.Create((short)1)).AsUInt32());
+    }
 }
