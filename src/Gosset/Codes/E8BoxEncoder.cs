@@ -1,11 +1,13 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Gosset.Codes;
 
 /// <summary>
 /// Scalar encoder of the E8 box code (<see cref="E8BoxCodes"/>) at b ∈ {2, 3, 4} bits per entry:
 /// per 8-block the closest E8 point of x/β, kept when it lies in the box (digits u ∈ [0, q)⁸),
-/// else shrunk towards 0 until it does. This file is the specification of the encoder.
+/// else shrunk towards 0 until it does. This file is the specification of the encoder
+/// (<see cref="EncodeBlockAtScalar"/>); the 8-lane version computes the same numbers in the same order.
 /// </summary>
 public static class E8BoxEncoder
 {
@@ -34,8 +36,14 @@ public static class E8BoxEncoder
     /// to the nearest allowed integer; if the parity is wrong, move the one coordinate whose next-best allowed
     /// integer costs least (one move suffices, since every move flips parity). Keep the closer coset (ties: p = 0).
     /// </remarks>
-    [SkipLocalsInit]
     public static float EncodeBlockAt(ReadOnlySpan<float> x, float beta, int bits, Span<byte> u, out bool overloaded)
+        => Vector256.IsHardwareAccelerated && beta > 0 && float.IsFinite(beta)
+            ? EncodeBlockAtVector(x, beta, bits, u, out overloaded)
+            : EncodeBlockAtScalar(x, beta, bits, u, out overloaded);
+
+    /// <summary>The scalar specification of <see cref="EncodeBlockAt"/>.</summary>
+    [SkipLocalsInit]
+    internal static float EncodeBlockAtScalar(ReadOnlySpan<float> x, float beta, int bits, Span<byte> u, out bool overloaded)
     {
         int half = 1 << (bits - 1);
         overloaded = false;
@@ -85,6 +93,69 @@ public static class E8BoxEncoder
         Span<int> v = stackalloc int[8];
         for (int i = 0; i < 8; i++) v[i] = 2 * best[i] + bestP * (i == 0 ? -1 : 1);
         return Error(x, beta, v);
+    }
+
+    /// <summary>
+    /// <see cref="EncodeBlockAtScalar"/> with the 8 coordinates in one vector (β finite and positive): every per-coordinate
+    /// value is the scalar one (same operations, no FMA); sums of floats, the parity move and the coset choice run in
+    /// the scalar order, so digits, error and overload flag are bit-identical.
+    /// </summary>
+    [SkipLocalsInit]
+    internal static float EncodeBlockAtVector(ReadOnlySpan<float> x, float beta, int bits, Span<byte> u, out bool overloaded)
+    {
+        int half = 1 << (bits - 1);
+        var xv = Vector256.Create(x[..8]);
+        var inv = Vector256.Create(1f / beta);
+        var lo = Vector256.Create((float)-half);
+        var hi = Vector256.Create((float)(half - 1));
+        var one = Vector256.Create(1f);
+        Span<float> c0s = stackalloc float[8];
+        Span<float> ds = stackalloc float[8];
+        Span<float> alts = stackalloc float[8];
+        Span<int> a = stackalloc int[8];
+        Span<int> best = stackalloc int[8];
+        float bestDist = float.PositiveInfinity;
+        bool bestClipped = false;
+        int bestP = 0;
+        for (int p = 0; p < 2; p++)
+        {
+            var y = p == 0 ? xv * inv - Vector256<float>.Zero : xv * inv - Vector256.Create(-0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f);
+            var r = Vector256.Round(y);
+            var inLo = Vector256.GreaterThanOrEqual(r, lo); // false for NaN, as !(r >= −half) in the scalar code
+            var overHi = Vector256.GreaterThan(r, hi);
+            var af = Vector256.ConditionalSelect(inLo, Vector256.ConditionalSelect(overHi, hi, r), lo);
+            bool clipped = Vector256.ExtractMostSignificantBits(~inLo | overHi) != 0;
+            var d0 = y - af;
+            var c0 = d0 * d0;
+            var alt = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(y, af), af + one, af - one);
+            alt = Vector256.ConditionalSelect(Vector256.GreaterThan(alt, hi), af - one, alt);
+            alt = Vector256.ConditionalSelect(Vector256.LessThan(alt, lo), af + one, alt);
+            var d1 = y - alt;
+            (d1 * d1 - c0).CopyTo(ds);
+            c0.CopyTo(c0s);
+            alt.CopyTo(alts);
+            var ai = Vector256.ConvertToInt32(af);
+            ai.CopyTo(a);
+            int sum = Vector256.Sum(ai);
+            float dist = 0f, worstDelta = float.PositiveInfinity;
+            int worst = 0;
+            for (int i = 0; i < 8; i++)
+            {
+                if (ds[i] < worstDelta) { worstDelta = ds[i]; worst = i; }
+                dist += c0s[i];
+            }
+            if ((sum & 1) != p) { a[worst] = (int)alts[worst]; dist += worstDelta; }
+            if (dist < bestDist) { bestDist = dist; a.CopyTo(best); bestClipped = clipped; bestP = p; }
+        }
+        overloaded = bestClipped;
+        for (int i = 0; i < 8; i++) u[i] = (byte)(best[i] + half);
+        var bv = Vector256.Create<int>(best);
+        var v = bv + bv + (bestP == 0 ? Vector256<int>.Zero : Vector256.Create(-1, 1, 1, 1, 1, 1, 1, 1));
+        var e = xv - Vector256.Create(beta) * (Vector256.Create(0.5f) * Vector256.ConvertToSingle(v));
+        (e * e).CopyTo(c0s);
+        float err = 0f;
+        for (int i = 0; i < 8; i++) err += c0s[i];
+        return err;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

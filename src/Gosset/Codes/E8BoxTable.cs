@@ -45,6 +45,7 @@ public sealed class E8BoxTable
         _codes = CanonicalCodes(PairLengths, k);
         _minLength = k == 1 ? 0 : PairLengths.Min();
         _minLastLength = k == 1 ? 0 : Enumerable.Range(0, k).Min(j => PairLengths[j * k]);
+        _fixedLength = PairLengths.All(l => l == PairLengths[0]) ? PairLengths[0] : -1;
         if (groupIndexBits < MinimumIndexBits(groupBlocks) || groupIndexBits > MaxCodeLength * ((groupBlocks + 1) / 2))
             throw new ArgumentException($"Group index budget {groupIndexBits} bits is outside [{MinimumIndexBits(groupBlocks)}, {MaxCodeLength * ((groupBlocks + 1) / 2)}].", nameof(groupIndexBits));
         GroupIndexBits = groupIndexBits;
@@ -60,6 +61,7 @@ public sealed class E8BoxTable
     public float RowScaleBase { get; }
     /// <summary>[k·k] code lengths of the index pairs (j₁·k + j₂).</summary>
     public byte[] PairLengths { get; }
+    private readonly int _fixedLength; // the common pair-code length, or −1 when lengths differ
     /// <summary>Blocks per full group.</summary>
     public int GroupBlocks { get; }
     /// <summary>Index bits of a full group.</summary>
@@ -172,6 +174,18 @@ public sealed class E8BoxTable
     public void ChooseIndices(ReadOnlySpan<float> err, int nb, int budget, Span<byte> choice)
     {
         int k = K, pairs = (nb + 1) / 2;
+        if (_fixedLength >= 0 && nb % 2 == 0 && budget >= pairs * _fixedLength)
+        {
+            // Every pair code has the same length and all fit: the least total error is each block's least error
+            // (the first index among equals), with no knapsack to solve.
+            for (int t = 0; t < nb; t++)
+            {
+                int bj = 0;
+                for (int j = 1; j < k; j++) if (err[t * k + j] < err[t * k + bj]) bj = j;
+                choice[t] = (byte)bj;
+            }
+            return;
+        }
         // Best symbol per (pair, length); lengths 0..16.
         const int L = MaxCodeLength + 1;
         Span<int> bestSym = stackalloc int[MaxGroupBlocks / 2 * L];

@@ -15,6 +15,32 @@ public class E8BoxFormatTests
     }
 
     // Brute force: every u ∈ [0, q)⁸ for b = 2 (65536 points); the encoder's error must equal the minimum.
+    [Fact, Trait("Category", "Simd")]
+    public void Vector_block_encoder_is_bit_identical_to_the_scalar_specification()
+    {
+        if (!System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) return; // the scalar path runs everywhere else
+        var rng = new Random(17);
+        Span<byte> us = stackalloc byte[8];
+        Span<byte> uv = stackalloc byte[8];
+        var x = new float[8];
+        int clippedSeen = 0;
+        for (int n = 0; n < 200_000; n++)
+        {
+            int bits = 2 + n % 3;
+            // Scales from deep overload to fine steps; every 7th block on exact half-integers (rounding ties).
+            float beta = MathF.Pow(2f, (float)(rng.NextDouble() * 10 - 6));
+            for (int i = 0; i < 8; i++)
+                x[i] = n % 7 == 0 ? beta * 0.5f * rng.Next(-20, 21) : (float)(rng.NextDouble() * 2 - 1) * (n % 5 == 0 ? 1e-3f : 1f);
+            float es = E8BoxEncoder.EncodeBlockAtScalar(x, beta, bits, us, out bool os);
+            float ev = E8BoxEncoder.EncodeBlockAtVector(x, beta, bits, uv, out bool ov);
+            Assert.True(BitConverter.SingleToInt32Bits(es) == BitConverter.SingleToInt32Bits(ev), $"block {n}: error {es} vs {ev}");
+            Assert.True(us.SequenceEqual(uv), $"block {n}: digits differ");
+            Assert.Equal(os, ov);
+            if (os) clippedSeen++;
+        }
+        Assert.True(clippedSeen > 1000, "the sample covers overloaded blocks");
+    }
+
     [Fact]
     public void Closest_point_in_the_box_matches_brute_force_at_two_bits()
     {
