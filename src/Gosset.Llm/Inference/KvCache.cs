@@ -148,6 +148,14 @@ internal sealed class RunState
     public float[] Hb { get; private set; }     // [batch, hidden] gate, then SwiGLU
     public float[] Hb2 { get; private set; }    // [batch, hidden] up
     public float[] Logits { get; private set; } // [1, vocab] last token's logits
+    public float[] Stacked { get; private set; } = []; // [batch, width] output of a stacked projection (q|k|v or gate|up)
+
+    /// <summary>The stacked-projection buffer for <see cref="Batch"/> tokens of <paramref name="width"/> outputs (allocated once).</summary>
+    public float[] StackedFor(int width)
+    {
+        if (Stacked.Length < (long)Batch * width) Stacked = new float[(long)Batch * width];
+        return Stacked;
+    }
 
     /// <summary>Makes room for <paramref name="batch"/> tokens (allocates only when larger than before).</summary>
     public void Ensure(int batch)

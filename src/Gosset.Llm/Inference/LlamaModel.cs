@@ -17,6 +17,36 @@ internal sealed class LayerBlock
     public required Linear W2 { get; init; }
     public required Linear W3 { get; init; }
     public IEnumerable<Linear> Linears => [Wq, Wk, Wv, Wo, W1, W2, W3];
+    /// <summary>q, k and v stacked in one product (their weights are views of its rows), or null.</summary>
+    public Linear? Qkv { get; init; }
+    /// <summary>Gate and up stacked in one product, or null.</summary>
+    public Linear? GateUp { get; init; }
+
+    /// <summary>
+    /// The block with q/k/v and gate/up each stacked into one product when their weights allow it (e8 kernel codes with
+    /// one scale table, the same input rotation and activation mode, no activation codec): one pass over the input, one
+    /// thread dispatch, the same output bits. Each linear keeps its stored bits; its weights become a view of the stack.
+    /// </summary>
+    public LayerBlock Stacked()
+    {
+        var (q, k, v, qkv) = Stack3(Wq, Wk, Wv);
+        var (g, u, _, gu) = Stack3(W1, W3, null);
+        if (qkv is null && gu is null) return this;
+        return new LayerBlock { RmsAtt = RmsAtt, RmsFfn = RmsFfn, Wq = q, Wk = k, Wv = v!, Wo = Wo, W1 = g, W2 = W2, W3 = u, Qkv = qkv ?? Qkv, GateUp = gu ?? GateUp };
+    }
+
+    private static (Linear, Linear, Linear?, Linear?) Stack3(Linear a, Linear b, Linear? c)
+    {
+        Linear[] parts = c is null ? [a, b] : [a, b, c];
+        if (parts.Any(l => l.Weights is not BoxWeights || l.Activations is not null || l.Calibration is not null || !ReferenceEquals(l.Rotation, a.Rotation)
+            || l.KernelActivations != a.KernelActivations || l.In != a.In || l.Width != a.Width))
+            return (a, b, c, null);
+        var st = Gosset.Kernels.PackedE8Matrix.Stack(parts.Select(l => ((BoxWeights)l.Weights).Packed).ToArray());
+        if (st is null) return (a, b, c, null);
+        var (stack, views) = st.Value;
+        Linear View(int i) => new(parts[i].In, new BoxWeights(views[i], parts[i].Weights.Bits), parts[i].Rotation, null, parts[i].KernelActivations);
+        return (View(0), View(1), c is null ? null : View(2), new Linear(a.In, new BoxWeights(stack), a.Rotation, null, a.KernelActivations));
+    }
 }
 
 /// <summary>
@@ -264,9 +294,25 @@ public sealed class LlamaModel
             var fmt = Kv[l];
             RmsNorm(x, L.RmsAtt, xb, T, dim, c.NormEps);
             prof?.Lap(ProfilePart.Norms, ref mark);
-            L.Wq.Forward(xb, T, q, prof, ProfilePart.AttentionLinears);
-            L.Wk.Forward(xb, T, k, prof, ProfilePart.AttentionLinears);
-            L.Wv.Forward(xb, T, v, prof, ProfilePart.AttentionLinears);
+            if (L.Qkv is { } qkvLin && L.Wq.Calibration is null && L.Wk.Calibration is null && L.Wv.Calibration is null)
+            {
+                // One product for q | k | v (rows stacked), then each token's outputs are split.
+                int w = dim + 2 * kvDim;
+                var s = st.StackedFor(w);
+                qkvLin.Forward(xb, T, s, prof, ProfilePart.AttentionLinears);
+                for (int t = 0; t < T; t++)
+                {
+                    s.AsSpan(t * w, dim).CopyTo(q.AsSpan(t * dim, dim));
+                    s.AsSpan(t * w + dim, kvDim).CopyTo(k.AsSpan(t * kvDim, kvDim));
+                    s.AsSpan(t * w + dim + kvDim, kvDim).CopyTo(v.AsSpan(t * kvDim, kvDim));
+                }
+            }
+            else
+            {
+                L.Wq.Forward(xb, T, q, prof, ProfilePart.AttentionLinears);
+                L.Wk.Forward(xb, T, k, prof, ProfilePart.AttentionLinears);
+                L.Wv.Forward(xb, T, v, prof, ProfilePart.AttentionLinears);
+            }
             if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             if (Bq is not null)
                 for (int t = 0; t < T; t++)
@@ -299,8 +345,22 @@ public sealed class LlamaModel
             prof?.Lap(ProfilePart.Elementwise, ref mark);
             RmsNorm(x, L.RmsFfn, xb, T, dim, c.NormEps);
             prof?.Lap(ProfilePart.Norms, ref mark);
-            L.W1.Forward(xb, T, hb, prof, ProfilePart.FfnLinears);
-            L.W3.Forward(xb, T, hb2, prof, ProfilePart.FfnLinears);
+            if (L.GateUp is { } guLin && L.W1.Calibration is null && L.W3.Calibration is null)
+            {
+                int h = c.HiddenDim, w = 2 * h;
+                var s = st.StackedFor(w);
+                guLin.Forward(xb, T, s, prof, ProfilePart.FfnLinears);
+                for (int t = 0; t < T; t++)
+                {
+                    s.AsSpan(t * w, h).CopyTo(hb.AsSpan(t * h, h));
+                    s.AsSpan(t * w + h, h).CopyTo(hb2.AsSpan(t * h, h));
+                }
+            }
+            else
+            {
+                L.W1.Forward(xb, T, hb, prof, ProfilePart.FfnLinears);
+                L.W3.Forward(xb, T, hb2, prof, ProfilePart.FfnLinears);
+            }
             if (prof is not null) mark = System.Diagnostics.Stopwatch.GetTimestamp();
             SwiGlu(hb.AsSpan(0, T * c.HiddenDim), hb2.AsSpan(0, T * c.HiddenDim));
             prof?.Lap(ProfilePart.Elementwise, ref mark);

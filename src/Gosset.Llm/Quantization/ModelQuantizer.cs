@@ -163,7 +163,7 @@ public static class ModelQuantizer
                 RmsAtt = rmsAtt[l], RmsFfn = rmsFfn[l],
                 Wq = linears["wq"], Wk = linears["wk"], Wv = linears["wv"], Wo = linears["wo"],
                 W1 = linears["w1"], W2 = linears["w2"], W3 = linears["w3"],
-            };
+            }.Stacked(); // q/k/v and gate/up in one product each where the weights allow
             var headRot = spec.Keys.Rotates || spec.Values.Rotates ? Rotation.Create(c.HeadSize, spec.Seed + 1000 + (ulong)l) : null;
             var aff = calibration ? null : recipe.KvAffine?[l];
             kv[l] = new KvLayerFormat(

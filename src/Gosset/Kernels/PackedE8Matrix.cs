@@ -68,7 +68,13 @@ public sealed class PackedE8Matrix
     internal bool Narrow => _scales.Length <= 8;
 
     /// <summary>Exact bytes a product reads from the weights: the group records, the row scales and the scale table.</summary>
-    public long BytesRead => Data.LongLength + 4L * Rows + 4L * ScaleCount;
+    public long BytesRead => RecordBytesTotal + 4L * Rows + 4L * ScaleCount;
+
+    /// <summary>Bytes of this matrix's group records (a row view of a stacked matrix counts only its rows).</summary>
+    private long RecordBytesTotal => (long)Rows * Groups * RecordBytes;
+
+    /// <summary>First record of this matrix in <see cref="Data"/>: 0, or where a row view's rows start in a stacked matrix.</summary>
+    private readonly long _baseRecord;
 
     /// <summary>Bits of the in-memory form (8·<see cref="BytesRead"/>): what a product streams.</summary>
     public long StoredBits => 8 * BytesRead;
@@ -78,6 +84,53 @@ public sealed class PackedE8Matrix
 
     /// <summary>The activation mode the LLM engine uses by default with these kernels: int8 (W4A8, <see cref="Int8Mode"/>), chosen by measurement (see docs/kernels.md).</summary>
     public static ActivationMode DefaultActivationMode => ActivationMode.Int8Group;
+
+    /// <summary>A view of rows [row0, row0 + rows) of <paramref name="stack"/> (row0 a multiple of its tile rows): shares its records.</summary>
+    private PackedE8Matrix(PackedE8Matrix stack, int row0, int rows)
+    {
+        Rows = rows; Cols = stack.Cols; Bits = stack.Bits; Groups = stack.Groups;
+        TileRows = stack.TileRows; SegmentGroups = stack.SegmentGroups;
+        _scales = stack._scales; HalfTable = stack.HalfTable; GridTable = stack.GridTable; GridStep = stack.GridStep;
+        Data = stack.Data;
+        RowScales = stack.RowScales.AsSpan(row0, rows).ToArray();
+        _baseRecord = stack._baseRecord + (long)row0 * Groups; // whole tiles before row0
+    }
+
+    /// <summary>
+    /// One matrix whose rows are those of <paramref name="parts"/> in order (same columns, bits and block scales; every part
+    /// but the last a whole number of tiles), and a view of each part's rows inside it. A product with the stack gives each
+    /// row bit-identically to the part's own product, in one pass over the input (the projections that share an input).
+    /// </summary>
+    /// <returns>The stack and the views (replacing the parts, whose records they share), or null when the parts do not fit.</returns>
+    public static (PackedE8Matrix Stack, PackedE8Matrix[] Views)? Stack(IReadOnlyList<PackedE8Matrix> parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        if (parts.Count < 2) return null;
+        var p0 = parts[0];
+        int rows = 0;
+        for (int i = 0; i < parts.Count; i++)
+        {
+            var p = parts[i];
+            if (p.Cols != p0.Cols || p.Bits != p0.Bits || !p._scales.AsSpan().SequenceEqual(p0._scales) || p.TileRows != p0.TileRows
+                || p.SegmentGroups != p0.SegmentGroups || p._baseRecord != 0 || (i < parts.Count - 1 && p.Rows % p.TileRows != 0)) return null;
+            rows += p.Rows;
+        }
+        if ((long)rows * p0.Groups * p0.RecordBytes > Array.MaxLength) return null;
+        var s = new PackedE8Matrix(rows, p0.Cols, p0.Bits, p0._scales, (p0.TileRows, p0.SegmentGroups));
+        var views = new PackedE8Matrix[parts.Count];
+        int r0 = 0;
+        for (int i = 0; i < parts.Count; i++)
+        {
+            var p = parts[i];
+            // Whole tiles line up, so the part's records are one block of the stack's (its last tile has the same rows).
+            p.Data.AsSpan(0, checked((int)p.RecordBytesTotal)).CopyTo(s.Data.AsSpan(checked((int)((long)r0 * s.Groups * s.RecordBytes))));
+            p.RowScales.CopyTo(s.RowScales.AsSpan(r0));
+            r0 += p.Rows;
+        }
+        r0 = 0;
+        for (int i = 0; i < parts.Count; i++) { views[i] = new PackedE8Matrix(s, r0, parts[i].Rows); r0 += parts[i].Rows; }
+        return (s, views);
+    }
 
     private PackedE8Matrix(int rows, int cols, int bits, ReadOnlySpan<float> scales, (int Rows, int Groups)? tiling = null)
     {
@@ -162,7 +215,7 @@ public sealed class PackedE8Matrix
     {
         int tile = r / TileRows, nr = Math.Min(TileRows, Rows - tile * TileRows), s = g / SegmentGroups;
         int sl = Math.Min(SegmentGroups, Groups - s * SegmentGroups);
-        return (long)tile * TileRows * Groups + (long)s * SegmentGroups * nr + (long)(r - tile * TileRows) * sl + (g - s * SegmentGroups);
+        return _baseRecord + (long)tile * TileRows * Groups + (long)s * SegmentGroups * nr + (long)(r - tile * TileRows) * sl + (g - s * SegmentGroups);
     }
 
     /// <summary>Whether group g starts a segment (no division in the usual cases: one segment, or 2^k groups per segment).</summary>
@@ -401,7 +454,7 @@ public sealed class PackedE8Matrix
     }
 
     /// <summary>Bytes written by <see cref="WriteTo"/>.</summary>
-    public long SerializedLength => 4 + 4L * ScaleCount + 4L * Rows + Data.LongLength;
+    public long SerializedLength => 4 + 4L * ScaleCount + 4L * Rows + RecordBytesTotal;
 
     /// <summary>
     /// Writes the matrix (little-endian): b, k, two zero bytes, the k scales, the row scales, then the group

@@ -217,6 +217,38 @@ public class E8KernelTests
         }
     }
 
+    [Fact]
+    public void StackedRowsMultiplyAsTheirPartsAndViewsKeepThePartsCodes()
+    {
+        // Parts of 128 and 64 rows (whole 64-row tiles) and a last part of 37 rows, 1300 columns (segments of 16 groups).
+        var codes = new[] { RandomCodes(128, 1300, 4, 4, 1), RandomCodes(64, 1300, 4, 4, 2), RandomCodes(37, 1300, 4, 4, 3) };
+        var parts = codes.Select(PackedE8Matrix.FromCodes).ToArray();
+        var (stack, views) = PackedE8Matrix.Stack(parts)!.Value;
+        Assert.Equal(229, stack.Rows);
+        var x = E8BoxKernelTests.Gaussian(2 * 1300, 4);
+        var ys = new float[2 * 229];
+        stack.Multiply(x, ys, 2, ActivationMode.Int8Group, null, 2);
+        int r0 = 0;
+        for (int i = 0; i < parts.Length; i++)
+        {
+            var yp = new float[2 * parts[i].Rows];
+            var yv = new float[2 * parts[i].Rows];
+            parts[i].Multiply(x, yp, 2, ActivationMode.Int8Group, null, 1);
+            views[i].Multiply(x, yv, 2, ActivationMode.Int8Group, null, 2);
+            Assert.Equal(yp, yv);
+            for (int v = 0; v < 2; v++) Assert.Equal(yp.AsSpan(v * parts[i].Rows, parts[i].Rows).ToArray(), ys.AsSpan(v * 229 + r0, parts[i].Rows).ToArray());
+            Assert.Equal(codes[i].U, views[i].ToCodes().U);
+            Assert.Equal(parts[i].BytesRead, views[i].BytesRead);
+            var a = new MemoryStream(); parts[i].WriteTo(a);
+            var b = new MemoryStream(); views[i].WriteTo(b);
+            Assert.Equal(a.ToArray(), b.ToArray());
+            r0 += parts[i].Rows;
+        }
+        // A part that does not end on a tile (other than the last), or other block scales: no stack.
+        Assert.Null(PackedE8Matrix.Stack([parts[2], parts[0]]));
+        Assert.Null(PackedE8Matrix.Stack([parts[0], PackedE8Matrix.FromCodes(RandomCodes(64, 1300, 4, 5, 9))]));
+    }
+
     [Fact, Trait("Category", "Simd")]
     public void BatchesUpTo17MatchBatchOneBitExactly()
     {

@@ -293,6 +293,28 @@ public sealed class ArchitectureTests : IDisposable
         Assert.True(contents.Tokenizer.VocabSize <= c.VocabSize);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void StackedProjectionsGiveTheLogitsOfSeparateOnes(bool qkvBias)
+    {
+        // q (128 rows), k and v (64 rows each), gate and up (256 rows): whole 64-row tiles, so they stack.
+        var c = new LlamaConfig(128, 256, 2, 4, 2, 200, 32, SharedClassifier: true) { Architecture = qkvBias ? "qwen2" : "llama", QkvBias = qkvBias };
+        var model = ModelQuantizer.Quantize(Random(c, 12), QuantSpec.Parse("w4", "e8"));
+        Assert.All(model.Layers, b => { Assert.NotNull(b.Qkv); Assert.NotNull(b.GateUp); });
+        var stackedLogits = model.ForwardWindow(Tokens);
+        // The same weights (views of the stacks) run one product per projection.
+        for (int l = 0; l < model.Layers.Length; l++)
+        {
+            var b = model.Layers[l];
+            model.Layers[l] = new LayerBlock { RmsAtt = b.RmsAtt, RmsFfn = b.RmsFfn, Wq = b.Wq, Wk = b.Wk, Wv = b.Wv, Wo = b.Wo, W1 = b.W1, W2 = b.W2, W3 = b.W3 };
+        }
+        Assert.Equal(stackedLogits, model.ForwardWindow(Tokens));
+        var cache = model.CreateCache(16);
+        var last = model.ForwardLast(cache, Tokens.AsSpan(0, 5)).ToArray();
+        Assert.Equal(stackedLogits.AsSpan(4 * c.VocabSize, c.VocabSize).ToArray(), last);
+    }
+
     [Fact]
     public void DecodingAllocatesNoBuffersPerToken()
     {
