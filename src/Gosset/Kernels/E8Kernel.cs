@@ -482,34 +482,38 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     for (int r = rb; r < re; r++)
                     {
                         TV* f = acc + per * (r - rb);
-                        TV f0 = TV.Float(0), f1 = f0, f2 = f0, f3 = f0;
-                        if (g0 > 0)
-                        {
-                            f0 = f[0];
-                            if (n <= 8) f1 = f[1];
-                            if (n == 4) { f2 = f[2]; f3 = f[3]; }
-                        }
-                        byte* rp = data + m.Record(r, g0) * rec;
-                        for (int g = g0; g < g1; g++, rp += rec)
-                        {
-                            GridGroup<TD, TS>(rp, t0, t1, t2, t3, q0 + 256 * g, E00 + 32 * g, E10 + 32 * g, out var i0, out var i1, out var i2, out var i3);
-                            var xs = TV.Float(xg0[g]);
-                            f0 = GroupAdd(i0, xs, f0);
-                            if (n <= 8) f1 = GroupAdd(i1, xs, f1);
-                            if (n == 4) { f2 = GroupAdd(i2, xs, f2); f3 = GroupAdd(i3, xs, f3); }
-                        }
-                        if (g1 == groups) y[r] = rs[r] * step * TV.Reduce16(f0, f1, f2, f3);
-                        else
-                        {
-                            f[0] = f0;
-                            if (n <= 8) f[1] = f1;
-                            if (n == 4) { f[2] = f2; f[3] = f3; }
-                        }
+                        if (g0 == 0) for (int j = 0; j < per; j++) f[j] = TV.Float(0);
+                        GroupRun<TD, TS>(data + m.Record(r, g0) * rec, rec, g1 - g0, q0 + 256 * g0, E00 + 32 * g0, E10 + 32 * g0, xg0 + g0, tab, f);
+                        if (g1 == groups) y[r] = rs[r] * step * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
                     }
                 }
                 rb = re;
             }
         }
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> consecutive groups of one row for one vector, their float lane sums added to f[0 … 16/Lanes − 1].
+    /// A small method of its own so the JIT keeps the tables, accumulators and pointers of the loop in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GroupRun<TD, TS>(byte* rp, int rec, int count, sbyte* q, int* e0, int* e1, float* xg, int* tab, TV* f)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        TV f0 = f[0], f1 = n <= 8 ? f[1] : f0, f2 = n == 4 ? f[2] : f0, f3 = n == 4 ? f[3] : f0;
+        for (int g = 0; g < count; g++, rp += rec, q += 256, e0 += 32, e1 += 32)
+        {
+            GridGroup<TD, TS>(rp, t0, t1, t2, t3, q, e0, e1, out var i0, out var i1, out var i2, out var i3);
+            var xs = TV.Float(xg[g]);
+            f0 = GroupAdd(i0, xs, f0);
+            if (n <= 8) f1 = GroupAdd(i1, xs, f1);
+            if (n == 4) { f2 = GroupAdd(i2, xs, f2); f3 = GroupAdd(i3, xs, f3); }
+        }
+        f[0] = f0;
+        if (n <= 8) f[1] = f1;
+        if (n == 4) { f[2] = f2; f[3] = f3; }
     }
 
     /// <summary>Chunk c (constant) of one group for two vectors at once: decoded once, accumulated into ia and ib.</summary>
