@@ -71,7 +71,7 @@ internal static class BenchCommand
             w.WriteString("timing", "minimum over repetitions that alternate the implementations");
             w.WriteStartObject("encode");
             w.WriteNumber("entries_per_s", r.EncodeEntriesPerSecond);
-            w.WriteString("code", "the default 4-bit e8 code (PackedE8Matrix.Encode: table fit on up to 512 rows, scalar encoder with row-scale search), all threads, best of the three shapes");
+            w.WriteString("code", "the default 4-bit e8 code (PackedE8Matrix.Encode: table fit on up to 512 rows, 8-lane encoder with row-scale search), all threads, best of the three shapes");
             w.WriteEndObject();
             w.WriteStartObject("decode");
             w.WriteNumber("entries_per_s", r.DecodeEntriesPerSecond);

@@ -235,8 +235,9 @@ internal static class BenchModelCommand
                 sw.Restart();
                 for (int i = 0; i < g; i++) next = Evaluator.ArgMax(m.ForwardLast(cache, [next]));
                 dec = g / sw.Elapsed.TotalSeconds;
-                // With a quantized classifier (the default) the row counts every weight matrix (embedding, classifier copy, linear layers).
-                bits = !m.IsQuantized ? 32 : m.ClassifierFormat == "source" ? m.BitsPerWeight : m.BitsPerParameter;
+                // Stored bits per weight of the linear layers, as the llama.cpp rows count theirs; file_bytes has the rest
+                // (embedding table and classifier: Gosset's default int8 tied table, llama.cpp's Q6_K one).
+                bits = !m.IsQuantized ? 32 : m.BitsPerWeight;
             }
             else
             {

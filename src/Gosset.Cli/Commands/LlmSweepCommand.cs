@@ -113,6 +113,8 @@ internal static class LlmSweepCommand
                 var sw = Stopwatch.StartNew();
                 var spec = SpecOf(row);
                 var m = ModelQuantizer.Quantize(weights, spec, calibTokens, 512, pr.GetValue(calibWindows));
+                // As `gosset eval` with no --classifier: a quantized model gets the 8-bit classifier.
+                if (spec.IsQuantized) ClassifierQuantizer.Quantize(m, ClassifierQuantizer.DefaultFormat);
                 var rin = Evaluator.Evaluate(m, inDomain, c, nWin, fp, null, refIn);
                 EvalResult? rout = outDomain is not null && row.Main ? Evaluator.Evaluate(m, outDomain, c, nWin, fp, null, refOut) : null;
                 results.Add((row, m, rin, rout, sw.Elapsed.TotalSeconds));
@@ -164,6 +166,7 @@ internal static class LlmSweepCommand
         sb.AppendLine($"- KL = mean KL(p_float ‖ p_quant) per scored token (nats) against the float model in the same run; top-1 = argmax agreement with it.");
         sb.AppendLine($"- Calibration (LDLQ Hessians, fitted scale sets, KV centering): {calibWindows} windows of 512 tokens from "
             + (calibPath is null ? $"`{Path.GetFileName(textPath)}` starting after the evaluated windows (no scored token is seen)." : $"`{Path.GetFileName(calibPath)}`."));
+        sb.AppendLine("- Classifier: every quantized row has the 8-bit classifier that `gosset eval` gives a quantized model without `--classifier` (one fp16 step per 256 weights; stories260K's tied table is then stored once, in 8 bits); bits/w counts the linear layers only.");
         sb.AppendLine("- bits/w: stored bits per weight of all linear layers, side information included (E8: fp16 row RMS + ⌈8·log2 q⌉ digit bits + 2 scale-index bits per 8-block, W2 rows padded 172→176; INT: b bits + one fp16 absmax per 64 weights; E8 box code: the kernels' `PackedE8Matrix.StoredBits`, i.e. 4 bits per entry of the row padded as the kernels store it, 2 scale-index bits per 8-block, an fp32 row scale, the 4 scale constants). "
             + "bits/act: per activation entry at linear inputs (per-token fp16 scale included; E8 box code: 34 bits per 8-block + an fp32 scale per vector, as the kernel quantizes it). The E8 box rows keep K/V in the E8 Voronoi code (the kernels have no KV path). KV B/tok: stored K+V bytes per token over all layers (INT and plain E8: one fp16 scale per token shared by the 4 KV heads, counted; E8 with --kv-fixed-scale: no per-token side information, one calibrated scale per layer, ⌈8·log2 q⌉ + ⌈log2 k⌉ bits per head vector).");
         sb.AppendLine("- E8 box code rows: the kernels' format (linear layers run on `PackedE8Matrix.Multiply`). Their bits/w is what the kernels store for this model's 64- and 172-wide rows (padding, a scale-index word per 128 columns and an fp32 row scale per row), above the 4.25 bits the code reaches on wide rows, so they are not rate-matched with the ~4.3-bit rows: they show the code's quality and that the engine runs on the kernels, not an equal-rate comparison.");

@@ -627,12 +627,56 @@ internal sealed class PackedE8Fuzz : FuzzReader
     }
 }
 
+/// <summary>The 8-bit matrix (the LLM's int8 classifier section): a shape from a header, then the bytes.</summary>
+internal sealed class PackedInt8Fuzz : FuzzReader
+{
+    public override string Name => "packed-int8";
+    public override string Extension => ".pi8";
+    public override IReadOnlyList<string> Fields { get; } = ["rows", "cols", "length", "step", "level"];
+
+    public override byte[] Valid(ref SplitMix64 rng)
+    {
+        int rows = 1 + Fuzz.Pick(ref rng, 6), cols = 1 + Fuzz.Pick(ref rng, 600);
+        var m = PackedInt8Matrix.Quantize(Fuzz.Gaussian(ref rng, rows * cols), rows, cols);
+        var ms = new MemoryStream();
+        Span<byte> h = stackalloc byte[8];
+        BinaryPrimitives.WriteInt32LittleEndian(h, rows);
+        BinaryPrimitives.WriteInt32LittleEndian(h[4..], cols);
+        ms.Write(h);
+        m.WriteTo(ms);
+        return ms.ToArray();
+    }
+
+    public override FuzzCase Hostile(ref SplitMix64 rng, string field)
+    {
+        byte[] b = Valid(ref rng);
+        switch (field)
+        {
+            case "rows": Fuzz.Smash(ref rng, b, 0, 4); break;
+            case "cols": Fuzz.Smash(ref rng, b, 4, 4); break;
+            case "length": b = b.AsSpan(0, 8 + Fuzz.Pick(ref rng, b.Length - 8)).ToArray(); break;
+            case "step": Fuzz.Smash(ref rng, b, 8, 2); break;
+            default: b[^1] = 0x80; break; // level −128
+        }
+        return new FuzzCase(Name, "hostile:" + field, b);
+    }
+
+    public override void Open(string path, int arg)
+    {
+        byte[] b = File.ReadAllBytes(path);
+        if (b.Length < 8) throw new InvalidDataException("no shape header");
+        var m = PackedInt8Matrix.ReadFrom(b.AsSpan(8), BinaryPrimitives.ReadInt32LittleEndian(b), BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(4)));
+        var row = new float[m.Cols];
+        m.DequantizeRow(m.Rows - 1, row);
+    }
+}
+
 /// <summary>Runs fuzz cases in-process and classifies what the reader did.</summary>
 internal static class FuzzRunner
 {
     /// <summary>Every reader under fuzz.</summary>
     public static IReadOnlyList<FuzzReader> Readers { get; } =
-        [new NpyFuzz(), new SafeTensorsFuzz(), new GqFuzz(), new Llama2cFuzz(), new TokenizerFuzz(), new PackedE8Fuzz(), new GqmFuzz(), new GgufFuzz(), new HfConfigFuzz(), new HfTokenizerFuzz(), new SentencePieceFuzz()];
+        [new NpyFuzz(), new SafeTensorsFuzz(), new GqFuzz(), new Llama2cFuzz(), new TokenizerFuzz(), new PackedE8Fuzz(), new PackedInt8Fuzz(), new GqmFuzz(), new GgufFuzz(), new HfConfigFuzz(), new HfTokenizerFuzz(), new SentencePieceFuzz()];
 
     /// <summary>Writes the case to <paramref name="dir"/> and opens it, measuring time and bytes allocated (all threads).</summary>
     public static FuzzResult Run(FuzzReader reader, FuzzCase c, string dir)
