@@ -584,90 +584,84 @@ internal sealed class TokenizerFuzz : FuzzReader
     }
 }
 
-/// <summary>The packed E8 box-code matrix as stored in containers: a shape from a header, then the bytes.</summary>
-internal sealed class PackedE8Fuzz : FuzzReader
+/// <summary>A packed matrix as stored in containers: a shape (rows, cols: int32 each) from a header, then the matrix's bytes.</summary>
+internal abstract class PackedMatrixFuzz : FuzzReader
+{
+    /// <summary>Writes a valid matrix of the shape.</summary>
+    protected abstract void Write(ref SplitMix64 rng, int rows, int cols, Stream s);
+    /// <summary>Reads the bytes and dequantizes the last row (what a loader would touch).</summary>
+    protected abstract void Read(ReadOnlySpan<byte> bytes, int rows, int cols);
+    /// <summary>Largest column count of a valid case.</summary>
+    protected abstract int MaxCols { get; }
+    /// <summary>Breaks a field past the shape header (fields other than rows, cols and length).</summary>
+    protected abstract void Break(ref SplitMix64 rng, byte[] b, string field);
+
+    public override byte[] Valid(ref SplitMix64 rng)
+    {
+        int rows = 1 + Fuzz.Pick(ref rng, 6), cols = 1 + Fuzz.Pick(ref rng, MaxCols);
+        var ms = new MemoryStream();
+        Span<byte> h = stackalloc byte[8];
+        BinaryPrimitives.WriteInt32LittleEndian(h, rows);
+        BinaryPrimitives.WriteInt32LittleEndian(h[4..], cols);
+        ms.Write(h);
+        Write(ref rng, rows, cols, ms);
+        return ms.ToArray();
+    }
+
+    public override FuzzCase Hostile(ref SplitMix64 rng, string field)
+    {
+        byte[] b = Valid(ref rng);
+        switch (field)
+        {
+            case "rows": Fuzz.Smash(ref rng, b, 0, 4); break;
+            case "cols": Fuzz.Smash(ref rng, b, 4, 4); break;
+            case "length": b = b.AsSpan(0, 8 + Fuzz.Pick(ref rng, b.Length - 8)).ToArray(); break;
+            default: Break(ref rng, b, field); break;
+        }
+        return new FuzzCase(Name, "hostile:" + field, b);
+    }
+
+    public override void Open(string path, int arg)
+    {
+        byte[] b = File.ReadAllBytes(path);
+        if (b.Length < 8) throw new InvalidDataException("no shape header");
+        Read(b.AsSpan(8), BinaryPrimitives.ReadInt32LittleEndian(b), BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(4)));
+    }
+}
+
+/// <summary>The packed E8 box-code matrix (the e8-box weight sections).</summary>
+internal sealed class PackedE8Fuzz : PackedMatrixFuzz
 {
     public override string Name => "packed-e8";
     public override string Extension => ".pe8";
     public override IReadOnlyList<string> Fields { get; } = ["rows", "cols", "length", "row_scale"];
-
-    public override byte[] Valid(ref SplitMix64 rng)
+    protected override int MaxCols => 300;
+    protected override void Write(ref SplitMix64 rng, int rows, int cols, Stream s) => PackedE8Matrix.Quantize(Fuzz.Gaussian(ref rng, rows * cols), rows, cols).WriteTo(s);
+    protected override void Break(ref SplitMix64 rng, byte[] b, string field) => Fuzz.Smash(ref rng, b, b.Length - 4, 4, isFloat: true);
+    protected override void Read(ReadOnlySpan<byte> bytes, int rows, int cols)
     {
-        int rows = 1 + Fuzz.Pick(ref rng, 6), cols = 1 + Fuzz.Pick(ref rng, 300);
-        var m = PackedE8Matrix.Quantize(Fuzz.Gaussian(ref rng, rows * cols), rows, cols);
-        var ms = new MemoryStream();
-        Span<byte> h = stackalloc byte[8];
-        BinaryPrimitives.WriteInt32LittleEndian(h, rows);
-        BinaryPrimitives.WriteInt32LittleEndian(h[4..], cols);
-        ms.Write(h);
-        m.WriteTo(ms);
-        return ms.ToArray();
-    }
-
-    public override FuzzCase Hostile(ref SplitMix64 rng, string field)
-    {
-        byte[] b = Valid(ref rng);
-        switch (field)
-        {
-            case "rows": Fuzz.Smash(ref rng, b, 0, 4); break;
-            case "cols": Fuzz.Smash(ref rng, b, 4, 4); break;
-            case "length": b = b.AsSpan(0, 8 + Fuzz.Pick(ref rng, b.Length - 8)).ToArray(); break;
-            default: Fuzz.Smash(ref rng, b, b.Length - 4, 4, isFloat: true); break;
-        }
-        return new FuzzCase(Name, "hostile:" + field, b);
-    }
-
-    public override void Open(string path, int arg)
-    {
-        byte[] b = File.ReadAllBytes(path);
-        if (b.Length < 8) throw new InvalidDataException("no shape header");
-        var m = PackedE8Matrix.ReadFrom(b.AsSpan(8), BinaryPrimitives.ReadInt32LittleEndian(b), BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(4)));
-        var row = new float[m.Cols];
-        m.DequantizeRow(m.Rows - 1, row);
+        var m = PackedE8Matrix.ReadFrom(bytes, rows, cols);
+        m.DequantizeRow(m.Rows - 1, new float[m.Cols]);
     }
 }
 
-/// <summary>The 8-bit matrix (the LLM's int8 classifier section): a shape from a header, then the bytes.</summary>
-internal sealed class PackedInt8Fuzz : FuzzReader
+/// <summary>The 8-bit matrix (the LLM's int8 classifier section).</summary>
+internal sealed class PackedInt8Fuzz : PackedMatrixFuzz
 {
     public override string Name => "packed-int8";
     public override string Extension => ".pi8";
     public override IReadOnlyList<string> Fields { get; } = ["rows", "cols", "length", "step", "level"];
-
-    public override byte[] Valid(ref SplitMix64 rng)
+    protected override int MaxCols => 600;
+    protected override void Write(ref SplitMix64 rng, int rows, int cols, Stream s) => PackedInt8Matrix.Quantize(Fuzz.Gaussian(ref rng, rows * cols), rows, cols).WriteTo(s);
+    protected override void Break(ref SplitMix64 rng, byte[] b, string field)
     {
-        int rows = 1 + Fuzz.Pick(ref rng, 6), cols = 1 + Fuzz.Pick(ref rng, 600);
-        var m = PackedInt8Matrix.Quantize(Fuzz.Gaussian(ref rng, rows * cols), rows, cols);
-        var ms = new MemoryStream();
-        Span<byte> h = stackalloc byte[8];
-        BinaryPrimitives.WriteInt32LittleEndian(h, rows);
-        BinaryPrimitives.WriteInt32LittleEndian(h[4..], cols);
-        ms.Write(h);
-        m.WriteTo(ms);
-        return ms.ToArray();
+        if (field == "step") Fuzz.Smash(ref rng, b, 8, 2);
+        else b[^1] = 0x80; // level −128
     }
-
-    public override FuzzCase Hostile(ref SplitMix64 rng, string field)
+    protected override void Read(ReadOnlySpan<byte> bytes, int rows, int cols)
     {
-        byte[] b = Valid(ref rng);
-        switch (field)
-        {
-            case "rows": Fuzz.Smash(ref rng, b, 0, 4); break;
-            case "cols": Fuzz.Smash(ref rng, b, 4, 4); break;
-            case "length": b = b.AsSpan(0, 8 + Fuzz.Pick(ref rng, b.Length - 8)).ToArray(); break;
-            case "step": Fuzz.Smash(ref rng, b, 8, 2); break;
-            default: b[^1] = 0x80; break; // level −128
-        }
-        return new FuzzCase(Name, "hostile:" + field, b);
-    }
-
-    public override void Open(string path, int arg)
-    {
-        byte[] b = File.ReadAllBytes(path);
-        if (b.Length < 8) throw new InvalidDataException("no shape header");
-        var m = PackedInt8Matrix.ReadFrom(b.AsSpan(8), BinaryPrimitives.ReadInt32LittleEndian(b), BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(4)));
-        var row = new float[m.Cols];
-        m.DequantizeRow(m.Rows - 1, row);
+        var m = PackedInt8Matrix.ReadFrom(bytes, rows, cols);
+        m.DequantizeRow(m.Rows - 1, new float[m.Cols]);
     }
 }
 

@@ -331,20 +331,14 @@ public static class QuantizedModelFile
                 if (name == "classifier" && (c.SharedClassifier || classifier != "source")) continue;
                 // A tied head's 8-bit classifier is the embedding table too (written once, below).
                 if (name == "token_embedding" && c.SharedClassifier && classifier == "int8") continue;
-                TokenTable t = source.DType(tensor) is "BF16" or "F16"
-                    ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
-                    : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
-                CheckFinite(t, tensor, source.Directory);
+                TokenTable t = SourceTable(source, tensor);
                 Table(w, name, t, tt);
                 tableBits += w.Sections[^1].Bits;
             }
             if (classifier == "int8")
             {
                 string tensor = c.SharedClassifier ? embName : "lm_head.weight";
-                TokenTable t = source.DType(tensor) is "BF16" or "F16"
-                    ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
-                    : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
-                CheckFinite(t, tensor, source.Directory);
+                TokenTable t = SourceTable(source, tensor);
                 var i8 = ((Int8Weights)ClassifierQuantizer.Int8Layer(c.VocabSize, c.Dim, (r, dst) => t.Row(r, dst)).Weights).Packed;
                 t = null!;
                 w.Add("classifier", i8.StoredBits, st => i8.WriteTo(st));
@@ -355,10 +349,7 @@ public static class QuantizedModelFile
             if (classifier == "e8")
             {
                 string tensor = c.SharedClassifier ? embName : "lm_head.weight";
-                TokenTable t = source.DType(tensor) is "BF16" or "F16"
-                    ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
-                    : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
-                CheckFinite(t, tensor, source.Directory);
+                TokenTable t = SourceTable(source, tensor);
                 var (codec, rotation) = ClassifierQuantizer.Coding(recipe, c.Dim);
                 var bw = new BitWriter();
                 int chunk = 4096, cb = codec.CodeBytes;
@@ -408,6 +399,17 @@ public static class QuantizedModelFile
             size = w.Position + 32;
         });
         return new GqmWriteResult(size, linBits, linN, tableBits, spec.ToString());
+    }
+
+    /// <summary>A [vocab][dim] table of the checkpoint at its stored precision (16-bit kept as such), checked finite.</summary>
+    private static TokenTable SourceTable(HfCheckpoint source, string tensor)
+    {
+        var c = source.Config;
+        TokenTable t = source.DType(tensor) is "BF16" or "F16"
+            ? new TokenTable(source.ReadRaw16(tensor), source.DType(tensor) == "BF16" ? TableType.BF16 : TableType.F16, c.VocabSize, c.Dim)
+            : new TokenTable(source.Read(tensor), c.VocabSize, c.Dim);
+        CheckFinite(t, tensor, source.Directory);
+        return t;
     }
 
     private static void CheckClassifier(string classifier)
