@@ -85,10 +85,12 @@ internal sealed class GqmFuzz : FuzzReader
         byte[] tok = new TokenizerFuzz().Valid(ref rng);
         int vocab = new TokenizerFuzz().DefaultArg(tok);
         var list = new List<byte[]>();
-        foreach (var (quant, method) in new[] { ("w4", "e8"), ("w4a8", "int"), ("w4", "e8-box") })
+        // The default 8-bit classifier on a tied (one table, no token_embedding section) and an untied head, and the source one.
+        foreach (var (quant, method, classifier, shared) in new[] { ("w4", "e8", "int8", true), ("w4a8", "int", "source", false), ("w4", "e8-box", "source", true), ("w4", "e8", "int8", false) })
         {
-            var w = TinyModel.Weights(ref rng, vocab, shared: list.Count != 1);
+            var w = TinyModel.Weights(ref rng, vocab, shared);
             var model = ModelQuantizer.Quantize(w, QuantSpec.Parse(quant, method));
+            if (classifier != "source") ClassifierQuantizer.Quantize(model, classifier);
             string tmp = Path.Combine(Path.GetTempPath(), $"gosset-fuzz-{Guid.NewGuid():N}.gqm");
             try
             {

@@ -78,7 +78,13 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
             if (eos) ids.Add(EosId);
             return ids.ToArray();
         }
-        return _tok.EncodeToIds(text, bos, eos, considerPreTokenization: true, considerNormalization: normalize).ToArray();
+        int[] result = _tok.EncodeToIds(text, bos, eos, considerPreTokenization: true, considerNormalization: normalize).ToArray();
+        // The library's byte fallback computes ids from a fixed offset; a model that lacks some byte pieces then yields
+        // ids past its vocabulary (a fuzz finding, gosset fuzz --seed 1): refused here, never passed on.
+        foreach (int id in result)
+            if ((uint)id >= (uint)_pieces.Length)
+                throw new GossetException($"the SentencePiece model produced token id {id}, outside its {_pieces.Length} pieces (byte fallback without the byte pieces?)");
+        return result;
     }
 
     /// <summary>SentencePiece's remove_extra_whitespaces: drops leading and trailing spaces and collapses runs of spaces to one.</summary>
@@ -97,6 +103,7 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     /// <inheritdoc/>
     public byte[] DecodePiece(int previous, int token)
     {
+        if ((uint)token >= (uint)_pieces.Length) return [];
         string p = _pieces[token] ?? "";
         // a byte piece <0xHH>; a model may hold a look-alike that is not hex (a fuzz finding): that one is text
         if (p.Length == 6 && p.StartsWith("<0x", StringComparison.Ordinal) && p[5] == '>'

@@ -40,6 +40,19 @@ public sealed class SentencePieceHostileTests
     }
 
     [Fact]
+    public void Byte_fallback_without_the_byte_pieces_is_a_typed_error_not_an_id_past_the_vocabulary()
+    {
+        // fuzz finding (gosset fuzz --seed 1, 2026-12-02): the library's byte fallback computes ids from a fixed offset, so a
+        // model with only the first 64 byte pieces encoded "é" as ids past its vocabulary and DecodePiece indexed past its pieces
+        var pieces = SentencePieceModel.LlamaLayout(Merges);
+        var cut = pieces.Take(3 + 64).Concat(pieces.Skip(3 + 256)).ToList();
+        var t = Load(SentencePieceModel.Write(cut, cut.Count, false));
+        Assert.Equal(cut.Count, t.VocabSize);
+        Assert.Contains("outside its", Assert.Throws<GossetException>(() => t.Encode("hello é", bos: true, eos: false)).Message);
+        Assert.Empty(t.DecodePiece(1, cut.Count + 5));
+    }
+
+    [Fact]
     public void Hostile_framing_and_fields_are_typed_errors()
     {
         var pieces = SentencePieceModel.LlamaLayout(Merges);
