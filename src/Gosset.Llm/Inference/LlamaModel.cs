@@ -103,10 +103,10 @@ public sealed class LlamaModel
 
     /// <summary>Hyper-parameters.</summary>
     public LlamaConfig Config { get; }
-    /// <summary>The quantization this model runs with ("fp" for float32; " classifier e8" appended when the classifier is quantized).</summary>
+    /// <summary>The quantization this model runs with ("fp" for float32; " classifier int8" or " classifier e8" appended when the classifier is quantized).</summary>
     public string Quant => ClassifierFormat == "source" ? _quant : $"{_quant} classifier {ClassifierFormat}";
 
-    /// <summary>How the classifier is stored: "source" (the checkpoint's precision) or "e8" (the 4-bit e8 box code, see <see cref="Quantization.ClassifierQuantizer"/>).</summary>
+    /// <summary>How the classifier is stored: "source" (the checkpoint's precision), "int8" (8 bits, an fp16 step per 256) or "e8" (the 4-bit e8 box code); see <see cref="Quantization.ClassifierQuantizer"/>.</summary>
     public string ClassifierFormat { get; private set; } = "source";
 
     /// <summary>
@@ -295,18 +295,7 @@ public sealed class LlamaModel
             RmsNorm(x, L.RmsAtt, xb, T, dim, c.NormEps);
             prof?.Lap(ProfilePart.Norms, ref mark);
             if (L.Qkv is { } qkvLin && L.Wq.Calibration is null && L.Wk.Calibration is null && L.Wv.Calibration is null)
-            {
-                // One product for q | k | v (rows stacked), then each token's outputs are split.
-                int w = dim + 2 * kvDim;
-                var s = st.StackedFor(w);
-                qkvLin.Forward(xb, T, s, prof, ProfilePart.AttentionLinears);
-                for (int t = 0; t < T; t++)
-                {
-                    s.AsSpan(t * w, dim).CopyTo(q.AsSpan(t * dim, dim));
-                    s.AsSpan(t * w + dim, kvDim).CopyTo(k.AsSpan(t * kvDim, kvDim));
-                    s.AsSpan(t * w + dim + kvDim, kvDim).CopyTo(v.AsSpan(t * kvDim, kvDim));
-                }
-            }
+                StackedForward(qkvLin, xb, T, st, prof, ProfilePart.AttentionLinears, (q, dim), (k, kvDim), (v, kvDim));
             else
             {
                 L.Wq.Forward(xb, T, q, prof, ProfilePart.AttentionLinears);
@@ -346,16 +335,7 @@ public sealed class LlamaModel
             RmsNorm(x, L.RmsFfn, xb, T, dim, c.NormEps);
             prof?.Lap(ProfilePart.Norms, ref mark);
             if (L.GateUp is { } guLin && L.W1.Calibration is null && L.W3.Calibration is null)
-            {
-                int h = c.HiddenDim, w = 2 * h;
-                var s = st.StackedFor(w);
-                guLin.Forward(xb, T, s, prof, ProfilePart.FfnLinears);
-                for (int t = 0; t < T; t++)
-                {
-                    s.AsSpan(t * w, h).CopyTo(hb.AsSpan(t * h, h));
-                    s.AsSpan(t * w + h, h).CopyTo(hb2.AsSpan(t * h, h));
-                }
-            }
+                StackedForward(guLin, xb, T, st, prof, ProfilePart.FfnLinears, (hb, c.HiddenDim), (hb2, c.HiddenDim));
             else
             {
                 L.W1.Forward(xb, T, hb, prof, ProfilePart.FfnLinears);
@@ -385,6 +365,19 @@ public sealed class LlamaModel
             Classifier.Forward(xb, 1, st.Logits, prof, ProfilePart.Classifier);
         }
         if (prof is not null) { prof.Calls++; prof.Tokens += T; }
+    }
+
+    /// <summary>A stacked product (<see cref="LayerBlock.Stacked"/>) into the run state's buffer, each token's outputs split into the parts' buffers [T][width].</summary>
+    private static void StackedForward(Linear stacked, float[] x, int T, RunState st, InferenceProfile? prof, ProfilePart part, params ReadOnlySpan<(float[] Dst, int Width)> parts)
+    {
+        int w = stacked.Out;
+        var s = st.StackedFor(w);
+        stacked.Forward(x, T, s, prof, part);
+        for (int t = 0; t < T; t++)
+        {
+            int o = t * w;
+            foreach (var (dst, width) in parts) { s.AsSpan(o, width).CopyTo(dst.AsSpan(t * width, width)); o += width; }
+        }
     }
 
     /// <summary>h ← silu(h)·u, elementwise (the SwiGLU gate).</summary>

@@ -459,15 +459,14 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private static void Grouped<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        if (a.Batch > 1) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
+        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes;
         fixed (byte* data = m.Data)
         fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
         fixed (float* rs = m.RowScales, xg0 = a.Xg)
         fixed (sbyte* q0 = a.Q)
         {
-            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
             float step = m.GridStep;
-            if (a.Batch > 1) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
             // Tile by tile, segment by segment (the layout's order, so the weights stream sequentially): the
             // activations of one segment (8 KB) stay in L1, where a whole wide row's (2 bytes per column) would not.
             // Each row keeps its float lane sums between segments; the order of additions is the scalar reference's.

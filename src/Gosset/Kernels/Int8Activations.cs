@@ -99,12 +99,19 @@ internal sealed class E8ActivationLayout : IDisposable
     /// and per block the 16-bit halves (digits 0–3 low, 4–7 high) of the additive terms of Σᵢ vᵢx̃ᵢ:
     /// <c>E0</c> = −q·Σx̃ (even parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1).
     /// </summary>
+    /// <param name="x">Activations [batch][cols].</param>
+    /// <param name="batch">Vectors.</param>
+    /// <param name="cols">Entries per vector.</param>
+    /// <param name="groups">Groups of 256 (padded columns / 256).</param>
+    /// <param name="q">Nesting ratio of the E8 weights (for E0 / E1).</param>
+    /// <param name="additiveTerms">False for a product that needs only <c>Q</c> and <c>Xg</c> (the int8 × int8 one): E0 / E1 are neither allocated nor computed.</param>
     [SkipLocalsInit]
-    public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q)
+    public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q, bool additiveTerms = true)
     {
         var a = new E8ActivationLayout(batch, groups, false, true);
         int cp = a.PaddedCols, nb = a.Blocks;
-        a.Q = Rent<sbyte>((long)batch * cp); a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); a.Xg = Rent<float>((long)batch * groups);
+        a.Q = Rent<sbyte>((long)batch * cp); a.Xg = Rent<float>((long)batch * groups);
+        if (additiveTerms) { a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); }
         Span<int> v8 = stackalloc int[8];
         for (int v = 0; v < batch; v++)
         {
@@ -136,6 +143,7 @@ internal sealed class E8ActivationLayout : IDisposable
                         qd[256 * g + 4 * b + j] = (sbyte)v8[2 * j];
                         qd[256 * g + 128 + 4 * b + j] = (sbyte)v8[2 * j + 1];
                     }
+                    if (!additiveTerms) continue;
                     int lo = v8[0] + v8[1] + v8[2] + v8[3], hi = v8[4] + v8[5] + v8[6] + v8[7];
                     int e0lo = -q * lo, e0hi = -q * hi, e1lo = e0lo + lo - 2 * v8[0], e1hi = e0hi + hi;
                     a.E0[v * nb + t] = (ushort)e0lo | e0hi << 16;
