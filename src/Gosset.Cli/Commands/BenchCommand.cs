@@ -15,11 +15,15 @@ internal static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and a smaller copy buffer." };
         var threads = new Option<int>("--threads") { Description = "Threads for every kernel (0 = all cores).", DefaultValueFactory = _ => 0 };
         var noPeer = new Option<bool>("--no-llamacpp") { Description = "Skip llama.cpp's own GEMV (ggml mul_mat through LLamaSharp.Backend.Cpu), timed by default in the same loop." };
+        var shapes = new Option<string?>("--shapes") { Description = "GEMV shapes ROWSxCOLS, comma-separated (default: 4096x4096,14336x4096,4096x14336; e.g. a 1B model's 3072x2048,2048x2048,16384x2048,2048x8192)." };
+        var batches = new Option<string?>("--batches") { Description = "Batch sizes, comma-separated (default: 1,8)." };
         var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 2/3/4-bit vs INT4 vs llama.cpp (one process, same threads).");
         cmd.Options.Add(json);
         cmd.Options.Add(quick);
         cmd.Options.Add(threads);
         cmd.Options.Add(noPeer);
+        cmd.Options.Add(shapes);
+        cmd.Options.Add(batches);
         cmd.SetAction(pr =>
         {
             string? path = pr.GetValue(json);
@@ -28,13 +32,41 @@ internal static class BenchCommand
                 string dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
                 if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Directory does not exist: {dir}");
             }
-            var res = KernelBenchmark.Run(pr.GetValue(quick), pr.GetValue(threads), log: s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
+            var res = KernelBenchmark.Run(pr.GetValue(quick), pr.GetValue(threads), ParseShapes(pr.GetValue(shapes)), ParseList(pr.GetValue(batches), "--batches", 1, 512), log: s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
             Print(res);
             var peer = pr.GetValue(noPeer) ? null : PeerBench.Run(res, s => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]"));
             if (path != null) AtomicFile.WriteAllBytes(path, ToJson(res, peer));
             return 0;
         });
         return cmd;
+    }
+
+    private static (int Rows, int Cols)[]? ParseShapes(string? s)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return null;
+        var list = new List<(int, int)>();
+        foreach (var part in s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var rc = part.Split('x', 'X');
+            if (rc.Length != 2 || !int.TryParse(rc[0], NumberStyles.None, CultureInfo.InvariantCulture, out int r) || !int.TryParse(rc[1], NumberStyles.None, CultureInfo.InvariantCulture, out int c)
+                || r < 1 || c < 1 || r > 65536 || c > 65536 || (long)r * c > 1L << 28)
+                throw new GossetException($"--shapes: '{part}' is not ROWSxCOLS with 1..65536 each and at most 2^28 entries");
+            list.Add((r, c));
+        }
+        return list.Count > 0 ? [.. list] : null;
+    }
+
+    private static int[]? ParseList(string? s, string name, int min, int max)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return null;
+        var list = new List<int>();
+        foreach (var part in s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < min || v > max)
+                throw new GossetException($"{name}: '{part}' is not an integer in {min}..{max}");
+            list.Add(v);
+        }
+        return list.Count > 0 ? [.. list] : null;
     }
 
     private static string F(double v, string fmt = "F2") => v.ToString(fmt, CultureInfo.InvariantCulture);

@@ -244,6 +244,6 @@ internal sealed class Linear
     internal static void ForTokens(int tokens, int costPerToken, Action<int> body)
     {
         if ((long)tokens * costPerToken < 1 << 15) { for (int t = 0; t < tokens; t++) body(t); }
-        else Parallel.For(0, tokens, body);
+        else RowParallel.ForEach(tokens, body);
     }
 }

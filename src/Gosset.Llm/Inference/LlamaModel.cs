@@ -383,10 +383,15 @@ public sealed class LlamaModel
     /// <summary>h ← silu(h)·u, elementwise (the SwiGLU gate).</summary>
     private static void SwiGlu(Span<float> h, ReadOnlySpan<float> u)
     {
-        for (int i = 0; i < h.Length; i++)
+        // silu(a) = a·σ(a), vectorised in chunks (σ from TensorPrimitives).
+        Span<float> sig = stackalloc float[1024];
+        for (int i = 0; i < h.Length; i += sig.Length)
         {
-            float a = h[i];
-            h[i] = a / (1f + MathF.Exp(-a)) * u[i];
+            int n = Math.Min(sig.Length, h.Length - i);
+            var hs = h.Slice(i, n);
+            TensorPrimitives.Sigmoid(hs, sig[..n]);
+            TensorPrimitives.Multiply(hs, sig[..n], hs);
+            TensorPrimitives.Multiply(hs, u.Slice(i, n), hs);
         }
     }
 
@@ -406,11 +411,20 @@ public sealed class LlamaModel
         for (int t = 0; t < T; t++)
         {
             var xs = x.AsSpan(t * dim, dim);
-            double ss = 0;
-            foreach (float v in xs) ss += (double)v * v;
+            // Sum of squares in double, four independent sums (no dependency chain of dim additions).
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int i = 0;
+            for (; i + 4 <= dim; i += 4)
+            {
+                s0 += (double)xs[i] * xs[i]; s1 += (double)xs[i + 1] * xs[i + 1];
+                s2 += (double)xs[i + 2] * xs[i + 2]; s3 += (double)xs[i + 3] * xs[i + 3];
+            }
+            for (; i < dim; i++) s0 += (double)xs[i] * xs[i];
+            double ss = (s0 + s1) + (s2 + s3);
             float inv = (float)(1.0 / Math.Sqrt(ss / dim + eps));
             var os = o.AsSpan(t * dim, dim);
-            for (int i = 0; i < dim; i++) os[i] = w[i] * (inv * xs[i]);
+            TensorPrimitives.Multiply(xs, inv, os); // os = w·(inv·x), the same two roundings per entry as before
+            TensorPrimitives.Multiply(os, w.AsSpan(0, dim), os);
         }
     }
 
@@ -492,7 +506,7 @@ public sealed class LlamaModel
             if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
         int items = T * kvHeads;
-        if ((long)T * c.Heads * total * hs < 1 << 18) for (int i = 0; i < items; i++) Body(i);
-        else Parallel.For(0, items, Body);
+        if ((long)T * c.Heads * total * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
+        else Gosset.Kernels.RowParallel.ForEach(items, Body);
     }
 }

@@ -233,30 +233,40 @@ internal sealed class E8BoxCodec : VectorCodec
     public override void Unpack(ref BitReader r, Span<byte> code)
     {
         if (!FixedScale) code[0] = (byte)r.Read(8);
-        int g = Table.GroupBlocks, k = Table.K;
+        UnpackBody(ref r, code.Slice(_head, Length), code.Slice(_head + Length, Blocks));
+    }
+
+    /// <summary>Reads one row written by <see cref="PackCodes"/> straight into row <paramref name="row"/> of <paramref name="dst"/>.</summary>
+    public void UnpackRow(ref BitReader r, E8BoxCodes dst, int row)
+    {
+        dst.RowScale[row] = FixedScale ? Table.RowScaleBase : Table.RowScaleValue((int)r.Read(8));
+        UnpackBody(ref r, dst.U.AsSpan(row * Length, Length), dst.ScaleIndex.AsSpan(row * Blocks, Blocks));
+    }
+
+    /// <summary>The digits and scale indices of one vector, group by group (digits eight bytes of stream at a time, pair codes by table).</summary>
+    private void UnpackBody(ref BitReader r, Span<byte> digits, Span<byte> index)
+    {
+        int g = Table.GroupBlocks, k = Table.K, peek = Table.PairPeekBits;
         for (int t0 = 0; t0 < Blocks; t0 += g)
         {
             int nb = Math.Min(g, Blocks - t0);
-            for (int i = 0; i < 8 * nb; i++) code[_head + 8 * t0 + i] = (byte)r.Read(Table.Bits);
+            r.ReadBytes(digits.Slice(8 * t0, 8 * nb), Table.Bits);
             int budget = Table.IndexBitsFor(nb), used = 0;
             for (int t = 0; t < nb; t += 2)
             {
                 int sym = 0;
                 if (k > 1)
                 {
-                    uint c = 0; sym = -1;
-                    for (int len = 1; len <= E8BoxTable.MaxCodeLength && sym < 0; len++)
-                    {
-                        if (++used > budget) throw new InvalidDataException("E8 box code: a group's indices overrun its budget.");
-                        c = c << 1 | (uint)r.Read(1);
-                        for (int s = 0; s < k * k; s++) if (Table.PairLengths[s] == len && Table.PairCode(s / k, s % k).Code == c) { sym = s; break; }
-                    }
-                    if (sym < 0) throw new InvalidDataException("E8 box code: invalid index code.");
+                    var (s, len) = Table.DecodePair(r.Peek(peek));
+                    if (len == 0) throw new InvalidDataException("E8 box code: invalid index code.");
+                    if ((used += len) > budget) throw new InvalidDataException("E8 box code: a group's indices overrun its budget.");
+                    r.Skip(len);
+                    sym = s;
                 }
-                code[_head + Length + t0 + t] = (byte)(sym / k);
-                if (t + 1 < nb) code[_head + Length + t0 + t + 1] = (byte)(sym % k);
+                index[t0 + t] = (byte)(sym / k);
+                if (t + 1 < nb) index[t0 + t + 1] = (byte)(sym % k);
             }
-            for (int left = budget - used; left > 0; left -= Math.Min(left, 64)) r.Read(Math.Min(left, 64));
+            r.Skip(budget - used);
         }
     }
 }

@@ -571,13 +571,13 @@ public static class QuantizedModelFile
         }
         // One scratch buffer for the code sections (each is parsed into its own arrays): no second copy of the model lingers.
         byte[] scratch = [];
-        ReadOnlySpan<byte> Scratch(Section s)
+        ReadOnlyMemory<byte> Scratch(Section s)
         {
             if (s.Length > Array.MaxLength) throw Bad($"section {s.Name} is too large");
             if (scratch.Length < s.Length) scratch = new byte[s.Length];
-            var span = scratch.AsSpan(0, (int)s.Length);
-            ReadExactly(fh, span, s.Offset, path);
-            return span;
+            var mem = scratch.AsMemory(0, (int)s.Length);
+            ReadExactly(fh, mem.Span, s.Offset, path);
+            return mem;
         }
         var tokBlob = new TokenizerBlob(h.TokenizerKind ?? "", Bytes(Get("tokenizer")));
         var tokenizer = tokBlob.Open(path + " (embedded tokenizer)", c.VocabSize);
@@ -611,8 +611,7 @@ public static class QuantizedModelFile
                 var s = Get("classifier");
                 long need = (codec.Bits * c.VocabSize + 7) / 8;
                 if (s.Length < need) throw Bad($"section classifier has {s.Length} bytes, {need} needed");
-                var br = new BitReader(Bytes(s));
-                clsLayer = ClassifierQuantizer.Layer(UnpackRows(codec, ref br, c.VocabSize), codec, rotation, c.Dim);
+                clsLayer = ClassifierQuantizer.Layer(UnpackRows(codec, Bytes(s), c.VocabSize), codec, rotation, c.Dim);
                 // Its section bytes and canonical codes (several times its packed size) are garbage now: collected before
                 // the tables and layers are read, their memory is reused instead of adding to the peak.
                 GC.Collect();
@@ -641,18 +640,17 @@ public static class QuantizedModelFile
                 var s = Get(sname);
                 try
                 {
-                    if (h.Spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.ReadFrom(Scratch(s), outDim, width));
+                    if (h.Spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.ReadFrom(Scratch(s).Span, outDim, width));
                     if (codec is E8BoxCodec bc)
                     {
                         long needBox = (bc.Bits * outDim + 7) / 8;
                         if (s.Length < needBox) throw Bad($"section {sname} has {s.Length} bytes, {needBox} needed");
-                        var br = new BitReader(Scratch(s));
-                        return new BoxWeights(PackedE8Matrix.FromCodes(UnpackRows(bc, ref br, outDim)), bc.Bits * outDim);
+                        return new BoxWeights(PackedE8Matrix.FromCodes(UnpackRows(bc, Scratch(s), outDim)), bc.Bits * outDim);
                     }
                     if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
                     long need = (codec.Bits * outDim + 7) / 8;
                     if (s.Length < need) throw Bad($"section {sname} has {s.Length} bytes, {need} needed");
-                    var reader = new BitReader(Scratch(s));
+                    var reader = new BitReader(Scratch(s).Span);
                     var codes = new byte[(long)outDim * codec.CodeBytes];
                     for (int r = 0; r < outDim; r++) codec.Unpack(ref reader, codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes));
                     return new CodedWeights(codec, codes, outDim);
@@ -672,18 +670,24 @@ public static class QuantizedModelFile
         return (model, new GqmContents(tokenizer, h.Source, stops, h.RandomWeights));
     }
 
-    /// <summary>Rows written by <see cref="E8BoxCodec.PackCodes"/> read into canonical codes, a chunk of rows at a time (no [rows, code bytes] copy).</summary>
-    private static Gosset.Codes.E8BoxCodes UnpackRows(E8BoxCodec codec, ref BitReader br, int rows)
+    /// <summary>
+    /// Rows written by <see cref="E8BoxCodec.PackCodes"/> read into canonical codes. Rows are fixed-rate (row r starts at
+    /// bit r·codec.Bits), so chunks of rows are read on all cores, each straight into its rows.
+    /// </summary>
+    private static Gosset.Codes.E8BoxCodes UnpackRows(E8BoxCodec codec, ReadOnlyMemory<byte> data, int rows)
     {
         var all = new Gosset.Codes.E8BoxCodes(rows, codec.Length, codec.Table.Bits, codec.Table.BlockScales);
-        int chunk = 1024, cb = codec.CodeBytes;
-        var buf = new byte[(long)Math.Min(chunk, rows) * cb];
-        for (int r0 = 0; r0 < rows; r0 += chunk)
+        InvalidDataException? error = null;
+        RowParallel.For(rows, 0, (r0, r1) =>
         {
-            int n = Math.Min(chunk, rows - r0);
-            for (int i = 0; i < n; i++) codec.Unpack(ref br, buf.AsSpan(i * cb, cb));
-            ClassifierQuantizer.CopyRows(codec.ToCodes(buf, n), all, r0);
-        }
+            try
+            {
+                var br = new BitReader(data.Span, r0 * codec.Bits);
+                for (int r = r0; r < r1; r++) codec.UnpackRow(ref br, all, r);
+            }
+            catch (InvalidDataException e) { Interlocked.CompareExchange(ref error, e, null); }
+        });
+        if (error is not null) throw error;
         return all;
     }
 

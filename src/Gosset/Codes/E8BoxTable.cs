@@ -101,6 +101,37 @@ public sealed class E8BoxTable
     /// <summary>Code and length of pair (j₁, j₂).</summary>
     public (uint Code, int Length) PairCode(int j1, int j2) => (_codes[j1 * K + j2], PairLengths[j1 * K + j2]);
 
+    /// <summary>Stream bits <see cref="DecodePair"/> looks at: the longest pair code.</summary>
+    public int PairPeekBits => K == 1 ? 0 : PairLengths.Max();
+
+    /// <summary>
+    /// The pair whose code starts the stream: <paramref name="peek"/> holds the next <see cref="PairPeekBits"/> stream bits
+    /// (the first in bit 0; codes are written most significant bit first). Returns the symbol j₁·K + j₂ and the code's
+    /// length, or length 0 when no code starts with these bits.
+    /// </summary>
+    public (int Symbol, int Length) DecodePair(ulong peek)
+    {
+        var t = _pairDecode ??= BuildPairDecode();
+        int e = t[(int)peek & (t.Length - 1)];
+        return (e >> 5, e & 31);
+    }
+
+    private ushort[] BuildPairDecode()
+    {
+        int peekBits = PairPeekBits;
+        var t = new ushort[1 << peekBits];
+        for (int sym = 0; sym < K * K; sym++)
+        {
+            int len = PairLengths[sym];
+            uint c = _codes[sym], rev = 0;
+            for (int i = 0; i < len; i++) rev |= ((c >> (len - 1 - i)) & 1) << i;
+            for (int ext = 0; ext < 1 << (peekBits - len); ext++) t[rev | (uint)ext << len] = (ushort)(sym << 5 | len);
+        }
+        return t;
+    }
+
+    private ushort[]? _pairDecode;
+
     /// <summary>Index bits the pair code spends on the indices of one group (an odd last block paired with 0).</summary>
     public int IndexBitsUsed(ReadOnlySpan<byte> index)
     {

@@ -36,10 +36,26 @@ public sealed class BitWriter
 }
 
 /// <summary>Reads bit fields written by <see cref="BitWriter"/>.</summary>
-public ref struct BitReader(ReadOnlySpan<byte> data)
+public ref struct BitReader
 {
-    private readonly ReadOnlySpan<byte> _data = data;
+    private readonly ReadOnlySpan<byte> _data;
     private long _pos;
+
+    /// <summary>A reader at the first bit of <paramref name="data"/>.</summary>
+    public BitReader(ReadOnlySpan<byte> data) => _data = data;
+
+    /// <summary>A reader at bit <paramref name="startBit"/> of <paramref name="data"/> (fixed-rate records read from the middle).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="startBit"/> is negative or past the end.</exception>
+    public BitReader(ReadOnlySpan<byte> data, long startBit)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(startBit);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(startBit, (long)data.Length * 8);
+        _data = data;
+        _pos = startBit;
+    }
+
+    /// <summary>Bits consumed so far.</summary>
+    public readonly long Position => _pos;
 
     /// <summary>Reads <paramref name="bits"/> bits (≤ 64).</summary>
     public ulong Read(int bits)
@@ -55,5 +71,50 @@ public ref struct BitReader(ReadOnlySpan<byte> data)
             i += take; _pos += take;
         }
         return v;
+    }
+
+    /// <summary>The next <paramref name="bits"/> bits (≤ 56) without consuming them; bits past the end read as 0.</summary>
+    public readonly ulong Peek(int bits)
+    {
+        long byteIdx = _pos >> 3;
+        int off = (int)(_pos & 7);
+        ulong w;
+        if (byteIdx + 8 <= _data.Length) w = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(_data.Slice((int)byteIdx, 8));
+        else
+        {
+            w = 0;
+            for (int i = 0; byteIdx + i < _data.Length; i++) w |= (ulong)_data[(int)byteIdx + i] << (8 * i);
+        }
+        return (w >> off) & ((1UL << bits) - 1);
+    }
+
+    /// <summary>Consumes <paramref name="bits"/> bits.</summary>
+    /// <exception cref="InvalidDataException">The stream has fewer bits left.</exception>
+    public void Skip(long bits)
+    {
+        if (bits < 0 || _pos + bits > (long)_data.Length * 8) throw new InvalidDataException("Bit stream is truncated.");
+        _pos += bits;
+    }
+
+    /// <summary>Reads dst.Length fields of <paramref name="bits"/> bits each (1..8), eight bytes of the stream at a time.</summary>
+    /// <exception cref="InvalidDataException">The stream has fewer bits left.</exception>
+    public void ReadBytes(Span<byte> dst, int bits)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bits, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(bits, 8);
+        if (_pos + (long)dst.Length * bits > (long)_data.Length * 8) throw new InvalidDataException("Bit stream is truncated.");
+        ulong mask = (1UL << bits) - 1;
+        int i = 0;
+        while (i < dst.Length)
+        {
+            long byteIdx = _pos >> 3;
+            if (byteIdx + 8 > _data.Length) { for (; i < dst.Length; i++) dst[i] = (byte)Read(bits); return; }
+            int off = (int)(_pos & 7);
+            ulong w = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(_data.Slice((int)byteIdx, 8)) >> off;
+            int take = Math.Min((64 - off) / bits, dst.Length - i);
+            for (int j = 0; j < take; j++) { dst[i + j] = (byte)(w & mask); w >>= bits; }
+            i += take;
+            _pos += (long)take * bits;
+        }
     }
 }

@@ -491,6 +491,9 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         }
     }
 
+    /// <summary>Bytes ahead of the weight stream that the batch-1 kernel prefetches.</summary>
+    private const int PrefetchAhead = 2048;
+
     /// <summary>
     /// <paramref name="count"/> consecutive groups of one row for one vector, their float lane sums added to f[0 … 16/Lanes − 1].
     /// A small method of its own so the JIT keeps the tables, accumulators and pointers of the loop in registers.
@@ -504,6 +507,12 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         TV f0 = f[0], f1 = n <= 8 ? f[1] : f0, f2 = n == 4 ? f[2] : f0, f3 = n == 4 ? f[3] : f0;
         for (int g = 0; g < count; g++, rp += rec, q += 256, e0 += 32, e1 += 32)
         {
+            if (Sse.IsSupported)
+            {
+                // Software prefetch ~2 KB ahead of the weight stream: from DRAM the hardware prefetcher alone left the
+                // decode of a 1B model's layers about 10 % slower (median of alternating runs); the records are contiguous.
+                Sse.Prefetch0(rp + PrefetchAhead); Sse.Prefetch0(rp + PrefetchAhead + 64); Sse.Prefetch0(rp + PrefetchAhead + 128);
+            }
             GridGroup<TD, TS>(rp, t0, t1, t2, t3, q, e0, e1, out var i0, out var i1, out var i2, out var i3);
             var xs = TV.Float(xg[g]);
             f0 = GroupAdd(i0, xs, f0);

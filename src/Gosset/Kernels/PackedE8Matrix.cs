@@ -168,23 +168,45 @@ public sealed class PackedE8Matrix
     internal static PackedE8Matrix FromCodes(E8BoxCodes codes, (int Rows, int Groups)? tiling)
     {
         ArgumentNullException.ThrowIfNull(codes);
+        Validate(codes);
         var m = new PackedE8Matrix(codes.Rows, codes.Cols, codes.Bits, codes.BlockScales, tiling);
+        int nb = codes.Blocks;
+        codes.RowScale.AsSpan(0, codes.Rows).CopyTo(m.RowScales);
+        // Rows own disjoint records, so they are packed on all cores.
+        RowParallel.For(codes.Rows, 0, (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+                for (int t0 = 0; t0 < nb; t0 += 32)
+                {
+                    var rec = m.Data.AsSpan((int)m.Offset(r, t0), m.RecordBytes);
+                    for (int t = t0; t < Math.Min(nb, t0 + 32); t++)
+                        m.SetBlock(rec, t - t0, codes.U.AsSpan((r * nb + t) * 8, 8), codes.ScaleIndex[r * nb + t]);
+                }
+        });
+        return m;
+    }
+
+    /// <summary>Digits below q, scale indices below k, row scales finite and non-negative; the first offender named.</summary>
+    private static void Validate(E8BoxCodes codes)
+    {
         int nb = codes.Blocks, q = codes.Q, k = codes.BlockScales.Length;
+        var u = codes.U.AsSpan(0, codes.Rows * nb * 8);
+        var idx = codes.ScaleIndex.AsSpan(0, codes.Rows * nb);
+        if (u.Length > 0 && System.Numerics.Tensors.TensorPrimitives.Max<byte>(u) >= q)
+        {
+            int i = u.IndexOfAnyExceptInRange((byte)0, (byte)(q - 1));
+            throw new ArgumentException($"Digit {u[i]} out of range at row {i / 8 / nb}, block {i / 8 % nb}.", nameof(codes));
+        }
+        if (idx.Length > 0 && System.Numerics.Tensors.TensorPrimitives.Max<byte>(idx) >= k)
+        {
+            int i = idx.IndexOfAnyExceptInRange((byte)0, (byte)(k - 1));
+            throw new ArgumentException($"Scale index {idx[i]} ≥ {k} at row {i / nb}, block {i % nb}.", nameof(codes));
+        }
         for (int r = 0; r < codes.Rows; r++)
         {
             float s = codes.RowScale[r];
             if (!float.IsFinite(s) || s < 0) throw new ArgumentException($"Row scale {r} is not finite and non-negative.", nameof(codes));
-            m.RowScales[r] = s;
-            for (int t = 0; t < nb; t++)
-            {
-                var u = codes.U.AsSpan((r * nb + t) * 8, 8);
-                foreach (byte d in u) if (d >= q) throw new ArgumentException($"Digit {d} out of range at row {r}, block {t}.", nameof(codes));
-                int j = codes.ScaleIndex[r * nb + t];
-                if (j >= k) throw new ArgumentException($"Scale index {j} ≥ {k} at row {r}, block {t}.", nameof(codes));
-                m.SetBlock(r, t, u, j);
-            }
         }
-        return m;
     }
 
     /// <summary>The canonical codes back (digits of padding blocks are dropped).</summary>
@@ -230,10 +252,10 @@ public sealed class PackedE8Matrix
     /// <summary>Groups of the segment that starts at group g0 (g0 a multiple of <see cref="SegmentGroups"/>).</summary>
     internal int SegmentLength(int g0) => Math.Min(SegmentGroups, Groups - g0);
 
-    private void SetBlock(int r, int t, ReadOnlySpan<byte> u, int j)
+    /// <summary>Writes block b (0..31) of a zeroed group record: its digits and side field.</summary>
+    private void SetBlock(Span<byte> rec, int b, ReadOnlySpan<byte> u, int j)
     {
-        var rec = Data.AsSpan((int)Offset(r, t), RecordBytes);
-        int b = t & 31, p = E8BoxCodes.Parity(u);
+        int p = E8BoxCodes.Parity(u);
         for (int i = 0; i < 8; i++)
         {
             int d = u[i], jb = i >> 1, hiNib = i & 1;

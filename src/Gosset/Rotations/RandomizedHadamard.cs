@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using Gosset.Util;
 
 namespace Gosset.Rotations;
@@ -48,31 +49,68 @@ public sealed class RandomizedHadamard : IRotation
     public string Describe() => $"hadamard({Length})";
 
     /// <summary>In-place unnormalized fast Walsh–Hadamard transform (Sylvester order).</summary>
+    /// <remarks>Vectorised (bit-identical to <see cref="TransformReference"/>: the same additions in the same stages).</remarks>
     public static void Transform(Span<float> v)
     {
+        if (v.Length >= 8 && IsPowerOfTwo(v.Length)) TransformVector(v);
+        else TransformReference(v);
+    }
+
+    /// <summary>The specification: stage h = 1, 2, 4, … replaces each pair (v[j], v[j + h]) by (a + b, a − b).</summary>
+    public static void TransformReference(Span<float> v)
+    {
         int n = v.Length;
-        int h = 1;
-        for (; h < n && h < 8; h *= 2)
+        for (int h = 1; h < n; h *= 2)
             for (int i = 0; i < n; i += 2 * h)
                 for (int j = i; j < i + h; j++)
                 {
                     float a = v[j], b = v[j + h];
                     v[j] = a + b; v[j + h] = a - b;
                 }
-        if (h >= n) return;
-        Span<float> tmp = h <= 4096 ? stackalloc float[Math.Min(n / 2, 4096)] : default;
-        float[]? rented = null;
-        for (; h < n; h *= 2)
+    }
+
+    /// <summary>
+    /// Stages 1, 2, 4 inside each 8-float vector (a lane swap, then s + x·(±1): exactly a + b or a − b), then the
+    /// stages h ≥ 8 two at a time (radix 4) over vectors, in place.
+    /// </summary>
+    private static void TransformVector(Span<float> v)
+    {
+        int n = v.Length;
+        ref float p = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(v);
+        var s1 = Vector256.Create(1f, -1f, 1f, -1f, 1f, -1f, 1f, -1f);
+        var s2 = Vector256.Create(1f, 1f, -1f, -1f, 1f, 1f, -1f, -1f);
+        var s4 = Vector256.Create(1f, 1f, 1f, 1f, -1f, -1f, -1f, -1f);
+        for (int i = 0; i < n; i += 8)
         {
-            if (tmp.Length < h) { rented ??= new float[n / 2]; tmp = rented; }
-            for (int i = 0; i < n; i += 2 * h)
-            {
-                Span<float> a = v.Slice(i, h), b = v.Slice(i + h, h), t = tmp[..h];
-                a.CopyTo(t);
-                TensorPrimitives.Add(t, b, a);
-                TensorPrimitives.Subtract(t, b, b);
-            }
+            var x = Vector256.LoadUnsafe(ref p, (nuint)i);
+            x = Vector256.Shuffle(x, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6)) + x * s1;
+            x = Vector256.Shuffle(x, Vector256.Create(2, 3, 0, 1, 6, 7, 4, 5)) + x * s2;
+            x = Vector256.Shuffle(x, Vector256.Create(4, 5, 6, 7, 0, 1, 2, 3)) + x * s4;
+            x.StoreUnsafe(ref p, (nuint)i);
         }
+        int h = 8;
+        for (; 4 * h <= n; h *= 4)
+            for (int i = 0; i < n; i += 4 * h)
+                for (int j = i; j < i + h; j += 8)
+                {
+                    var a = Vector256.LoadUnsafe(ref p, (nuint)j);
+                    var b = Vector256.LoadUnsafe(ref p, (nuint)(j + h));
+                    var c = Vector256.LoadUnsafe(ref p, (nuint)(j + 2 * h));
+                    var d = Vector256.LoadUnsafe(ref p, (nuint)(j + 3 * h));
+                    Vector256<float> a1 = a + b, b1 = a - b, c1 = c + d, d1 = c - d;
+                    (a1 + c1).StoreUnsafe(ref p, (nuint)j);
+                    (b1 + d1).StoreUnsafe(ref p, (nuint)(j + h));
+                    (a1 - c1).StoreUnsafe(ref p, (nuint)(j + 2 * h));
+                    (b1 - d1).StoreUnsafe(ref p, (nuint)(j + 3 * h));
+                }
+        if (h < n)
+            for (int j = 0; j < h; j += 8)
+            {
+                var a = Vector256.LoadUnsafe(ref p, (nuint)j);
+                var b = Vector256.LoadUnsafe(ref p, (nuint)(j + h));
+                (a + b).StoreUnsafe(ref p, (nuint)j);
+                (a - b).StoreUnsafe(ref p, (nuint)(j + h));
+            }
     }
 
     internal static bool IsPowerOfTwo(int n) => n > 0 && (n & (n - 1)) == 0;

@@ -87,4 +87,34 @@ public class RangeCoderTests
         foreach (var (v, bits) in items) Assert.Equal(v, r.Read(bits));
         Assert.Equal((w.BitCount + 7) / 8, w.ToArray().Length);
     }
+
+    [Fact]
+    public void Bulk_peek_and_skip_reads_agree_with_single_field_reads()
+    {
+        var rng = new Random(3);
+        var w = new BitWriter();
+        var bytes = new byte[301];
+        rng.NextBytes(bytes);
+        foreach (byte b in bytes) w.Write(b, 8);
+        var data = w.ToArray();
+        for (int trial = 0; trial < 300; trial++)
+        {
+            int bits = rng.Next(1, 9), start = rng.Next(0, 8 * data.Length), count = rng.Next(0, 80);
+            bool fits = start + (long)count * bits <= 8L * data.Length;
+            var bulk = new byte[count];
+            var a = new BitReader(data, start);
+            if (!fits) { Assert.Throws<InvalidDataException>(() => { var r = new BitReader(data, start); r.ReadBytes(new byte[count], bits); }); continue; }
+            ulong peeked = a.Peek(Math.Min(bits, 56));
+            a.ReadBytes(bulk, bits);
+            var b = new BitReader(data, start);
+            for (int i = 0; i < count; i++) Assert.Equal(b.Read(bits), bulk[i]);
+            Assert.Equal(b.Position, a.Position);
+            var c = new BitReader(data, start);
+            if (start + bits <= 8L * data.Length) Assert.Equal(c.Read(bits), peeked);
+        }
+        var end = new BitReader(data, 8L * data.Length - 3);
+        Assert.Equal(data[^1] >> 5, (int)end.Peek(8)); // bits past the end read as 0
+        Assert.Throws<InvalidDataException>(() => { var r = new BitReader(data, 8L * data.Length - 3); r.Skip(4); });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BitReader(data, 8L * data.Length + 1));
+    }
 }

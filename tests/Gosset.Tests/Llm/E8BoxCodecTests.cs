@@ -45,6 +45,62 @@ public class E8BoxCodecTests
         }
     }
 
+    [Theory]
+    [InlineData(4, 4, 0.0)]
+    [InlineData(4, 8, 1.5)]
+    [InlineData(3, 16, 2.0)]
+    [InlineData(2, 3, 0.95)]
+    public void Rows_read_from_the_middle_of_the_stream_equal_the_encoded_codes(int bits, int k, double indexBits)
+    {
+        var rows = Rows(40, 264, 13);
+        var table = E8BoxTable.Fit(rows, bits, k, indexBits > 0 ? indexBits : double.NaN);
+        var codec = new E8BoxCodec(264, table);
+        var w = new BitWriter();
+        var codes = new byte[rows.Count][];
+        for (int r = 0; r < rows.Count; r++)
+        {
+            codes[r] = new byte[codec.CodeBytes];
+            codec.Encode(rows[r], codes[r]);
+            codec.Pack(codes[r], w);
+        }
+        var bytes = w.ToArray();
+        var all = new E8BoxCodes(rows.Count, 264, bits, table.BlockScales);
+        foreach (int r in new[] { 39, 0, 17, 1, 38, 5 })
+        {
+            var rd = new BitReader(bytes, r * codec.Bits);
+            codec.UnpackRow(ref rd, all, r);
+            Assert.Equal(r * codec.Bits + codec.Bits, rd.Position);
+            Assert.Equal(codes[r].AsSpan(1, 264).ToArray(), all.U.AsSpan(r * 264, 264).ToArray());
+            Assert.Equal(codes[r].AsSpan(1 + 264, 33).ToArray(), all.ScaleIndex.AsSpan(r * 33, 33).ToArray());
+            Assert.Equal(table.RowScaleValue(codes[r][0]), all.RowScale[r]);
+        }
+    }
+
+    [Theory]
+    [InlineData(4, 1.5)]
+    [InlineData(8, 2.0)]
+    [InlineData(16, 3.0)]
+    [InlineData(3, 1.2)]
+    public void Pair_decode_table_inverts_every_pair_code_whatever_bits_follow(int k, double indexBits)
+    {
+        var table = E8BoxTable.Fit(Rows(64, 256, (ulong)k), 4, k, indexBits);
+        int peek = table.PairPeekBits;
+        var rng = new Random(k);
+        for (int j1 = 0; j1 < k; j1++)
+            for (int j2 = 0; j2 < k; j2++)
+            {
+                var (code, len) = table.PairCode(j1, j2);
+                ulong stream = 0; // the writer emits the code's bits most significant first
+                for (int i = 0; i < len; i++) stream |= (ulong)((code >> (len - 1 - i)) & 1) << i;
+                for (int trial = 0; trial < 4; trial++)
+                {
+                    ulong tail = (ulong)rng.NextInt64() << len;
+                    var (sym, got) = table.DecodePair((stream | tail) & ((1UL << peek) - 1));
+                    Assert.Equal((j1 * k + j2, len), (sym, got));
+                }
+            }
+    }
+
     [Fact]
     public void Sequential_blocks_stay_within_the_group_budget_and_decode_to_what_they_report()
     {

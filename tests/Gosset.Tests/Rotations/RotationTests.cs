@@ -76,4 +76,19 @@ public class RotationTests
             Assert.Equal(s, h[i], 4);
         }
     }
+
+    [Fact]
+    public void Vector_hadamard_transform_is_bit_identical_to_the_reference()
+    {
+        var rng = new Random(5);
+        for (int n = 1; n <= 1 << 14; n *= 2)
+        {
+            var v = new float[n];
+            for (int i = 0; i < n; i++) v[i] = (float)(rng.NextDouble() * 2 - 1) * (1 << rng.Next(8));
+            var fast = (float[])v.Clone();
+            RandomizedHadamard.Transform(fast);
+            RandomizedHadamard.TransformReference(v);
+            for (int i = 0; i < n; i++) Assert.Equal(BitConverter.SingleToInt32Bits(v[i]), BitConverter.SingleToInt32Bits(fast[i]));
+        }
+    }
 }
