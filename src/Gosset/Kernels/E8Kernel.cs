@@ -524,117 +524,141 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         if (n == 4) { f[2] = f2; f[3] = f3; }
     }
 
-    /// <summary>Chunk c (constant) of one group for two vectors at once: decoded once, accumulated into ia and ib.</summary>
+    /// <summary>
+    /// Pre-decodes chunk c (constant) of a group record for the batched kernel into d[0 … 3]: the signed doubled
+    /// coordinates v = 2u − q + p·d (d = (−1, 1, …, 1)) as bytes in the digit lanes (lo: digits 0, 2, 4, 6; hi: 1, 3, 5, 7),
+    /// the 16-bit halves of −128·Σv over digits 0–3 and 4–7 (the correction for activations read as x̃ + 128), and the
+    /// block scales. With these, a block's s·Σᵢ vᵢx̃ᵢ is one <see cref="IIsaOps{TV}.ScaledBlockDot"/> per vector.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void GridChunk2<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* qa, int* ea0, int* ea1, sbyte* qb, int* eb0, int* eb1, ref TV ia, ref TV ib)
+    private static void Predecode<TD, TS>(byte* rp, int c, int q, TV t0, TV t1, TV t2, TV t3, TV* d)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int b0 = c * TV.Lanes;
-        DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var ps, out var sc);
-        var ea = TOps.Select(ps, TV.Load(ea0 + b0), TV.Load(ea1 + b0));
-        ia = TV.AddInt(ia, TOps.ScaledBlockDot(lo2, TV.Load(qa + 4 * b0), hi2, TV.Load(qa + 128 + 4 * b0), ea, sc));
-        var eb = TOps.Select(ps, TV.Load(eb0 + b0), TV.Load(eb1 + b0));
-        ib = TV.AddInt(ib, TOps.ScaledBlockDot(lo2, TV.Load(qb + 4 * b0), hi2, TV.Load(qb + 128 + 4 * b0), eb, sc));
+        DecodeGrid<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out var lo2, out var hi2, out var ps, out var sc);
+        var pm = TV.ShiftRightArith(ps, 31);
+        var negQ = TV.Int((byte)-q * 0x01010101);
+        var vlo = TV.AddBytes(TV.AddBytes(lo2, negQ), TV.And(pm, TV.Int(0x010101FF))); // byte 0 is digit 0: p·(−1)
+        var vhi = TV.AddBytes(TV.AddBytes(hi2, negQ), TV.And(pm, TV.Int(0x01010101)));
+        // Σv per 16-bit half from the bytes offset to unsigned (v + 32 ∈ [15, 49]): half 0 = bytes 0, 1 of lo and hi.
+        var off = TV.Int(0x20202020);
+        TV ulo = TV.AddBytes(vlo, off), uhi = TV.AddBytes(vhi, off), ff = TV.Int(0xFF);
+        var s0 = TV.AddInt(TV.AddInt(TV.And(ulo, ff), TV.And(TV.ShiftRight(ulo, 8), ff)), TV.AddInt(TV.And(uhi, ff), TV.And(TV.ShiftRight(uhi, 8), ff)));
+        var s1 = TV.AddInt(TV.AddInt(TV.And(TV.ShiftRight(ulo, 16), ff), TV.ShiftRight(ulo, 24)), TV.AddInt(TV.And(TV.ShiftRight(uhi, 16), ff), TV.ShiftRight(uhi, 24)));
+        var m128 = TV.Int(-128);
+        s0 = TV.MulInt(TV.AddInt(s0, TV.Int(-128)), m128); // −128·(Σ(v + 32) − 4·32)
+        s1 = TV.MulInt(TV.AddInt(s1, TV.Int(-128)), m128);
+        d[0] = vlo; d[1] = vhi;
+        d[2] = TV.Or(TV.And(s0, TV.Int(0xFFFF)), TV.ShiftLeft(s1, 16));
+        d[3] = sc;
     }
 
-    /// <summary>Four lanes, two vectors: the four chunks of one half of the canonical lanes (0–7 or 8–15) of a group.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GridHalf2<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* qa, int* ea0, int* ea1, sbyte* qb, int* eb0, int* eb1, TV* acc)
-        where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
-    {
-        // FirstHalf (0): chunks 0, 1, 4, 5 → lanes 0–3, 4–7 (acc 0, 1 and 4, 5); SecondHalf (4): chunks 2, 3, 6, 7 → lanes 8–15 (acc 2, 3 and 6, 7).
-        int c = TH.First / 2, slot = TH.First / 2;
-        TV a0 = TV.Int(0), a1 = a0, b0 = a0, b1 = a0;
-        GridChunk2<TD, TS>(rp, c, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
-        GridChunk2<TD, TS>(rp, c + 1, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
-        GridChunk2<TD, TS>(rp, c + 4, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
-        GridChunk2<TD, TS>(rp, c + 5, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
-        acc[slot] = a0; acc[slot + 1] = a1; acc[4 + slot] = b0; acc[5 + slot] = b1;
-    }
-
-    /// <summary>One group for two vectors: int32 lane sums a0 … a3 (vector a) and b0 … b3 (vector b), as <see cref="GridGroup{TD, TS}"/>.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GridGroup2<TD, TS>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* qa, int* ea0, int* ea1, sbyte* qb, int* eb0, int* eb1, TV* acc /* [8]: a0..a3, b0..b3 */)
-        where TD : struct, IDigits where TS : struct, ISide
-    {
-        TV a0 = TV.Int(0), a1 = a0, b0 = a0, b1 = a0;
-        if (TV.Lanes == 16)
-        {
-            GridChunk2<TD, TS>(rp, 0, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
-            GridChunk2<TD, TS>(rp, 1, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
-        }
-        else if (TV.Lanes == 8)
-        {
-            GridChunk2<TD, TS>(rp, 0, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
-            GridChunk2<TD, TS>(rp, 1, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
-            GridChunk2<TD, TS>(rp, 2, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a0, ref b0);
-            GridChunk2<TD, TS>(rp, 3, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, ref a1, ref b1);
-        }
-        else
-        {
-            // Four lanes: chunks c and c + 4 share lanes; two calls of four chunks keep each within the JIT's inlining budget.
-            GridHalf2<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, acc);
-            GridHalf2<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, qa, ea0, ea1, qb, eb0, eb1, acc);
-            return;
-        }
-        acc[0] = a0; acc[1] = a1; acc[4] = b0; acc[5] = b1;
-    }
+    /// <summary>Vectors per pass of the batched kernel (1 … 4), a type parameter so each count compiles to straight-line code.</summary>
+    private interface IVectorCount { static abstract int Count { get; } }
+    private readonly struct OneVector : IVectorCount { public static int Count => 1; }
+    private readonly struct TwoVectors : IVectorCount { public static int Count => 2; }
+    private readonly struct ThreeVectors : IVectorCount { public static int Count => 3; }
+    private readonly struct FourVectors : IVectorCount { public static int Count => 4; }
 
     /// <summary>
-    /// <see cref="Grouped{TD, TS}"/> for a batch: vectors in pairs, each chunk of weights decoded once per pair; rows
-    /// in blocks of <see cref="RowBlock"/> whose records stay in cache while every pair passes over them. Same lanes
-    /// and order as batch 1 (bit-identical); an odd last vector takes the batch-1 group step.
+    /// One pre-decoded row (<paramref name="d"/>: per group 32/Lanes chunks of 4 vectors) against TB.Count vectors of unsigned
+    /// activations <paramref name="qu"/> (stride <paramref name="cp"/>): per group and canonical lane set j the int32 lane sums of
+    /// chunks j and j + 16/Lanes (the blocks the batch-1 kernel adds into those lanes, exact), then f += (float)lanes·Xg.
+    /// The decoded weights are read once per chunk for all vectors.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GemmRow<TB>(TV* d, int groups, byte* qu, int cp, float* xg, TV* f /* [Count][16/Lanes] */)
+        where TB : struct, IVectorCount
+    {
+        int n = TV.Lanes, per = 16 / n, vc = TB.Count;
+        for (int g = 0; g < groups; g++, d += 4 * (32 / n), qu += 256, xg++)
+            for (int j = 0; j < per; j++)
+            {
+                TV* c0 = d + 4 * j, c1 = d + 4 * (j + per);
+                int o0 = 4 * n * j, o1 = 4 * n * (j + per);
+                TV a0 = BlockPair(c0, c1, qu, o0, o1), a1 = a0, a2 = a0, a3 = a0;
+                if (vc > 1) a1 = BlockPair(c0, c1, qu + cp, o0, o1);
+                if (vc > 2) a2 = BlockPair(c0, c1, qu + 2 * cp, o0, o1);
+                if (vc > 3) a3 = BlockPair(c0, c1, qu + 3 * cp, o0, o1);
+                f[j] = GroupAdd(a0, TV.Float(xg[0]), f[j]);
+                if (vc > 1) f[per + j] = GroupAdd(a1, TV.Float(xg[groups]), f[per + j]);
+                if (vc > 2) f[2 * per + j] = GroupAdd(a2, TV.Float(xg[2 * groups]), f[2 * per + j]);
+                if (vc > 3) f[3 * per + j] = GroupAdd(a3, TV.Float(xg[3 * groups]), f[3 * per + j]);
+            }
+    }
+
+    /// <summary>The int32 lane sums of two pre-decoded chunks (activation offsets o0, o1 in the group) for one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV BlockPair(TV* c0, TV* c1, byte* qu, int o0, int o1)
+        => TV.AddInt(TOps.ScaledBlockDot(TV.Load(qu + o0), c0[0], TV.Load(qu + 128 + o0), c0[1], c0[2], c0[3]),
+                     TOps.ScaledBlockDot(TV.Load(qu + o1), c1[0], TV.Load(qu + 128 + o1), c1[1], c1[2], c1[3]));
+
+    /// <summary>
+    /// <see cref="Grouped{TD, TS}"/> for a batch. Rows in tiles: a tile's records are decoded once (<see cref="Predecode"/>:
+    /// 2 bytes per weight, the tile sized to stay in L2), then every vector passes over them four at a time
+    /// (<see cref="GemmRow"/>), reading the activations as unsigned bytes (x̃ + 128). Each block's integer sum
+    /// equals the batch-1 kernel's and the float steps are the same, so results are bit-identical.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GroupedGemm<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
-        TV* acc = stackalloc TV[8];
-        fixed (byte* data = m.Data)
-        fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
-        fixed (float* rs = m.RowScales, xg0 = a.Xg)
-        fixed (sbyte* q0 = a.Q)
+        int n = TV.Lanes, groups = m.Groups, chunks = 32 / n, per = 16 / n, cp = a.PaddedCols, rows = m.Rows, q = m.Q;
+        int tileRows = Math.Clamp(GemmTileBytes / (groups * 512), 1, 64);
+        long rowTvs = (long)groups * chunks * 4;
+        var dec = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
+        TV* f = stackalloc TV[4 * per];
+        try
         {
-            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-            float step = m.GridStep;
-            for (int rb = r0; rb < r1; rb += RowBlock)
-                for (int v = 0; v < a.Batch; v += 2)
+            fixed (byte* data = m.Data, qu0 = a.Qu)
+            fixed (int* tab = m.GridTable)
+            fixed (float* rs = m.RowScales, xg0 = a.Xg)
+            {
+                TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+                float step = m.GridStep;
+                for (int rb = r0; rb < r1; rb += tileRows)
                 {
-                    bool pair = v + 1 < a.Batch;
-                    sbyte* qa = q0 + (long)v * cp, qb = pair ? qa + cp : qa;
-                    int* ea0 = E00 + (long)v * nb, ea1 = E10 + (long)v * nb;
-                    int* eb0 = pair ? ea0 + nb : ea0, eb1 = pair ? ea1 + nb : ea1;
-                    float* xga = xg0 + (long)v * groups, xgb = pair ? xga + groups : xga;
-                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
+                    int re = Math.Min(r1, rb + tileRows);
+                    for (int r = rb; r < re; r++)
                     {
                         byte* rp = null;
-                        TV z = TV.Float(0), fa0 = z, fa1 = z, fa2 = z, fa3 = z, fb0 = z, fb1 = z, fb2 = z, fb3 = z;
+                        TV* dr = dec + (r - rb) * rowTvs;
                         for (int g = 0; g < groups; g++)
                         {
                             rp = NextRecord(m, data, r, g, rp);
-                            if (pair)
-                                GridGroup2<TD, TS>(rp, t0, t1, t2, t3, qa + 256 * g, ea0 + 32 * g, ea1 + 32 * g, qb + 256 * g, eb0 + 32 * g, eb1 + 32 * g, acc);
-                            else
+                            for (int c = 0; c < chunks; c++) Predecode<TD, TS>(rp, c, q, t0, t1, t2, t3, dr + (g * chunks + c) * 4);
+                        }
+                    }
+                    for (int v = 0; v < a.Batch; v += 4)
+                    {
+                        int vc = Math.Min(4, a.Batch - v);
+                        byte* qu = qu0 + (long)v * cp;
+                        float* xg = xg0 + (long)v * groups;
+                        for (int r = rb; r < re; r++)
+                        {
+                            for (int i = 0; i < 4 * per; i++) f[i] = TV.Float(0);
+                            TV* dr = dec + (r - rb) * rowTvs;
+                            switch (vc)
                             {
-                                GridGroup<TD, TS>(rp, t0, t1, t2, t3, qa + 256 * g, ea0 + 32 * g, ea1 + 32 * g, out acc[0], out acc[1], out acc[2], out acc[3]);
-                                acc[4] = acc[5] = acc[6] = acc[7] = TV.Int(0);
+                                case 4: GemmRow<FourVectors>(dr, groups, qu, cp, xg, f); break;
+                                case 3: GemmRow<ThreeVectors>(dr, groups, qu, cp, xg, f); break;
+                                case 2: GemmRow<TwoVectors>(dr, groups, qu, cp, xg, f); break;
+                                default: GemmRow<OneVector>(dr, groups, qu, cp, xg, f); break;
                             }
-                            var xa = TV.Float(xga[g]); var xb = TV.Float(xgb[g]);
-                            fa0 = GroupAdd(acc[0], xa, fa0); fb0 = GroupAdd(acc[4], xb, fb0);
-                            if (n <= 8) { fa1 = GroupAdd(acc[1], xa, fa1); fb1 = GroupAdd(acc[5], xb, fb1); }
-                            if (n == 4)
+                            for (int k = 0; k < vc; k++)
                             {
-                                fa2 = GroupAdd(acc[2], xa, fa2); fb2 = GroupAdd(acc[6], xb, fb2);
-                                fa3 = GroupAdd(acc[3], xa, fa3); fb3 = GroupAdd(acc[7], xb, fb3);
+                                TV* fk = f + k * per;
+                                y[(long)(v + k) * rows + r] = rs[r] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
                             }
                         }
-                        y[(long)v * rows + r] = rs[r] * step * TV.Reduce16(fa0, fa1, fa2, fa3);
-                        if (pair) y[(long)(v + 1) * rows + r] = rs[r] * step * TV.Reduce16(fb0, fb1, fb2, fb3);
                     }
                 }
+            }
         }
+        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(dec); }
     }
+
+    /// <summary>Bytes of pre-decoded weights per row tile of the batched kernel (512 per group of 256 weights; kept in L2).</summary>
+    private const int GemmTileBytes = 96 * 1024;
 
     /// <summary>Rows per block in the batched kernels: their records stay in L2 while every batch tile passes over them.</summary>
     private const int RowBlock = 16;

@@ -87,6 +87,8 @@ internal sealed class E8ActivationLayout : IDisposable
     public sbyte[] Q = []; public int[] A = [], C = []; public float[] Xs = [];
     public float[] X2 = [], Af = [], Cf = [];
     public int[] E0 = [], E1 = []; public float[] Xg = [];
+    /// <summary>Grouped layouts of a batch (≥ 2 vectors, additive terms on): <c>Q</c> offset to unsigned bytes (x̃ + 128), read by the batched kernel.</summary>
+    public byte[] Qu = [];
 
     private E8ActivationLayout(int batch, int groups, bool isFloat, bool isGrouped = false)
     {
@@ -150,6 +152,12 @@ internal sealed class E8ActivationLayout : IDisposable
                     a.E1[v * nb + t] = (ushort)e1lo | e1hi << 16;
                 }
             }
+        }
+        if (additiveTerms && batch > 1)
+        {
+            a.Qu = Rent<byte>((long)batch * cp);
+            var qs = System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.Q.AsSpan(0, batch * cp));
+            System.Numerics.Tensors.TensorPrimitives.Xor(qs, (byte)0x80, a.Qu.AsSpan(0, batch * cp));
         }
         return a;
     }
@@ -215,7 +223,7 @@ internal sealed class E8ActivationLayout : IDisposable
     public void Dispose()
     {
         Return(ref Q); Return(ref A); Return(ref C); Return(ref Xs); Return(ref X2); Return(ref Af); Return(ref Cf);
-        Return(ref E0); Return(ref E1); Return(ref Xg);
+        Return(ref E0); Return(ref E1); Return(ref Xg); Return(ref Qu);
     }
 
     private static void Return<T>(ref T[] a)
