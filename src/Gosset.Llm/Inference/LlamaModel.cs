@@ -477,17 +477,16 @@ public sealed class LlamaModel
             var keys = cache.Keys(layer, n);
             var values = cache.Values(layer, n);
             int kvOff = g * hs, q0 = t * dim + g * group * hs;
-            Span<float> d4 = stackalloc float[4];
-            for (int s = 0; s < n; s++)
+            var kh = keys.Slice(kvOff);
+            for (int j = 0; j < group; j++)
             {
-                var ks = keys.Slice(s * kvDim + kvOff, hs);
-                int j = 0;
-                for (; j + 4 <= group; j += 4)
-                {
-                    HeadOps.Dot4(q.AsSpan(q0 + j * hs, 4 * hs), ks, d4);
-                    for (int u = 0; u < 4; u++) scores[(j + u) * n + s] = d4[u] * scale;
-                }
-                for (; j < group; j++) scores[j * n + s] = HeadOps.Dot(q.AsSpan(q0 + j * hs, hs), ks) * scale;
+                // Eight key rows at a time (eight independent FMA chains), the rest one by one; each score is Dot(q, k)·scale.
+                var qj = q.AsSpan(q0 + j * hs, hs);
+                var sj = scores.Slice(j * n, n);
+                int s = 0;
+                for (; s + 8 <= n; s += 8) HeadOps.Dot8(qj, kh.Slice(s * kvDim), kvDim, sj.Slice(s, 8));
+                for (; s < n; s++) sj[s] = HeadOps.Dot(qj, kh.Slice(s * kvDim, hs));
+                TensorPrimitives.Multiply(sj, scale, sj);
             }
             for (int j = 0; j < group; j++)
             {
@@ -496,12 +495,8 @@ public sealed class LlamaModel
                 TensorPrimitives.Subtract(sj, max, sj);
                 TensorPrimitives.Exp(sj, sj);
                 TensorPrimitives.Multiply(sj, 1f / TensorPrimitives.Sum(sj), sj);
-                att.AsSpan(q0 + j * hs, hs).Clear();
-            }
-            for (int s = 0; s < n; s++)
-            {
-                var vs = values.Slice(s * kvDim + kvOff, hs);
-                for (int j = 0; j < group; j++) HeadOps.AddScaled(scores[j * n + s], vs, att.AsSpan(q0 + j * hs, hs));
+                // Σₛ pₛ·vₛ with the head's output in registers (the value rows are read once per query head, from cache).
+                HeadOps.WeightedSum(sj, values.Slice(kvOff), kvDim, att.AsSpan(q0 + j * hs, hs));
             }
             if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }

@@ -93,14 +93,14 @@ public class Half16GemvTests
     }
 }
 
-/// <summary>The attention head ops: the vector dots (one and four at a time) bit-exact against its scalar specification, the axpy against a scalar FMA loop.</summary>
+/// <summary>The attention head ops: the vector dots (one and eight rows at a time) and the weighted row sum bit-exact against its scalar specification, the axpy against a scalar FMA loop.</summary>
 public class HeadOpsTests
 {
     [Fact, Trait("Category", "Simd")]
     public void DotAndAxpyMatchTheirScalarSpecifications()
     {
         var rng = new Random(4);
-        foreach (int n in new[] { 3, 8, 64, 80, 100, 128 })
+        foreach (int n in new[] { 3, 8, 64, 80, 100, 128, 200 })
         {
             var a = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
             var b = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
@@ -109,11 +109,18 @@ public class HeadOpsTests
             double exact = 0, mag = 0;
             for (int i = 0; i < n; i++) { exact += (double)a[i] * b[i]; mag += Math.Abs((double)a[i] * b[i]); }
             Assert.True(Math.Abs(slow - exact) <= 1e-6 * mag, $"n {n}: {slow} vs {exact}");
-            var q4 = Enumerable.Range(0, 4 * n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-            var d4 = new float[4];
-            HeadOps.Dot4(q4, b, d4);
-            for (int j = 0; j < 4; j++)
-                Assert.Equal(BitConverter.SingleToInt32Bits(HeadOps.DotReference(q4.AsSpan(j * n, n), b)), BitConverter.SingleToInt32Bits(d4[j]));
+            int stride = n + 5;
+            var rows = Enumerable.Range(0, 8 * stride).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var d8 = new float[8];
+            HeadOps.Dot8(a, rows, stride, d8);
+            for (int p = 0; p < 8; p++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(HeadOps.DotReference(a, rows.AsSpan(p * stride, n))), BitConverter.SingleToInt32Bits(d8[p]));
+            var w = Enumerable.Range(0, 8).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var sum = new float[n];
+            HeadOps.WeightedSum(w, rows, stride, sum);
+            var axpy = new float[n];
+            for (int p = 0; p < 8; p++) HeadOps.AddScaled(w[p], rows.AsSpan(p * stride, n), axpy);
+            Assert.Equal(axpy.Select(BitConverter.SingleToInt32Bits), sum.Select(BitConverter.SingleToInt32Bits));
             var y = b.ToArray();
             HeadOps.AddScaled(0.37f, a, y);
             for (int i = 0; i < n; i++) Assert.Equal(BitConverter.SingleToInt32Bits(MathF.FusedMultiplyAdd(a[i], 0.37f, b[i])), BitConverter.SingleToInt32Bits(y[i]));
