@@ -39,7 +39,7 @@ public static class PeerGemvBench
     /// follows an untimed run of the same action: ggml's OpenMP workers and .NET's pool workers spin for a while
     /// after a parallel region and then sleep, so the timed run finds its own engine's threads awake (as in a
     /// decode loop, where products follow each other) rather than the other engine's threads spinning or its
-    /// own asleep.
+    /// own asleep. Gosset's workers are parked before every action (<see cref="Gosset.Kernels.RowParallel.Park"/>).
     /// </summary>
     public static List<double>[] Alternate(int reps, Action[] actions)
     {
@@ -54,6 +54,7 @@ public static class PeerGemvBench
         for (int r = 0; r < reps; r++)
             for (int k = 0; k < actions.Length; k++)
             {
+                Gosset.Kernels.RowParallel.Park(); // Gosset's idle workers must not spin on the cores the next action uses
                 actions[k]();
                 sw.Restart();
                 actions[k]();
