@@ -72,8 +72,8 @@ internal static class HeadOps
 
     /// <summary>
     /// dst[i] = Σₛ w[s]·rows[s·stride + i] for i &lt; dst.Length, accumulated from 0 in s order with one fused multiply-add
-    /// per term (so it equals <see cref="AddScaled"/> applied for s = 0, 1, … to a cleared dst, bit for bit); 64 (then 32)
-    /// entries of dst stay in registers while s runs.
+    /// per term (so it equals <see cref="AddScaled"/> applied for s = 0, 1, … to a cleared dst, bit for bit); 64 entries
+    /// of dst stay in registers while s runs (a remainder below 64 takes the axpy path).
     /// </summary>
     public static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> rows, int stride, Span<float> dst)
     {
@@ -101,20 +101,6 @@ internal static class HeadOps
                 }
                 a0.CopyTo(dst.Slice(i)); a1.CopyTo(dst.Slice(i + 8)); a2.CopyTo(dst.Slice(i + 16)); a3.CopyTo(dst.Slice(i + 24));
                 a4.CopyTo(dst.Slice(i + 32)); a5.CopyTo(dst.Slice(i + 40)); a6.CopyTo(dst.Slice(i + 48)); a7.CopyTo(dst.Slice(i + 56));
-            }
-            for (; i + 32 <= hs; i += 32)
-            {
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (int s = 0; s < n; s++)
-                {
-                    var b = Vector256.Create(w[s]);
-                    nuint o = (nuint)((long)s * stride + i);
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r0, o), b, a0);
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r0, o + 8), b, a1);
-                    a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r0, o + 16), b, a2);
-                    a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r0, o + 24), b, a3);
-                }
-                a0.CopyTo(dst.Slice(i)); a1.CopyTo(dst.Slice(i + 8)); a2.CopyTo(dst.Slice(i + 16)); a3.CopyTo(dst.Slice(i + 24));
             }
         }
         if (i < hs)

@@ -14,6 +14,20 @@ public class E8BoxCodecTests
         return Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, len).Select(_ => (float)rng.NextGaussian()).ToArray()).ToList();
     }
 
+    /// <summary>Each row encoded (its code kept) and packed, in order, into one bit stream.</summary>
+    private static (byte[][] Codes, BitWriter Stream) EncodeAndPack(E8BoxCodec codec, List<float[]> rows)
+    {
+        var w = new BitWriter();
+        var codes = new byte[rows.Count][];
+        for (int r = 0; r < rows.Count; r++)
+        {
+            codes[r] = new byte[codec.CodeBytes];
+            codec.Encode(rows[r], codes[r]);
+            codec.Pack(codes[r], w);
+        }
+        return (codes, w);
+    }
+
     [Theory]
     [InlineData(4, 4, 0.0, false)]
     [InlineData(4, 8, 1.5, false)]
@@ -24,14 +38,7 @@ public class E8BoxCodecTests
         var rows = Rows(64, 176, 7);
         var table = E8BoxTable.Fit(rows, bits, k, indexBits > 0 ? indexBits : double.NaN);
         var codec = new E8BoxCodec(176, table, fixedScale);
-        var w = new BitWriter();
-        var codes = new byte[rows.Count][];
-        for (int r = 0; r < rows.Count; r++)
-        {
-            codes[r] = new byte[codec.CodeBytes];
-            codec.Encode(rows[r], codes[r]);
-            codec.Pack(codes[r], w);
-        }
+        var (codes, w) = EncodeAndPack(codec, rows);
         Assert.Equal(codec.Bits * rows.Count, w.BitCount);
         // Independent count: 8·b digit bits per block, the group budgets (32 + 12 blocks), 8 row-scale bits unless fixed.
         Assert.Equal((fixedScale ? 0 : 8) + 22L * 8 * bits + table.IndexBitsFor(22), codec.Bits);
@@ -55,14 +62,7 @@ public class E8BoxCodecTests
         var rows = Rows(40, 264, 13);
         var table = E8BoxTable.Fit(rows, bits, k, indexBits > 0 ? indexBits : double.NaN);
         var codec = new E8BoxCodec(264, table);
-        var w = new BitWriter();
-        var codes = new byte[rows.Count][];
-        for (int r = 0; r < rows.Count; r++)
-        {
-            codes[r] = new byte[codec.CodeBytes];
-            codec.Encode(rows[r], codes[r]);
-            codec.Pack(codes[r], w);
-        }
+        var (codes, w) = EncodeAndPack(codec, rows);
         var bytes = w.ToArray();
         var all = new E8BoxCodes(rows.Count, 264, bits, table.BlockScales);
         foreach (int r in new[] { 39, 0, 17, 1, 38, 5 })
