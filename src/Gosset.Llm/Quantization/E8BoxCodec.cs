@@ -64,14 +64,6 @@ internal sealed class E8BoxCodec : VectorCodec
         }
     }
 
-    /// <summary>Reads <paramref name="rows"/> rows written by <see cref="PackCodes"/>.</summary>
-    public E8BoxCodes UnpackCodes(ref BitReader r, int rows)
-    {
-        var codes = new byte[(long)rows * CodeBytes];
-        for (int i = 0; i < rows; i++) Unpack(ref r, codes.AsSpan(i * CodeBytes, CodeBytes));
-        return ToCodes(codes, rows);
-    }
-
     private float Scale(ReadOnlySpan<byte> code) => FixedScale ? Table.RowScaleBase : Table.RowScaleValue(code[0]);
 
     public override void Encode(ReadOnlySpan<float> x, Span<byte> code)

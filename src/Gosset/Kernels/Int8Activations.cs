@@ -87,7 +87,7 @@ internal sealed class E8ActivationLayout : IDisposable
     public sbyte[] Q = []; public int[] A = [], C = []; public float[] Xs = [];
     public float[] X2 = [], Af = [], Cf = [];
     public int[] E0 = [], E1 = []; public float[] Xg = [];
-    /// <summary>Grouped layouts of a batch (≥ 2 vectors, additive terms on): <c>Q</c> offset to unsigned bytes (x̃ + 128), read by the batched kernel.</summary>
+    /// <summary>Grouped layouts of a batch (≥ 2 vectors, additive terms on): <c>Q</c> offset to unsigned bytes (x̃ + 128), read by the batched kernel instead of E0 / E1.</summary>
     public byte[] Qu = [];
 
     private E8ActivationLayout(int batch, int groups, bool isFloat, bool isGrouped = false)
@@ -98,22 +98,24 @@ internal sealed class E8ActivationLayout : IDisposable
     /// <summary>
     /// int8 activations with one absmax scale per 256-group (<see cref="ActivationMode.Int8Group"/>) from x [batch][cols]:
     /// <c>Q</c> as for <see cref="Int"/>, <c>Xg[v][g]</c> = absmax/127 (0 for a zero or non-finite group, whose values are 0),
-    /// and per block the 16-bit halves (digits 0–3 low, 4–7 high) of the additive terms of Σᵢ vᵢx̃ᵢ:
-    /// <c>E0</c> = −q·Σx̃ (even parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1).
+    /// and what the E8 kernels read besides: for one vector, per block the 16-bit halves (digits 0–3 low, 4–7 high) of the
+    /// additive terms of Σᵢ vᵢx̃ᵢ, <c>E0</c> = −q·Σx̃ (even parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1);
+    /// for a batch, <c>Qu</c> = x̃ + 128 as unsigned bytes (the batched kernel decodes the weights whole and needs no E terms).
     /// </summary>
     /// <param name="x">Activations [batch][cols].</param>
     /// <param name="batch">Vectors.</param>
     /// <param name="cols">Entries per vector.</param>
     /// <param name="groups">Groups of 256 (padded columns / 256).</param>
     /// <param name="q">Nesting ratio of the E8 weights (for E0 / E1).</param>
-    /// <param name="additiveTerms">False for a product that needs only <c>Q</c> and <c>Xg</c> (the int8 × int8 one): E0 / E1 are neither allocated nor computed.</param>
+    /// <param name="additiveTerms">False for a product that needs only <c>Q</c> and <c>Xg</c> (the int8 × int8 one): E0 / E1 / Qu are neither allocated nor computed.</param>
     [SkipLocalsInit]
     public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q, bool additiveTerms = true)
     {
         var a = new E8ActivationLayout(batch, groups, false, true);
         int cp = a.PaddedCols, nb = a.Blocks;
         a.Q = Rent<sbyte>((long)batch * cp); a.Xg = Rent<float>((long)batch * groups);
-        if (additiveTerms) { a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); }
+        bool eTerms = additiveTerms && batch == 1;
+        if (eTerms) { a.E0 = Rent<int>(nb); a.E1 = Rent<int>(nb); }
         Span<int> v8 = stackalloc int[8];
         for (int v = 0; v < batch; v++)
         {
@@ -145,7 +147,7 @@ internal sealed class E8ActivationLayout : IDisposable
                         qd[256 * g + 4 * b + j] = (sbyte)v8[2 * j];
                         qd[256 * g + 128 + 4 * b + j] = (sbyte)v8[2 * j + 1];
                     }
-                    if (!additiveTerms) continue;
+                    if (!eTerms) continue;
                     int lo = v8[0] + v8[1] + v8[2] + v8[3], hi = v8[4] + v8[5] + v8[6] + v8[7];
                     int e0lo = -q * lo, e0hi = -q * hi, e1lo = e0lo + lo - 2 * v8[0], e1hi = e0hi + hi;
                     a.E0[v * nb + t] = (ushort)e0lo | e0hi << 16;

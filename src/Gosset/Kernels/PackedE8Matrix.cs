@@ -192,16 +192,11 @@ public sealed class PackedE8Matrix
         int nb = codes.Blocks, q = codes.Q, k = codes.BlockScales.Length;
         var u = codes.U.AsSpan(0, codes.Rows * nb * 8);
         var idx = codes.ScaleIndex.AsSpan(0, codes.Rows * nb);
-        if (u.Length > 0 && System.Numerics.Tensors.TensorPrimitives.Max<byte>(u) >= q)
-        {
-            int i = u.IndexOfAnyExceptInRange((byte)0, (byte)(q - 1));
-            throw new ArgumentException($"Digit {u[i]} out of range at row {i / 8 / nb}, block {i / 8 % nb}.", nameof(codes));
-        }
-        if (idx.Length > 0 && System.Numerics.Tensors.TensorPrimitives.Max<byte>(idx) >= k)
-        {
-            int i = idx.IndexOfAnyExceptInRange((byte)0, (byte)(k - 1));
-            throw new ArgumentException($"Scale index {idx[i]} ≥ {k} at row {i / nb}, block {i % nb}.", nameof(codes));
-        }
+        // One vectorised pass each, finding the first offender (none: -1).
+        int i = u.IndexOfAnyExceptInRange((byte)0, (byte)(q - 1));
+        if (i >= 0) throw new ArgumentException($"Digit {u[i]} out of range at row {i / 8 / nb}, block {i / 8 % nb}.", nameof(codes));
+        i = idx.IndexOfAnyExceptInRange((byte)0, (byte)(k - 1));
+        if (i >= 0) throw new ArgumentException($"Scale index {idx[i]} ≥ {k} at row {i / nb}, block {i % nb}.", nameof(codes));
         for (int r = 0; r < codes.Rows; r++)
         {
             float s = codes.RowScale[r];
