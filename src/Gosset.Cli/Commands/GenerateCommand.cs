@@ -18,7 +18,7 @@ internal static class GenerateCommand
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
         var seed = new Option<ulong>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 42 };
         var json = new Option<string?>("--json") { Description = "write the result JSON here" };
-        var profile = new Option<bool>("--profile") { Description = "print the decode time per token of each part (linear layers, activation preparation, attention, norms, classifier, ...) to stderr" };
+        var profile = new Option<bool>("--profile") { Description = "print the time per token of each part (linear layers, activation preparation, attention, norms, classifier, ...) of the prompt (prefill) and of decoding to stderr" };
         var cmd = new Command("generate", "Generate text token by token from a (quantized) model.");
         lo.AddTo(cmd);
         cmd.Options.Add(prompt); cmd.Options.Add(steps); cmd.Options.Add(temperature); cmd.Options.Add(seed); cmd.Options.Add(json); cmd.Options.Add(profile);
@@ -39,13 +39,14 @@ internal static class GenerateCommand
             for (int i = 1; i < ids.Length; i++) { string s = stream.Push(ids[i - 1], ids[i]); Console.Write(s); output.Append(s); }
             var stops = new HashSet<int>(lo.StopIds);
             var prof = pr.GetValue(profile) ? new InferenceProfile() : null;
+            var prefillProf = prof is null ? null : new InferenceProfile();
             var res = Generator.Run(model, ids, pr.GetValue(steps), pr.GetValue(temperature), pr.GetValue(seed), (prev, next) =>
             {
                 string s = stream.Push(prev, next);
                 Console.Write(s);
                 output.Append(s);
                 Console.Out.Flush();
-            }, stops, decodeProfile: prof);
+            }, stops, decodeProfile: prof, prefillProfile: prefillProf);
             var generated = res.Ids;
             Console.WriteLine();
             double secs = res.PrefillSeconds + res.DecodeSeconds;
@@ -57,12 +58,13 @@ internal static class GenerateCommand
                 res.PrefillTokensPerSecond, res.PrefillTokens, res.PrefillSeconds, res.DecodeTokensPerSecond, res.DecodeTokens, res.DecodeSeconds,
                 peak is long p ? string.Format(inv, "{0:F0} MB", p / 1e6) : "n/a", model.Quant));
             Console.Error.WriteLine(string.Format(inv, "achieved tok/s: {0:F1} ({1} positions in {2:F2} s)", tps, positions, secs));
-            if (prof is not null && prof.Tokens > 0)
-            {
-                Console.Error.WriteLine(string.Format(inv, "decode profile ({0} tokens, {1:F2} ms/token timed):", prof.Tokens, 1e3 * prof.TotalSeconds / prof.Tokens));
-                foreach (var (part, ms, share) in prof.Breakdown())
-                    Console.Error.WriteLine(string.Format(inv, "  {0,-17} {1,8:F3} ms/token {2,6:P1}", part, ms, share));
-            }
+            foreach (var (name, pf) in new[] { ("prefill", prefillProf), ("decode", prof) })
+                if (pf is not null && pf.Tokens > 0)
+                {
+                    Console.Error.WriteLine(string.Format(inv, "{0} profile ({1} tokens, {2:F2} ms/token timed):", name, pf.Tokens, 1e3 * pf.TotalSeconds / pf.Tokens));
+                    foreach (var (part, ms, share) in pf.Breakdown())
+                        Console.Error.WriteLine(string.Format(inv, "  {0,-17} {1,8:F3} ms/token {2,6:P1}", part, ms, share));
+                }
             string? jp = pr.GetValue(json);
             if (jp is not null)
             {

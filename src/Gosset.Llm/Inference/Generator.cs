@@ -32,10 +32,11 @@ public static class Generator
     /// <summary>
     /// As <see cref="Generate"/>, stopping at any of <paramref name="stopIds"/>, and with timings. The prompt is fed as
     /// batches of up to <paramref name="prefillBatch"/> tokens through the batched products; only the last logits are computed.
-    /// A <paramref name="decodeProfile"/> receives the time per part of the decode steps (the prompt is not timed in it).
+    /// A <paramref name="decodeProfile"/> receives the time per part of the decode steps, a <paramref name="prefillProfile"/> that of the prompt.
     /// </summary>
     public static GenerationResult Run(LlamaModel model, int[] promptIds, int steps, float temperature, ulong seed,
-        Action<int, int>? onToken, IReadOnlyCollection<int> stopIds, int prefillBatch = 256, InferenceProfile? decodeProfile = null)
+        Action<int, int>? onToken, IReadOnlyCollection<int> stopIds, int prefillBatch = 256, InferenceProfile? decodeProfile = null,
+        InferenceProfile? prefillProfile = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(promptIds);
@@ -51,6 +52,7 @@ public static class Generator
         var result = new List<int>();
         var sw = System.Diagnostics.Stopwatch.StartNew();
         float[] logits = [];
+        cache.Profile = prefillProfile;
         for (int p0 = 0; p0 < promptIds.Length; p0 += prefillBatch)
             logits = model.ForwardLast(cache, promptIds.AsSpan(p0, Math.Min(prefillBatch, promptIds.Length - p0)));
         double prefill = sw.Elapsed.TotalSeconds;

@@ -176,6 +176,121 @@ public static class E8BoxEncoder
             err[j] = EncodeBlockAt(x, rowScale * blockScales[j], bits, digits.Slice(8 * j, 8), out _);
     }
 
+    /// <summary>
+    /// <see cref="EncodeCandidates(ReadOnlySpan{float}, float, ReadOnlySpan{float}, int, Span{float}, Span{byte})"/> for <paramref name="blocks"/> consecutive blocks (err [blocks][k], digits [blocks][k][8]):
+    /// eight blocks at a time with one block per vector lane (every per-coordinate step of <see cref="EncodeBlockAtScalar"/>
+    /// on eight blocks at once, the sums over coordinates in the scalar order), the rest one by one. Bit-identical.
+    /// </summary>
+    public static void EncodeCandidates(ReadOnlySpan<float> x, int blocks, float rowScale, ReadOnlySpan<float> blockScales, int bits, Span<float> err, Span<byte> digits)
+    {
+        int k = blockScales.Length, t = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; t + 8 <= blocks; t += 8)
+                for (int j = 0; j < k; j++)
+                {
+                    float beta = rowScale * blockScales[j];
+                    if (!(beta > 0) || !float.IsFinite(beta)) goto scalar; // the degenerate step is the scalar code's
+                    EncodeEightAt(x.Slice(8 * t, 64), beta, bits, err.Slice(t * k + j), k, digits.Slice(8 * (t * k + j)), 8 * k);
+                }
+        scalar:
+        for (; t < blocks; t++)
+            EncodeCandidates(x.Slice(8 * t, 8), rowScale, blockScales, bits, err.Slice(t * k, k), digits.Slice(8 * t * k, 8 * k));
+    }
+
+    /// <summary>
+    /// Eight blocks (x [8][8]) at one step β: err[b·errStride] and digits[b·digitStride …] for block b, the numbers of
+    /// <see cref="EncodeBlockAtScalar"/> (lane b is block b; coordinate i is one vector of all eight blocks).
+    /// </summary>
+    [SkipLocalsInit]
+    private static void EncodeEightAt(ReadOnlySpan<float> x, float beta, int bits, Span<float> err, int errStride, Span<byte> digits, int digitStride)
+    {
+        int half = 1 << (bits - 1);
+        // Transpose: xt[i] holds coordinate i of the eight blocks.
+        Span<Vector256<float>> xt = stackalloc Vector256<float>[8];
+        Transpose8(x, xt);
+        var inv = Vector256.Create(1f / beta);
+        var lo = Vector256.Create((float)-half);
+        var hi = Vector256.Create((float)(half - 1));
+        var one = Vector256.Create(1f);
+        Span<Vector256<float>> a = stackalloc Vector256<float>[8];
+        Span<Vector256<float>> best = stackalloc Vector256<float>[8];
+        best.Clear();
+        var bestDist = Vector256.Create(float.PositiveInfinity);
+        var bestP = Vector256<float>.Zero; // all-ones where the p = 1 coset won
+        for (int p = 0; p < 2; p++)
+        {
+            var dist = Vector256<float>.Zero;
+            var worstDelta = Vector256.Create(float.PositiveInfinity);
+            var worst = Vector256<int>.Zero;
+            var worstAlt = Vector256<float>.Zero;
+            var sum = Vector256<int>.Zero;
+            for (int i = 0; i < 8; i++)
+            {
+                float hcoord = p == 0 ? 0f : (i == 0 ? -0.5f : 0.5f);
+                var y = xt[i] * inv - Vector256.Create(hcoord);
+                var r = Vector256.Round(y);
+                var inLo = Vector256.GreaterThanOrEqual(r, lo); // false for NaN, as !(r >= −half)
+                var overHi = Vector256.GreaterThan(r, hi);
+                var af = Vector256.ConditionalSelect(inLo, Vector256.ConditionalSelect(overHi, hi, r), lo);
+                var d0 = y - af;
+                var c0 = d0 * d0;
+                var alt = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(y, af), af + one, af - one);
+                alt = Vector256.ConditionalSelect(Vector256.GreaterThan(alt, hi), af - one, alt);
+                alt = Vector256.ConditionalSelect(Vector256.LessThan(alt, lo), af + one, alt);
+                var d1 = y - alt;
+                var delta = d1 * d1 - c0;
+                var m = Vector256.LessThan(delta, worstDelta);
+                worstDelta = Vector256.ConditionalSelect(m, delta, worstDelta);
+                worst = Vector256.ConditionalSelect(m.AsInt32(), Vector256.Create(i), worst);
+                worstAlt = Vector256.ConditionalSelect(m, alt, worstAlt);
+                a[i] = af;
+                sum += Vector256.ConvertToInt32(af);
+                dist += c0;
+            }
+            // Wrong parity: move the cheapest coordinate to its next-best integer.
+            var fix = Vector256.Equals(sum & Vector256<int>.One, Vector256.Create(1 - p)).AsSingle();
+            for (int i = 0; i < 8; i++)
+                a[i] = Vector256.ConditionalSelect(fix & Vector256.Equals(worst, Vector256.Create(i)).AsSingle(), worstAlt, a[i]);
+            dist = Vector256.ConditionalSelect(fix, dist + worstDelta, dist);
+            var better = Vector256.LessThan(dist, bestDist);
+            bestDist = Vector256.ConditionalSelect(better, dist, bestDist);
+            for (int i = 0; i < 8; i++) best[i] = Vector256.ConditionalSelect(better, a[i], best[i]);
+            if (p == 1) bestP = better;
+        }
+        // The error from the decoded point, v = 2a + p·(−1, 1, …, 1), summed over coordinates in order.
+        var e2 = Vector256<float>.Zero;
+        var bv = Vector256.Create(beta);
+        var halfV = Vector256.Create(0.5f);
+        Span<int> u = stackalloc int[64]; // [i][b]
+        for (int i = 0; i < 8; i++)
+        {
+            var ai = Vector256.ConvertToInt32(best[i]);
+            var pv = (bestP.AsInt32() & Vector256.Create(i == 0 ? -1 : 1));
+            var v = ai + ai + pv;
+            var e = xt[i] - bv * (halfV * Vector256.ConvertToSingle(v));
+            e2 += e * e;
+            (ai + Vector256.Create(half)).CopyTo(u.Slice(8 * i, 8));
+        }
+        for (int b = 0; b < 8; b++)
+        {
+            err[b * errStride] = e2.GetElement(b);
+            var d = digits.Slice(b * digitStride, 8);
+            for (int i = 0; i < 8; i++) d[i] = (byte)u[8 * i + b];
+        }
+    }
+
+    /// <summary>xt[i] = (x[i], x[8 + i], …, x[56 + i]): coordinate i of eight consecutive blocks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8(ReadOnlySpan<float> x, Span<Vector256<float>> xt)
+    {
+        Span<float> col = stackalloc float[8];
+        for (int i = 0; i < 8; i++)
+        {
+            for (int b = 0; b < 8; b++) col[b] = x[8 * b + i];
+            xt[i] = Vector256.Create<float>(col);
+        }
+    }
+
     /// <summary>Codes one block with the least-error scale; returns the scale index (ties: the smaller index).</summary>
     [SkipLocalsInit]
     public static int EncodeBlock(ReadOnlySpan<float> x, float rowScale, ReadOnlySpan<float> blockScales, int bits, Span<byte> u)

@@ -177,21 +177,21 @@ public sealed class E8BoxTable
         if (x.Length % 8 != 0) throw new ArgumentException("Rows must be whole 8-blocks (pad with zeros).", nameof(x));
         int blocks = x.Length / 8;
         int k = K;
-        var err = new float[GroupBlocks * k];
-        var digits = new byte[GroupBlocks * k * 8];
-        var choice = new byte[GroupBlocks];
+        // At most 32 blocks × 16 scales: 2 KB of errors and 4 KB of digits, on the stack (no garbage per activation row).
+        Span<float> err = stackalloc float[GroupBlocks * k];
+        Span<byte> digits = stackalloc byte[GroupBlocks * k * 8];
+        Span<byte> choice = stackalloc byte[GroupBlocks];
         double total = 0;
         for (int t0 = 0; t0 < blocks; t0 += GroupBlocks)
         {
             int nb = Math.Min(GroupBlocks, blocks - t0);
-            for (int t = 0; t < nb; t++)
-                E8BoxEncoder.EncodeCandidates(x.Slice(8 * (t0 + t), 8), s, BlockScales, Bits, err.AsSpan(t * k, k), digits.AsSpan(t * k * 8, k * 8));
+            E8BoxEncoder.EncodeCandidates(x.Slice(8 * t0, 8 * nb), nb, s, BlockScales, Bits, err, digits);
             ChooseIndices(err, nb, IndexBitsFor(nb), choice);
             for (int t = 0; t < nb; t++)
             {
                 index[t0 + t] = choice[t];
                 total += err[t * k + choice[t]];
-                digits.AsSpan((t * k + choice[t]) * 8, 8).CopyTo(u.Slice(8 * (t0 + t), 8));
+                digits.Slice((t * k + choice[t]) * 8, 8).CopyTo(u.Slice(8 * (t0 + t), 8));
             }
         }
         return total;

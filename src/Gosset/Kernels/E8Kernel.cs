@@ -327,6 +327,13 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         }
     }
 
+    /// <summary>
+    /// Whether the side fields are narrow, as a type test the JIT folds while importing (a static abstract property is only
+    /// folded after inlining, so both arms of a branch on it would be inlined first and count against the inlining budget).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsNarrow<TS>() where TS : struct, ISide => typeof(TS) == typeof(NarrowSide);
+
     /// <summary>The 4-bit side fields of the Lanes blocks from b0 of a group record, one per lane (bits 0–3; higher bits garbage).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV SideFields<TD>(byte* rec, int b0) where TD : struct, IDigits
@@ -338,7 +345,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// <summary>Each lane's entry of a 16-entry table (t0 … t3) at its block-scale index: side bits 0–2 (narrow) or 0–3 (wide).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV ScaleOf<TS>(TV t0, TV t1, TV t2, TV t3, TV side) where TS : struct, ISide
-        => TS.Narrow ? TOps.Lookup8(t0, t1, side) : TOps.Lookup16(t0, t1, t2, t3, TV.And(side, TV.Int(15)));
+        => IsNarrow<TS>() ? TOps.Lookup8(t0, t1, side) : TOps.Lookup16(t0, t1, t2, t3, TV.And(side, TV.Int(15)));
 
     /// <summary>Digits, parity mask and half block scale (β/2) of the Lanes blocks from b0 of a group record.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -348,7 +355,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         TD.Load(rec, b0, out lo, out hi);
         var side = SideFields<TD>(rec, b0);
         ws = ScaleOf<TS>(t0, t1, t2, t3, side);
-        pm = TS.Narrow ? TV.ShiftRightArith(TV.ShiftLeft(side, 28), 31) : TOps.ParityMask(lo, hi);
+        pm = IsNarrow<TS>() ? TV.ShiftRightArith(TV.ShiftLeft(side, 28), 31) : TOps.ParityMask(lo, hi);
     }
 
     /// <summary>acc += (2Σux + A + p·C)·(β/2)·xs for the Lanes blocks from b0 of group g, one int8 vector.</summary>
@@ -384,7 +391,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         TD.LoadDoubled(rec, b0, out lo2, out hi2);
         var side = SideFields<TD>(rec, b0);
         sc = ScaleOf<TS>(t0, t1, t2, t3, side);
-        if (TS.Narrow) ps = TV.ShiftLeft(side, 28); // the stored parity bit (bit 3) to the sign bit
+        if (IsNarrow<TS>()) ps = TV.ShiftLeft(side, 28); // the stored parity bit (bit 3) to the sign bit
         else
         {
             // Parity of Σu is bit 1 of every doubled digit, folded over the lane's 8 bytes.
@@ -425,18 +432,27 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         i3 = GridChunk<TD, TS>(rp, TH.First + 3, t0, t1, t2, t3, q, e0, e1, i3);
     }
 
+    /// <summary>Eight-lane widths, b = 3: chunks TH.First and TH.First + 1 of a group (TH.First even), a call of its own for the JIT's inlining budget.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GridPair8<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV i0, ref TV i1)
+        where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
+    {
+        i0 = GridChunk<TD, TS>(rp, TH.First, t0, t1, t2, t3, q, e0, e1, i0);
+        i1 = GridChunk<TD, TS>(rp, TH.First + 1, t0, t1, t2, t3, q, e0, e1, i1);
+    }
+
     /// <summary>One group of one vector: the int32 lane sums i0 … i3 (16 canonical lanes over 16/Lanes vectors).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void GridGroup<TD, TS>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, out TV i0, out TV i1, out TV i2, out TV i3)
         where TD : struct, IDigits where TS : struct, ISide
     {
         i0 = TV.Int(0); i1 = i0; i2 = i0; i3 = i0;
-        if (TV.Lanes == 4)
+        if (typeof(TV) == typeof(V128))
         {
             GridQuarter4<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
             GridQuarter4<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1, ref i2, ref i3);
         }
-        else if (TV.Lanes == 8)
+        else if (typeof(TV) == typeof(V256))
         {
             i0 = GridChunk<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, i0);
             i1 = GridChunk<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, i1);
@@ -684,12 +700,12 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     {
         DecodeChunk<TD, TS>(rp, 0, t0, t1, t2, t3, dec);
         DecodeChunk<TD, TS>(rp, 1, t0, t1, t2, t3, dec);
-        if (TV.Lanes <= 8)
+        if (typeof(TV) != typeof(V512))
         {
             DecodeChunk<TD, TS>(rp, 2, t0, t1, t2, t3, dec);
             DecodeChunk<TD, TS>(rp, 3, t0, t1, t2, t3, dec);
         }
-        if (TV.Lanes == 4)
+        if (typeof(TV) == typeof(V128))
         {
             DecodeChunk<TD, TS>(rp, 4, t0, t1, t2, t3, dec);
             DecodeChunk<TD, TS>(rp, 5, t0, t1, t2, t3, dec);
@@ -761,77 +777,94 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                 }
                 return;
             }
-            // 16 lanes: 4 accumulators in registers. (With 8 lanes the 8 inlined steps exceed the JIT's
-            // inlining budget and the tile ran 3× slower than the stack-array version; not used there.)
-            if (n == 16) IntGemm4<TD, TS>(m, a, r0, r1, y);
+            // 8 and 16 lanes: 4 vectors' accumulators in registers (4 lanes would need 16 of them).
+            if (n >= 8) IntGemm4<TD, TS>(m, a, r0, r1, y);
             else IntGemm<TD, TS>(m, a, r0, r1, y);
         }
     }
 
     /// <summary>
-    /// int8 GEMM for 16-lane widths (written for 8 as well): tiles of 4 vectors with their accumulators in registers
-    /// (A for even chunks, B for odd ones; one set when a vector covers 16 blocks), each group decoded
-    /// once per tile; a last tile of fewer vectors goes through <see cref="IntGemm{TD, TS}"/>.
+    /// int8 GEMM for 8- and 16-lane widths: rows in tiles whose records are decoded once (<see cref="DecodeGroup"/>: digits,
+    /// parity mask and β/2 per chunk, sized to stay in L2) for every vector; then tiles of 4 vectors with their accumulators
+    /// in registers (A for even chunks, B for odd ones; one set when a vector covers 16 blocks). The additions per lane are
+    /// the batch-1 kernel's, in its order, so results are bit-identical; a last tile of fewer vectors goes through
+    /// <see cref="IntGemm{TD, TS}"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void IntGemm4<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        int n = TV.Lanes, groups = m.Groups, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows, chunks = 32 / n;
         int full = a.Batch / 4 * 4;
-        fixed (byte* data = m.Data)
-        fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
-        fixed (sbyte* q0 = a.Q)
-        fixed (int* A0 = a.A, C0 = a.C)
+        long rowTvs = (long)groups * chunks * 4;
+        int tileRows = (int)Math.Clamp(GemmTileBytes / (rowTvs * sizeof(TV)), 1, 64);
+        var tile = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
+        try
         {
-            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-            TV* dec = stackalloc TV[4 * 8];
-            for (int rb = r0; rb < r1; rb += RowBlock)
-                for (int v0 = 0; v0 < full; v0 += 4)
-                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
+            fixed (byte* data = m.Data)
+            fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
+            fixed (sbyte* q0 = a.Q)
+            fixed (int* A0 = a.A, C0 = a.C)
+            {
+                TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+                for (int rb = r0; rb < r1; rb += tileRows)
+                {
+                    int re = Math.Min(r1, rb + tileRows);
+                    for (int r = rb; r < re; r++)
                     {
                         byte* row = null;
-                        TV z = TV.Float(0);
-                        TV a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
                         for (int g = 0; g < groups; g++)
                         {
                             row = NextRecord(m, data, r, g, row);
-                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
-                            long bo = (long)v0 * nb + 32 * g;
-                            sbyte* q = q0 + (long)v0 * cp + 256 * g;
-                            for (int c = 0; c < 32 / n; c += 2)
+                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, tile + (r - rb) * rowTvs + g * chunks * 4);
+                        }
+                    }
+                    for (int v0 = 0; v0 < full; v0 += 4)
+                        for (int r = rb; r < re; r++)
+                        {
+                            TV* dec = tile + (r - rb) * rowTvs;
+                            TV z = TV.Float(0);
+                            TV a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+                            for (int g = 0; g < groups; g++, dec += chunks * 4)
                             {
-                                int o = c * n, o1 = o + n;
-                                TV lo = dec[4 * c], hi = dec[4 * c + 1], pm = dec[4 * c + 2], ws = dec[4 * c + 3];
-                                a0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o, C0 + bo + o, xs0 + bo + o, o, a0);
-                                a1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o, C0 + bo + nb + o, xs0 + bo + nb + o, o, a1);
-                                a2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o, C0 + bo + 2 * nb + o, xs0 + bo + 2 * nb + o, o, a2);
-                                a3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o, C0 + bo + 3 * nb + o, xs0 + bo + 3 * nb + o, o, a3);
-                                lo = dec[4 * c + 4]; hi = dec[4 * c + 5]; pm = dec[4 * c + 6]; ws = dec[4 * c + 7];
-                                if (n == 16)
+                                long bo = (long)v0 * nb + 32 * g;
+                                sbyte* q = q0 + (long)v0 * cp + 256 * g;
+                                for (int c = 0; c < chunks; c += 2)
                                 {
-                                    a0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o1, C0 + bo + o1, xs0 + bo + o1, o1, a0);
-                                    a1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o1, C0 + bo + nb + o1, xs0 + bo + nb + o1, o1, a1);
-                                    a2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o1, C0 + bo + 2 * nb + o1, xs0 + bo + 2 * nb + o1, o1, a2);
-                                    a3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o1, C0 + bo + 3 * nb + o1, xs0 + bo + 3 * nb + o1, o1, a3);
-                                }
-                                else
-                                {
-                                    b0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o1, C0 + bo + o1, xs0 + bo + o1, o1, b0);
-                                    b1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o1, C0 + bo + nb + o1, xs0 + bo + nb + o1, o1, b1);
-                                    b2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o1, C0 + bo + 2 * nb + o1, xs0 + bo + 2 * nb + o1, o1, b2);
-                                    b3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o1, C0 + bo + 3 * nb + o1, xs0 + bo + 3 * nb + o1, o1, b3);
+                                    int o = c * n, o1 = o + n;
+                                    TV lo = dec[4 * c], hi = dec[4 * c + 1], pm = dec[4 * c + 2], ws = dec[4 * c + 3];
+                                    a0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o, C0 + bo + o, xs0 + bo + o, o, a0);
+                                    a1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o, C0 + bo + nb + o, xs0 + bo + nb + o, o, a1);
+                                    a2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o, C0 + bo + 2 * nb + o, xs0 + bo + 2 * nb + o, o, a2);
+                                    a3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o, C0 + bo + 3 * nb + o, xs0 + bo + 3 * nb + o, o, a3);
+                                    lo = dec[4 * c + 4]; hi = dec[4 * c + 5]; pm = dec[4 * c + 6]; ws = dec[4 * c + 7];
+                                    if (typeof(TV) == typeof(V512))
+                                    {
+                                        a0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o1, C0 + bo + o1, xs0 + bo + o1, o1, a0);
+                                        a1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o1, C0 + bo + nb + o1, xs0 + bo + nb + o1, o1, a1);
+                                        a2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o1, C0 + bo + 2 * nb + o1, xs0 + bo + 2 * nb + o1, o1, a2);
+                                        a3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o1, C0 + bo + 3 * nb + o1, xs0 + bo + 3 * nb + o1, o1, a3);
+                                    }
+                                    else
+                                    {
+                                        b0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o1, C0 + bo + o1, xs0 + bo + o1, o1, b0);
+                                        b1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o1, C0 + bo + nb + o1, xs0 + bo + nb + o1, o1, b1);
+                                        b2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o1, C0 + bo + 2 * nb + o1, xs0 + bo + 2 * nb + o1, o1, b2);
+                                        b3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o1, C0 + bo + 3 * nb + o1, xs0 + bo + 3 * nb + o1, o1, b3);
+                                    }
                                 }
                             }
+                            // 16 lanes: acc0 = a (chunks ≡ 0 mod 2), acc1 = b; a 16-lane vector has only a.
+                            y[(long)v0 * rows + r] = rs[r] * TV.Reduce16(a0, b0, z, z);
+                            y[(long)(v0 + 1) * rows + r] = rs[r] * TV.Reduce16(a1, b1, z, z);
+                            y[(long)(v0 + 2) * rows + r] = rs[r] * TV.Reduce16(a2, b2, z, z);
+                            y[(long)(v0 + 3) * rows + r] = rs[r] * TV.Reduce16(a3, b3, z, z);
                         }
-                        // 16 lanes: acc0 = a (chunks ≡ 0 mod 2), acc1 = b; a 16-lane vector has only a.
-                        y[(long)v0 * rows + r] = rs[r] * TV.Reduce16(a0, b0, z, z);
-                        y[(long)(v0 + 1) * rows + r] = rs[r] * TV.Reduce16(a1, b1, z, z);
-                        y[(long)(v0 + 2) * rows + r] = rs[r] * TV.Reduce16(a2, b2, z, z);
-                        y[(long)(v0 + 3) * rows + r] = rs[r] * TV.Reduce16(a3, b3, z, z);
-                    }
-            if (full < a.Batch) IntGemm<TD, TS>(m, a, r0, r1, y, full);
+                }
+            }
         }
+        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(tile); }
+        if (full < a.Batch) IntGemm<TD, TS>(m, a, r0, r1, y, full);
     }
 
     /// <summary>int8 GEMM (batch &gt; 1): a method of its own so the JIT's inlining budget is not spent by the batch-1 loop.</summary>
@@ -924,3 +957,5 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
 internal interface IChunkHalf { static abstract int First { get; } }
 internal readonly struct FirstHalf : IChunkHalf { public static int First => 0; }
 internal readonly struct SecondHalf : IChunkHalf { public static int First => 4; }
+internal readonly struct FirstPair : IChunkHalf { public static int First => 0; }
+internal readonly struct SecondPair : IChunkHalf { public static int First => 2; }

@@ -41,6 +41,34 @@ public class E8BoxFormatTests
         Assert.True(clippedSeen > 1000, "the sample covers overloaded blocks");
     }
 
+    // The eight-blocks-per-vector candidate encoder (rows of activations and weights) against the scalar specification
+    // block by block and scale by scale: same errors (bits) and digits, incl. rounding ties, overload and a tail of < 8 blocks.
+    [Fact, Trait("Category", "Simd")]
+    public void Eight_block_candidate_encoder_is_bit_identical_to_the_scalar_specification()
+    {
+        var rng = new Random(23);
+        float[] scales = [0.55f, 0.8f, 1.1f, 1.7f];
+        Span<byte> us = stackalloc byte[8];
+        for (int n = 0; n < 3000; n++)
+        {
+            int bits = 2 + n % 3, blocks = n % 4 == 0 ? 13 : 32;
+            float rowScale = MathF.Pow(2f, (float)(rng.NextDouble() * 8 - 5));
+            var x = new float[8 * blocks];
+            for (int i = 0; i < x.Length; i++)
+                x[i] = n % 7 == 0 ? rowScale * scales[i % 4] * 0.5f * rng.Next(-20, 21) : (float)(rng.NextDouble() * 2 - 1) * (n % 5 == 0 ? 1e-3f : 1f);
+            var err = new float[blocks * scales.Length];
+            var digits = new byte[blocks * scales.Length * 8];
+            E8BoxEncoder.EncodeCandidates(x, blocks, rowScale, scales, bits, err, digits);
+            for (int t = 0; t < blocks; t++)
+                for (int j = 0; j < scales.Length; j++)
+                {
+                    float es = E8BoxEncoder.EncodeBlockAtScalar(x.AsSpan(8 * t, 8), rowScale * scales[j], bits, us, out _);
+                    Assert.True(BitConverter.SingleToInt32Bits(es) == BitConverter.SingleToInt32Bits(err[t * scales.Length + j]), $"row {n} block {t} scale {j}: {es} vs {err[t * scales.Length + j]}");
+                    Assert.True(us.SequenceEqual(digits.AsSpan(8 * (t * scales.Length + j), 8)), $"row {n} block {t} scale {j}: digits differ");
+                }
+        }
+    }
+
     [Fact]
     public void Closest_point_in_the_box_matches_brute_force_at_two_bits()
     {
