@@ -806,19 +806,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             fixed (sbyte* q0 = a.Q)
             fixed (int* A0 = a.A, C0 = a.C)
             {
-                TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
                 for (int rb = r0; rb < r1; rb += tileRows)
                 {
                     int re = Math.Min(r1, rb + tileRows);
-                    for (int r = rb; r < re; r++)
-                    {
-                        byte* row = null;
-                        for (int g = 0; g < groups; g++)
-                        {
-                            row = NextRecord(m, data, r, g, row);
-                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, tile + (r - rb) * rowTvs + g * chunks * 4);
-                        }
-                    }
+                    DecodeRows<TD, TS>(m, data, rb, re, tab, tile);
                     for (int v0 = 0; v0 < full; v0 += 4)
                         for (int r = rb; r < re; r++)
                         {
@@ -865,6 +856,27 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         }
         finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(tile); }
         if (full < a.Batch) IntGemm<TD, TS>(m, a, r0, r1, y, full);
+    }
+
+    /// <summary>
+    /// Rows [rb, re) decoded into tile (per row, group and chunk: digits, parity mask, β/2), a call of its own so the decoding's
+    /// inlined steps do not spend the JIT's inlining budget of the product loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void DecodeRows<TD, TS>(PackedE8Matrix m, byte* data, int rb, int re, float* tab, TV* tile)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, groups = m.Groups, chunks = 32 / n;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        for (int r = rb; r < re; r++)
+        {
+            byte* row = null;
+            for (int g = 0; g < groups; g++)
+            {
+                row = NextRecord(m, data, r, g, row);
+                DecodeGroup<TD, TS>(row, t0, t1, t2, t3, tile + ((long)(r - rb) * groups + g) * chunks * 4);
+            }
+        }
     }
 
     /// <summary>int8 GEMM (batch &gt; 1): a method of its own so the JIT's inlining budget is not spent by the batch-1 loop.</summary>
