@@ -181,6 +181,14 @@ public static class E8BoxEncoder
     /// eight blocks at a time with one block per vector lane (every per-coordinate step of <see cref="EncodeBlockAtScalar"/>
     /// on eight blocks at once, the sums over coordinates in the scalar order), the rest one by one. Bit-identical.
     /// </summary>
+    /// <param name="x">The blocks, 8·<paramref name="blocks"/> entries.</param>
+    /// <param name="blocks">Number of consecutive blocks.</param>
+    /// <param name="rowScale">Row scale; block scale j gives the step β_j = rowScale·blockScales[j].</param>
+    /// <param name="blockScales">The k candidate block scales.</param>
+    /// <param name="bits">Bits per entry, 2 to 4.</param>
+    /// <param name="err">Receives the squared error of block t at scale j in [t·k + j].</param>
+    /// <param name="digits">Receives the 8 digits of block t at scale j from (t·k + j)·8.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A span is shorter than the blocks need.</exception>
     public static void EncodeCandidates(ReadOnlySpan<float> x, int blocks, float rowScale, ReadOnlySpan<float> blockScales, int bits, Span<float> err, Span<byte> digits)
     {
         int k = blockScales.Length, t = 0;
