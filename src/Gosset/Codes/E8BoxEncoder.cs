@@ -120,18 +120,9 @@ public static class E8BoxEncoder
         for (int p = 0; p < 2; p++)
         {
             var y = p == 0 ? xv * inv - Vector256<float>.Zero : xv * inv - Vector256.Create(-0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f);
-            var r = Vector256.Round(y);
-            var inLo = Vector256.GreaterThanOrEqual(r, lo); // false for NaN, as !(r >= −half) in the scalar code
-            var overHi = Vector256.GreaterThan(r, hi);
-            var af = Vector256.ConditionalSelect(inLo, Vector256.ConditionalSelect(overHi, hi, r), lo);
-            bool clipped = Vector256.ExtractMostSignificantBits(~inLo | overHi) != 0;
-            var d0 = y - af;
-            var c0 = d0 * d0;
-            var alt = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(y, af), af + one, af - one);
-            alt = Vector256.ConditionalSelect(Vector256.GreaterThan(alt, hi), af - one, alt);
-            alt = Vector256.ConditionalSelect(Vector256.LessThan(alt, lo), af + one, alt);
-            var d1 = y - alt;
-            (d1 * d1 - c0).CopyTo(ds);
+            var af = NearestInBox(y, lo, hi, one, out var c0, out var alt, out var delta, out var clip);
+            bool clipped = Vector256.ExtractMostSignificantBits(clip) != 0;
+            delta.CopyTo(ds);
             c0.CopyTo(c0s);
             alt.CopyTo(alts);
             var ai = Vector256.ConvertToInt32(af);
@@ -236,17 +227,7 @@ public static class E8BoxEncoder
             {
                 float hcoord = p == 0 ? 0f : (i == 0 ? -0.5f : 0.5f);
                 var y = xt[i] * inv - Vector256.Create(hcoord);
-                var r = Vector256.Round(y);
-                var inLo = Vector256.GreaterThanOrEqual(r, lo); // false for NaN, as !(r >= −half)
-                var overHi = Vector256.GreaterThan(r, hi);
-                var af = Vector256.ConditionalSelect(inLo, Vector256.ConditionalSelect(overHi, hi, r), lo);
-                var d0 = y - af;
-                var c0 = d0 * d0;
-                var alt = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(y, af), af + one, af - one);
-                alt = Vector256.ConditionalSelect(Vector256.GreaterThan(alt, hi), af - one, alt);
-                alt = Vector256.ConditionalSelect(Vector256.LessThan(alt, lo), af + one, alt);
-                var d1 = y - alt;
-                var delta = d1 * d1 - c0;
+                var af = NearestInBox(y, lo, hi, one, out var c0, out var alt, out var delta, out _);
                 var m = Vector256.LessThan(delta, worstDelta);
                 worstDelta = Vector256.ConditionalSelect(m, delta, worstDelta);
                 worst = Vector256.ConditionalSelect(m.AsInt32(), Vector256.Create(i), worst);
@@ -285,6 +266,30 @@ public static class E8BoxEncoder
             var d = digits.Slice(b * digitStride, 8);
             for (int i = 0; i < 8; i++) d[i] = (byte)u[8 * i + b];
         }
+    }
+
+    /// <summary>
+    /// Per lane, the scalar specification's coordinate step: the nearest integer a of y in [lo, hi] (NaN → lo), its
+    /// squared distance c0, the next-best allowed integer alt (opposite parity) and delta = (y − alt)² − c0; clip marks
+    /// the lanes where the box clipped.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> NearestInBox(Vector256<float> y, Vector256<float> lo, Vector256<float> hi, Vector256<float> one,
+        out Vector256<float> c0, out Vector256<float> alt, out Vector256<float> delta, out Vector256<float> clip)
+    {
+        var r = Vector256.Round(y);
+        var inLo = Vector256.GreaterThanOrEqual(r, lo); // false for NaN, as !(r >= −half) in the scalar code
+        var overHi = Vector256.GreaterThan(r, hi);
+        var af = Vector256.ConditionalSelect(inLo, Vector256.ConditionalSelect(overHi, hi, r), lo);
+        clip = ~inLo | overHi;
+        var d0 = y - af;
+        c0 = d0 * d0;
+        alt = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(y, af), af + one, af - one);
+        alt = Vector256.ConditionalSelect(Vector256.GreaterThan(alt, hi), af - one, alt);
+        alt = Vector256.ConditionalSelect(Vector256.LessThan(alt, lo), af + one, alt);
+        var d1 = y - alt;
+        delta = d1 * d1 - c0;
+        return af;
     }
 
     /// <summary>xt[i] = (x[i], x[8 + i], …, x[56 + i]): coordinate i of eight consecutive blocks.</summary>
