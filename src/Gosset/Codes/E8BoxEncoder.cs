@@ -183,15 +183,13 @@ public static class E8BoxEncoder
     public static void EncodeCandidates(ReadOnlySpan<float> x, int blocks, float rowScale, ReadOnlySpan<float> blockScales, int bits, Span<float> err, Span<byte> digits)
     {
         int k = blockScales.Length, t = 0;
-        if (Vector256.IsHardwareAccelerated)
+        // Every block of the call shares the k steps; a degenerate one (zero, negative, not finite) is the scalar code's case.
+        bool vector = Vector256.IsHardwareAccelerated;
+        for (int j = 0; j < k && vector; j++) { float beta = rowScale * blockScales[j]; vector = beta > 0 && float.IsFinite(beta); }
+        if (vector)
             for (; t + 8 <= blocks; t += 8)
                 for (int j = 0; j < k; j++)
-                {
-                    float beta = rowScale * blockScales[j];
-                    if (!(beta > 0) || !float.IsFinite(beta)) goto scalar; // the degenerate step is the scalar code's
-                    EncodeEightAt(x.Slice(8 * t, 64), beta, bits, err.Slice(t * k + j), k, digits.Slice(8 * (t * k + j)), 8 * k);
-                }
-        scalar:
+                    EncodeEightAt(x.Slice(8 * t, 64), rowScale * blockScales[j], bits, err.Slice(t * k + j), k, digits.Slice(8 * (t * k + j)), 8 * k);
         for (; t < blocks; t++)
             EncodeCandidates(x.Slice(8 * t, 8), rowScale, blockScales, bits, err.Slice(t * k, k), digits.Slice(8 * t * k, 8 * k));
     }

@@ -441,8 +441,7 @@ public sealed class E8BoxTable
         for (int t0 = 0; t0 < n; t0 += GroupBlocks)
         {
             int nb = Math.Min(GroupBlocks, n - t0);
-            for (int t = 0; t < nb; t++)
-                E8BoxEncoder.EncodeCandidates(sample.AsSpan(8 * (t0 + t), 8), 1f, BlockScales, Bits, err.AsSpan(t * k, k), digits.AsSpan(t * k * 8, k * 8));
+            E8BoxEncoder.EncodeCandidates(sample.AsSpan(8 * t0, 8 * nb), nb, 1f, BlockScales, Bits, err, digits);
             ChooseIndices(err, nb, budgeted ? IndexBitsFor(nb) : MaxCodeLength * ((nb + 1) / 2), choice);
             for (int t = 0; t < nb; t += 2) freq[choice[t] * k + (t + 1 < nb ? choice[t + 1] : 0)]++;
             for (int t = 0; t < nb; t++) total += err[t * k + choice[t]];

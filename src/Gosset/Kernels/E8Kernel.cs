@@ -432,15 +432,6 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         i3 = GridChunk<TD, TS>(rp, TH.First + 3, t0, t1, t2, t3, q, e0, e1, i3);
     }
 
-    /// <summary>Eight-lane widths, b = 3: chunks TH.First and TH.First + 1 of a group (TH.First even), a call of its own for the JIT's inlining budget.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GridPair8<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV i0, ref TV i1)
-        where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
-    {
-        i0 = GridChunk<TD, TS>(rp, TH.First, t0, t1, t2, t3, q, e0, e1, i0);
-        i1 = GridChunk<TD, TS>(rp, TH.First + 1, t0, t1, t2, t3, q, e0, e1, i1);
-    }
-
     /// <summary>One group of one vector: the int32 lane sums i0 … i3 (16 canonical lanes over 16/Lanes vectors).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void GridGroup<TD, TS>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, out TV i0, out TV i1, out TV i2, out TV i3)
@@ -969,5 +960,3 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
 internal interface IChunkHalf { static abstract int First { get; } }
 internal readonly struct FirstHalf : IChunkHalf { public static int First => 0; }
 internal readonly struct SecondHalf : IChunkHalf { public static int First => 4; }
-internal readonly struct FirstPair : IChunkHalf { public static int First => 0; }
-internal readonly struct SecondPair : IChunkHalf { public static int First => 2; }
