@@ -61,7 +61,7 @@ internal static class HeadOps
 
     /// <summary>The reductions of four accumulators (lanes j + j+4, then (0+2)+(1+3)) as one vector: a 4×4 transpose between.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+    internal static Vector128<float> Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
     {
         Vector128<float> t0 = a0.GetLower() + a0.GetUpper(), t1 = a1.GetLower() + a1.GetUpper();
         Vector128<float> t2 = a2.GetLower() + a2.GetUpper(), t3 = a3.GetLower() + a3.GetUpper();
@@ -73,9 +73,10 @@ internal static class HeadOps
     /// <summary>
     /// dst[i] = Σₛ w[s]·rows[s·stride + i] for i &lt; dst.Length, accumulated from 0 in s order with one fused multiply-add
     /// per term (so it equals <see cref="AddScaled"/> applied for s = 0, 1, … to a cleared dst, bit for bit); 64 entries
-    /// of dst stay in registers while s runs (a remainder below 64 takes the axpy path).
+    /// of dst stay in registers while s runs (a remainder below 64 takes the axpy path). With <paramref name="accumulate"/>
+    /// the sums start from dst instead of 0, so rows given in consecutive chunks give the bits of one call over all of them.
     /// </summary>
-    public static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> rows, int stride, Span<float> dst)
+    public static void WeightedSum(ReadOnlySpan<float> w, ReadOnlySpan<float> rows, int stride, Span<float> dst, bool accumulate = false)
     {
         int hs = dst.Length, n = w.Length, i = 0;
         if (n > 0 && (long)(n - 1) * stride + hs > rows.Length) throw new ArgumentException("rows too short", nameof(rows));
@@ -86,6 +87,12 @@ internal static class HeadOps
             {
                 // Eight accumulators: eight FMA chains in flight (four leave the FMA units waiting on latency).
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                if (accumulate)
+                {
+                    var d = dst.Slice(i, 64);
+                    a0 = Vector256.Create(d); a1 = Vector256.Create(d.Slice(8)); a2 = Vector256.Create(d.Slice(16)); a3 = Vector256.Create(d.Slice(24));
+                    a4 = Vector256.Create(d.Slice(32)); a5 = Vector256.Create(d.Slice(40)); a6 = Vector256.Create(d.Slice(48)); a7 = Vector256.Create(d.Slice(56));
+                }
                 for (int s = 0; s < n; s++)
                 {
                     var b = Vector256.Create(w[s]);
@@ -106,7 +113,7 @@ internal static class HeadOps
         if (i < hs)
         {
             var rest = dst.Slice(i);
-            rest.Clear();
+            if (!accumulate) rest.Clear();
             for (int s = 0; s < n; s++) AddScaled(w[s], rows.Slice(s * stride + i, hs - i), rest);
         }
     }

@@ -33,35 +33,80 @@ internal sealed class KvLayerFormat(VectorCodec? keys, VectorCodec? values, IRot
 }
 
 /// <summary>
+/// The cached K or V rows of one layer, positions [0, count): float rows [count, kv_dim], or block codes head-major
+/// (head h's values [count, head_size] at h·capacity·head_size and its scales [count, head_size / 8] at
+/// h·capacity·head_size / 8; entry = scale·value before the layer's per-channel affine), so that attention streams
+/// each head's codes contiguously.
+/// </summary>
+internal readonly ref struct KvRows
+{
+    private readonly ReadOnlySpan<sbyte> _values;
+    private readonly ReadOnlySpan<float> _scales;
+    private readonly int _count, _capacity, _headSize;
+
+    public KvRows(ReadOnlySpan<float> floats) { Floats = floats; }
+    public KvRows(sbyte[] values, float[] scales, int count, int capacity, int headSize)
+    {
+        _values = values; _scales = scales; _count = count; _capacity = capacity; _headSize = headSize; IsCoded = true;
+    }
+    public bool IsCoded { get; }
+    public ReadOnlySpan<float> Floats { get; }
+    /// <summary>Code values of KV head h: [count, head_size].</summary>
+    public ReadOnlySpan<sbyte> HeadValues(int h) => _values.Slice(h * _capacity * _headSize, _count * _headSize);
+    /// <summary>Block scales of KV head h: [count, head_size / 8].</summary>
+    public ReadOnlySpan<float> HeadScales(int h) => _scales.Slice(h * _capacity * (_headSize / 8), _count * (_headSize / 8));
+}
+
+/// <summary>
 /// The key/value cache of one sequence and the run state of the forward pass that fills it. Per layer and
 /// position it holds K and V of all KV heads: as float32, or as codes of the layer's codec. Appending a token
-/// encodes only that token; its decoded values are kept beside the codes, so attention never decodes the
-/// cache again (the attention-on-codes path plugs in at <see cref="Keys"/> / <see cref="Values"/>).
+/// encodes only that token. A codec with a block-int8 form (the E8 kernel code, INT with 8-multiple groups) is kept
+/// only in that form, and attention reads the codes (<see cref="CodedHeadOps"/>: 1.5 bytes per entry instead of 4);
+/// other codecs (the Voronoi reference code) keep the decoded values beside the codes, so nothing is decoded twice.
 /// </summary>
 public sealed class KvCache
 {
-    private readonly int _kvDim, _capacity;
+    private readonly int _kvDim, _capacity, _headSize;
     private readonly KvLayerFormat[] _formats;
-    private readonly float[][] _k, _v;      // [layer][capacity, kv_dim]: the values attention reads
-    private readonly byte[]?[] _kc, _vc;   // [layer][capacity, code bytes]: what a quantized cache stores
+    private readonly float[]?[] _k, _v;    // [layer][capacity, kv_dim]: float rows attention reads (null when coded)
+    private readonly byte[]?[] _kc, _vc;   // [layer][capacity, code bytes]: codes of codecs without a block-int8 form
+    private readonly sbyte[]?[] _kq, _vq;  // [layer][kv_heads, capacity, head_size]: block-int8 values
+    private readonly float[]?[] _ks, _vs;  // [layer][kv_heads, capacity, head_size / 8]: block scales
 
-    internal KvCache(LlamaConfig config, int capacity, KvLayerFormat[] formats)
+    internal KvCache(LlamaConfig config, int capacity, KvLayerFormat[] formats, bool readCodes = true)
     {
         int layers = config.Layers;
         _kvDim = config.KvDim;
+        _headSize = config.HeadSize;
         _capacity = capacity;
         _formats = formats;
         _k = new float[layers][]; _v = new float[layers][];
         _kc = new byte[layers][]; _vc = new byte[layers][];
+        _kq = new sbyte[layers][]; _vq = new sbyte[layers][];
+        _ks = new float[layers][]; _vs = new float[layers][];
         for (int l = 0; l < layers; l++)
         {
             var f = formats[l];
-            _k[l] = new float[(long)capacity * _kvDim];
-            _v[l] = new float[(long)capacity * _kvDim];
-            if (f.Keys is not null) _kc[l] = new byte[(long)capacity * f.Keys.CodeBytes];
-            if (f.Values is not null) _vc[l] = new byte[(long)capacity * f.Values.CodeBytes];
+            Allocate(f.Keys, readCodes && ReadsCodes(f.Keys, config.HeadSize), out _k[l], out _kc[l], out _kq[l], out _ks[l]);
+            Allocate(f.Values, readCodes && ReadsCodes(f.Values, config.HeadSize), out _v[l], out _vc[l], out _vq[l], out _vs[l]);
         }
         State = new RunState(config, capacity);
+    }
+
+    /// <summary>Whether attention reads this codec's codes (block-int8 form, whole blocks per head).</summary>
+    internal static bool ReadsCodes(VectorCodec? codec, int headSize) => codec is { HasBlockInt8Form: true } && headSize % 8 == 0;
+
+    private void Allocate(VectorCodec? codec, bool coded, out float[]? floats, out byte[]? codes, out sbyte[]? values, out float[]? scales)
+    {
+        floats = null; codes = null; values = null; scales = null;
+        if (coded)
+        {
+            values = new sbyte[(long)_capacity * _kvDim];
+            scales = new float[(long)_capacity * (_kvDim / 8)];
+            return;
+        }
+        floats = new float[(long)_capacity * _kvDim];
+        if (codec is not null) codes = new byte[(long)_capacity * codec.CodeBytes];
     }
 
     /// <summary>Positions the cache can hold.</summary>
@@ -70,44 +115,72 @@ public sealed class KvCache
     /// <summary>Positions written so far (the next position to feed).</summary>
     public int Length { get; internal set; }
 
+    /// <summary>Bytes the cache holds in memory for its whole capacity (codes, scales, float rows).</summary>
+    public long MemoryBytes
+    {
+        get
+        {
+            long sum = 0;
+            foreach (var a in _k.Concat(_v)) sum += 4L * (a?.LongLength ?? 0);
+            foreach (var a in _kc.Concat(_vc)) sum += a?.LongLength ?? 0;
+            foreach (var a in _kq.Concat(_vq)) sum += a?.LongLength ?? 0;
+            foreach (var a in _ks.Concat(_vs)) sum += 4L * (a?.LongLength ?? 0);
+            return sum;
+        }
+    }
+
     /// <summary>When set, every forward call on this cache adds its time per part here (null: not timed).</summary>
     public InferenceProfile? Profile { get; set; }
 
     /// <summary>Buffers of the forward pass, allocated once per sequence.</summary>
     internal RunState State { get; }
 
+    /// <summary>The storage format of a layer.</summary>
+    internal KvLayerFormat Format(int layer) => _formats[layer];
+
     internal void Write(int layer, int pos, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
     {
         if (pos >= _capacity) throw new GossetException($"position {pos} is beyond the KV cache capacity {_capacity}");
         var f = _formats[layer];
-        Store(f.Keys, k, f.KeyShift, f.KeyScale, _kc[layer], _k[layer], pos);
-        Store(f.Values, v, f.ValueShift, f.ValueScale, _vc[layer], _v[layer], pos);
+        Store(f.Keys, k, f.KeyShift, f.KeyScale, pos, _k[layer], _kc[layer], _kq[layer], _ks[layer]);
+        Store(f.Values, v, f.ValueShift, f.ValueScale, pos, _v[layer], _vc[layer], _vq[layer], _vs[layer]);
     }
 
-    private void Store(VectorCodec? codec, ReadOnlySpan<float> x, float[]? shift, float[]? scale, byte[]? codes, float[] floats, int pos)
+    private void Store(VectorCodec? codec, ReadOnlySpan<float> x, float[]? shift, float[]? scale, int pos, float[]? floats, byte[]? codes, sbyte[]? values, float[]? scales)
     {
-        var dst = floats.AsSpan(pos * _kvDim, _kvDim);
-        if (codec is null) { x.CopyTo(dst); return; }
+        if (codec is null) { x.CopyTo(floats.AsSpan(pos * _kvDim, _kvDim)); return; }
         Span<float> t = _kvDim <= 8192 ? stackalloc float[_kvDim] : new float[_kvDim];
         KvLayerFormat.Forward(x, shift, scale, t);
+        if (values is not null)
+        {
+            Span<byte> c = codec.CodeBytes <= 16384 ? stackalloc byte[codec.CodeBytes] : new byte[codec.CodeBytes];
+            Span<sbyte> v = _kvDim <= 16384 ? stackalloc sbyte[_kvDim] : new sbyte[_kvDim];
+            Span<float> sc = stackalloc float[_kvDim / 8];
+            codec.Encode(t, c);
+            codec.ToBlockInt8(c, v, sc);
+            int hs = _headSize, hb = hs / 8;
+            for (int h = 0; h < _kvDim / hs; h++)
+            {
+                v.Slice(h * hs, hs).CopyTo(values.AsSpan((h * _capacity + pos) * hs, hs));
+                sc.Slice(h * hb, hb).CopyTo(scales.AsSpan((h * _capacity + pos) * hb, hb));
+            }
+            return;
+        }
         var code = codes.AsSpan(pos * codec.CodeBytes, codec.CodeBytes);
+        var dst = floats.AsSpan(pos * _kvDim, _kvDim);
         codec.Encode(t, code);
         codec.Decode(code, dst);
         KvLayerFormat.Backward(dst, shift, scale);
     }
 
-    /// <summary>Keys of positions [0, count) of a layer as attention reads them: [count, kv_dim].</summary>
-    internal ReadOnlySpan<float> Keys(int layer, int count) => _k[layer].AsSpan(0, count * _kvDim);
+    /// <summary>Keys of positions [0, count) of a layer as attention reads them.</summary>
+    internal KvRows Keys(int layer, int count) => Rows(_k[layer], _kq[layer], _ks[layer], count);
 
-    /// <summary>Values of positions [0, count): [count, kv_dim].</summary>
-    internal ReadOnlySpan<float> Values(int layer, int count) => _v[layer].AsSpan(0, count * _kvDim);
+    /// <summary>Values of positions [0, count).</summary>
+    internal KvRows Values(int layer, int count) => Rows(_v[layer], _vq[layer], _vs[layer], count);
 
-    /// <summary>Decoded keys and values of positions [0, count) copied into [count][kv_dim] arrays.</summary>
-    internal void Read(int layer, int count, float[] k, float[] v)
-    {
-        Keys(layer, count).CopyTo(k);
-        Values(layer, count).CopyTo(v);
-    }
+    private KvRows Rows(float[]? floats, sbyte[]? values, float[]? scales, int count)
+        => values is not null ? new KvRows(values, scales!, count, _capacity, _headSize) : new KvRows(floats.AsSpan(0, count * _kvDim));
 }
 
 /// <summary>

@@ -169,7 +169,7 @@ internal sealed class Linear
                 {
                     Span<byte> code = boxCodec.CodeBytes <= 16384 ? stackalloc byte[boxCodec.CodeBytes] : new byte[boxCodec.CodeBytes];
                     boxCodec.Encode(dst, code);
-                    boxCodec.ToInt8(code, codes!.Values.AsSpan(t * width, width), codes.Scales.AsSpan(t * codes.Blocks, codes.Blocks));
+                    boxCodec.ToBlockInt8(code, codes!.Values.AsSpan(t * width, width), codes.Scales.AsSpan(t * codes.Blocks, codes.Blocks));
                 }
                 else if (Activations is not null) { dst.CopyTo(buf); Activations.Roundtrip(buf, dst); }
             });

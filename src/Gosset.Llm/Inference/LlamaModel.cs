@@ -232,11 +232,14 @@ public sealed class LlamaModel
     }
 
     /// <summary>Creates an empty KV cache for up to <paramref name="capacity"/> positions (default: the model's seq_len).</summary>
-    public KvCache CreateCache(int capacity = 0)
+    public KvCache CreateCache(int capacity = 0) => CreateCache(capacity, readCodes: true);
+
+    /// <summary>As <see cref="CreateCache(int)"/>; <paramref name="readCodes"/> false keeps decoded float rows for every codec (the reference attention path).</summary>
+    internal KvCache CreateCache(int capacity, bool readCodes)
     {
         if (capacity <= 0) capacity = Config.SeqLen;
         if (capacity > Config.SeqLen) throw new GossetException($"context {capacity} is longer than the model's seq_len {Config.SeqLen}");
-        return new KvCache(Config, capacity, Kv);
+        return new KvCache(Config, capacity, Kv, readCodes);
     }
 
     /// <summary>Logits [tokens.Length][vocab] of a window fed at positions 0.. with an empty cache.</summary>
@@ -458,50 +461,117 @@ public sealed class LlamaModel
         }
     }
 
+    /// <summary>Positions attention reads (and unpacks, from a coded cache) at a time: a multiple of 8; 32 × head_size floats stay in L1.</summary>
+    private const int KvChunk = 32;
+
+    /// <summary>Tokens of a batch whose queries share one pass over the cache in attention.</summary>
+    private const int TokenTile = 8;
+
+    /// <summary>dst[s] = q · rows[s·stride …] for s &lt; dst.Length: eight key rows at a time (eight FMA chains), the rest one by one.</summary>
+    private static void Scores(ReadOnlySpan<float> q, ReadOnlySpan<float> rows, int stride, Span<float> dst)
+    {
+        int hs = q.Length, n = dst.Length, s = 0;
+        for (; s + 8 <= n; s += 8) HeadOps.Dot8(q, rows.Slice(s * stride), stride, dst.Slice(s, 8));
+        for (; s < n; s++) dst[s] = HeadOps.Dot(q, rows.Slice(s * stride, hs));
+    }
+
     /// <summary>
     /// Causal multi-head attention of T new tokens over the cache (GQA: query head h reads KV head h / group). One work
-    /// item per (token, KV head) serves the group's query heads, so each key and value row is loaded once for all of
-    /// them; per-position dots and axpys are inlined (<see cref="HeadOps"/>); threaded when the work is large enough.
+    /// item per (tile of up to <see cref="TokenTile"/> tokens, KV head) serves the tile's queries of the group's heads, so
+    /// each key and value row is loaded (and, in a coded cache, unpacked) once for all of them, in chunks of
+    /// <see cref="KvChunk"/> positions that stay in L1; per-position dots and axpys are inlined (<see cref="HeadOps"/>);
+    /// threaded when the work is large enough. Chunking does not change the result: every score is one
+    /// <see cref="HeadOps.Dot"/> and every output one <see cref="HeadOps.WeightedSum"/> in position order.
     /// </summary>
     private static void Attention(float[] q, KvCache cache, int layer, float[] att, int T, int pos0, LlamaConfig c)
     {
-        int hs = c.HeadSize, dim = c.Dim, kvDim = c.KvDim, kvHeads = c.KvHeads, group = c.Heads / c.KvHeads;
+        int hs = c.HeadSize, hb = hs / 8, dim = c.Dim, kvDim = c.KvDim, kvHeads = c.KvHeads, group = c.Heads / c.KvHeads;
+        int tiles = (T + TokenTile - 1) / TokenTile;
         float scale = 1f / MathF.Sqrt(hs);
-        int total = pos0 + T;
+        var fmt = cache.Format(layer);
         void Body(int item)
         {
-            int t = item / kvHeads, g = item % kvHeads;
-            int n = pos0 + t + 1;
-            float[]? rented = group * n > 16384 ? System.Buffers.ArrayPool<float>.Shared.Rent(group * n) : null;
-            Span<float> scores = rented is null ? stackalloc float[group * n] : rented.AsSpan(0, group * n); // [group][n]
-            var keys = cache.Keys(layer, n);
-            var values = cache.Values(layer, n);
-            int kvOff = g * hs, q0 = t * dim + g * group * hs;
-            var kh = keys.Slice(kvOff);
-            for (int j = 0; j < group; j++)
+            int g = item % kvHeads, t0 = item / kvHeads * TokenTile, t1 = Math.Min(T, t0 + TokenTile), tt = t1 - t0;
+            int nMax = pos0 + t1, kvOff = g * hs;
+            var keys = cache.Keys(layer, nMax);
+            var values = cache.Values(layer, nMax);
+            int len = tt * group * nMax; // scores [token of the tile][query head of the group][position]
+            float[]? rented = len > 16384 ? System.Buffers.ArrayPool<float>.Shared.Rent(len) : null;
+            Span<float> scores = rented is null ? stackalloc float[len] : rented.AsSpan(0, len);
+            Span<float> unpacked = stackalloc float[keys.IsCoded || values.IsCoded ? KvChunk * hs : 0];
+            // The queries, as the key rows need them: codes hold (k − shift) / channel scale, so q·k = (q ⊙ channel scale)·code + q·shift.
+            Span<float> qs = stackalloc float[keys.IsCoded && fmt.KeyScale is not null ? tt * group * hs : 0];
+            for (int t = t0; t < t1 && !qs.IsEmpty; t++)
+                for (int j = 0; j < group; j++)
+                    TensorPrimitives.Multiply(q.AsSpan(t * dim + (g * group + j) * hs, hs), fmt.KeyScale.AsSpan(kvOff, hs), qs.Slice(((t - t0) * group + j) * hs, hs));
+            for (int c0 = 0; c0 < nMax; c0 += KvChunk)
             {
-                // Eight key rows at a time (eight independent FMA chains), the rest one by one; each score is Dot(q, k)·scale.
-                var qj = q.AsSpan(q0 + j * hs, hs);
-                var sj = scores.Slice(j * n, n);
-                int s = 0;
-                for (; s + 8 <= n; s += 8) HeadOps.Dot8(qj, kh.Slice(s * kvDim), kvDim, sj.Slice(s, 8));
-                for (; s < n; s++) sj[s] = HeadOps.Dot(qj, kh.Slice(s * kvDim, hs));
-                TensorPrimitives.Multiply(sj, scale, sj);
+                int m = Math.Min(KvChunk, nMax - c0), stride = hs;
+                scoped ReadOnlySpan<float> rows;
+                if (keys.IsCoded)
+                {
+                    CodedHeadOps.Unpack(keys.HeadValues(g).Slice(c0 * hs), hs, keys.HeadScales(g).Slice(c0 * hb), hb, unpacked[..(m * hs)], m);
+                    rows = unpacked;
+                }
+                else { rows = keys.Floats.Slice(c0 * kvDim + kvOff); stride = kvDim; }
+                for (int t = t0; t < t1; t++)
+                {
+                    int n = pos0 + t + 1;
+                    if (c0 >= n) break;
+                    for (int j = 0; j < group; j++)
+                    {
+                        int r = (t - t0) * group + j;
+                        var qj = qs.IsEmpty ? q.AsSpan(t * dim + (g * group + j) * hs, hs) : qs.Slice(r * hs, hs);
+                        Scores(qj, rows, stride, scores.Slice(r * nMax + c0, Math.Min(m, n - c0)));
+                    }
+                }
             }
-            for (int j = 0; j < group; j++)
+            for (int t = t0; t < t1; t++)
+                for (int j = 0; j < group; j++)
+                {
+                    var sj = scores.Slice(((t - t0) * group + j) * nMax, pos0 + t + 1);
+                    if (keys.IsCoded && fmt.KeyShift is { } kshift)
+                        TensorPrimitives.Add(sj, HeadOps.Dot(q.AsSpan(t * dim + (g * group + j) * hs, hs), kshift.AsSpan(kvOff, hs)), sj);
+                    TensorPrimitives.Multiply(sj, scale, sj);
+                    float max = TensorPrimitives.Max(sj);
+                    TensorPrimitives.Subtract(sj, max, sj);
+                    TensorPrimitives.Exp(sj, sj);
+                    TensorPrimitives.Multiply(sj, 1f / TensorPrimitives.Sum(sj), sj);
+                }
+            // Σₛ pₛ·vₛ, chunk by chunk into the outputs (each head's output in registers while a chunk's positions run).
+            for (int c0 = 0; c0 < nMax; c0 += KvChunk)
             {
-                var sj = scores.Slice(j * n, n);
-                float max = TensorPrimitives.Max(sj);
-                TensorPrimitives.Subtract(sj, max, sj);
-                TensorPrimitives.Exp(sj, sj);
-                TensorPrimitives.Multiply(sj, 1f / TensorPrimitives.Sum(sj), sj);
-                // Σₛ pₛ·vₛ with the head's output in registers (the value rows are read once per query head, from cache).
-                HeadOps.WeightedSum(sj, values.Slice(kvOff), kvDim, att.AsSpan(q0 + j * hs, hs));
+                int m = Math.Min(KvChunk, nMax - c0), stride = hs;
+                scoped ReadOnlySpan<float> rows;
+                if (values.IsCoded)
+                {
+                    CodedHeadOps.Unpack(values.HeadValues(g).Slice(c0 * hs), hs, values.HeadScales(g).Slice(c0 * hb), hb, unpacked[..(m * hs)], m);
+                    rows = unpacked;
+                }
+                else { rows = values.Floats.Slice(c0 * kvDim + kvOff); stride = kvDim; }
+                for (int t = t0; t < t1; t++)
+                {
+                    int n = pos0 + t + 1;
+                    if (c0 >= n) break;
+                    for (int j = 0; j < group; j++)
+                        HeadOps.WeightedSum(scores.Slice(((t - t0) * group + j) * nMax + c0, Math.Min(m, n - c0)), rows, stride,
+                            att.AsSpan(t * dim + (g * group + j) * hs, hs), accumulate: c0 > 0);
+                }
             }
+            if (values.IsCoded && (fmt.ValueScale is not null || fmt.ValueShift is not null))
+                for (int t = t0; t < t1; t++)
+                    for (int j = 0; j < group; j++)
+                    {
+                        // Undo the per-channel affine once on the output: Σ pₛ(scale·cₛ + shift) = scale ⊙ Σ pₛcₛ + shift·Σ pₛ.
+                        var o = att.AsSpan(t * dim + (g * group + j) * hs, hs);
+                        if (fmt.ValueScale is { } vsc) TensorPrimitives.Multiply(o, vsc.AsSpan(kvOff, hs), o);
+                        if (fmt.ValueShift is { } vsh)
+                            TensorPrimitives.MultiplyAdd(vsh.AsSpan(kvOff, hs), TensorPrimitives.Sum(scores.Slice(((t - t0) * group + j) * nMax, pos0 + t + 1)), o, o);
+                    }
             if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
-        int items = T * kvHeads;
-        if ((long)T * c.Heads * total * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
+        int items = tiles * kvHeads;
+        if ((long)T * c.Heads * (pos0 + T) * hs < 1 << 15) for (int i = 0; i < items; i++) Body(i);
         else Gosset.Kernels.RowParallel.ForEach(items, Body);
     }
 }

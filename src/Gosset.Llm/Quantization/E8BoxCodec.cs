@@ -10,9 +10,8 @@ namespace Gosset.Llm.Quantization;
 /// stored: exactly <see cref="E8BoxTable.RowBits"/> bits (minus the 8-bit row scale when fixed).
 /// </summary>
 /// <remarks>
-/// KV cache API (for the engine; every call is per token, nothing re-decodes the cache): <see cref="VectorCodec.Encode"/>
-/// codes one token's vector into its slot; <see cref="Dot"/> gives q·k̂ for a float query against a coded key; <see cref="AddScaled"/>
-/// accumulates w·v̂ of a coded value into a float output. Both read the codes block by block (β·v/2 per block).
+/// In the KV cache every call is per token: <see cref="VectorCodec.Encode"/> codes one token's vector, <see cref="ToBlockInt8"/>
+/// unpacks it once to the form attention reads (doubled coordinates and s·β/2 per block); nothing re-decodes the cache.
 /// </remarks>
 internal sealed class E8BoxCodec : VectorCodec
 {
@@ -153,11 +152,14 @@ internal sealed class E8BoxCodec : VectorCodec
         }
     }
 
+    /// <inheritdoc/>
+    public override bool HasBlockInt8Form => true;
+
     /// <summary>
-    /// A coded vector as the integer kernels take it (<see cref="Gosset.Kernels.Int8Activations"/>): the doubled
-    /// coordinates v (|v| ≤ q) and per block the scale s·β/2, so that x̂ = scale·v exactly as <see cref="Decode"/> gives it.
+    /// A coded vector as the integer kernels (<see cref="Gosset.Kernels.Int8Activations"/>) and coded attention take it: the
+    /// doubled coordinates v (|v| ≤ q) and per block the scale s·β/2, so that x̂ = scale·v exactly as <see cref="Decode"/> gives it.
     /// </summary>
-    public void ToInt8(ReadOnlySpan<byte> code, Span<sbyte> values /* [Length] */, Span<float> scales /* [Blocks] */)
+    public override void ToBlockInt8(ReadOnlySpan<byte> code, Span<sbyte> values /* [Length] */, Span<float> scales /* [Blocks] */)
     {
         float s = Scale(code);
         int q = 1 << Table.Bits;
@@ -167,37 +169,6 @@ internal sealed class E8BoxCodec : VectorCodec
             E8BoxCodes.DoubledCoordinates(code.Slice(_head + 8 * t, 8), q, v);
             scales[t] = 0.5f * s * Table.BlockScales[code[_head + Length + t]];
             for (int i = 0; i < 8; i++) values[8 * t + i] = (sbyte)v[i];
-        }
-    }
-
-    /// <summary>q · x̂ for a coded vector (attention score against a coded key), block sums scaled once per block.</summary>
-    public float Dot(ReadOnlySpan<float> q, ReadOnlySpan<byte> code)
-    {
-        float s = Scale(code);
-        int qq = 1 << Table.Bits;
-        Span<int> v = stackalloc int[8];
-        float acc = 0f;
-        for (int t = 0; t < Blocks; t++)
-        {
-            E8BoxCodes.DoubledCoordinates(code.Slice(_head + 8 * t, 8), qq, v);
-            float d = 0f;
-            for (int i = 0; i < 8; i++) d += q[8 * t + i] * v[i];
-            acc += d * 0.5f * Table.BlockScales[code[_head + Length + t]];
-        }
-        return acc * s;
-    }
-
-    /// <summary>y += w · x̂ for a coded vector (attention-weighted sum of coded values).</summary>
-    public void AddScaled(float w, ReadOnlySpan<byte> code, Span<float> y)
-    {
-        float s = Scale(code) * w;
-        int q = 1 << Table.Bits;
-        Span<int> v = stackalloc int[8];
-        for (int t = 0; t < Blocks; t++)
-        {
-            E8BoxCodes.DoubledCoordinates(code.Slice(_head + 8 * t, 8), q, v);
-            float half = 0.5f * s * Table.BlockScales[code[_head + Length + t]];
-            for (int i = 0; i < 8; i++) y[8 * t + i] += half * v[i];
         }
     }
 

@@ -58,6 +58,18 @@ internal sealed class IntCodec : VectorCodec
         for (int j = 0; j < Length; j++) x[j] = _q.Level(code[2 * _groups + j] - 1, Step(code, j));
     }
 
+    /// <inheritdoc/>
+    public override bool HasBlockInt8Form => _group % 8 == 0 && Length % 8 == 0;
+
+    /// <summary>The levels' integers (code − (2^(b−1) − 1), |v| ≤ 127) and per block its group's step: x̂ = step·v as <see cref="Decode"/> gives it.</summary>
+    public override void ToBlockInt8(ReadOnlySpan<byte> code, Span<sbyte> values, Span<float> scales)
+    {
+        if (!HasBlockInt8Form) base.ToBlockInt8(code, values, scales);
+        int half = (1 << (_bits - 1)) - 1;
+        for (int j = 0; j < Length; j++) values[j] = (sbyte)(code[2 * _groups + j] - 1 - half);
+        for (int t = 0; t < Blocks; t++) scales[t] = Step(code, 8 * t);
+    }
+
     public override void Pack(ReadOnlySpan<byte> code, BitWriter w)
     {
         for (int g = 0; g < _groups; g++) w.Write(BitConverter.ToUInt16(code[(2 * g)..]), 16);

@@ -37,6 +37,20 @@ internal abstract class VectorCodec
     /// <summary>Unpacks a code written by <see cref="Pack"/>.</summary>
     public abstract void Unpack(ref BitReader r, Span<byte> code);
 
+    /// <summary>
+    /// Whether a code unpacks to block-int8 form (<see cref="ToBlockInt8"/>): small integers and one scale per 8-block with
+    /// x̂ = scale·v exactly as <see cref="Decode"/> gives it. The integer kernels and attention over the KV cache read that form.
+    /// </summary>
+    public virtual bool HasBlockInt8Form => false;
+
+    /// <summary>Unpacks a code to block-int8 form: values[i]·scales[i / 8] is entry i of <see cref="Decode"/>'s output.</summary>
+    /// <param name="code">A code of this codec.</param>
+    /// <param name="values">[Length] integers.</param>
+    /// <param name="scales">[Blocks] scales.</param>
+    /// <exception cref="NotSupportedException">The codec has no such form (<see cref="HasBlockInt8Form"/> is false).</exception>
+    public virtual void ToBlockInt8(ReadOnlySpan<byte> code, Span<sbyte> values, Span<float> scales)
+        => throw new NotSupportedException($"{Describe()} has no block-int8 form");
+
     /// <summary>Encodes a vector (no error feedback).</summary>
     public virtual void Encode(ReadOnlySpan<float> x, Span<byte> code)
     {

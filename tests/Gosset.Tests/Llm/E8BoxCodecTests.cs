@@ -121,24 +121,27 @@ public class E8BoxCodecTests
     }
 
     [Fact]
-    public void Kv_dot_and_accumulate_match_the_decoded_vector()
+    public void Block_int8_form_is_exactly_the_decoded_vector()
     {
         var rows = Rows(16, 64, 11);
         var table = E8BoxTable.Fit(rows, 4, 4, double.NaN);
-        var codec = new E8BoxCodec(64, table);
-        var code = new byte[codec.CodeBytes];
-        var q = Rows(1, 64, 12)[0];
-        var dec = new float[64];
-        foreach (var x in rows)
+        VectorCodec[] codecs = [new E8BoxCodec(64, table), new E8BoxCodec(64, table, fixedScale: true), new IntCodec(64, 4, 32), new IntCodec(64, 8, 64)];
+        foreach (var codec in codecs)
         {
-            codec.Encode(x, code);
-            codec.Decode(code, dec);
-            double dot = 0;
-            for (int i = 0; i < 64; i++) dot += q[i] * (double)dec[i];
-            Assert.Equal(dot, codec.Dot(q, code), 3);
-            var acc = new float[64];
-            codec.AddScaled(0.5f, code, acc);
-            for (int i = 0; i < 64; i++) Assert.Equal(0.5f * dec[i], acc[i], 5);
+            Assert.True(codec.HasBlockInt8Form, codec.Describe());
+            var code = new byte[codec.CodeBytes];
+            var dec = new float[64];
+            var v = new sbyte[64];
+            var s = new float[8];
+            foreach (var x in rows)
+            {
+                codec.Encode(x, code);
+                codec.Decode(code, dec);
+                codec.ToBlockInt8(code, v, s);
+                for (int i = 0; i < 64; i++) Assert.Equal(dec[i], s[i / 8] * v[i]);
+            }
         }
+        Assert.False(new IntCodec(60, 4, 60).HasBlockInt8Form);
+        Assert.Throws<NotSupportedException>(() => new IntCodec(60, 4, 60).ToBlockInt8(new byte[62], new sbyte[60], new float[8]));
     }
 }
