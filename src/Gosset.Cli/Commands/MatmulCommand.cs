@@ -21,11 +21,17 @@ internal static class MatmulCommand
         var group = new Option<int>("--group") { Description = "Group size of the INT baselines", DefaultValueFactory = _ => IntMethod.DefaultGroup };
         var outPath = new Option<string?>("--out") { Description = "Write the estimate Ĉ (a×b) as .npy" };
         var json = new Option<string?>("--json") { Description = "Write the result as JSON" };
-        var cmd = new Command("matmul", "Estimate AᵀB from independent encodings of A and B at a given bit budget.") { a, b, bits, method, seed, group, outPath, json };
+        var floatB = new Option<bool>("--float-b") { Description = "Keep B in float: Ĉ = ÂᵀB with only A quantized (A a .gq or coded at --bits); an e8 A runs on the GEMM kernels" };
+        var cmd = new Command("matmul", "Estimate AᵀB from independent encodings of A and B at a given bit budget.") { a, b, bits, method, seed, group, outPath, json, floatB };
         cmd.SetAction(pr =>
         {
             string specA = pr.GetValue(a)!, specB = pr.GetValue(b)!;
             var m = MatrixMethod.Get(pr.GetValue(method)!, pr.GetValue(group));
+            if (pr.GetValue(floatB))
+            {
+                RunOneSided(specA, specB, m, pr.GetValue(bits), pr.GetValue(seed), pr.GetValue(outPath), pr.GetValue(json));
+                return 0;
+            }
             if (IsCoded(specA) || IsCoded(specB))
             {
                 RunCoded(specA, specB, m, pr.GetValue(bits), pr.GetValue(outPath), pr.GetValue(json));
@@ -87,6 +93,44 @@ internal static class MatmulCommand
             ["bits_per_entry_a"] = qa.BitsPerEntry, ["bits_per_entry_b"] = qb.BitsPerEntry,
             ["detail_a"] = qa.Describe(), ["detail_b"] = qb.Describe(),
         });
+    }
+
+    /// <summary>
+    /// <c>--float-b</c>: A is quantized (a .gq as stored, or coded with the method at the budget), B stays float, and
+    /// Ĉ = ÂᵀB comes from <see cref="QuantizedMatrix.MultiplyTransposed"/> (the kernels for the e8 format). With a raw A
+    /// the error against the exact product is reported.
+    /// </summary>
+    private static void RunOneSided(string specA, string specB, MatrixMethod m, double? bits, ulong seed, string? outPath, string? json)
+    {
+        if (IsCoded(specB)) throw new GossetException("--float-b keeps B in float: give B as .npy or .safetensors, not a .gq file.");
+        var B = MatrixFiles.Read(specB);
+        DenseMatrix? A = IsCoded(specA) ? null : MatrixFiles.Read(specA);
+        var qa = A is null ? GqFormat.Load(specA) : null;
+        CheckShapes(qa?.Rows ?? A!.Rows, qa?.Cols ?? A!.Cols, B.Rows, B.Cols);
+        B.ThrowIfNotFinite("B");
+        if (A is not null)
+        {
+            A.ThrowIfNotFinite("A");
+            double budget = bits ?? throw new GossetException("--bits is required to code A, which is not a .gq file.");
+            var (codes, _, within) = RateBudget.Encode(m, [A], budget, seed);
+            Warn(codes, within ? null : budget);
+            qa = codes[0];
+        }
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        var c = qa!.MultiplyTransposed(B);
+        double ms = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        var err = A is null ? null : ProductError.Measure(A, B, c);
+        AnsiConsole.MarkupLine($"A: {Markup.Escape(qa.Describe())}, {qa.BitsPerEntry:F4} bits/entry; B: float ({B.Rows}×{B.Cols})");
+        AnsiConsole.MarkupLine($"Ĉ = ÂᵀB: {c.Rows}×{c.Cols} in {ms:F1} ms, {(qa.RunsOnKernels ? "on the GEMM kernels (packed codes)" : "from decoded columns")}"
+            + (err is null ? " (no reference product: A is coded)" : FormattableString.Invariant($"; relative error {err.RelativeError:E3}, distortion {err.Distortion:E3}")));
+        if (outPath is not null) { Npy.Write(outPath, c); AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(outPath)}[/]"); }
+        var o = new JsonObject
+        {
+            ["rows"] = c.Rows, ["cols"] = c.Cols, ["float_b"] = true, ["kernels"] = qa.RunsOnKernels,
+            ["bits_per_entry_a"] = qa.BitsPerEntry, ["detail_a"] = qa.Describe(), ["ms"] = ms,
+        };
+        if (err is not null) { o["relative_error"] = err.RelativeError; o["distortion"] = err.Distortion; }
+        CliOutput.WriteJson(json, o);
     }
 
     /// <summary>

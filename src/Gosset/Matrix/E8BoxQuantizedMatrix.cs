@@ -77,6 +77,23 @@ public sealed class E8BoxQuantizedMatrix : QuantizedMatrix
     }
 
     /// <inheritdoc/>
+    public override bool RunsOnKernels => true;
+
+    private Kernels.PackedE8Matrix? _packed;
+
+    /// <summary>The codes repacked for the GEMV/GEMM kernels (once, on first use): row i is column i of the matrix.</summary>
+    public Kernels.PackedE8Matrix Packed => _packed ??= Kernels.PackedE8Matrix.FromCodes(Codes);
+
+    /// <summary>The kernels' product of the packed codes with the rotated columns (exact fp32 activations).</summary>
+    private protected override DenseMatrix MultiplyRotated(DenseMatrix zb)
+    {
+        // zb is column-major [b][RotatedLength]: the kernels' batch layout; their output [b][Cols] is Ĉ column-major.
+        var c = new DenseMatrix(Cols, zb.Cols);
+        Packed.Multiply(zb.Data, c.Data, zb.Cols, Kernels.ActivationMode.Float32);
+        return c;
+    }
+
+    /// <inheritdoc/>
     internal override void WriteBody(BinaryWriter w)
     {
         w.Flush();

@@ -75,6 +75,56 @@ public abstract class QuantizedMatrix
         return result;
     }
 
+    /// <summary>
+    /// Ĉ = ÂᵀB for a float B (n × b) with only this side quantized: the columns of B are padded and rotated like
+    /// this matrix's, and ĉ_ij = ẑ_i·R·pad(b_j) + μ_i·1ᵀb_j. This implementation decodes the columns; a format the
+    /// kernels run (<see cref="E8BoxQuantizedMatrix"/>) multiplies its packed codes directly (<see cref="RunsOnKernels"/>).
+    /// </summary>
+    /// <param name="b">The float factor, n × b, finite.</param>
+    /// <returns>Ĉ, a × b.</returns>
+    /// <exception cref="GossetException">B's row count differs from n, or B has a non-finite entry.</exception>
+    public DenseMatrix MultiplyTransposed(DenseMatrix b)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        if (b.Rows != Rows) throw new GossetException($"Inner dimensions differ: A has {Rows} rows, B has {b.Rows}.");
+        b.ThrowIfNotFinite("B");
+        var rot = CreateRotation();
+        var zb = new DenseMatrix(RotatedLength, b.Cols);
+        Parallel.For(0, b.Cols, j =>
+        {
+            var buf = new float[RotatedLength];
+            b.Column(j).CopyTo(buf);
+            rot.Apply(buf, zb.Column(j));
+        });
+        var c = MultiplyRotated(zb);
+        if (Centered)
+            for (int j = 0; j < b.Cols; j++)
+            {
+                double sum = 0;
+                foreach (float v in b.Column(j)) sum += v;
+                var col = c.Column(j);
+                for (int i = 0; i < Cols; i++) col[i] += (float)(Mean(i) * sum);
+            }
+        return c;
+    }
+
+    /// <summary>Whether <see cref="MultiplyTransposed"/> runs on the GEMM kernels (packed codes) rather than on decoded columns.</summary>
+    public virtual bool RunsOnKernels => false;
+
+    /// <summary>ẐᵀZ_B for rotated float columns zb (RotatedLength × b): a × b.</summary>
+    private protected virtual DenseMatrix MultiplyRotated(DenseMatrix zb)
+    {
+        var z = DecodeRotated();
+        var c = new DenseMatrix(Cols, zb.Cols);
+        Parallel.For(0, zb.Cols, j =>
+        {
+            var bj = zb.Column(j);
+            var cj = c.Column(j);
+            for (int i = 0; i < Cols; i++) cj[i] = TensorPrimitives.Dot(z.Column(i), bj);
+        });
+        return c;
+    }
+
     /// <summary>The rotation shared by the encoder and decoder.</summary>
     public IRotation CreateRotation() => Rotations.Rotation.Create(RotationKind, RotatedLength, RotationSeed);
 

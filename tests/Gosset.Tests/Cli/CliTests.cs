@@ -84,6 +84,33 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Matmul_with_a_float_b_feeds_a_gq_to_the_kernels()
+    {
+        var b = E8MatrixQuantizerTests.Gaussian(512, 6, 2);
+        Npy.Write(P("a.npy"), E8MatrixQuantizerTests.Gaussian(512, 20, 1));
+        Npy.Write(P("b.npy"), b);
+        Assert.Equal(0, Run("quantize", "--in", P("a.npy"), "--bits", "4", "--out", P("a.gq")));
+        Assert.Equal(0, Run("matmul", "--a", P("a.gq"), "--b", P("b.npy"), "--float-b", "--out", P("c.npy"), "--json", P("m.json")));
+        using (var doc = JsonDocument.Parse(File.ReadAllText(P("m.json"))))
+        {
+            Assert.True(doc.RootElement.GetProperty("kernels").GetBoolean());
+            Assert.True(doc.RootElement.GetProperty("float_b").GetBoolean());
+        }
+        // The kernels' product equals the decoded .gq times B (double-precision reference).
+        var c = Npy.Read(P("c.npy"));
+        var reference = ProductEstimator.ExactProduct(GqFormat.Load(P("a.gq")).Dequantize(), b);
+        for (int j = 0; j < 6; j++)
+            for (int i = 0; i < 20; i++) Assert.Equal(reference[j * 20 + i], c[i, j], 1e-3);
+        // A raw A is coded at the budget and the error against the exact product reported; a coded B is refused.
+        Assert.Equal(0, Run("matmul", "--a", P("a.npy"), "--b", P("b.npy"), "--float-b", "--bits", "4", "--out", P("c2.npy"), "--json", P("m2.json")));
+        double measured = ProductError.Measure(Npy.Read(P("a.npy")), b, Npy.Read(P("c2.npy"))).RelativeError;
+        using (var doc = JsonDocument.Parse(File.ReadAllText(P("m2.json"))))
+            Assert.Equal(measured, doc.RootElement.GetProperty("relative_error").GetDouble(), 9);
+        Assert.Equal(2, Run("matmul", "--a", P("a.gq"), "--b", P("a.gq"), "--float-b"));
+        Assert.Contains("--float-b keeps B in float", LastError);
+    }
+
+    [Fact]
     public void Quantize_dequantize_round_trip()
     {
         var x = E8MatrixQuantizerTests.Gaussian(300, 5, 3);
