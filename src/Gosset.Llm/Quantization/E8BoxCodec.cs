@@ -75,6 +75,26 @@ internal sealed class E8BoxCodec : VectorCodec
         code[0] = (byte)Table.EncodeRow(x, code.Slice(1, Length), code.Slice(1 + Length, Blocks), SearchRowScale);
     }
 
+    /// <summary>
+    /// <see cref="Encode"/> of x[offset .. offset + Length) into code[0 .. CodeBytes) with the groups split over the
+    /// worker pool (one long activation vector per call when decoding a token); the same code, since groups are
+    /// coded independently once the row scale is set. Vectors coded with a row-scale search take the serial path.
+    /// </summary>
+    public void EncodeParallel(float[] x, int offset, byte[] code)
+    {
+        var xs = x.AsSpan(offset, Length);
+        int groupLength = 8 * Table.GroupBlocks, groups = (Length + groupLength - 1) / groupLength;
+        if (SearchRowScale || groups < 2) { Encode(xs, code); return; }
+        if (!FixedScale) code[0] = (byte)Table.RmsScaleCode(xs);
+        float s = Scale(code);
+        int parts = Math.Min(groups, 2 * Environment.ProcessorCount), per = (groups + parts - 1) / parts;
+        Gosset.Kernels.RowParallel.ForEach((groups + per - 1) / per, p =>
+        {
+            int e0 = p * per * groupLength, e1 = Math.Min(Length, (p + 1) * per * groupLength);
+            Table.EncodeRowAt(x.AsSpan(offset + e0, e1 - e0), s, code.AsSpan(_head + e0, e1 - e0), code.AsSpan(_head + Length + e0 / 8, (e1 - e0) / 8));
+        });
+    }
+
     public override void Begin(ReadOnlySpan<float> x, Span<byte> code)
     {
         if (FixedScale) return;

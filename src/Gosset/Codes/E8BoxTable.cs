@@ -151,9 +151,7 @@ public sealed class E8BoxTable
     {
         if (x.Length % 8 != 0) throw new ArgumentException("Rows must be whole 8-blocks (pad with zeros).", nameof(x));
         int blocks = x.Length / 8;
-        double ss = 0;
-        foreach (float f in x) ss += (double)f * f;
-        int c = RowScaleCode((float)Math.Sqrt(ss / Math.Max(1, x.Length)));
+        int c = RmsScaleCode(x);
         double best = EncodeRowAt(x, RowScaleValue(c), u, index);
         if (c == 0 || !searchRowScale) return c;
         // The RMS code, then its neighbours (±4.4 %): the least-error one is kept (the block scales then sit
@@ -169,6 +167,14 @@ public sealed class E8BoxTable
             if (e < best) { best = e; bestCode = cc; u2.CopyTo(u); i2.CopyTo(index); }
         }
         return bestCode;
+    }
+
+    /// <summary>The row-scale code of a row's RMS (the code <see cref="EncodeRow"/> starts from).</summary>
+    public int RmsScaleCode(ReadOnlySpan<float> x)
+    {
+        double ss = 0;
+        foreach (float f in x) ss += (double)f * f;
+        return RowScaleCode((float)Math.Sqrt(ss / Math.Max(1, x.Length)));
     }
 
     /// <summary>Codes a row at a given row scale (e.g. a fixed calibrated one) within the budget; returns the squared error.</summary>

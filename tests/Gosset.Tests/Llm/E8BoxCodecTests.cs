@@ -144,4 +144,26 @@ public class E8BoxCodecTests
         Assert.False(new IntCodec(60, 4, 60).HasBlockInt8Form);
         Assert.Throws<NotSupportedException>(() => new IntCodec(60, 4, 60).ToBlockInt8(new byte[62], new sbyte[60], new float[8]));
     }
+
+    [Theory]
+    [InlineData(2048, false)]
+    [InlineData(2056, false)] // a partial last group
+    [InlineData(8192, true)]
+    [InlineData(64, false)]   // one group: the serial path
+    public void Encoding_groups_in_parallel_gives_the_serial_code(int length, bool fixedScale)
+    {
+        var rows = Rows(6, length, 21);
+        var table = E8BoxTable.Fit(rows, 4, 4, double.NaN);
+        var codec = new E8BoxCodec(length, table, fixedScale);
+        var serial = new byte[codec.CodeBytes];
+        var parallel = new byte[codec.CodeBytes + 5];
+        foreach (var x in rows)
+        {
+            var padded = new float[length + 3];
+            x.CopyTo(padded, 3);
+            codec.Encode(x, serial);
+            codec.EncodeParallel(padded, 3, parallel);
+            Assert.Equal(serial, parallel.AsSpan(0, codec.CodeBytes).ToArray());
+        }
+    }
 }
