@@ -40,21 +40,34 @@ internal sealed class KvLayerFormat(VectorCodec? keys, VectorCodec? values, IRot
 /// </summary>
 internal readonly ref struct KvRows
 {
+    private readonly ReadOnlySpan<float> _floats;
     private readonly ReadOnlySpan<sbyte> _values;
     private readonly ReadOnlySpan<float> _scales;
-    private readonly int _count, _capacity, _headSize;
+    private readonly int _count, _capacity, _headSize, _kvDim;
 
-    public KvRows(ReadOnlySpan<float> floats) { Floats = floats; }
+    public KvRows(ReadOnlySpan<float> floats, int kvDim, int headSize) { _floats = floats; _kvDim = kvDim; _headSize = headSize; }
     public KvRows(sbyte[] values, float[] scales, int count, int capacity, int headSize)
     {
         _values = values; _scales = scales; _count = count; _capacity = capacity; _headSize = headSize; IsCoded = true;
     }
     public bool IsCoded { get; }
-    public ReadOnlySpan<float> Floats { get; }
     /// <summary>Code values of KV head h: [count, head_size].</summary>
     public ReadOnlySpan<sbyte> HeadValues(int h) => _values.Slice(h * _capacity * _headSize, _count * _headSize);
     /// <summary>Block scales of KV head h: [count, head_size / 8].</summary>
     public ReadOnlySpan<float> HeadScales(int h) => _scales.Slice(h * _capacity * (_headSize / 8), _count * (_headSize / 8));
+
+    /// <summary>
+    /// Positions [p0, p0 + m) of KV head h as float rows: a view of the float cache (stride kv_dim), or the codes
+    /// unpacked into <paramref name="buffer"/> (stride head_size).
+    /// </summary>
+    public ReadOnlySpan<float> Chunk(int h, int p0, int m, Span<float> buffer, out int stride)
+    {
+        if (!IsCoded) { stride = _kvDim; return _floats.Slice(p0 * _kvDim + h * _headSize); }
+        int hs = _headSize, hb = hs / 8;
+        CodedHeadOps.Unpack(HeadValues(h).Slice(p0 * hs), hs, HeadScales(h).Slice(p0 * hb), hb, buffer[..(m * hs)], m);
+        stride = hs;
+        return buffer;
+    }
 }
 
 /// <summary>
@@ -180,7 +193,7 @@ public sealed class KvCache
     internal KvRows Values(int layer, int count) => Rows(_v[layer], _vq[layer], _vs[layer], count);
 
     private KvRows Rows(float[]? floats, sbyte[]? values, float[]? scales, int count)
-        => values is not null ? new KvRows(values, scales!, count, _capacity, _headSize) : new KvRows(floats.AsSpan(0, count * _kvDim));
+        => values is not null ? new KvRows(values, scales!, count, _capacity, _headSize) : new KvRows(floats.AsSpan(0, count * _kvDim), _kvDim, _headSize);
 }
 
 /// <summary>

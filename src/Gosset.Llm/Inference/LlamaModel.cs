@@ -485,7 +485,7 @@ public sealed class LlamaModel
     /// </summary>
     private static void Attention(float[] q, KvCache cache, int layer, float[] att, int T, int pos0, LlamaConfig c)
     {
-        int hs = c.HeadSize, hb = hs / 8, dim = c.Dim, kvDim = c.KvDim, kvHeads = c.KvHeads, group = c.Heads / c.KvHeads;
+        int hs = c.HeadSize, dim = c.Dim, kvHeads = c.KvHeads, group = c.Heads / c.KvHeads;
         int tiles = (T + TokenTile - 1) / TokenTile;
         float scale = 1f / MathF.Sqrt(hs);
         var fmt = cache.Format(layer);
@@ -506,14 +506,8 @@ public sealed class LlamaModel
                     TensorPrimitives.Multiply(q.AsSpan(t * dim + (g * group + j) * hs, hs), fmt.KeyScale.AsSpan(kvOff, hs), qs.Slice(((t - t0) * group + j) * hs, hs));
             for (int c0 = 0; c0 < nMax; c0 += KvChunk)
             {
-                int m = Math.Min(KvChunk, nMax - c0), stride = hs;
-                scoped ReadOnlySpan<float> rows;
-                if (keys.IsCoded)
-                {
-                    CodedHeadOps.Unpack(keys.HeadValues(g).Slice(c0 * hs), hs, keys.HeadScales(g).Slice(c0 * hb), hb, unpacked[..(m * hs)], m);
-                    rows = unpacked;
-                }
-                else { rows = keys.Floats.Slice(c0 * kvDim + kvOff); stride = kvDim; }
+                int m = Math.Min(KvChunk, nMax - c0);
+                var rows = keys.Chunk(g, c0, m, unpacked, out int stride);
                 for (int t = t0; t < t1; t++)
                 {
                     int n = pos0 + t + 1;
@@ -541,14 +535,8 @@ public sealed class LlamaModel
             // Σₛ pₛ·vₛ, chunk by chunk into the outputs (each head's output in registers while a chunk's positions run).
             for (int c0 = 0; c0 < nMax; c0 += KvChunk)
             {
-                int m = Math.Min(KvChunk, nMax - c0), stride = hs;
-                scoped ReadOnlySpan<float> rows;
-                if (values.IsCoded)
-                {
-                    CodedHeadOps.Unpack(values.HeadValues(g).Slice(c0 * hs), hs, values.HeadScales(g).Slice(c0 * hb), hb, unpacked[..(m * hs)], m);
-                    rows = unpacked;
-                }
-                else { rows = values.Floats.Slice(c0 * kvDim + kvOff); stride = kvDim; }
+                int m = Math.Min(KvChunk, nMax - c0);
+                var rows = values.Chunk(g, c0, m, unpacked, out int stride);
                 for (int t = t0; t < t1; t++)
                 {
                     int n = pos0 + t + 1;
