@@ -105,6 +105,18 @@ public ref struct BitReader
         if (_pos + (long)dst.Length * bits > (long)_data.Length * 8) throw new InvalidDataException("Bit stream is truncated.");
         ulong mask = (1UL << bits) - 1;
         int i = 0;
+        if (bits == 4)
+        {
+            // Eight 4-bit fields per step: 32 bits spread to one nibble per byte (low nibble first, as Read gives them).
+            for (; i + 8 <= dst.Length && (_pos >> 3) + 8 <= _data.Length; i += 8, _pos += 32)
+            {
+                ulong t = (uint)(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(_data.Slice((int)(_pos >> 3), 8)) >> (int)(_pos & 7));
+                t = (t | t << 16) & 0x0000FFFF0000FFFFUL;
+                t = (t | t << 8) & 0x00FF00FF00FF00FFUL;
+                t = (t | t << 4) & 0x0F0F0F0F0F0F0F0FUL;
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(System.Runtime.InteropServices.MemoryMarshal.AsBytes(dst.Slice(i, 8)), t);
+            }
+        }
         while (i < dst.Length)
         {
             long byteIdx = _pos >> 3;

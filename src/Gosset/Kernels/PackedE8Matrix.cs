@@ -250,6 +250,18 @@ public sealed class PackedE8Matrix
     /// <summary>Writes block b (0..31) of a zeroed group record: its digits and side field.</summary>
     private void SetBlock(Span<byte> rec, int b, ReadOnlySpan<byte> u, int j)
     {
+        if (Bits == 4)
+        {
+            // Eight digits (< 16, one per byte) to four bytes of nibble pairs in one word: byte 2i of x | x >> 4 holds
+            // u[2i] | u[2i+1] << 4; the even bytes are then gathered. The digit sum's low bit is the parity.
+            ulong x = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(u);
+            ulong t = (x | x >> 4) & 0x00FF00FF00FF00FFUL;
+            t = (t | t >> 8) & 0x0000FFFF0000FFFFUL;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(rec.Slice(4 * b, 4), (uint)(t | t >> 16));
+            int parity = (int)(((x * 0x0101010101010101UL) >> 56) & 1);
+            rec[DigitBytes + (b & 15)] |= (byte)((Narrow ? j | parity << 3 : j) << (b >= 16 ? 4 : 0));
+            return;
+        }
         int p = E8BoxCodes.Parity(u);
         for (int i = 0; i < 8; i++)
         {
