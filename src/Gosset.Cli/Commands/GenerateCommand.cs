@@ -54,9 +54,9 @@ internal static class GenerateCommand
             double tps = positions / Math.Max(secs, 1e-9);
             long? peak = ProcessMemory.PeakRssBytes();
             var inv = CultureInfo.InvariantCulture;
-            Console.Error.WriteLine(string.Format(inv, "prefill {0:F1} tok/s ({1} tokens in {2:F2} s), decode {3:F2} tok/s ({4} tokens in {5:F2} s), peak RSS {6}; quant {7}",
+            Console.Error.WriteLine(string.Format(inv, "prefill {0:F1} tok/s ({1} tokens in {2:F2} s), decode {3:F2} tok/s ({4} tokens in {5:F2} s), peak RSS {6}, KV cache {8:F1} MB; quant {7}",
                 res.PrefillTokensPerSecond, res.PrefillTokens, res.PrefillSeconds, res.DecodeTokensPerSecond, res.DecodeTokens, res.DecodeSeconds,
-                peak is long p ? string.Format(inv, "{0:F0} MB", p / 1e6) : "n/a", model.Quant));
+                peak is long p ? string.Format(inv, "{0:F0} MB", p / 1e6) : "n/a", model.Quant, res.KvCacheBytes / 1e6));
             Console.Error.WriteLine(string.Format(inv, "achieved tok/s: {0:F1} ({1} positions in {2:F2} s)", tps, positions, secs));
             foreach (var (name, pf) in new[] { ("prefill", prefillProf), ("decode", prof) })
                 if (pf is not null && pf.Tokens > 0)
@@ -75,6 +75,7 @@ internal static class GenerateCommand
                     ["prefill_tokens"] = res.PrefillTokens, ["prefill_tok_s"] = res.PrefillTokensPerSecond,
                     ["decode_tokens"] = res.DecodeTokens, ["decode_tok_s"] = res.DecodeTokensPerSecond, ["peak_rss_bytes"] = peak,
                     ["quant"] = model.Quant, ["bits_per_weight"] = model.BitsPerWeight, ["bits_per_parameter"] = model.BitsPerParameter, ["classifier"] = model.ClassifierFormat, ["kv_bytes_per_token"] = model.KvBytesPerToken,
+                    ["kv_cache_bytes"] = res.KvCacheBytes,
                 };
                 Gosset.IO.AtomicFile.WriteAllText(jp, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }

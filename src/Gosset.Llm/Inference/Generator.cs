@@ -16,6 +16,8 @@ public sealed record GenerationResult(List<int> Ids, int PrefillTokens, double P
     public double PrefillTokensPerSecond => PrefillTokens / Math.Max(PrefillSeconds, 1e-9);
     /// <summary>Generated tokens per second after the prompt.</summary>
     public double DecodeTokensPerSecond => DecodeTokens / Math.Max(DecodeSeconds, 1e-9);
+    /// <summary>Bytes the KV cache held in memory for the run's positions (<see cref="KvCache.MemoryBytes"/>).</summary>
+    public long KvCacheBytes { get; init; }
 }
 
 /// <summary>Generation with greedy (temperature 0) or temperature sampling: the prompt in one batch, then token by token.</summary>
@@ -70,7 +72,7 @@ public static class Generator
             logits = model.ForwardLast(cache, [token]);
             decoded++;
         }
-        return new GenerationResult(result, promptIds.Length, prefill, decoded, sw.Elapsed.TotalSeconds);
+        return new GenerationResult(result, promptIds.Length, prefill, decoded, sw.Elapsed.TotalSeconds) { KvCacheBytes = cache.MemoryBytes };
     }
 
     private static int Sample(ReadOnlySpan<float> logits, float temperature, Random rng, double[] p)

@@ -51,6 +51,10 @@ public sealed class LlmCliTests : IDisposable
         using var doc = JsonDocument.Parse(File.ReadAllText(P("g.json")));
         Assert.Equal(g.GetProperty("text").GetString(), doc.RootElement.GetProperty("text").GetString());
         Assert.Contains("tok/s", LastError);
+        // A float cache: K and V of every layer and position as float32.
+        var c = Stories.Weights.Config;
+        long positions = Math.Min(g.GetProperty("steps").GetInt32(), c.SeqLen);
+        Assert.Equal(c.Layers * positions * c.KvDim * 2 * 4, doc.RootElement.GetProperty("kv_cache_bytes").GetInt64());
     }
 
     [DataFact]
