@@ -167,20 +167,11 @@ internal sealed class Linear
                 if (raw is not null) dst.CopyTo(raw.AsSpan(t * width, width));
                 if (boxCodec is not null)
                 {
-                    if (tokens == 1)
-                    {
-                        // One token (decoding): its groups are coded on all cores, the same code as the serial encoder's.
-                        var one = System.Buffers.ArrayPool<byte>.Shared.Rent(boxCodec.CodeBytes);
-                        boxCodec.EncodeParallel(input, t * width, one);
-                        boxCodec.ToBlockInt8(one, codes!.Values.AsSpan(t * width, width), codes.Scales.AsSpan(t * codes.Blocks, codes.Blocks));
-                        System.Buffers.ArrayPool<byte>.Shared.Return(one);
-                    }
-                    else
-                    {
-                        Span<byte> code = boxCodec.CodeBytes <= 16384 ? stackalloc byte[boxCodec.CodeBytes] : new byte[boxCodec.CodeBytes];
-                        boxCodec.Encode(dst, code);
-                        boxCodec.ToBlockInt8(code, codes!.Values.AsSpan(t * width, width), codes.Scales.AsSpan(t * codes.Blocks, codes.Blocks));
-                    }
+                    // One token (decoding) has its groups coded on all cores: the same code as the serial encoder's.
+                    var code = System.Buffers.ArrayPool<byte>.Shared.Rent(boxCodec.CodeBytes);
+                    if (tokens == 1) boxCodec.EncodeParallel(input, t * width, code); else boxCodec.Encode(dst, code);
+                    boxCodec.ToBlockInt8(code, codes!.Values.AsSpan(t * width, width), codes.Scales.AsSpan(t * codes.Blocks, codes.Blocks));
+                    System.Buffers.ArrayPool<byte>.Shared.Return(code);
                 }
                 else if (Activations is not null) { dst.CopyTo(buf); Activations.Roundtrip(buf, dst); }
             });

@@ -97,10 +97,7 @@ internal sealed class E8BoxCodec : VectorCodec
 
     public override void Begin(ReadOnlySpan<float> x, Span<byte> code)
     {
-        if (FixedScale) return;
-        double ss = 0;
-        foreach (float v in x) ss += (double)v * v;
-        code[0] = (byte)Table.RowScaleCode((float)Math.Sqrt(ss / x.Length));
+        if (!FixedScale) code[0] = (byte)Table.RmsScaleCode(x);
     }
 
     /// <summary>
