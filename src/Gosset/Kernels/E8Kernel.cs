@@ -23,6 +23,9 @@ public abstract class E8Kernel
 
     private protected E8Kernel(string name, int lanes) { Name = name; Lanes = lanes; }
 
+    /// <summary>Rows the batch-1 product of b-bit codes runs at once (1 or 2): the row interleave it reads best.</summary>
+    internal virtual int RowsPerPass(int bits) => 1;
+
     /// <inheritdoc/>
     public override string ToString() => Name;
 
@@ -95,19 +98,21 @@ public abstract class E8Kernel
         for (int i = 0; i < codes.U.Length; i++) codes.U[i] = (byte)rng.Next(16);
         for (int i = 0; i < codes.ScaleIndex.Length; i++) codes.ScaleIndex[i] = (byte)rng.Next(4);
         codes.RowScale.AsSpan().Fill(1f);
-        var m = PackedE8Matrix.FromCodes(codes);
         var x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() - 0.5);
         var y = new float[rows];
-        using var l = E8ActivationLayout.Grouped(x, 1, cols, m.Groups, m.Q);
+        // Each variant on the row interleave it packs for (Best is not chosen yet, so the default cannot be asked).
+        var ma = PackedE8Matrix.FromCodes(codes, null, a.RowsPerPass(codes.Bits));
+        var mb = PackedE8Matrix.FromCodes(codes, null, b.RowsPerPass(codes.Bits));
+        using var l = E8ActivationLayout.Grouped(x, 1, cols, ma.Groups, ma.Q);
         double ta = double.MaxValue, tb = double.MaxValue;
         fixed (float* yp = y)
             for (int rep = 0; rep < 9; rep++)
             {
                 long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-                a.Run(m, l, 0, rows, yp);
+                a.Run(ma, l, 0, rows, yp);
                 long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
-                b.Run(m, l, 0, rows, yp);
+                b.Run(mb, l, 0, rows, yp);
                 long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
                 if (rep < 2) continue; // first calls compile
                 ta = Math.Min(ta, t1 - t0); tb = Math.Min(tb, t2 - t1);
@@ -256,6 +261,14 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
 {
     public override bool IsAccelerated => accelerated();
 
+    internal override int RowsPerPass(int bits) => Pairs ? 2 : 1;
+
+    /// <summary>
+    /// Whether the batch-1 product runs rows in pairs: on 512-bit vectors, and on 256-bit ones where EVEX gives 32 vector
+    /// registers (with AVX2's 16 the pair loop spilled and ran 1.4× slower than one row: docs/benchmarks.md).
+    /// </summary>
+    private static bool Pairs => typeof(TV) == typeof(V512) || (typeof(TV) == typeof(V256) && Avx512F.VL.IsSupported);
+
     internal override void RunInt8(PackedInt8Matrix m, E8ActivationLayout a, int r0, int r1, float* y) => Int8Rows(m, a, r0, r1, y);
 
     /// <summary>See the scalar reference: 64-byte steps of a group's units go to the canonical lanes (u mod 16).</summary>
@@ -383,28 +396,28 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         return TV.Fma(TV.AddF(st, bt), ws, acc);
     }
 
-    /// <summary>Doubled digits, parity sign (bit 31) and 16-bit grid scales (both halves) of the Lanes blocks from b0.</summary>
+    /// <summary>Doubled digits, parity field (parity in bit 3, where a narrow side field stores it) and 16-bit grid scales (both halves) of the Lanes blocks from b0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DecodeGrid<TD, TS>(byte* rec, int b0, TV t0, TV t1, TV t2, TV t3, out TV lo2, out TV hi2, out TV ps, out TV sc)
+    private static void DecodeGrid<TD, TS>(byte* rec, int b0, TV t0, TV t1, TV t2, TV t3, out TV lo2, out TV hi2, out TV pf, out TV sc)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        TD.LoadDoubled(rec, b0, out lo2, out hi2);
+        TD.LoadDoubled<TV, TOps>(rec, b0, out lo2, out hi2);
         var side = SideFields<TD>(rec, b0);
         sc = ScaleOf<TS>(t0, t1, t2, t3, side);
-        if (IsNarrow<TS>()) ps = TV.ShiftLeft(side, 28); // the stored parity bit (bit 3) to the sign bit
+        if (IsNarrow<TS>()) pf = side;
         else
         {
             // Parity of Σu is bit 1 of every doubled digit, folded over the lane's 8 bytes.
             var x = TV.Xor(lo2, hi2);
             x = TV.Xor(x, TV.ShiftRight(x, 16));
-            ps = TV.ShiftLeft(TV.Xor(x, TV.ShiftRight(x, 8)), 30);
+            pf = TV.ShiftLeft(TV.Xor(x, TV.ShiftRight(x, 8)), 2);
         }
     }
 
     /// <summary>The record of row r, group g, for a loop over g from 0: the next one inside a segment, looked up at a segment's start.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte* NextRecord(PackedE8Matrix m, byte* data, int r, int g, byte* previous)
-        => m.IsSegmentStart(g) ? data + m.Record(r, g) * m.RecordBytes : previous + m.RecordBytes;
+    private static byte* NextRecord(PackedE8Matrix m, byte* data, int r, int g, byte* previous, int stride /* m.GroupStride(r) · RecordBytes */)
+        => m.IsSegmentStart(g) ? data + m.Record(r, g) * m.RecordBytes : previous + stride;
 
     /// <summary>f + (float)i·xs, multiply then add (the scalar reference's order; no FMA, which CPUs without it emulate slowly).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -416,8 +429,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         where TD : struct, IDigits where TS : struct, ISide
     {
         int b0 = c * TV.Lanes;
-        DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var ps, out var sc);
-        var e = TOps.Select(ps, TV.Load(e0 + b0), TV.Load(e1 + b0));
+        DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
+        var e = TOps.SelectBit3(pf, TV.Load(e0 + b0), TV.Load(e1 + b0));
         return TV.AddInt(acc, TOps.ScaledBlockDot(lo2, TV.Load(q + 4 * b0), hi2, TV.Load(q + 128 + 4 * b0), e, sc));
     }
 
@@ -485,41 +498,74 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                 for (int g0 = 0; g0 < groups; g0 += seg)
                 {
                     int g1 = Math.Min(g0 + seg, groups);
-                    for (int r = rb; r < re; r++)
+                    if (g0 == 0) for (int j = 0; j < per * (re - rb); j++) acc[j] = TV.Float(0);
+                    // Two rows per pass (see Pairs): they share every activation load, and their records are interleaved, so
+                    // a pass reads one stream.
+                    // Record(r, g0) and the row's set, without divisions: the tile starts at t0 and has nr rows.
+                    int il = m.Interleave, t0 = rb / tr * tr, nr = Math.Min(tr, m.Rows - t0), sl = g1 - g0;
+                    byte* seg0 = data + (m.Record(t0, 0) + (long)g0 * nr) * rec;
+                    int r = rb;
+                    while (r < re)
                     {
+                        int ri = r - t0, pos = ri & (il - 1), qs = ri - pos, nq = Math.Min(il, nr - qs);
+                        byte* rp = seg0 + ((long)qs * sl + pos) * rec;
+                        int stride = nq * rec, pf = pos == 0 ? stride : 0; // a set's first pass prefetches the whole set
                         TV* f = acc + per * (r - rb);
-                        if (g0 == 0) for (int j = 0; j < per; j++) f[j] = TV.Float(0);
-                        GroupRun<TD, TS>(data + m.Record(r, g0) * rec, rec, g1 - g0, q0 + 256 * g0, E00 + 32 * g0, E10 + 32 * g0, xg0 + g0, tab, f);
-                        if (g1 == groups) y[r] = rs[r] * step * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
+                        sbyte* q = q0 + 256 * g0; int* e0 = E00 + 32 * g0, e1 = E10 + 32 * g0; float* xg = xg0 + g0;
+                        if (Pairs && (pos & 1) == 0 && pos + 2 <= nq && r + 2 <= re)
+                        {
+                            GroupRunPair<TD, TS>(rp, rec, stride, pf, g1 - g0, q, e0, e1, xg, tab, f);
+                            r += 2;
+                        }
+                        else
+                        {
+                            GroupRun<TD, TS>(rp, stride, pf, g1 - g0, q, e0, e1, xg, tab, f);
+                            r++;
+                        }
                     }
+                    if (g1 == groups)
+                        for (r = rb; r < re; r++)
+                        {
+                            TV* f = acc + per * (r - rb);
+                            y[r] = rs[r] * step * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
+                        }
                 }
                 rb = re;
             }
         }
     }
 
-    /// <summary>Bytes ahead of the weight stream that the batch-1 kernel prefetches.</summary>
-    private const int PrefetchAhead = 2048;
+    /// <summary>Bytes ahead of the weight stream that the batch-1 kernel prefetches: one row per pass (tuned on a 1B model's layers) and two.</summary>
+    private const int PrefetchAhead = 2048, PrefetchAheadPair = 4096;
 
     /// <summary>
-    /// <paramref name="count"/> consecutive groups of one row for one vector, their float lane sums added to f[0 … 16/Lanes − 1].
+    /// Software prefetch of the <paramref name="bytes"/> that lie <paramref name="ahead"/> bytes ahead of p, a line each: from
+    /// DRAM the hardware prefetcher alone left the decode of a 1B model's layers about 10 % slower (median of alternating
+    /// runs) with one row per pass; 4 KB ahead beat 2 KB on the two-row loop (docs/benchmarks.md). Consecutive calls cover consecutive bytes, so
+    /// every line of the stream is requested once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(byte* p, int bytes, int ahead)
+    {
+        if (!Sse.IsSupported) return;
+        for (int o = 0; o < bytes; o += 64) Sse.Prefetch0(p + ahead + o);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> groups of one row for one vector (records <paramref name="stride"/> bytes apart), their float
+    /// lane sums added to f[0 … 16/Lanes − 1]; each group prefetches <paramref name="pf"/> bytes (0: none) ahead of the stream.
     /// A small method of its own so the JIT keeps the tables, accumulators and pointers of the loop in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GroupRun<TD, TS>(byte* rp, int rec, int count, sbyte* q, int* e0, int* e1, float* xg, int* tab, TV* f)
+    private static void GroupRun<TD, TS>(byte* rp, int stride, int pf, int count, sbyte* q, int* e0, int* e1, float* xg, int* tab, TV* f)
         where TD : struct, IDigits where TS : struct, ISide
     {
         int n = TV.Lanes;
         TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
         TV f0 = f[0], f1 = n <= 8 ? f[1] : f0, f2 = n == 4 ? f[2] : f0, f3 = n == 4 ? f[3] : f0;
-        for (int g = 0; g < count; g++, rp += rec, q += 256, e0 += 32, e1 += 32)
+        for (int g = 0; g < count; g++, rp += stride, q += 256, e0 += 32, e1 += 32)
         {
-            if (Sse.IsSupported)
-            {
-                // Software prefetch ~2 KB ahead of the weight stream: from DRAM the hardware prefetcher alone left the
-                // decode of a 1B model's layers about 10 % slower (median of alternating runs); the records are contiguous.
-                Sse.Prefetch0(rp + PrefetchAhead); Sse.Prefetch0(rp + PrefetchAhead + 64); Sse.Prefetch0(rp + PrefetchAhead + 128);
-            }
+            Prefetch(rp, pf, PrefetchAhead);
             GridGroup<TD, TS>(rp, t0, t1, t2, t3, q, e0, e1, out var i0, out var i1, out var i2, out var i3);
             var xs = TV.Float(xg[g]);
             f0 = GroupAdd(i0, xs, f0);
@@ -529,6 +575,66 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         f[0] = f0;
         if (n <= 8) f[1] = f1;
         if (n == 4) { f[2] = f2; f[3] = f3; }
+    }
+
+    /// <summary>acc + s·Σᵢ vᵢx̃ᵢ for the Lanes blocks from b0 of one row's group record, the activation vectors already loaded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV RowChunk<TD, TS>(byte* rp, int b0, TV t0, TV t1, TV t2, TV t3, TV qlo, TV qhi, TV E0, TV E1, TV acc)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
+        return TV.AddInt(acc, TOps.ScaledBlockDot(lo2, qlo, hi2, qhi, TOps.SelectBit3(pf, E0, E1), sc));
+    }
+
+    /// <summary>Chunk c (a constant) of one group for the two rows of a pass: the activation vectors are loaded once for both.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PairChunk<TD, TS>(int c, byte* ra, byte* rb, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV a, ref TV b)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int k = c * TV.Lanes;
+        TV qlo = TV.Load(q + 4 * k), qhi = TV.Load(q + 128 + 4 * k), E0 = TV.Load(e0 + k), E1 = TV.Load(e1 + k);
+        a = RowChunk<TD, TS>(ra, k, t0, t1, t2, t3, qlo, qhi, E0, E1, a);
+        b = RowChunk<TD, TS>(rb, k, t0, t1, t2, t3, qlo, qhi, E0, E1, b);
+    }
+
+    /// <summary>
+    /// <see cref="GroupRun"/> for two rows at once (256- and 512-bit vectors): every activation vector is loaded once per
+    /// chunk for both (on one row, those loads — 512 bytes of activations against 144 of weights per group — were the
+    /// limit). Each row's steps and their order are <see cref="GroupRun"/>'s, so the sums are bit-identical. The rows'
+    /// records of a group are adjacent (rp, rp + rec: <see cref="PackedE8Matrix.Interleave"/>), a row's next group
+    /// <paramref name="stride"/> bytes on; f[0 …] and f[16/Lanes …] are their float lane sums; each group prefetches
+    /// <paramref name="pf"/> bytes ahead.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GroupRunPair<TD, TS>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int* e0, int* e1, float* xg, int* tab, TV* f)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        // The width is tested with typeof in every branch (not through a local or a static property), so the JIT folds it
+        // while importing and inlines only the live arm (its inlining budget would not hold both).
+        int n = TV.Lanes, per = 16 / n;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        byte* ra = rp, rb = rp + rec;
+        TV fa0 = f[0], fb0 = f[per];
+        TV fa1 = typeof(TV) == typeof(V256) ? f[1] : fa0, fb1 = typeof(TV) == typeof(V256) ? f[per + 1] : fa0;
+        for (int g = 0; g < count; g++, ra += stride, rb += stride, q += 256, e0 += 32, e1 += 32)
+        {
+            Prefetch(ra, pf, PrefetchAheadPair);
+            // Chunks of Lanes blocks, each a constant: lanes of chunk c hold blocks ≡ l (mod 16) in accumulator c mod 16/Lanes.
+            TV a0 = TV.Int(0), a1 = a0, b0 = a0, b1 = a0;
+            PairChunk<TD, TS>(0, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a0, ref b0);
+            if (typeof(TV) == typeof(V256))
+            {
+                PairChunk<TD, TS>(1, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a1, ref b1);
+                PairChunk<TD, TS>(2, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a0, ref b0);
+                PairChunk<TD, TS>(3, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a1, ref b1);
+            }
+            else PairChunk<TD, TS>(1, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a0, ref b0);
+            var xs = TV.Float(xg[g]);
+            fa0 = GroupAdd(a0, xs, fa0); fb0 = GroupAdd(b0, xs, fb0);
+            if (typeof(TV) == typeof(V256)) { fa1 = GroupAdd(a1, xs, fa1); fb1 = GroupAdd(b1, xs, fb1); }
+        }
+        f[0] = fa0; f[per] = fb0;
+        if (typeof(TV) == typeof(V256)) { f[1] = fa1; f[per + 1] = fb1; }
     }
 
     /// <summary>
@@ -541,8 +647,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private static void Predecode<TD, TS>(byte* rp, int c, int q, TV t0, TV t1, TV t2, TV t3, TV* d)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        DecodeGrid<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out var lo2, out var hi2, out var ps, out var sc);
-        var pm = TV.ShiftRightArith(ps, 31);
+        DecodeGrid<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
+        var pm = TV.ShiftRightArith(TV.ShiftLeft(pf, 28), 31);
         var negQ = TV.Int((byte)-q * 0x01010101);
         var vlo = TV.AddBytes(TV.AddBytes(lo2, negQ), TV.And(pm, TV.Int(0x010101FF))); // byte 0 is digit 0: p·(−1)
         var vhi = TV.AddBytes(TV.AddBytes(hi2, negQ), TV.And(pm, TV.Int(0x01010101)));
@@ -628,10 +734,11 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     for (int r = rb; r < re; r++)
                     {
                         byte* rp = null;
+                        int stride = m.GroupStride(r) * m.RecordBytes;
                         TV* dr = dec + (r - rb) * rowTvs;
                         for (int g = 0; g < groups; g++)
                         {
-                            rp = NextRecord(m, data, r, g, rp);
+                            rp = NextRecord(m, data, r, g, rp, stride);
                             for (int c = 0; c < chunks; c++) Predecode<TD, TS>(rp, c, q, t0, t1, t2, t3, dr + (g * chunks + c) * 4);
                         }
                     }
@@ -742,11 +849,12 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                 for (int r = r0; r < r1; r++)
                 {
                     byte* rp = null;
+                    int stride = m.GroupStride(r) * m.RecordBytes;
                     TV acc0 = TV.Float(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
                     sbyte* q = q0; int* A = A0, C = C0; float* xs = xs0;
                     for (int g = 0; g < groups; g++, q += 256, A += 32, C += 32, xs += 32)
                     {
-                        rp = NextRecord(m, data, r, g, rp);
+                        rp = NextRecord(m, data, r, g, rp, stride);
                         // Chunk c accumulates into acc[c mod (16/Lanes)]: lane l always holds blocks ≡ l (mod 16).
                         if (n == 4)
                         {
@@ -862,9 +970,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         for (int r = rb; r < re; r++)
         {
             byte* row = null;
+            int stride = m.GroupStride(r) * m.RecordBytes;
             for (int g = 0; g < groups; g++)
             {
-                row = NextRecord(m, data, r, g, row);
+                row = NextRecord(m, data, r, g, row, stride);
                 DecodeGroup<TD, TS>(row, t0, t1, t2, t3, tile + ((long)(r - rb) * groups + g) * chunks * 4);
             }
         }
@@ -891,10 +1000,11 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
                     {
                         byte* row = null;
+                        int stride = m.GroupStride(r) * m.RecordBytes;
                         for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
                         for (int g = 0; g < groups; g++)
                         {
-                            row = NextRecord(m, data, r, g, row);
+                            row = NextRecord(m, data, r, g, row, stride);
                             DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             for (int v = 0; v < nv; v++)
                             {
@@ -932,10 +1042,11 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
                     {
                         byte* row = null;
+                        int stride = m.GroupStride(r) * m.RecordBytes;
                         for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
                         for (int g = 0; g < groups; g++)
                         {
-                            row = NextRecord(m, data, r, g, row);
+                            row = NextRecord(m, data, r, g, row, stride);
                             DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             for (int v = 0; v < nv; v++)
                             {

@@ -15,11 +15,11 @@ namespace Gosset.Kernels;
 /// see <c>Digits4/Digits3/Digits2</c> in <c>Kernels/Simd/E8Digits.cs</c> for where digit i of block B
 /// sits; the side byte B mod 16 holds block B's 4-bit field in its low (B &lt; 16) or high nibble.
 /// With k ≤ 8 block scales the field is the scale index (bits 0–2) plus the digit parity (bit 3);
-/// with 9–16 scales it is the index and the kernels recompute the parity. Records of a row follow
-/// each other. Records are tiled so that a GEMV keeps its activations in L1 on wide rows: rows come in tiles of
-/// <see cref="TileRows"/>, and inside a tile the columns in segments of <see cref="SegmentGroups"/> groups; a tile
-/// stores segment 0 of each of its rows, then segment 1 of each, and so on (<see cref="Record"/>). A row of at
-/// most SegmentGroups groups is one segment, so narrow matrices are plain row-major. Plus an fp32 scale per row
+/// with 9–16 scales it is the index and the kernels recompute the parity. Records are tiled so that a GEMV keeps
+/// its activations in L1 on wide rows: rows come in tiles of <see cref="TileRows"/>, and inside a tile the columns
+/// in segments of <see cref="SegmentGroups"/> groups; a tile stores segment 0 of each of its rows, then segment 1 of
+/// each, and so on, and inside a segment rows go in pairs (<see cref="Interleave"/>) whose records alternate
+/// group by group (<see cref="Record"/>), so a kernel running two rows reads one stream. Plus an fp32 scale per row
 /// and the k-entry fp32 scale table.
 /// <see cref="BytesRead"/> counts all of it: b + 0.5 bits per padded entry, plus 32 bits per row.</para>
 /// <para>Entry (r, 8t + i) = RowScale[r]·β[j]·vᵢ/2, vᵢ = 2uᵢ − q + p·dᵢ (see <see cref="E8BoxCodes"/>).</para>
@@ -30,10 +30,10 @@ public sealed class PackedE8Matrix
     public const int GroupLength = 256;
     private const int SideBytes = 16;
 
-    internal readonly byte[] Data;        // [row tiles][segments][rows of the tile][groups of the segment][RecordBytes]
+    internal readonly byte[] Data;        // [row tiles][segments][row sets][groups of the segment][rows of the set (Interleave)][RecordBytes]
     internal readonly float[] RowScales;  // [rows]
-    internal readonly float[] HalfTable;  // [64]: β[j]/2 for j < k, zeros after (vector tables of any width)
-    internal readonly int[] GridTable = new int[64]; // [64]: s[j]·(1 + 2¹⁶) (β[j]/2 = s[j]·GridStep, both 16-bit halves), zeros after
+    internal readonly float[] HalfTable;  // [64]: β[j]/2 for j < k (k ≤ 8: 8–15 repeat 0–7), zeros after (vector tables of any width)
+    internal readonly int[] GridTable = new int[64]; // [64]: s[j]·(1 + 2¹⁶) (β[j]/2 = s[j]·GridStep, both 16-bit halves); k ≤ 8: 8–15 repeat 0–7; zeros after
     /// <summary>2^e of the kernel grid (β/2 = s·GridStep), or 0 when the block scales are not on the grid.</summary>
     internal readonly float GridStep;
     private readonly float[] _scales;     // [k]
@@ -89,7 +89,7 @@ public sealed class PackedE8Matrix
     private PackedE8Matrix(PackedE8Matrix stack, int row0, int rows)
     {
         Rows = rows; Cols = stack.Cols; Bits = stack.Bits; Groups = stack.Groups;
-        TileRows = stack.TileRows; SegmentGroups = stack.SegmentGroups;
+        TileRows = stack.TileRows; SegmentGroups = stack.SegmentGroups; Interleave = stack.Interleave;
         _scales = stack._scales; HalfTable = stack.HalfTable; GridTable = stack.GridTable; GridStep = stack.GridStep;
         Data = stack.Data;
         RowScales = stack.RowScales.AsSpan(row0, rows).ToArray();
@@ -112,11 +112,11 @@ public sealed class PackedE8Matrix
         {
             var p = parts[i];
             if (p.Cols != p0.Cols || p.Bits != p0.Bits || !p._scales.AsSpan().SequenceEqual(p0._scales) || p.TileRows != p0.TileRows
-                || p.SegmentGroups != p0.SegmentGroups || p._baseRecord != 0 || (i < parts.Count - 1 && p.Rows % p.TileRows != 0)) return null;
+                || p.SegmentGroups != p0.SegmentGroups || p.Interleave != p0.Interleave || p._baseRecord != 0 || (i < parts.Count - 1 && p.Rows % p.TileRows != 0)) return null;
             rows += p.Rows;
         }
         if ((long)rows * p0.Groups * p0.RecordBytes > Array.MaxLength) return null;
-        var s = new PackedE8Matrix(rows, p0.Cols, p0.Bits, p0._scales, (p0.TileRows, p0.SegmentGroups));
+        var s = new PackedE8Matrix(rows, p0.Cols, p0.Bits, p0._scales, (p0.TileRows, p0.SegmentGroups), p0.Interleave);
         var views = new PackedE8Matrix[parts.Count];
         int r0 = 0;
         for (int i = 0; i < parts.Count; i++)
@@ -132,13 +132,15 @@ public sealed class PackedE8Matrix
         return (s, views);
     }
 
-    private PackedE8Matrix(int rows, int cols, int bits, ReadOnlySpan<float> scales, (int Rows, int Groups)? tiling = null)
+    private PackedE8Matrix(int rows, int cols, int bits, ReadOnlySpan<float> scales, (int Rows, int Groups)? tiling = null, int interleave = 0)
     {
         Rows = rows; Cols = cols; Bits = bits;
         Groups = (cols + GroupLength - 1) / GroupLength;
         var (tr, sg) = tiling ?? (DefaultTileRows, DefaultSegmentGroups);
         if (tr < 1 || sg < 1) throw new ArgumentOutOfRangeException(nameof(tiling));
+        if (interleave is not (0 or 1 or 2)) throw new ArgumentOutOfRangeException(nameof(interleave));
         TileRows = tr; SegmentGroups = Math.Min(sg, Groups);
+        Interleave = interleave == 0 ? E8Kernel.Best.RowsPerPass(bits) : interleave;
         _scales = scales.ToArray();
         long n = (long)rows * Groups * RecordBytes;
         if (n > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(rows), "Matrix too large for one packed array.");
@@ -149,6 +151,11 @@ public sealed class PackedE8Matrix
         Span<int> grid = stackalloc int[E8BoxCodes.MaxScales];
         if (E8BoxCodes.TryGrid(scales, grid, out GridStep))
             for (int j = 0; j < scales.Length; j++) GridTable[j] = grid[j] | grid[j] << 16;
+        if (scales.Length <= 8) // narrow side fields: entries 8–15 repeat 0–7, so a 16-entry permute may read the parity bit 3
+        {
+            HalfTable.AsSpan(0, 8).CopyTo(HalfTable.AsSpan(8));
+            GridTable.AsSpan(0, 8).CopyTo(GridTable.AsSpan(8));
+        }
     }
 
     /// <summary>
@@ -165,11 +172,11 @@ public sealed class PackedE8Matrix
     public static PackedE8Matrix FromCodes(E8BoxCodes codes) => FromCodes(codes, null);
 
     /// <summary>As <see cref="FromCodes(E8BoxCodes)"/> with a chosen tiling (tests exercise small tiles).</summary>
-    internal static PackedE8Matrix FromCodes(E8BoxCodes codes, (int Rows, int Groups)? tiling)
+    internal static PackedE8Matrix FromCodes(E8BoxCodes codes, (int Rows, int Groups)? tiling, int interleave = 0)
     {
         ArgumentNullException.ThrowIfNull(codes);
         Validate(codes);
-        var m = new PackedE8Matrix(codes.Rows, codes.Cols, codes.Bits, codes.BlockScales, tiling);
+        var m = new PackedE8Matrix(codes.Rows, codes.Cols, codes.Bits, codes.BlockScales, tiling, interleave);
         int nb = codes.Blocks;
         codes.RowScale.AsSpan(0, codes.Rows).CopyTo(m.RowScales);
         // Rows own disjoint records, so they are packed on all cores.
@@ -224,15 +231,32 @@ public sealed class PackedE8Matrix
     private long Offset(int r, int t) => Record(r, t >> 5) * RecordBytes;
 
     /// <summary>
+    /// Rows whose records are interleaved group by group inside a segment (1 or 2): a pair of rows stores group g of
+    /// each, then group g + 1 of each, so a kernel that runs two rows at once reads one sequential stream. Chosen at
+    /// packing for the kernel in use (<see cref="E8Kernel.RowsPerPass"/>); every kernel
+    /// multiplies every layout, bit-identically.
+    /// </summary>
+    internal readonly int Interleave;
+
+    /// <summary>
     /// Index of the record of row r, group g: tile T = r / TileRows holds TileRows·Groups records (fewer in the last
-    /// tile), segment s of the tile holds SegmentGroups records of each of its nr rows, row r's part of it is
-    /// contiguous (sl ≤ SegmentGroups records: only the last segment is shorter).
+    /// tile), segment s of the tile holds SegmentGroups records of each of its nr rows (sl ≤ SegmentGroups records each:
+    /// only the last segment is shorter), its rows in sets of <see cref="Interleave"/> (fewer in a tile's last set)
+    /// whose records are interleaved group by group.
     /// </summary>
     internal long Record(int r, int g)
     {
-        int tile = r / TileRows, nr = Math.Min(TileRows, Rows - tile * TileRows), s = g / SegmentGroups;
+        int tile = r / TileRows, t0 = tile * TileRows, nr = Math.Min(TileRows, Rows - t0), s = g / SegmentGroups;
         int sl = Math.Min(SegmentGroups, Groups - s * SegmentGroups);
-        return _baseRecord + (long)tile * TileRows * Groups + (long)s * SegmentGroups * nr + (long)(r - tile * TileRows) * sl + (g - s * SegmentGroups);
+        int ri = r - t0, qs = ri & ~(Interleave - 1), nq = Math.Min(Interleave, nr - qs);
+        return _baseRecord + (long)t0 * Groups + (long)s * SegmentGroups * nr + (long)qs * sl + (long)(g - s * SegmentGroups) * nq + (ri - qs);
+    }
+
+    /// <summary>Records from row r's group g to its group g + 1 inside a segment: the rows of r's interleaved set.</summary>
+    internal int GroupStride(int r)
+    {
+        int t0 = r / TileRows * TileRows, nr = Math.Min(TileRows, Rows - t0), qs = (r - t0) & ~(Interleave - 1);
+        return Math.Min(Interleave, nr - qs);
     }
 
     /// <summary>Whether group g starts a segment (no division in the usual cases: one segment, or 2^k groups per segment).</summary>
@@ -497,8 +521,8 @@ public sealed class PackedE8Matrix
         s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_scales.AsSpan()));
         s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(RowScales.AsSpan()));
         for (int r = 0; r < Rows; r++)
-            for (int g0 = 0; g0 < Groups; g0 += SegmentGroups)
-                s.Write(Data.AsSpan(checked((int)(Record(r, g0) * RecordBytes)), SegmentLength(g0) * RecordBytes));
+            for (int g = 0; g < Groups; g++)
+                s.Write(Data.AsSpan(checked((int)(Record(r, g) * RecordBytes)), RecordBytes));
     }
 
     /// <summary>Rebuilds a rows × cols matrix from bytes written by <see cref="WriteTo"/>; every field is checked before anything is allocated.</summary>
@@ -529,12 +553,8 @@ public sealed class PackedE8Matrix
         }
         int rb = m.RecordBytes;
         for (int r = 0; r < rows; r++)
-            for (int g0 = 0; g0 < m.Groups; g0 += m.SegmentGroups)
-            {
-                int len = m.SegmentLength(g0) * rb;
-                bytes.Slice(o, len).CopyTo(m.Data.AsSpan((int)(m.Record(r, g0) * rb), len));
-                o += len;
-            }
+            for (int g = 0; g < m.Groups; g++, o += rb)
+                bytes.Slice(o, rb).CopyTo(m.Data.AsSpan((int)(m.Record(r, g) * rb), rb));
         int nb = m.Groups * 32;
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < nb; t++)

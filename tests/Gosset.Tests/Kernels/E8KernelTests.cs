@@ -176,12 +176,48 @@ public class E8KernelTests
                 }
     }
 
+    [Fact, Trait("Category", "Simd")]
+    public unsafe void DoubledNibblesOfEveryByteMatchTheShiftAndMaskReference()
+    {
+        // The GFNI affine transforms (where the CPU has them) against the portable shifts, on all 256 byte values.
+        var bytes = new byte[256];
+        for (int i = 0; i < 256; i++) bytes[i] = (byte)i;
+        fixed (byte* p = bytes)
+            for (int o = 0; o < 256; o += 64)
+            {
+                if (Gosset.Kernels.Simd.Avx512Ops.IsSupported)
+                {
+                    var v = Gosset.Kernels.Simd.V512.Load(p + o);
+                    Gosset.Kernels.Simd.Avx512Ops.DoubledNibbles(v, out var lo, out var hi);
+                    Gosset.Kernels.Simd.PortableOps<Gosset.Kernels.Simd.V512>.DoubledNibbles(v, out var wlo, out var whi);
+                    Assert.Equal(wlo.V, lo.V);
+                    Assert.Equal(whi.V, hi.V);
+                }
+                for (int h = 0; h < 64 && Gosset.Kernels.Simd.Avx2Ops.IsSupported; h += 32)
+                {
+                    var v = Gosset.Kernels.Simd.V256.Load(p + o + h);
+                    Gosset.Kernels.Simd.Avx2Ops.DoubledNibbles(v, out var lo, out var hi);
+                    Gosset.Kernels.Simd.PortableOps<Gosset.Kernels.Simd.V256>.DoubledNibbles(v, out var wlo, out var whi);
+                    Assert.Equal(wlo.V, lo.V);
+                    Assert.Equal(whi.V, hi.V);
+                    for (int l = 0; l < 8; l++) // and the portable reference is 2·(v & 15), 2·(v >> 4) in every byte
+                        for (int j = 0; j < 4; j++)
+                        {
+                            int b = bytes[o + h + 4 * l + j];
+                            Assert.Equal(2 * (b & 15), (int)((wlo.V[l] >> (8 * j)) & 0xFF));
+                            Assert.Equal(2 * (b >> 4), (int)((whi.V[l] >> (8 * j)) & 0xFF));
+                        }
+                }
+            }
+    }
+
     [Theory, Trait("Category", "Simd")]
     [MemberData(nameof(Variants))]
     public void TiledLayoutsMultiplyBitExactlyAsTheScalarReference(string name)
     {
-        // Tiles and column segments that cut rows and groups unevenly (77 rows, 6 groups with a partial last one),
-        // on two threads, whose row chunks need not start at tile boundaries.
+        // Tiles and column segments that cut rows and groups unevenly (77 rows, 6 groups with a partial last one), rows
+        // interleaved in pairs or not (odd tiles end on a single row), on two threads, whose row chunks need not start at
+        // tile or pair boundaries.
         var kern = E8Kernel.Get(name);
         int rows = 77, cols = 1300;
         foreach (int bits in new[] { 2, 3, 4 })
@@ -190,9 +226,9 @@ public class E8KernelTests
             var plain = PackedE8Matrix.FromCodes(codes, (rows, 1000));
             var canonical = new MemoryStream();
             plain.WriteTo(canonical);
-            foreach (var tiling in new[] { (1, 1), (5, 2), (7, 4), (64, 16), (100, 5) })
+            foreach (var (tiling, interleave) in new[] { (1, 1), (5, 2), (7, 4), (64, 16), (100, 5) }.SelectMany(t => new[] { (t, 1), (t, 2) }))
             {
-                var m = PackedE8Matrix.FromCodes(codes, tiling);
+                var m = PackedE8Matrix.FromCodes(codes, tiling, interleave);
                 var back = m.ToCodes();
                 Assert.Equal(codes.U, back.U);
                 Assert.Equal(codes.ScaleIndex, back.ScaleIndex);
@@ -210,7 +246,7 @@ public class E8KernelTests
                         m.Multiply(kern, x, got, batch, mode, 2);
                         for (int i = 0; i < want.Length; i++)
                             Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]),
-                                $"{name} b={bits} tiling {tiling} batch={batch} {mode} at {i}: {want[i]} vs {got[i]}");
+                                $"{name} b={bits} tiling {tiling} interleave {interleave} batch={batch} {mode} at {i}: {want[i]} vs {got[i]}");
                     }
                 }
             }

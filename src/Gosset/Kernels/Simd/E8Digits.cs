@@ -16,7 +16,7 @@ internal unsafe interface IDigits
     /// <summary>Digit bytes of the Lanes blocks starting at block b0 of the group (b0 a multiple of Lanes).</summary>
     static abstract void Load<TV>(byte* rec, int b0, out TV lo, out TV hi) where TV : unmanaged, IVec<TV>;
     /// <summary>As <see cref="Load"/> with every digit byte doubled (2u), as the grouped int8 kernels multiply them.</summary>
-    static abstract void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>;
+    static abstract void LoadDoubled<TV, TOps>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>;
 }
 
 /// <summary>b = 4: block B's 8 nibbles are dword B (digit 2j in the low nibble of byte j, digit 2j + 1 in its high nibble).</summary>
@@ -33,14 +33,8 @@ internal readonly unsafe struct Digits4 : IDigits
         hi = TV.And(TV.ShiftRight(v, 4), m);
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>
-    {
-        // Shifting the dword by 1 (3) puts each low (high) nibble at bits 1–4 of its byte; bits crossing bytes are masked off.
-        var v = TV.Load(rec + 4 * b0);
-        var m = TV.Int(0x1E1E1E1E);
-        lo2 = TV.And(TV.ShiftLeft(v, 1), m);
-        hi2 = TV.And(TV.ShiftRight(v, 3), m);
-    }
+    public static void LoadDoubled<TV, TOps>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>
+        => TOps.DoubledNibbles(TV.Load(rec + 4 * b0), out lo2, out hi2);
 }
 
 /// <summary>
@@ -62,7 +56,7 @@ internal readonly unsafe struct Digits2 : IDigits
         hi = TV.And(TV.ShiftRight(v, 4), m);
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>
+    public static void LoadDoubled<TV, TOps>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>
     {
         var v = TV.Load(rec + 4 * (b0 & 15));
         var m = TV.Int(0x06060606);
@@ -97,7 +91,7 @@ internal readonly unsafe struct Digits3 : IDigits
         hi = TV.Or(hi, h2);
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void LoadDoubled<TV>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>
+    public static void LoadDoubled<TV, TOps>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>
     {
         Load(rec, b0, out TV lo, out TV hi);
         lo2 = TV.AddBytes(lo, lo);

@@ -17,7 +17,11 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
 
     /// <summary>2·Σⱼ (uloⱼ·sloⱼ + uhiⱼ·shiⱼ) over the 4 bytes of each 32-bit lane; u unsigned digits (&lt; 16), s signed activations. Exact in int32.</summary>
     static abstract TV Dot2(TV ulo, TV slo, TV uhi, TV shi);
-    /// <summary>table[raw &amp; 7] (higher bits of raw ignored); the first 8 floats of the table are t0 (and t1 when Lanes = 4).</summary>
+    /// <summary>
+    /// table[raw &amp; 7] (higher bits of raw ignored); the first 8 floats of the table are t0 (and t1 when Lanes = 4).
+    /// Where Lanes = 16, t0's entries 8–15 repeat 0–7 (<see cref="PackedE8Matrix"/>'s narrow tables do), so a 16-entry
+    /// permute may read bit 3 of raw too.
+    /// </summary>
     static abstract TV Lookup8(TV t0, TV t1, TV raw);
     /// <summary>table[idx] for idx ∈ [0, 16): the 16 floats are t0, t1, t2, t3 (as many as 16/Lanes).</summary>
     static abstract TV Lookup16(TV t0, TV t1, TV t2, TV t3, TV idx);
@@ -29,8 +33,13 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// (vpmaddubsw, 16-bit add, vpmaddwd by s: every 16-bit partial stays below 2¹⁵).
     /// </summary>
     static abstract TV ScaledBlockDot(TV lo2, TV slo, TV hi2, TV shi, TV e, TV s);
-    /// <summary>Per 32-bit lane: b where the sign bit of <paramref name="sign"/> is set, else a.</summary>
-    static abstract TV Select(TV sign, TV a, TV b);
+    /// <summary>Per 32-bit lane: b where bit 3 of <paramref name="x"/> is set (a narrow side field's parity bit), else a.</summary>
+    static abstract TV SelectBit3(TV x, TV a, TV b);
+    /// <summary>
+    /// Doubled digits of b = 4 digit bytes v: lo2 = 2·(v &amp; 0x0F), hi2 = 2·(v &gt;&gt; 4) in every byte
+    /// (<see cref="Digits4.LoadDoubled"/>).
+    /// </summary>
+    static abstract void DoubledNibbles(TV v, out TV lo2, out TV hi2);
     /// <summary>Σⱼ wⱼ·xⱼ over the 4 signed bytes of each 32-bit lane (w, x ∈ [−127, 127]). Exact in int32.</summary>
     static abstract TV DotSigned(TV w, TV x);
 }
@@ -75,7 +84,16 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Select(TV sign, TV a, TV b) => TV.Xor(a, TV.And(TV.Xor(a, b), TV.ShiftRightArith(sign, 31)));
+    public static TV SelectBit3(TV x, TV a, TV b) => TV.Xor(a, TV.And(TV.Xor(a, b), TV.ShiftRightArith(TV.ShiftLeft(x, 28), 31)));
+
+    /// <summary>Shifting the dword by 1 (3) puts each low (high) nibble at bits 1–4 of its byte; bits crossing bytes are masked off.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void DoubledNibbles(TV v, out TV lo2, out TV hi2)
+    {
+        var m = TV.Int(0x1E1E1E1E);
+        lo2 = TV.And(TV.ShiftLeft(v, 1), m);
+        hi2 = TV.And(TV.ShiftRight(v, 3), m);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV DotSigned(TV w, TV x)
@@ -157,7 +175,10 @@ internal readonly struct Avx2Ops : IIsaOps<V256>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 Select(V256 sign, V256 a, V256 b) => new(Avx.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), sign.V.AsSingle()).AsUInt32());
+    public static V256 SelectBit3(V256 x, V256 a, V256 b) => new(Avx.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), (x.V << 28).AsSingle()).AsUInt32());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void DoubledNibbles(V256 v, out V256 lo2, out V256 hi2) => GfniNibbles.Doubled(v, out lo2, out hi2);
 
     /// <summary>vpmaddubsw of |w| and x·sign(w) (pairs ≤ 2·127² &lt; 2¹⁵), then vpmaddwd by 1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -198,7 +219,10 @@ internal readonly struct AvxVnniOps : IIsaOps<V256>
     public static V256 ScaledBlockDot(V256 lo2, V256 slo, V256 hi2, V256 shi, V256 e, V256 s) => Avx2Ops.ScaledBlockDot(lo2, slo, hi2, shi, e, s);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 Select(V256 sign, V256 a, V256 b) => Avx2Ops.Select(sign, a, b);
+    public static V256 SelectBit3(V256 x, V256 a, V256 b) => Avx2Ops.SelectBit3(x, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void DoubledNibbles(V256 v, out V256 lo2, out V256 hi2) => Avx2Ops.DoubledNibbles(v, out lo2, out hi2);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 DotSigned(V256 w, V256 x)
@@ -218,7 +242,7 @@ internal readonly struct Avx512Ops : IIsaOps<V512>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V512 Lookup8(V512 t0, V512 t1, V512 raw) => new(Avx512F.PermuteVar16x32(t0.V.AsSingle(), (raw.V & Vector512.Create(7u)).AsInt32()).AsUInt32());
+    public static V512 Lookup8(V512 t0, V512 t1, V512 raw) => new(Avx512F.PermuteVar16x32(t0.V.AsSingle(), raw.V.AsInt32()).AsUInt32()); // bits 0–3: the table repeats after 8
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Lookup16(V512 t0, V512 t1, V512 t2, V512 t3, V512 idx) => new(Avx512F.PermuteVar16x32(t0.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
@@ -238,7 +262,14 @@ internal readonly struct Avx512Ops : IIsaOps<V512>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V512 Select(V512 sign, V512 a, V512 b) => new(Vector512.ConditionalSelect((sign.V.AsInt32() >> 31).AsUInt32(), b.V, a.V));
+    public static V512 SelectBit3(V512 x, V512 a, V512 b)
+    {
+        // A compare feeding ConditionalSelect becomes a mask register: vptestnmd + vpblendmd.
+        return new(Vector512.ConditionalSelect(Vector512.Equals(x.V & Vector512.Create(8u), Vector512<uint>.Zero), a.V, b.V));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void DoubledNibbles(V512 v, out V512 lo2, out V512 hi2) => GfniNibbles.Doubled(v, out lo2, out hi2);
 
     /// <summary>As AVX2 (no vpsignb at 512 bits: x is negated where w &lt; 0).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -298,12 +329,33 @@ internal readonly struct Ssse3Ops : IIsaOps<V128>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V128 Select(V128 sign, V128 a, V128 b) => new(Sse41.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), sign.V.AsSingle()).AsUInt32());
+    public static V128 SelectBit3(V128 x, V128 a, V128 b) => new(Sse41.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), (x.V << 28).AsSingle()).AsUInt32());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void DoubledNibbles(V128 v, out V128 lo2, out V128 hi2) => GfniNibbles.Doubled(v, out lo2, out hi2);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 DotSigned(V128 w, V128 x)
     {
         var p = Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w.V.AsSByte()), Ssse3.Sign(x.V.AsSByte(), w.V.AsSByte()));
         return new(Sse2.MultiplyAddAdjacent(p, Vector128.Create((short)1)).AsUInt32());
+    }
+}
+
+/// <summary>
+/// GF(2) bit matrices for vgf2p8affineqb (result bit i of a byte is the parity of matrix byte 7 − i AND the byte):
+/// <see cref="Low"/> maps bits 0–3 to bits 1–4 (2·(v &amp; 0x0F)), <see cref="High"/> bits 4–7 to bits 1–4 (2·(v &gt;&gt; 4)).
+/// </summary>
+internal static class GfniNibbles
+{
+    public const ulong Low = 0x0001020408000000;
+    public const ulong High = 0x0010204080000000;
+
+    /// <summary><see cref="IIsaOps{TV}.DoubledNibbles"/> in one GFNI affine transform per output where the width has it, else the portable shifts and masks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Doubled<TV>(TV v, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV>
+    {
+        if (TV.HasAffine) { lo2 = TV.Affine(v, Low); hi2 = TV.Affine(v, High); }
+        else PortableOps<TV>.DoubledNibbles(v, out lo2, out hi2);
     }
 }

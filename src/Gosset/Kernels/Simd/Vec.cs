@@ -62,6 +62,10 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
     /// dword B mod 8, m = B / 8. Widths up to 8 lanes use <see cref="Plane.HighBits{TV}"/>.
     /// </summary>
     static abstract void HighPlane(byte* plane, int b0, out TV lo, out TV hi);
+    /// <summary>Whether <see cref="Affine"/> runs (GFNI at this width).</summary>
+    static abstract bool HasAffine { get; }
+    /// <summary>vgf2p8affineqb: every byte times the 8×8 GF(2) bit matrix m (one per qword); only where <see cref="HasAffine"/>.</summary>
+    static abstract TV Affine(TV v, ulong m);
 }
 
 /// <summary>The b = 3 high-bit plane read for widths of at most 8 lanes (one m per vector).</summary>
@@ -129,6 +133,9 @@ internal readonly unsafe struct V128(Vector128<uint> v) : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 ShuffleF(V128 table, V128 idx) => new(Vector128.Shuffle(table.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Halves(V128 low, V128 high) => new(Vector128.Create(low.V.GetLower(), high.V.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, out V128 lo, out V128 hi) => Plane.HighBits(plane, b0, out lo, out hi);
+    public static bool HasAffine => System.Runtime.Intrinsics.X86.Gfni.IsSupported;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Affine(V128 v, ulong m) => new(System.Runtime.Intrinsics.X86.Gfni.GaloisFieldAffineTransform(v.V.AsByte(), Vector128.Create(m).AsByte(), 0).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Reduce16(V128 a0, V128 a1, V128 a2, V128 a3)
     {
@@ -170,6 +177,9 @@ internal readonly unsafe struct V256(Vector256<uint> v) : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 ShuffleF(V256 table, V256 idx) => new(Vector256.Shuffle(table.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Halves(V256 low, V256 high) => new(Vector256.Create(low.V.GetLower(), high.V.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, out V256 lo, out V256 hi) => Plane.HighBits(plane, b0, out lo, out hi);
+    public static bool HasAffine => System.Runtime.Intrinsics.X86.Gfni.V256.IsSupported;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Affine(V256 v, ulong m) => new(System.Runtime.Intrinsics.X86.Gfni.V256.GaloisFieldAffineTransform(v.V.AsByte(), Vector256.Create(m).AsByte(), 0).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Reduce16(V256 a0, V256 a1, V256 a2, V256 a3)
     {
@@ -218,6 +228,10 @@ internal readonly unsafe struct V512(Vector512<uint> v) : IVec<V512>
         var s8 = a.GetLower() + a.GetUpper();
         return Reduce.Last4(s8.GetLower() + s8.GetUpper());
     }
+
+    public static bool HasAffine => System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Affine(V512 v, ulong m) => new(System.Runtime.Intrinsics.X86.Gfni.V512.GaloisFieldAffineTransform(v.V.AsByte(), Vector512.Create(m).AsByte(), 0).AsUInt32());
 
     /// <summary>16 lanes span two m values: lanes 0–7 read bits 2m/2m+1, lanes 8–15 bits 2m+2/2m+3 of the same 8 dwords.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
