@@ -429,9 +429,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         where TD : struct, IDigits where TS : struct, ISide
     {
         int b0 = c * TV.Lanes;
-        DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
-        var e = TOps.SelectBit3(pf, TV.Load(e0 + b0), TV.Load(e1 + b0));
-        return TV.AddInt(acc, TOps.ScaledBlockDot(lo2, TV.Load(q + 4 * b0), hi2, TV.Load(q + 128 + 4 * b0), e, sc));
+        return RowChunk<TD, TS>(rp, b0, t0, t1, t2, t3, TV.Load(q + 4 * b0), TV.Load(q + 128 + 4 * b0), TV.Load(e0 + b0), TV.Load(e1 + b0), acc);
     }
 
     /// <summary>Four-lane widths: chunks TH.First … TH.First + 3 of a group (a constant), a call of its own for the JIT's inlining budget.</summary>
