@@ -1,3 +1,4 @@
+using Gosset.Codes;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -7,7 +8,7 @@ namespace Gosset.Llm.Inference;
 
 /// <summary>
 /// Reads cached heads that are stored as block codes: per entry a small integer v (sbyte) and per 8-block one float
-/// scale s (how <see cref="Quantization.VectorCodec.ToBlockInt8"/> unpacks an E8 or INT code). Attention unpacks a few
+/// scale s (how <see cref="VectorCodec.ToBlockInt8"/> unpacks an E8 or INT code). Attention unpacks a few
 /// dozen positions at a time into a buffer that stays in L1 and runs the float head operations (<see cref="HeadOps"/>)
 /// on it: the cache holds 1.5 bytes per entry instead of a 4-byte float copy, each code is unpacked once for all query
 /// heads of its group, and without a per-channel affine the scores and sums are bit for bit those of attention over the

@@ -1,3 +1,4 @@
+using Gosset.Codes;
 using Gosset.Llm.Loading;
 using Gosset.Rotations;
 using Gosset.Llm.Quantization;

@@ -1,3 +1,4 @@
+using Gosset.Codes;
 using Gosset.Kernels;
 using Gosset.Rotations;
 using Gosset.Llm.Quantization;

@@ -1,3 +1,4 @@
+using Gosset.Codes;
 using Gosset.Rotations;
 using System.Numerics.Tensors;
 using Gosset.Llm.Loading;
@@ -175,7 +176,7 @@ public sealed class LlamaModel
     public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is BoxWeights));
     /// <summary>How the kernel layers take their inputs: "fp32", "int8 per 256-group" (weight-only e8 default), "int8 per 8-block" (off-grid tables), "e8" (W4A4 box codes) or "none" when no layer runs on the kernels.</summary>
     public string KernelActivations => Layers.SelectMany(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }).FirstOrDefault(l => l.Weights is BoxWeights) is { } k
-        ? k.Activations is Gosset.Llm.Quantization.E8BoxCodec ? "e8 codes (int8 kernels)"
+        ? k.Activations is E8BoxCodec ? "e8 codes (int8 kernels)"
         : k.Activations is not null ? "fp32 after codec round trip" : k.KernelActivations switch
         {
             Gosset.Kernels.ActivationMode.Int8 => "int8 per 8-block",

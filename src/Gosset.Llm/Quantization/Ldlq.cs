@@ -1,3 +1,4 @@
+using Gosset.Codes;
 namespace Gosset.Llm.Quantization;
 
 /// <summary>

@@ -181,7 +181,7 @@ public static class ModelQuantizer
     {
         QuantMethod.E8Kernel => new E8BoxCodec(length, table ?? throw new InvalidOperationException("E8 box table missing"), fixedScale) { SearchRowScale = weights },
         QuantMethod.Fp or QuantMethod.E8Box => null, // e8-box: PackedE8Matrix weights, activations quantized in the kernel
-        QuantMethod.E8 => fixedScale ? new E8Codec(length, t.E8Q, betas, E8Norm.Fixed, 1f) : new E8Codec(length, t.E8Q, betas),
+        QuantMethod.E8 => fixedScale ? new E8VoronoiCodec(length, t.E8Q, betas, E8Norm.Fixed, 1f) : new E8VoronoiCodec(length, t.E8Q, betas),
         _ => new IntCodec(length, t.Bits, group <= 0 ? length : group),
     };
 

@@ -1,3 +1,4 @@
+using Gosset.Codes;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -42,7 +43,7 @@ public static class QuantizedModelFile
 {
     private static readonly byte[] Magic = "GQM\0"u8.ToArray();
     /// <summary>Current format version (3: self-contained, header at the end; earlier versions are refused).</summary>
-    public const uint Version = 3;
+    public const uint Version = 4;
     private const int Align = 64;
     private const long MaxHeaderBytes = 64L << 20;
 

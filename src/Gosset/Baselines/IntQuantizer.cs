@@ -45,9 +45,8 @@ public enum IntLevels
 /// and the decoder use the same step (decoding is exact and deterministic) and the absmax entry
 /// stays inside the representable range. Every reconstruction is an odd (mid-rise) or plain
 /// (mid-tread) integer of at most 9 bits times an fp16 value, hence exact in float32.</para>
-/// <para>Storage: 16 bits per group plus b bits per entry; <see cref="Encode(ReadOnlySpan{float}, Span{byte})"/>
-/// writes the scales first (2 bytes each, little-endian) and then the codes bit-packed, least
-/// significant bit first, so the packed size is exactly ⌈<see cref="TotalBits(int)"/>/8⌉ bytes.</para>
+/// <para>Storage: 16 bits per group plus b bits per entry (<see cref="TotalBits(int)"/>); the packed layout is
+/// <see cref="Gosset.Codes.IntCodec"/>'s.</para>
 /// <para>A group of zeros has step 0 and decodes to zeros. A step above the fp16 maximum (65504)
 /// is an error; steps below the fp16 normal range lose relative precision.</para>
 /// </remarks>
@@ -107,8 +106,8 @@ public sealed class IntQuantizer
         return (double)TotalBits(length) / length;
     }
 
-    /// <summary>Size in bytes of the packed encoding: ⌈TotalBits/8⌉.</summary>
-    public int PackedLength(int length) => checked((int)((TotalBits(length) + 7) / 8));
+    /// <summary>The largest code: 2^b − 1 (mid-rise) or 2^b − 2 (mid-tread).</summary>
+    public int MaxCode => _maxCode;
 
     /// <summary>
     /// Quantizes <paramref name="x"/>: one code (0 … 2^b−1) per entry into <paramref name="codes"/>
@@ -182,59 +181,6 @@ public sealed class IntQuantizer
     {
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
         return cols * TotalBits(rows);
-    }
-
-    /// <summary>Encodes <paramref name="x"/> into a new packed byte array of <see cref="PackedLength"/> bytes.</summary>
-    public byte[] Encode(ReadOnlySpan<float> x)
-    {
-        var packed = new byte[PackedLength(x.Length)];
-        Encode(x, packed);
-        return packed;
-    }
-
-    /// <summary>
-    /// Encodes <paramref name="x"/> into <paramref name="packed"/> (exactly <see cref="PackedLength"/>
-    /// bytes): the fp16 steps, little-endian, then the codes bit-packed LSB first, zero-padded.
-    /// </summary>
-    public void Encode(ReadOnlySpan<float> x, Span<byte> packed)
-    {
-        int groups = GroupCount(x.Length);
-        int need = PackedLength(x.Length);
-        if (packed.Length != need) throw new ArgumentException($"Packed buffer must have {need} bytes, has {packed.Length}.", nameof(packed));
-        packed.Clear();
-        var codeBytes = packed[(2 * groups)..];
-        long bit = 0;
-        for (int g = 0; g < groups; g++)
-        {
-            int start = g * GroupSize, len = Math.Min(GroupSize, x.Length - start);
-            var xs = x.Slice(start, len);
-            Half h = ChooseStep(xs);
-            BinaryPrimitives.WriteUInt16LittleEndian(packed.Slice(2 * g, 2), BitConverter.HalfToUInt16Bits(h));
-            double inv = Inverse((float)h);
-            for (int i = 0; i < len; i++, bit += Bits) WriteBits(codeBytes, bit, CodeInv(xs[i], inv));
-        }
-    }
-
-    /// <summary>Decodes a packed encoding of <paramref name="y"/>.Length entries written by <see cref="Encode(ReadOnlySpan{float}, Span{byte})"/>.</summary>
-    /// <exception cref="GossetException">The buffer has the wrong length or holds an invalid step or code.</exception>
-    public void Decode(ReadOnlySpan<byte> packed, Span<float> y)
-    {
-        int groups = GroupCount(y.Length);
-        int need = PackedLength(y.Length);
-        if (packed.Length != need) throw new GossetException($"Packed INT data for {y.Length} entries must have {need} bytes, has {packed.Length}.");
-        var codeBytes = packed[(2 * groups)..];
-        long bit = 0;
-        for (int g = 0; g < groups; g++)
-        {
-            int start = g * GroupSize, len = Math.Min(GroupSize, y.Length - start);
-            float s = CheckStep(BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(packed.Slice(2 * g, 2))));
-            for (int i = 0; i < len; i++, bit += Bits)
-            {
-                int c = ReadBits(codeBytes, bit);
-                if (c > _maxCode) throw new GossetException($"INT code {c} at entry {start + i} exceeds the largest code {_maxCode}.");
-                y[start + i] = Level(c, s);
-            }
-        }
     }
 
     /// <summary>The value of code <paramref name="code"/> for step <paramref name="step"/> (exact in float32 for fp16 steps).</summary>
@@ -366,21 +312,4 @@ public sealed class IntQuantizer
         return (float)h;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void WriteBits(Span<byte> dst, long bit, int value)
-    {
-        int byteIndex = (int)(bit >> 3), shift = (int)(bit & 7);
-        int v = value << shift;
-        dst[byteIndex] |= (byte)v;
-        if (shift + Bits > 8) dst[byteIndex + 1] |= (byte)(v >> 8);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int ReadBits(ReadOnlySpan<byte> src, long bit)
-    {
-        int byteIndex = (int)(bit >> 3), shift = (int)(bit & 7);
-        int v = src[byteIndex] >> shift;
-        if (shift + Bits > 8) v |= src[byteIndex + 1] << (8 - shift);
-        return v & ((1 << Bits) - 1);
-    }
 }

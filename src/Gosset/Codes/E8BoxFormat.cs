@@ -3,8 +3,9 @@ using Gosset.Coding;
 namespace Gosset.Codes;
 
 /// <summary>
-/// The stored form of an E8 box-coded matrix (<see cref="E8BoxCodes"/> + <see cref="E8BoxTable"/>), the one
-/// serialization of the format. Little-endian bit stream:
+/// The stored form of an E8 box-coded matrix (<see cref="E8BoxCodes"/> + <see cref="E8BoxTable"/>): the table, then every
+/// row as <see cref="E8BoxCodec"/> packs it (the one row serialization, also that of the <c>.gqm</c> weight sections).
+/// Little-endian bit stream:
 /// <code>
 /// header : version (8) · b (8) · k (8) · blocks per group G (8) · full-group index bits (16)
 ///          · rows (32) · cols (32) · s₀ (fp32) · k block scales (fp32) · k² pair code lengths (4 bits each,
@@ -43,30 +44,7 @@ public static class E8BoxFormat
         w.Write(BitConverter.SingleToUInt32Bits(table.RowScaleBase), 32);
         foreach (float s in table.BlockScales) w.Write(BitConverter.SingleToUInt32Bits(s), 32);
         if (table.K > 1) foreach (byte l in table.PairLengths) w.Write((ulong)(l - 1), 4);
-        int blocks = codes.Blocks, b = codes.Bits;
-        for (int r = 0; r < codes.Rows; r++)
-        {
-            int c = table.RowScaleCode(codes.RowScale[r]);
-            if (table.RowScaleValue(c) != codes.RowScale[r])
-                throw new ArgumentException($"Row {r}: scale {codes.RowScale[r]} is not an 8-bit row scale of the table.", nameof(codes));
-            w.Write((ulong)c, 8);
-            for (int t0 = 0; t0 < blocks; t0 += table.GroupBlocks)
-            {
-                int nb = Math.Min(table.GroupBlocks, blocks - t0);
-                var u = codes.U.AsSpan((r * blocks + t0) * 8, nb * 8);
-                foreach (byte d in u) w.Write(d, b);
-                var idx = codes.ScaleIndex.AsSpan(r * blocks + t0, nb);
-                int budget = table.IndexBitsFor(nb), used = 0;
-                for (int t = 0; t < nb; t += 2)
-                {
-                    var (code, len) = table.PairCode(idx[t], t + 1 < nb ? idx[t + 1] : 0);
-                    for (int i = len - 1; i >= 0; i--) w.Write((code >> i) & 1, 1);
-                    used += len;
-                }
-                if (used > budget) throw new ArgumentException($"Row {r}, group {t0 / table.GroupBlocks}: indices need {used} bits, the budget is {budget}.", nameof(codes));
-                for (int left = budget - used; left > 0; left -= Math.Min(left, 64)) w.Write(0, Math.Min(left, 64));
-            }
-        }
+        new E8BoxCodec(8 * codes.Blocks, table).PackCodes(codes, w);
         long bits = w.BitCount;
         stream.Write(w.ToArray());
         return bits;
@@ -120,44 +98,9 @@ public static class E8BoxFormat
         var r = new BitReader(all);
         for (long left = headerBits; left > 0; left -= Math.Min(left, 64)) r.Read((int)Math.Min(left, 64)); // skip the header
         var codes = new E8BoxCodes(rows, cols, b, scales);
-        int blocks = codes.Blocks;
-        for (int row = 0; row < rows; row++)
-        {
-            int c = (int)r.Read(8);
-            codes.RowScale[row] = table.RowScaleValue(c);
-            for (int t0 = 0; t0 < blocks; t0 += g)
-            {
-                int nb = Math.Min(g, blocks - t0);
-                var u = codes.U.AsSpan((row * blocks + t0) * 8, nb * 8);
-                for (int i = 0; i < u.Length; i++) u[i] = (byte)r.Read(b);
-                int budget = table.IndexBitsFor(nb), used = 0;
-                for (int t = 0; t < nb; t += 2)
-                {
-                    int sym = DecodePair(ref r, table, ref used, budget);
-                    codes.ScaleIndex[row * blocks + t0 + t] = (byte)(sym / k);
-                    if (t + 1 < nb) codes.ScaleIndex[row * blocks + t0 + t + 1] = (byte)(sym % k);
-                    else if (sym % k != 0) throw new InvalidDataException("E8 box code: odd last block paired with a nonzero index.");
-                }
-                for (int left = budget - used; left > 0; left -= Math.Min(left, 64)) r.Read(Math.Min(left, 64));
-            }
-        }
+        var codec = new E8BoxCodec(8 * codes.Blocks, table);
+        for (int row = 0; row < rows; row++) codec.UnpackRow(ref r, codes, row);
         return (codes, table);
-    }
-
-    // Canonical decoding, one bit at a time: the pair whose (length, code) matches.
-    private static int DecodePair(ref BitReader r, E8BoxTable table, ref int used, int budget)
-    {
-        int k = table.K;
-        if (k == 1) return 0;
-        uint code = 0;
-        for (int len = 1; len <= E8BoxTable.MaxCodeLength; len++)
-        {
-            if (++used > budget) throw new InvalidDataException("E8 box code: a group's indices overrun its budget.");
-            code = code << 1 | (uint)r.Read(1);
-            for (int s = 0; s < k * k; s++)
-                if (table.PairLengths[s] == len && table.PairCode(s / k, s % k).Code == code) return s;
-        }
-        throw new InvalidDataException("E8 box code: invalid index code.");
     }
 
     private static void ReadExactly(Stream s, Span<byte> buf)

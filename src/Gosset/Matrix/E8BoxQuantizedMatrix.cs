@@ -59,12 +59,8 @@ public sealed class E8BoxQuantizedMatrix : QuantizedMatrix
         });
         var table = E8BoxTable.Fit(z, bits, k, indexBitsPerBlock);
         var codes = new E8BoxCodes(m.Cols, np, bits, table.BlockScales);
-        int nb = np / 8;
-        Parallel.For(0, m.Cols, j =>
-        {
-            int c = table.EncodeRow(z[j], codes.U.AsSpan(j * np, np), codes.ScaleIndex.AsSpan(j * nb, nb), searchRowScale: true);
-            codes.RowScale[j] = table.RowScaleValue(c);
-        });
+        var codec = new E8BoxCodec(np, table) { SearchRowScale = true };
+        Parallel.For(0, m.Cols, j => codec.EncodeRow(z[j], codes, j));
         return new E8BoxQuantizedMatrix(m.Rows, m.Cols, np, rotation, seed, codes, table, method);
     }
 

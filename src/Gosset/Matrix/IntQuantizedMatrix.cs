@@ -1,4 +1,6 @@
 using Gosset.Baselines;
+using Gosset.Codes;
+using Gosset.Coding;
 using Gosset.Rotations;
 
 namespace Gosset.Matrix;
@@ -10,63 +12,81 @@ namespace Gosset.Matrix;
 /// </summary>
 public sealed class IntQuantizedMatrix : QuantizedMatrix
 {
-    private readonly byte[] _payload;
-    private readonly IntQuantizer _q;
+    private readonly IntCodec _codec;
+    private readonly byte[] _codes; // [Cols][codec.CodeBytes], unpacked
 
-    private IntQuantizedMatrix(int rows, int cols, RotationKind rot, ulong seed, IntQuantizer q, byte[] payload)
+    private IntQuantizedMatrix(int rows, int cols, RotationKind rot, ulong seed, IntCodec codec, byte[] codes)
     {
         Rows = rows; Cols = cols; RotatedLength = rows; RotationKind = rot; RotationSeed = seed; Centered = false;
-        _q = q; _payload = payload;
+        _codec = codec; _codes = codes;
     }
 
     /// <summary>The scalar quantizer (bits, group size, clipping, levels).</summary>
-    public IntQuantizer Quantizer => _q;
+    public IntQuantizer Quantizer => _codec.Quantizer;
+
+    /// <summary>The vector codec every column is coded with.</summary>
+    public IntCodec Codec => _codec;
 
     /// <inheritdoc/>
-    public override string Method => "int" + (_q.Clipping == IntClipping.MseOptimal ? "-clip" : "") + (RotationKind == RotationKind.None ? "" : "-rot");
+    public override string Method => "int" + (Quantizer.Clipping == IntClipping.MseOptimal ? "-clip" : "") + (RotationKind == RotationKind.None ? "" : "-rot");
 
     /// <inheritdoc/>
-    public override string Describe() => $"{_q.Name} rotation={RotationKind.ToString().ToLowerInvariant()}";
+    public override string Describe() => $"{Quantizer.Name} rotation={RotationKind.ToString().ToLowerInvariant()}";
 
     /// <inheritdoc/>
     public override float Mean(int j) => 0f;
 
     /// <summary>Encodes a matrix column by column.</summary>
+    /// <param name="m">The matrix, finite.</param>
+    /// <param name="q">The quantizer.</param>
+    /// <param name="rotation">Rotation applied to each column first.</param>
+    /// <param name="seed">Rotation seed.</param>
+    /// <exception cref="GossetException">The matrix is empty or has a non-finite entry.</exception>
     public static IntQuantizedMatrix Quantize(DenseMatrix m, IntQuantizer q, RotationKind rotation, ulong seed)
     {
         ArgumentNullException.ThrowIfNull(m);
         if (m.Rows == 0 || m.Cols == 0) throw new GossetException($"Cannot quantize an empty {m.Rows}×{m.Cols} matrix.");
         m.ThrowIfNotFinite("Matrix");
         var rot = Rotation.Create(rotation, m.Rows, seed);
-        int per = q.PackedLength(m.Rows);
-        var payload = new byte[(long)per * m.Cols];
+        var codec = new IntCodec(m.Rows, q);
+        int per = codec.CodeBytes;
+        var codes = new byte[(long)per * m.Cols];
         Parallel.For(0, m.Cols, j =>
         {
             var buf = new float[m.Rows];
             rot.Apply(m.Column(j), buf);
-            q.Encode(buf, payload.AsSpan(j * per, per));
+            codec.Encode(buf, codes.AsSpan(j * per, per));
         });
-        return new IntQuantizedMatrix(m.Rows, m.Cols, rotation, seed, q, payload);
+        return new IntQuantizedMatrix(m.Rows, m.Cols, rotation, seed, codec, codes);
     }
 
     /// <inheritdoc/>
     public override DenseMatrix DecodeRotated()
     {
-        int per = _q.PackedLength(Rows);
+        int per = _codec.CodeBytes;
         var z = new DenseMatrix(Rows, Cols);
-        Parallel.For(0, Cols, j => _q.Decode(_payload.AsSpan(j * per, per), z.Column(j)));
+        Parallel.For(0, Cols, j => _codec.Decode(_codes.AsSpan(j * per, per), z.Column(j)));
         return z;
     }
+
+    // Stored bytes of one column: its codec bits, zero padded to a whole byte.
+    private static long ColumnBytes(IntQuantizer q, int rows) => (q.TotalBits(rows) + 7) / 8;
 
     /// <inheritdoc/>
     internal override void WriteBody(BinaryWriter w)
     {
-        w.Write((byte)_q.Bits);
-        w.Write(_q.GroupSize);
-        w.Write((byte)_q.Clipping);
-        w.Write((byte)_q.Levels);
-        w.Write(_payload.Length);
-        w.Write(_payload);
+        w.Write((byte)Quantizer.Bits);
+        w.Write(Quantizer.GroupSize);
+        w.Write((byte)Quantizer.Clipping);
+        w.Write((byte)Quantizer.Levels);
+        w.Write(checked((int)(ColumnBytes(Quantizer, Rows) * Cols)));
+        int per = _codec.CodeBytes;
+        for (int j = 0; j < Cols; j++)
+        {
+            var bw = new BitWriter();
+            _codec.Pack(_codes.AsSpan(j * per, per), bw);
+            w.Write(bw.ToArray());
+        }
     }
 
     // Sizes are computed in 64 bits and checked against the bytes left before anything is allocated.
@@ -80,14 +100,23 @@ public sealed class IntQuantizedMatrix : QuantizedMatrix
         var levels = (IntLevels)levelsCode;
         if (bits < 2 || bits > 8 || group < 1 || !Enum.IsDefined(clip) || !Enum.IsDefined(levels))
             throw new InvalidDataException($"Invalid INT parameters (bits {bits}, group {group}, clipping {clipCode}, levels {levelsCode}).");
-        long perColumn = ((long)rows * bits + 16L * (((long)rows + group - 1) / group) + 7) / 8;
+        var q = new IntQuantizer(bits, group, clip, levels);
+        long perColumn = ColumnBytes(q, rows);
         long expected = perColumn * cols;
         int len = r.ReadInt32();
         if (perColumn > int.MaxValue || len != expected) throw new InvalidDataException($"INT payload holds {len} bytes; a {rows}×{cols} matrix needs {expected}.");
         IO.GqFormat.Require(r, len, "INT payload");
-        var q = new IntQuantizer(bits, group, clip, levels);
         byte[] payload = r.ReadBytes(len);
         if (payload.Length != len) throw new EndOfStreamException();
-        return new IntQuantizedMatrix(rows, cols, rot, seed, q, payload);
+        var codec = new IntCodec(rows, q);
+        int per = codec.CodeBytes;
+        if ((long)per * cols > Array.MaxLength) throw new InvalidDataException($"A {rows}×{cols} INT matrix is too large.");
+        var codes = new byte[(long)per * cols];
+        for (int j = 0; j < cols; j++)
+        {
+            var br = new BitReader(payload.AsSpan((int)(j * perColumn), (int)perColumn));
+            codec.Unpack(ref br, codes.AsSpan(j * per, per));
+        }
+        return new IntQuantizedMatrix(rows, cols, rot, seed, codec, codes);
     }
 }

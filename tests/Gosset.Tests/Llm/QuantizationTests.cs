@@ -1,3 +1,5 @@
+using Gosset.Baselines;
+using Gosset.Codes;
 using Gosset.Coding;
 using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
@@ -48,7 +50,7 @@ public sealed class QuantizationTests : IDisposable
     public void E8CodecOnGaussianBeatsInt4AndMatchesNotes()
     {
         int n = 64, vectors = 400;
-        var e8 = new E8Codec(n, 14, ScaleSets.NestQuant(TensorKind.Activations, 14, 4));
+        var e8 = new E8VoronoiCodec(n, 14, ScaleSets.NestQuant(TensorKind.Activations, 14, 4));
         var i4 = new IntCodec(n, 4, n);
         double me = 0, mi = 0;
         var y = new float[n];
@@ -70,7 +72,11 @@ public sealed class QuantizationTests : IDisposable
     [Fact]
     public void CodesPackToTheirStatedBitsAndUnpackExactly()
     {
-        foreach (VectorCodec codec in new VectorCodec[] { new E8Codec(176, 14, ScaleSets.NestQuant(TensorKind.Weights, 14, 4)), new E8Codec(32, 7, ScaleSets.NestQuant(TensorKind.Keys, 7, 4)), new IntCodec(172, 3, 64) })
+        // Every code behind the one interface: Voronoi, the kernel E8 code (fitted table, 3 and 4 bits), INT (the LLM's and rd's variants).
+        var box4 = E8BoxTable.Fit([Gaussian(2048, 11)], 4, 4, double.NaN);
+        var box3 = E8BoxTable.Fit([Gaussian(2048, 12)], 3, 8, 2.25);
+        foreach (VectorCodec codec in new VectorCodec[] { new E8VoronoiCodec(176, 14, ScaleSets.NestQuant(TensorKind.Weights, 14, 4)), new E8VoronoiCodec(32, 7, ScaleSets.NestQuant(TensorKind.Keys, 7, 4)),
+                     new E8BoxCodec(272, box4), new E8BoxCodec(64, box3, fixedScale: true), new IntCodec(172, 3, 64), new IntCodec(101, new IntQuantizer(5, 7, IntClipping.MseOptimal, IntLevels.MidRise)) })
         {
             var x = Gaussian(codec.Length, 5);
             var code = new byte[codec.CodeBytes];
@@ -82,6 +88,11 @@ public sealed class QuantizationTests : IDisposable
             var reader = new BitReader(w.ToArray());
             codec.Unpack(ref reader, back);
             Assert.Equal(code, back);
+            var y = new float[codec.Length];
+            var z = new float[codec.Length];
+            codec.Decode(back, y);
+            codec.Roundtrip(x, z);
+            Assert.Equal(z, y);
         }
     }
 
@@ -100,7 +111,7 @@ public sealed class QuantizationTests : IDisposable
         }
         var h = new HessianAccumulator(n);
         h.Add(xs, samples);
-        var codec = new E8Codec(n, 14, ScaleSets.NestQuant(TensorKind.Weights, 14, 4));
+        var codec = new E8VoronoiCodec(n, 14, ScaleSets.NestQuant(TensorKind.Weights, 14, 4));
         var ldlq = new Ldlq(h.H, n, 0.01);
         double eRtn = 0, eLdlq = 0;
         var y = new float[n];

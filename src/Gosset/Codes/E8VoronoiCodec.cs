@@ -1,10 +1,10 @@
 using Gosset.Coding;
 using Gosset.Codes;
 
-namespace Gosset.Llm.Quantization;
+namespace Gosset.Codes;
 
 /// <summary>How an E8 codec scales a vector to unit RMS before the lattice code.</summary>
-internal enum E8Norm
+public enum E8Norm
 {
     /// <summary>One fp16 RMS per vector (16 bits of side information per vector).</summary>
     PerVectorFp16,
@@ -18,7 +18,7 @@ internal enum E8Norm
 /// squared error is kept. Stored per vector: the fp16 scale (unless fixed), per block ⌈8·log2 q⌉ bits
 /// of mixed-radix digits and ⌈log2 k⌉ bits of scale index.
 /// </summary>
-internal sealed class E8Codec : VectorCodec
+public sealed class E8VoronoiCodec : VectorCodec
 {
     private readonly VoronoiCode _code;
     private readonly E8VectorQuantizer _quantizer;
@@ -28,7 +28,14 @@ internal sealed class E8Codec : VectorCodec
     private readonly float _fixedScale;
     private readonly int _headerBytes;
 
-    public E8Codec(int length, int q, float[] betas, E8Norm norm = E8Norm.PerVectorFp16, float fixedScale = 1f) : base(length)
+    /// <summary>A codec for vectors of <paramref name="length"/> entries.</summary>
+    /// <param name="length">Entries per vector, a multiple of 8.</param>
+    /// <param name="q">Nesting ratio of the Voronoi code E8/qE8.</param>
+    /// <param name="betas">1 to 256 block scales β (lattice units).</param>
+    /// <param name="norm">Per-vector fp16 RMS or a fixed scale.</param>
+    /// <param name="fixedScale">The fixed scale (with <see cref="E8Norm.Fixed"/>).</param>
+    /// <exception cref="ArgumentException"><paramref name="length"/> is not a multiple of 8, or the scale count is out of range.</exception>
+    public E8VoronoiCodec(int length, int q, float[] betas, E8Norm norm = E8Norm.PerVectorFp16, float fixedScale = 1f) : base(length)
     {
         if (length % 8 != 0) throw new ArgumentException("E8 codec length must be a multiple of 8", nameof(length));
         if (betas.Length is < 1 or > 256) throw new ArgumentException("1 to 256 scales", nameof(betas));
@@ -43,15 +50,21 @@ internal sealed class E8Codec : VectorCodec
         _headerBytes = norm == E8Norm.PerVectorFp16 ? 2 : 0;
     }
 
+    /// <summary>Nesting ratio q.</summary>
     public int Q => _code.Q;
+    /// <summary>The block scales β.</summary>
     public IReadOnlyList<float> Betas => _betas;
+    /// <inheritdoc/>
     public override int CodeBytes => _headerBytes + Length + Blocks;
+    /// <inheritdoc/>
     public override long Bits => (_norm == E8Norm.PerVectorFp16 ? 16 : 0) + (long)Blocks * (_digitBits + _indexBits);
+    /// <inheritdoc/>
     public override string Describe() =>
         $"e8 q={Q} k={_betas.Length} {(_norm == E8Norm.PerVectorFp16 ? "fp16-rms/vector" : "fixed-scale")}";
 
     private float Scale(ReadOnlySpan<byte> code) => _norm == E8Norm.PerVectorFp16 ? ReadHalf(code) : _fixedScale;
 
+    /// <inheritdoc/>
     public override void Begin(ReadOnlySpan<float> x, Span<byte> code)
     {
         if (_norm != E8Norm.PerVectorFp16) return;
@@ -63,6 +76,7 @@ internal sealed class E8Codec : VectorCodec
         WriteHalf(code, s);
     }
 
+    /// <inheritdoc/>
     public override void QuantizeBlock(int block, ReadOnlySpan<float> xb, Span<byte> code, Span<float> yb)
     {
         float s = Scale(code);
@@ -76,6 +90,7 @@ internal sealed class E8Codec : VectorCodec
         _code.Decode(digits, _betas[index] * s, ReadOnlySpan<float>.Empty, yb);
     }
 
+    /// <inheritdoc/>
     public override void Decode(ReadOnlySpan<byte> code, Span<float> x)
     {
         // All blocks at once with the SIMD Voronoi decoder (bit-exact with VoronoiCode.Decode).
@@ -85,6 +100,7 @@ internal sealed class E8Codec : VectorCodec
         Gosset.Kernels.VoronoiBatch.Decode(_code, code.Slice(_headerBytes, Length), beta, x);
     }
 
+    /// <inheritdoc/>
     public override void Pack(ReadOnlySpan<byte> code, BitWriter w)
     {
         if (_norm == E8Norm.PerVectorFp16) w.Write(BitConverter.ToUInt16(code), 16);
@@ -97,6 +113,7 @@ internal sealed class E8Codec : VectorCodec
         }
     }
 
+    /// <inheritdoc/>
     public override void Unpack(ref BitReader r, Span<byte> code)
     {
         if (_norm == E8Norm.PerVectorFp16) BitConverter.TryWriteBytes(code, (ushort)r.Read(16));

@@ -1,5 +1,5 @@
 using Gosset.Coding;
-namespace Gosset.Llm.Quantization;
+namespace Gosset.Codes;
 
 /// <summary>
 /// Quantizes vectors of a fixed length into codes: side information (scales) plus one code per entry
@@ -11,8 +11,9 @@ namespace Gosset.Llm.Quantization;
 /// <see cref="QuantizeBlock"/> (one block of up to 8 entries), so that LDLQ error feedback can
 /// change later blocks after earlier ones are quantized.
 /// </remarks>
-internal abstract class VectorCodec
+public abstract class VectorCodec
 {
+    /// <summary>A codec for vectors of <paramref name="length"/> entries.</summary>
     protected VectorCodec(int length) => Length = length;
 
     /// <summary>Entries per vector.</summary>
@@ -63,11 +64,10 @@ internal abstract class VectorCodec
         }
     }
 
-    /// <summary>Quantizes and reconstructs x in one call.</summary>
-    public void Roundtrip(ReadOnlySpan<float> x, Span<float> y)
+    /// <summary>Quantizes and reconstructs x in one call (what <see cref="Encode"/> then <see cref="Decode"/> give).</summary>
+    public virtual void Roundtrip(ReadOnlySpan<float> x, Span<float> y)
     {
         Span<byte> code = CodeBytes <= 4096 ? stackalloc byte[CodeBytes] : new byte[CodeBytes];
-        if (this is E8BoxCodec) { Encode(x, code); Decode(code, y); return; }
         Begin(x, code);
         for (int b = 0; b < Blocks; b++)
         {
@@ -76,7 +76,10 @@ internal abstract class VectorCodec
         }
     }
 
+    /// <summary>v rounded to fp16.</summary>
     protected static float ToHalf(float v) => (float)(Half)v;
+    /// <summary>Writes v as fp16, little-endian.</summary>
     protected static void WriteHalf(Span<byte> dst, float v) => BitConverter.TryWriteBytes(dst, BitConverter.HalfToUInt16Bits((Half)v));
+    /// <summary>Reads an fp16 written by <see cref="WriteHalf"/>.</summary>
     protected static float ReadHalf(ReadOnlySpan<byte> src) => (float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(src));
 }

@@ -1,7 +1,7 @@
 using Gosset.Coding;
 using Gosset.Codes;
 
-namespace Gosset.Llm.Quantization;
+namespace Gosset.Codes;
 
 /// <summary>
 /// The kernel-native E8 box code (<see cref="E8BoxCodes"/>, user name <c>e8</c>) as a vector codec: weights
@@ -13,10 +13,15 @@ namespace Gosset.Llm.Quantization;
 /// In the KV cache every call is per token: <see cref="VectorCodec.Encode"/> codes one token's vector, <see cref="ToBlockInt8"/>
 /// unpacks it once to the form attention reads (doubled coordinates and s·β/2 per block); nothing re-decodes the cache.
 /// </remarks>
-internal sealed class E8BoxCodec : VectorCodec
+public sealed class E8BoxCodec : VectorCodec
 {
     private readonly int _head;
 
+    /// <summary>A codec for vectors of <paramref name="length"/> entries with a fitted table.</summary>
+    /// <param name="length">Entries per vector, a multiple of 8.</param>
+    /// <param name="table">The fitted table (b, block scales, index code, row-scale grid).</param>
+    /// <param name="fixedScale">Every vector uses the table's base scale (no 8-bit row scale stored).</param>
+    /// <exception cref="ArgumentException"><paramref name="length"/> is not a multiple of 8.</exception>
     public E8BoxCodec(int length, E8BoxTable table, bool fixedScale = false) : base(length)
     {
         if (length % 8 != 0) throw new ArgumentException("E8 box codec length must be a multiple of 8", nameof(length));
@@ -31,9 +36,13 @@ internal sealed class E8BoxCodec : VectorCodec
     public bool SearchRowScale { get; init; }
     /// <summary>True when every vector uses the table's base scale (no per-vector side information).</summary>
     public bool FixedScale { get; }
+    /// <summary>Digit bits per entry b.</summary>
     public int BitsPerEntry => Table.Bits;
+    /// <inheritdoc/>
     public override int CodeBytes => _head + Length + Blocks;
+    /// <inheritdoc/>
     public override long Bits => Table.RowBits(Length) - (FixedScale ? 8 : 0);
+    /// <inheritdoc/>
     public override string Describe() => $"e8 box b={Table.Bits} k={Table.K} {(FixedScale ? "fixed-scale" : "8-bit row scale")}";
 
     /// <summary>The canonical <see cref="E8BoxCodes"/> of <paramref name="rows"/> vectors coded by this codec (consecutive codes of <see cref="CodeBytes"/>).</summary>
@@ -50,13 +59,38 @@ internal sealed class E8BoxCodec : VectorCodec
         return c;
     }
 
-    /// <summary>Packs canonical codes row by row in this codec's stored layout (the e8 weight sections of .gqm).</summary>
+    /// <summary><see cref="Encode"/> of x straight into row <paramref name="row"/> of canonical codes made with this codec's table.</summary>
+    /// <param name="x">The vector, <see cref="VectorCodec.Length"/> entries.</param>
+    /// <param name="dst">Codes whose rows have this codec's length.</param>
+    /// <param name="row">The row to write.</param>
+    public void EncodeRow(ReadOnlySpan<float> x, E8BoxCodes dst, int row)
+    {
+        var u = dst.U.AsSpan(row * Length, Length);
+        var idx = dst.ScaleIndex.AsSpan(row * Blocks, Blocks);
+        if (FixedScale)
+        {
+            Table.EncodeRowAt(x, Table.RowScaleBase, u, idx);
+            dst.RowScale[row] = Table.RowScaleBase;
+        }
+        else dst.RowScale[row] = Table.RowScaleValue(Table.EncodeRow(x, u, idx, SearchRowScale));
+    }
+
+    /// <summary>Packs canonical codes row by row in this codec's stored layout (the rows of <see cref="E8BoxFormat"/> and the e8 weight sections of .gqm).</summary>
+    /// <exception cref="ArgumentException">The codes' rows are not of this codec's length, a row scale is not an 8-bit code of the table, or a group's indices exceed its budget.</exception>
     public void PackCodes(E8BoxCodes codes, BitWriter w)
     {
+        ArgumentNullException.ThrowIfNull(codes);
+        if (8 * codes.Blocks != Length) throw new ArgumentException($"Code rows of {codes.Cols} entries; the codec codes {Length}.", nameof(codes));
         var code = new byte[CodeBytes];
         for (int r = 0; r < codes.Rows; r++)
         {
-            if (!FixedScale) code[0] = (byte)Table.RowScaleCode(codes.RowScale[r]);
+            if (!FixedScale)
+            {
+                int c = Table.RowScaleCode(codes.RowScale[r]);
+                if (Table.RowScaleValue(c) != codes.RowScale[r])
+                    throw new ArgumentException($"Row {r}: scale {codes.RowScale[r]} is not an 8-bit row scale of the table.", nameof(codes));
+                code[0] = (byte)c;
+            }
             codes.U.AsSpan(r * Length, Length).CopyTo(code.AsSpan(_head));
             codes.ScaleIndex.AsSpan(r * Blocks, Blocks).CopyTo(code.AsSpan(_head + Length));
             Pack(code, w);
@@ -65,6 +99,7 @@ internal sealed class E8BoxCodec : VectorCodec
 
     private float Scale(ReadOnlySpan<byte> code) => FixedScale ? Table.RowScaleBase : Table.RowScaleValue(code[0]);
 
+    /// <inheritdoc/>
     public override void Encode(ReadOnlySpan<float> x, Span<byte> code)
     {
         if (FixedScale)
@@ -95,6 +130,16 @@ internal sealed class E8BoxCodec : VectorCodec
         });
     }
 
+    /// <inheritdoc/>
+    public override void Roundtrip(ReadOnlySpan<float> x, Span<float> y)
+    {
+        // Encode, not block by block: the whole-group index search beats the sequential budgeted choice.
+        Span<byte> code = CodeBytes <= 4096 ? stackalloc byte[CodeBytes] : new byte[CodeBytes];
+        Encode(x, code);
+        Decode(code, y);
+    }
+
+    /// <inheritdoc/>
     public override void Begin(ReadOnlySpan<float> x, Span<byte> code)
     {
         if (!FixedScale) code[0] = (byte)Table.RmsScaleCode(x);
@@ -156,6 +201,7 @@ internal sealed class E8BoxCodec : VectorCodec
         return best;
     }
 
+    /// <inheritdoc/>
     public override void Decode(ReadOnlySpan<byte> code, Span<float> x)
     {
         float s = Scale(code);
@@ -190,6 +236,7 @@ internal sealed class E8BoxCodec : VectorCodec
     }
 
     /// <summary>Packs into the stored layout of <see cref="E8BoxFormat"/> rows (row scale, then per group digits and the index code).</summary>
+    /// <exception cref="ArgumentException">A group's indices exceed its budget.</exception>
     public override void Pack(ReadOnlySpan<byte> code, BitWriter w)
     {
         if (!FixedScale) w.Write(code[0], 8);
@@ -206,10 +253,13 @@ internal sealed class E8BoxCodec : VectorCodec
                 for (int i = len - 1; i >= 0; i--) w.Write((c >> i) & 1, 1);
                 used += len;
             }
-            for (int left = Table.IndexBitsFor(nb) - used; left > 0; left -= Math.Min(left, 64)) w.Write(0, Math.Min(left, 64));
+            int budget = Table.IndexBitsFor(nb);
+            if (used > budget) throw new ArgumentException($"Group {t0 / g}: the scale indices need {used} bits, the budget is {budget}.", nameof(code));
+            for (int left = budget - used; left > 0; left -= Math.Min(left, 64)) w.Write(0, Math.Min(left, 64));
         }
     }
 
+    /// <inheritdoc/>
     public override void Unpack(ref BitReader r, Span<byte> code)
     {
         if (!FixedScale) code[0] = (byte)r.Read(8);
@@ -245,6 +295,7 @@ internal sealed class E8BoxCodec : VectorCodec
                 }
                 index[t0 + t] = (byte)(sym / k);
                 if (t + 1 < nb) index[t0 + t + 1] = (byte)(sym % k);
+                else if (sym % k != 0) throw new InvalidDataException("E8 box code: odd last block paired with a nonzero index.");
             }
             r.Skip(budget - used);
         }
