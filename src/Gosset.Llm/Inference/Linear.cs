@@ -15,6 +15,42 @@ internal abstract class WeightMatrix
     public abstract long Bits { get; }
     /// <summary>Row r, either a view of stored floats or decoded into <paramref name="scratch"/>.</summary>
     public abstract ReadOnlySpan<float> Row(int r, Span<float> scratch);
+
+    /// <summary>
+    /// y[t, :] = W · x[t, :] for t &lt; tokens (x is [tokens][Cols], y is [tokens][Rows]) on the format's own kernel. This
+    /// default decodes each row once (pooled scratch, the kernels' row threading) and multiplies it with every token.
+    /// </summary>
+    /// <param name="x">Float activations.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="tokens">Batch.</param>
+    /// <param name="activations">How the kernel treats the activations; only box-code weights take other than <see cref="ActivationMode.Float32"/>.</param>
+    /// <param name="threads">Worker count (0: all cores; 1: the calling thread).</param>
+    /// <exception cref="ArgumentException">Quantized activations for a format whose kernel takes floats.</exception>
+    public virtual void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
+    {
+        RequireFloat(activations);
+        int width = Cols, outDim = Rows;
+        RowParallel.For(outDim, threads, (r0, r1) =>
+        {
+            float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent(width);
+            try
+            {
+                for (int r = r0; r < r1; r++)
+                {
+                    var row = Row(r, scratch);
+                    for (int t = 0; t < tokens; t++)
+                        y[t * outDim + r] = System.Numerics.Tensors.TensorPrimitives.Dot(row, x.AsSpan(t * width, width));
+                }
+            }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+        });
+    }
+
+    /// <summary>Throws unless the activations stay float (formats whose kernels have no quantized-activation mode).</summary>
+    protected void RequireFloat(ActivationMode activations)
+    {
+        if (activations != ActivationMode.Float32) throw new ArgumentException($"{GetType().Name} multiplies float activations only, not {activations}.", nameof(activations));
+    }
 }
 
 /// <summary>Float32 rows.</summary>
@@ -23,6 +59,11 @@ internal sealed class DenseWeights(float[] w, int rows, int cols) : WeightMatrix
     public float[] Data { get; } = w;
     public override long Bits => 32L * Rows * Cols;
     public override ReadOnlySpan<float> Row(int r, Span<float> scratch) => Data.AsSpan(r * Cols, Cols);
+    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
+    {
+        RequireFloat(activations);
+        DenseGemv.Multiply(Data, Rows, Cols, x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, threads);
+    }
 }
 
 /// <summary>Weights in the kernels' 4-bit E8 box code; products run on <see cref="PackedE8Matrix.Multiply(ReadOnlySpan{float}, Span{float}, int, ActivationMode, KernelIsa?, int)"/>.</summary>
@@ -36,6 +77,8 @@ internal sealed class BoxWeights(PackedE8Matrix packed, long storedBits = -1) : 
         Packed.DequantizeRow(r, scratch);
         return scratch[..Cols];
     }
+    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
+        => Packed.Multiply(x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, activations, null, threads);
 }
 
 /// <summary>8-bit weights (the classifier's <c>int8</c> format); products run on <see cref="PackedInt8Matrix.Multiply"/> with int8 activations per 256-group.</summary>
@@ -48,6 +91,11 @@ internal sealed class Int8Weights(PackedInt8Matrix packed) : WeightMatrix(packed
     {
         Packed.DequantizeRow(r, scratch);
         return scratch[..Cols];
+    }
+    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
+    {
+        RequireFloat(activations);
+        Packed.Multiply(x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, null, threads);
     }
 }
 
@@ -194,54 +242,14 @@ internal sealed class Linear
                 return;
             }
             prof?.Lap(ProfilePart.ActivationPrep, ref mark);
-            switch (Weights)
-            {
-                case BoxWeights b when codes is not null:
-                    b.Packed.Multiply(codes, y.AsSpan(0, tokens * Out), null, threads);
-                    break;
-                case BoxWeights b:
-                    b.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, null, threads);
-                    break;
-                case DenseWeights d:
-                    DenseGemv.Multiply(d.Data, Out, width, input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
-                    break;
-                case HalfWeights h:
-                    h.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, threads);
-                    break;
-                case Int8Weights i8:
-                    i8.Packed.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, null, threads);
-                    break;
-                default:
-                    CodedProduct(input, tokens, y, threads);
-                    break;
-            }
+            if (codes is not null) ((BoxWeights)Weights).Packed.Multiply(codes, y.AsSpan(0, tokens * Out), null, threads);
+            else Weights.Multiply(input, y, tokens, KernelActivations, threads);
             prof?.Lap(part, ref mark);
         }
         finally
         {
             if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
-    }
-
-    /// <summary>Rows decoded from their codes (into a pooled buffer, on the kernels' row threading) and multiplied with every token.</summary>
-    private void CodedProduct(float[] input, int tokens, float[] y, int threads)
-    {
-        int width = Width, outDim = Out;
-        var weights = Weights;
-        RowParallel.For(outDim, threads, (r0, r1) =>
-        {
-            float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent(width);
-            try
-            {
-                for (int r = r0; r < r1; r++)
-                {
-                    var row = weights.Row(r, scratch);
-                    for (int t = 0; t < tokens; t++)
-                        y[t * outDim + r] = System.Numerics.Tensors.TensorPrimitives.Dot(row, input.AsSpan(t * width, width));
-                }
-            }
-            finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
-        });
     }
 
     internal static void ForTokens(int tokens, int costPerToken, Action<int> body)

@@ -94,6 +94,9 @@ internal sealed class HalfWeights(ushort[] data, TableType type, int rows, int c
     }
 
     /// <summary>y[t, r] = row r · x[t, :] for every token, on the fused 16-bit kernel (<see cref="Half16Gemv"/>).</summary>
-    public void Multiply(ReadOnlySpan<float> x, Span<float> y, int tokens, int threads) =>
-        Half16Gemv.Multiply(Data, Type, Rows, Cols, x, y, tokens, threads);
+    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
+    {
+        RequireFloat(activations);
+        Half16Gemv.Multiply(Data, Type, Rows, Cols, x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, threads);
+    }
 }
