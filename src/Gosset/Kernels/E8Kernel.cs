@@ -30,6 +30,13 @@ public abstract class E8Kernel
     public override string ToString() => Name;
 
     /// <summary>y[v·rows + r] = rowScale[r]·Σ over the row for vectors [0, a.Batch) and rows [r0, r1).</summary>
+    /// <summary>
+    /// Batches the SIMD kernels may run fused (weights decoded once per block of up to four vectors) rather than on pre-decoded
+    /// row tiles: up to <see cref="MinSmallBatch"/> always, up to <see cref="MaxSmallBatch"/> with 32 vector registers, where the
+    /// fused loop keeps two rows' decoded chunks in registers (bench, 14336×4096, 2 threads: docs/benchmarks.md).
+    /// </summary>
+    internal const int MinSmallBatch = 4, MaxSmallBatch = 16;
+
     internal abstract unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
 
     /// <summary>
@@ -471,65 +478,82 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// <summary>
     /// <see cref="ActivationMode.Int8Group"/> (see the scalar reference): each group of each vector is added in
     /// int32 lanes, block scales included, then converted once and scaled by the group's activation scale.
-    /// For a batch, rows are taken in blocks that stay in cache while every vector passes over them.
+    /// A small batch (≤ <see cref="E8Kernel.MaxSmallBatch"/> with 32 vector registers, else ≤ <see cref="E8Kernel.MinSmallBatch"/>) passes over each tile segment of weights once per block of up to four
+    /// vectors, decoding each chunk once for the block (<see cref="GroupRunBatch"/>); a larger one pre-decodes row tiles
+    /// (<see cref="GroupedGemm"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Grouped<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        if (a.Batch > 1) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
-        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes;
-        fixed (byte* data = m.Data)
-        fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
-        fixed (float* rs = m.RowScales, xg0 = a.Xg)
-        fixed (sbyte* q0 = a.Q)
+        int batch = a.Batch;
+        if (batch > (Pairs ? MaxSmallBatch : MinSmallBatch)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
+        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        int seg = m.SegmentGroups, tr = m.TileRows, per = 16 / n, fr = batch * per;
+        // Float lane sums [row of the tile][vector][per]; a batch's do not fit the stack comfortably.
+        TV* acc;
+        if (batch == 1) { TV* one = stackalloc TV[per * tr]; acc = one; }
+        else acc = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(fr * tr * sizeof(TV)), 64);
+        try
         {
-            float step = m.GridStep;
-            // Tile by tile, segment by segment (the layout's order, so the weights stream sequentially): the
-            // activations of one segment (8 KB) stay in L1, where a whole wide row's (2 bytes per column) would not.
-            // Each row keeps its float lane sums between segments; the order of additions is the scalar reference's.
-            int seg = m.SegmentGroups, tr = m.TileRows, per = 16 / n;
-            TV* acc = stackalloc TV[per * tr]; // [row of the tile][per]
-            for (int rb = r0; rb < r1;)
+            fixed (byte* data = m.Data)
+            fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
+            fixed (float* rs = m.RowScales, xg0 = a.Xg)
+            fixed (sbyte* q0 = a.Q)
             {
-                int re = Math.Min(r1, (rb / tr + 1) * tr);
-                for (int g0 = 0; g0 < groups; g0 += seg)
+                float step = m.GridStep;
+                // Tile by tile, segment by segment (the layout's order, so the weights stream sequentially): the
+                // activations of one segment (8 KB a vector) stay in L1, where a whole wide row's (2 bytes per column) would not.
+                // Each row keeps its float lane sums between segments; the order of additions is the scalar reference's.
+                for (int rb = r0; rb < r1;)
                 {
-                    int g1 = Math.Min(g0 + seg, groups);
-                    if (g0 == 0) for (int j = 0; j < per * (re - rb); j++) acc[j] = TV.Float(0);
-                    // Two rows per pass (see Pairs): they share every activation load, and their records are interleaved, so
-                    // a pass reads one stream.
-                    // Record(r, g0) and the row's set, without divisions: the tile starts at t0 and has nr rows.
-                    int il = m.Interleave, t0 = rb / tr * tr, nr = Math.Min(tr, m.Rows - t0), sl = g1 - g0;
-                    byte* seg0 = data + (m.Record(t0, 0) + (long)g0 * nr) * rec;
-                    int r = rb;
-                    while (r < re)
+                    int re = Math.Min(r1, (rb / tr + 1) * tr);
+                    for (int g0 = 0; g0 < groups; g0 += seg)
                     {
-                        int ri = r - t0, pos = ri & (il - 1), qs = ri - pos, nq = Math.Min(il, nr - qs);
-                        byte* rp = seg0 + ((long)qs * sl + pos) * rec;
-                        int stride = nq * rec, pf = pos == 0 ? stride : 0; // a set's first pass prefetches the whole set
-                        TV* f = acc + per * (r - rb);
-                        sbyte* q = q0 + 256 * g0; int* e0 = E00 + 32 * g0, e1 = E10 + 32 * g0; float* xg = xg0 + g0;
-                        if (Pairs && (pos & 1) == 0 && pos + 2 <= nq && r + 2 <= re)
+                        int g1 = Math.Min(g0 + seg, groups);
+                        if (g0 == 0) for (int j = 0; j < fr * (re - rb); j++) acc[j] = TV.Float(0);
+                        // Record(r, g0) and the row's set, without divisions: the tile starts at t0 and has nr rows.
+                        int il = m.Interleave, t0 = rb / tr * tr, nr = Math.Min(tr, m.Rows - t0), sl = g1 - g0;
+                        byte* seg0 = data + (m.Record(t0, 0) + (long)g0 * nr) * rec;
+                        // Blocks of up to four vectors, as even as possible (5 = 3 + 2); the segment's weights come from DRAM
+                        // for the first block (prefetched) and from cache for the others.
+                        for (int v0 = 0, left = batch; left > 0;)
                         {
-                            GroupRunPair<TD, TS>(rp, rec, stride, pf, g1 - g0, q, e0, e1, xg, tab, f);
-                            r += 2;
+                            int vc = (left + (left + 3) / 4 - 1) / ((left + 3) / 4);
+                            int r = rb;
+                            while (r < re)
+                            {
+                                int ri = r - t0, pos = ri & (il - 1), qs = ri - pos, nq = Math.Min(il, nr - qs);
+                                byte* rp = seg0 + ((long)qs * sl + pos) * rec;
+                                int stride = nq * rec, pf = pos == 0 && v0 == 0 ? stride : 0; // a set's first pass prefetches the whole set
+                                TV* f = acc + (r - rb) * fr + v0 * per;
+                                sbyte* q = q0 + (long)v0 * cp + 256 * g0; int* e0 = E00 + (long)v0 * nb + 32 * g0, e1 = E10 + (long)v0 * nb + 32 * g0;
+                                float* xg = xg0 + (long)v0 * groups + g0;
+                                // Two rows per pass (see Pairs): they share every activation load, and their records are interleaved, so
+                                // a pass reads one stream.
+                                bool pair = Pairs && (pos & 1) == 0 && pos + 2 <= nq && r + 2 <= re;
+                                if (batch > 1) RunBatch<TD, TS>(pair, vc, rp, rec, stride, pf, sl, q, cp, e0, e1, nb, xg, groups, tab, f, fr);
+                                else if (pair) GroupRunPair<TD, TS>(rp, rec, stride, pf, sl, q, e0, e1, xg, tab, f);
+                                else GroupRun<TD, TS>(rp, stride, pf, sl, q, e0, e1, xg, tab, f);
+                                r += pair ? 2 : 1;
+                            }
+                            v0 += vc; left -= vc;
                         }
-                        else
-                        {
-                            GroupRun<TD, TS>(rp, stride, pf, g1 - g0, q, e0, e1, xg, tab, f);
-                            r++;
-                        }
+                        if (g1 == groups)
+                            for (int r = rb; r < re; r++)
+                                for (int v = 0; v < batch; v++)
+                                {
+                                    TV* f = acc + (r - rb) * fr + v * per;
+                                    y[(long)v * rows + r] = rs[r] * step * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
+                                }
                     }
-                    if (g1 == groups)
-                        for (r = rb; r < re; r++)
-                        {
-                            TV* f = acc + per * (r - rb);
-                            y[r] = rs[r] * step * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
-                        }
+                    rb = re;
                 }
-                rb = re;
             }
+        }
+        finally
+        {
+            if (batch > 1) System.Runtime.InteropServices.NativeMemory.AlignedFree(acc);
         }
     }
 
@@ -635,6 +659,110 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         if (typeof(TV) == typeof(V256)) { f[1] = fa1; f[per + 1] = fb1; }
     }
 
+
+    /// <summary>
+    /// The small-batch kernel: one group of TR.Count rows (records <paramref name="rec"/> bytes apart) against TB.Count vectors,
+    /// canonical lane set TJ.J only (chunks J and J + 16/Lanes, the blocks the batch-1 kernel adds into those lanes). Each chunk
+    /// of weights is decoded once for every vector, each vector's activations loaded once for both rows; per row and vector
+    /// the int32 lane sums equal the batch-1 kernel's (exact), then f[row·fr + vector·16/Lanes + J] += (float)sum·Xg
+    /// as there, so results are bit-identical. A call per lane set keeps each body inside the JIT's inlining budget.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void BatchLaneSet<TD, TS, TR, TB, TJ>(byte* rp, int rec, int* tab, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, TV* f, int fr)
+        where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount where TJ : struct, ILaneSet
+    {
+        // Counts and the lane set as typeof tests, which the JIT folds while importing (static abstract properties fold only
+        // after inlining, and the inlinees they leave behind exhaust the budget on the b = 3 decode).
+        int n = TV.Lanes, per = 16 / n, vc = Count<TB>(), j = typeof(TJ) == typeof(Set0) ? 0 : typeof(TJ) == typeof(Set1) ? 1 : typeof(TJ) == typeof(Set2) ? 2 : 3;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        TV z = TV.Int(0), a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+        BatchChunk<TD, TS, TR, TB>(j, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
+        BatchChunk<TD, TS, TR, TB>(j + per, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
+        TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[xv]) : x0, x2 = vc > 2 ? TV.Float(xg[2 * xv]) : x0, x3 = vc > 3 ? TV.Float(xg[3 * xv]) : x0;
+        TV* f0 = f + j;
+        f0[0] = GroupAdd(a00, x0, f0[0]);
+        if (vc > 1) f0[per] = GroupAdd(a01, x1, f0[per]);
+        if (vc > 2) f0[2 * per] = GroupAdd(a02, x2, f0[2 * per]);
+        if (vc > 3) f0[3 * per] = GroupAdd(a03, x3, f0[3 * per]);
+        if (typeof(TR) == typeof(Two))
+        {
+            TV* f1 = f0 + fr;
+            f1[0] = GroupAdd(a10, x0, f1[0]);
+            if (vc > 1) f1[per] = GroupAdd(a11, x1, f1[per]);
+            if (vc > 2) f1[2 * per] = GroupAdd(a12, x2, f1[2 * per]);
+            if (vc > 3) f1[3 * per] = GroupAdd(a13, x3, f1[3 * per]);
+        }
+    }
+
+    /// <summary>TC.Count as a constant the JIT folds while importing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Count<TC>() where TC : struct, ICount
+        => typeof(TC) == typeof(One) ? 1 : typeof(TC) == typeof(Two) ? 2 : typeof(TC) == typeof(Three) ? 3 : 4;
+
+    /// <summary>Chunk c (a constant) of the rows of a pass, decoded once, against every vector of the pass: a[row][vector] += s·Σᵢ vᵢx̃ᵢ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BatchChunk<TD, TS, TR, TB>(int c, byte* rp, int rec, TV t0, TV t1, TV t2, TV t3, sbyte* q, int qv, int* e0, int* e1, int ev,
+        ref TV a00, ref TV a01, ref TV a02, ref TV a03, ref TV a10, ref TV a11, ref TV a12, ref TV a13)
+        where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount
+    {
+        int k = c * TV.Lanes, vc = Count<TB>();
+        DecodeGrid<TD, TS>(rp, k, t0, t1, t2, t3, out var lo0, out var hi0, out var pf0, out var sc0);
+        TV lo1 = lo0, hi1 = hi0, pf1 = pf0, sc1 = sc0;
+        if (typeof(TR) == typeof(Two)) DecodeGrid<TD, TS>(rp + rec, k, t0, t1, t2, t3, out lo1, out hi1, out pf1, out sc1);
+        VectorChunk<TR>(q, e0, e1, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a00, ref a10);
+        if (vc > 1) VectorChunk<TR>(q + qv, e0 + ev, e1 + ev, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a01, ref a11);
+        if (vc > 2) VectorChunk<TR>(q + 2 * qv, e0 + 2 * ev, e1 + 2 * ev, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a02, ref a12);
+        if (vc > 3) VectorChunk<TR>(q + 3 * qv, e0 + 3 * ev, e1 + 3 * ev, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a03, ref a13);
+    }
+
+    /// <summary>One vector's chunk k (its activations loaded once) against one or two decoded rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void VectorChunk<TR>(sbyte* q, int* e0, int* e1, int k, TV lo0, TV hi0, TV pf0, TV sc0, TV lo1, TV hi1, TV pf1, TV sc1, ref TV a0, ref TV a1)
+        where TR : struct, ICount
+    {
+        TV qlo = TV.Load(q + 4 * k), qhi = TV.Load(q + 128 + 4 * k), E0 = TV.Load(e0 + k), E1 = TV.Load(e1 + k);
+        a0 = TV.AddInt(a0, TOps.ScaledBlockDot(lo0, qlo, hi0, qhi, TOps.SelectBit3(pf0, E0, E1), sc0));
+        if (typeof(TR) == typeof(Two)) a1 = TV.AddInt(a1, TOps.ScaledBlockDot(lo1, qlo, hi1, qhi, TOps.SelectBit3(pf1, E0, E1), sc1));
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> groups of TR.Count rows against TB.Count vectors (<see cref="BatchLaneSet"/> per lane set);
+    /// vector j's activations are q + j·qv, e0/e1 + j·ev, xg + j·xv; f holds [vector][16/Lanes] per row, rows fr apart.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GroupRunBatch<TD, TS, TR, TB>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, int* tab, TV* f, int fr)
+        where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount
+    {
+        for (int g = 0; g < count; g++, rp += stride, q += 256, e0 += 32, e1 += 32, xg++)
+        {
+            Prefetch(rp, pf, typeof(TR) == typeof(Two) ? PrefetchAheadPair : PrefetchAhead);
+            BatchLaneSet<TD, TS, TR, TB, Set0>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+            if (typeof(TV) != typeof(V512)) BatchLaneSet<TD, TS, TR, TB, Set1>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+            if (typeof(TV) == typeof(V128))
+            {
+                BatchLaneSet<TD, TS, TR, TB, Set2>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+                BatchLaneSet<TD, TS, TR, TB, Set3>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+            }
+        }
+    }
+
+    /// <summary>Dispatches <see cref="GroupRunBatch"/> on the (row, vector) counts of a pass.</summary>
+    private static void RunBatch<TD, TS>(bool pair, int vc, byte* rp, int rec, int stride, int pf, int count, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, int* tab, TV* f, int fr)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        switch ((pair, vc))
+        {
+            case (true, 4): GroupRunBatch<TD, TS, Two, Four>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            case (true, 3): GroupRunBatch<TD, TS, Two, Three>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            case (true, 2): GroupRunBatch<TD, TS, Two, Two>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            case (true, _): GroupRunBatch<TD, TS, Two, One>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            case (false, 4): GroupRunBatch<TD, TS, One, Four>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            case (false, 3): GroupRunBatch<TD, TS, One, Three>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            case (false, 2): GroupRunBatch<TD, TS, One, Two>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            default: GroupRunBatch<TD, TS, One, One>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+        }
+    }
+
     /// <summary>
     /// Pre-decodes chunk c (constant) of a group record for the batched kernel into d[0 … 3]: the signed doubled
     /// coordinates v = 2u − q + p·d (d = (−1, 1, …, 1)) as bytes in the digit lanes (lo: digits 0, 2, 4, 6; hi: 1, 3, 5, 7),
@@ -663,12 +791,6 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         d[3] = sc;
     }
 
-    /// <summary>Vectors per pass of the batched kernel (1 … 4), a type parameter so each count compiles to straight-line code.</summary>
-    private interface IVectorCount { static abstract int Count { get; } }
-    private readonly struct OneVector : IVectorCount { public static int Count => 1; }
-    private readonly struct TwoVectors : IVectorCount { public static int Count => 2; }
-    private readonly struct ThreeVectors : IVectorCount { public static int Count => 3; }
-    private readonly struct FourVectors : IVectorCount { public static int Count => 4; }
 
     /// <summary>
     /// One pre-decoded row (<paramref name="d"/>: per group 32/Lanes chunks of 4 vectors) against TB.Count vectors of unsigned
@@ -678,7 +800,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GemmRow<TB>(TV* d, int groups, byte* qu, int cp, float* xg, TV* f /* [Count][16/Lanes] */)
-        where TB : struct, IVectorCount
+        where TB : struct, ICount
     {
         int n = TV.Lanes, per = 16 / n, vc = TB.Count;
         for (int g = 0; g < groups; g++, d += 4 * (32 / n), qu += 256, xg++)
@@ -751,10 +873,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                             TV* dr = dec + (r - rb) * rowTvs;
                             switch (vc)
                             {
-                                case 4: GemmRow<FourVectors>(dr, groups, qu, cp, xg, f); break;
-                                case 3: GemmRow<ThreeVectors>(dr, groups, qu, cp, xg, f); break;
-                                case 2: GemmRow<TwoVectors>(dr, groups, qu, cp, xg, f); break;
-                                default: GemmRow<OneVector>(dr, groups, qu, cp, xg, f); break;
+                                case 4: GemmRow<Four>(dr, groups, qu, cp, xg, f); break;
+                                case 3: GemmRow<Three>(dr, groups, qu, cp, xg, f); break;
+                                case 2: GemmRow<Two>(dr, groups, qu, cp, xg, f); break;
+                                default: GemmRow<One>(dr, groups, qu, cp, xg, f); break;
                             }
                             for (int k = 0; k < vc; k++)
                             {
@@ -1064,6 +1186,20 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         }
     }
 }
+
+/// <summary>Counts 1 … 4 (rows or vectors per pass) as type parameters, so each count compiles to straight-line code.</summary>
+internal interface ICount { static abstract int Count { get; } }
+internal readonly struct One : ICount { public static int Count => 1; }
+internal readonly struct Two : ICount { public static int Count => 2; }
+internal readonly struct Three : ICount { public static int Count => 3; }
+internal readonly struct Four : ICount { public static int Count => 4; }
+
+/// <summary>Which canonical lane set j (lanes j·Lanes …) a call of the small-batch kernel adds, as a type so the JIT folds the chunk numbers.</summary>
+internal interface ILaneSet { static abstract int J { get; } }
+internal readonly struct Set0 : ILaneSet { public static int J => 0; }
+internal readonly struct Set1 : ILaneSet { public static int J => 1; }
+internal readonly struct Set2 : ILaneSet { public static int J => 2; }
+internal readonly struct Set3 : ILaneSet { public static int J => 3; }
 
 /// <summary>Which four chunks a four-lane quarter call handles, as a type so the JIT folds the chunk numbers.</summary>
 internal interface IChunkHalf { static abstract int First { get; } }
