@@ -86,16 +86,18 @@ internal readonly unsafe struct Digits3 : IDigits
     public static void Load<TV>(byte* rec, int b0, out TV lo, out TV hi) where TV : unmanaged, IVec<TV>
     {
         Digits2.Load(rec, b0, out lo, out hi);
-        TV.HighPlane(rec + 64, b0, out var l2, out var h2);
+        TV.HighPlane(rec + 64, b0, 2, out var l2, out var h2);
         lo = TV.Or(lo, l2);
         hi = TV.Or(hi, h2);
     }
+    /// <summary>The doubled low bits (<see cref="Digits2"/>) with the high bits placed straight at bit 3: no doubling add.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadDoubled<TV, TOps>(byte* rec, int b0, out TV lo2, out TV hi2) where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>
     {
-        Load(rec, b0, out TV lo, out TV hi);
-        lo2 = TV.AddBytes(lo, lo);
-        hi2 = TV.AddBytes(hi, hi);
+        Digits2.LoadDoubled<TV, TOps>(rec, b0, out lo2, out hi2);
+        TV.HighPlane(rec + 64, b0, 3, out var l2, out var h2);
+        lo2 = TV.Or(lo2, l2);
+        hi2 = TV.Or(hi2, h2);
     }
 }
 

@@ -57,11 +57,12 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
     static abstract float Reduce16(TV a0, TV a1, TV a2, TV a3);
 
     /// <summary>
-    /// Bit 2 of each byte of the b = 3 high-bit plane for the Lanes blocks from <paramref name="b0"/>
-    /// (see <c>Digits3</c>): block B's bits sit at bits 2m (even digits) and 2m + 1 (odd digits) of
-    /// dword B mod 8, m = B / 8. Widths up to 8 lanes use <see cref="Plane.HighBits{TV}"/>.
+    /// The b = 3 high-bit plane for the Lanes blocks from <paramref name="b0"/> (see <c>Digits3</c>), each digit's high bit
+    /// at bit <paramref name="to"/> of its byte (2: the digit's own bit; 3: the doubled digit's), other bits 0: block B's bits
+    /// sit at bits 2m (even digits) and 2m + 1 (odd digits) of dword B mod 8, m = B / 8. Widths up to 8 lanes use
+    /// <see cref="Plane.HighBits{TV}"/>.
     /// </summary>
-    static abstract void HighPlane(byte* plane, int b0, out TV lo, out TV hi);
+    static abstract void HighPlane(byte* plane, int b0, int to, out TV lo, out TV hi);
     /// <summary>Whether <see cref="Affine"/> runs (GFNI at this width).</summary>
     static abstract bool HasAffine { get; }
     /// <summary>vgf2p8affineqb: every byte times the 8×8 GF(2) bit matrix m (one per qword); only where <see cref="HasAffine"/>.</summary>
@@ -72,26 +73,27 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
 internal static unsafe class Plane
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void HighBits<TV>(byte* plane, int b0, out TV lo, out TV hi) where TV : unmanaged, IVec<TV>
+    public static void HighBits<TV>(byte* plane, int b0, int to, out TV lo, out TV hi) where TV : unmanaged, IVec<TV>
     {
         var v = TV.Load(plane + 4 * (b0 & 7));
         int m = b0 >> 3;
-        var mask = TV.Int(0x04040404);
-        lo = TV.And(BitTo2(v, 2 * m), mask);
-        hi = TV.And(BitTo2(v, 2 * m + 1), mask);
+        var mask = TV.Int(0x01010101 << to);
+        lo = TV.And(BitTo(v, 2 * m, to), mask);
+        hi = TV.And(BitTo(v, 2 * m + 1, to), mask);
     }
 
-    /// <summary>Moves bit s of every byte to bit 2 (other bits are garbage the caller masks off).</summary>
+    /// <summary>Moves bit s of every byte to bit <paramref name="to"/> (2 or 3; other bits are garbage the caller masks off).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV BitTo2<TV>(TV v, int s) where TV : unmanaged, IVec<TV> => s switch
+    public static TV BitTo<TV>(TV v, int s, int to) where TV : unmanaged, IVec<TV> => (s - to) switch
     {
-        0 => TV.ShiftLeft(v, 2),
-        1 => TV.ShiftLeft(v, 1),
-        2 => v,
-        3 => TV.ShiftRight(v, 1),
-        4 => TV.ShiftRight(v, 2),
-        5 => TV.ShiftRight(v, 3),
-        6 => TV.ShiftRight(v, 4),
+        -3 => TV.ShiftLeft(v, 3),
+        -2 => TV.ShiftLeft(v, 2),
+        -1 => TV.ShiftLeft(v, 1),
+        0 => v,
+        1 => TV.ShiftRight(v, 1),
+        2 => TV.ShiftRight(v, 2),
+        3 => TV.ShiftRight(v, 3),
+        4 => TV.ShiftRight(v, 4),
         _ => TV.ShiftRight(v, 5),
     };
 }
@@ -132,7 +134,7 @@ internal readonly unsafe struct V128(Vector128<uint> v) : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 a, V128 b, V128 c) => new(Vector128.FusedMultiplyAdd(a.V.AsSingle(), b.V.AsSingle(), c.V.AsSingle()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 ShuffleF(V128 table, V128 idx) => new(Vector128.Shuffle(table.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Halves(V128 low, V128 high) => new(Vector128.Create(low.V.GetLower(), high.V.GetUpper()));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, out V128 lo, out V128 hi) => Plane.HighBits(plane, b0, out lo, out hi);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, int to, out V128 lo, out V128 hi) => Plane.HighBits(plane, b0, to, out lo, out hi);
     public static bool HasAffine => System.Runtime.Intrinsics.X86.Gfni.IsSupported;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Affine(V128 v, ulong m) => new(System.Runtime.Intrinsics.X86.Gfni.GaloisFieldAffineTransform(v.V.AsByte(), Vector128.Create(m).AsByte(), 0).AsUInt32());
@@ -176,7 +178,7 @@ internal readonly unsafe struct V256(Vector256<uint> v) : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 a, V256 b, V256 c) => new(Vector256.FusedMultiplyAdd(a.V.AsSingle(), b.V.AsSingle(), c.V.AsSingle()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 ShuffleF(V256 table, V256 idx) => new(Vector256.Shuffle(table.V.AsSingle(), idx.V.AsInt32()).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Halves(V256 low, V256 high) => new(Vector256.Create(low.V.GetLower(), high.V.GetUpper()));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, out V256 lo, out V256 hi) => Plane.HighBits(plane, b0, out lo, out hi);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void HighPlane(byte* plane, int b0, int to, out V256 lo, out V256 hi) => Plane.HighBits(plane, b0, to, out lo, out hi);
     public static bool HasAffine => System.Runtime.Intrinsics.X86.Gfni.V256.IsSupported;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Affine(V256 v, ulong m) => new(System.Runtime.Intrinsics.X86.Gfni.V256.GaloisFieldAffineTransform(v.V.AsByte(), Vector256.Create(m).AsByte(), 0).AsUInt32());
@@ -235,40 +237,33 @@ internal readonly unsafe struct V512(Vector512<uint> v) : IVec<V512>
 
     /// <summary>16 lanes span two m values: lanes 0–7 read bits 2m/2m+1, lanes 8–15 bits 2m+2/2m+3 of the same 8 dwords.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void HighPlane(byte* plane, int b0, out V512 lo, out V512 hi)
+    public static void HighPlane(byte* plane, int b0, int to, out V512 lo, out V512 hi)
     {
         var h = Vector256.Load((uint*)plane);
         var w = Vector512.Create(h, h);
         int m = b0 >> 3; // 0 or 2
-        var mask = Vector512.Create(0x04040404u);
+        var mask = Vector512.Create(0x01010101u << to);
         if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
         {
-            // Per-half shift counts (vpsllvd/vpsrlvd): bit s of each byte to bit 2.
+            // Per-half shift counts (vpsllvd/vpsrlvd): bit s of each byte to bit `to` (lanes 8–15 read bits two higher).
             var c8 = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+            uint t = (uint)to;
             if (m == 0)
             {
-                lo = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftLeftLogicalVariable(w, Vector512.Create(2u) - c8) & mask);
-                hi = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w << 1, c8) & mask);
+                lo = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftLeftLogicalVariable(w, Vector512.Create(t) - c8) & mask);
+                hi = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w << (to - 1), c8) & mask);
             }
             else
             {
-                lo = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w, Vector512.Create(2u) + c8) & mask);
-                hi = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w, Vector512.Create(3u) + c8) & mask);
+                lo = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w, Vector512.Create(4 - t) + c8) & mask);
+                hi = new(System.Runtime.Intrinsics.X86.Avx512F.ShiftRightLogicalVariable(w, Vector512.Create(5 - t) + c8) & mask);
             }
             return;
         }
         var v = new V512(w);
         var mk = new V512(mask);
         // m = 0: bits 0,1 (lanes 0–7) and 2,3 (lanes 8–15); m = 2: bits 4,5 and 6,7.
-        if (m == 0)
-        {
-            lo = And(Halves(new V512(v.V << 2), v), mk);
-            hi = And(Halves(new V512(v.V << 1), new V512(v.V >>> 1)), mk);
-        }
-        else
-        {
-            lo = And(Halves(new V512(v.V >>> 2), new V512(v.V >>> 4)), mk);
-            hi = And(Halves(new V512(v.V >>> 3), new V512(v.V >>> 5)), mk);
-        }
+        lo = And(Halves(Plane.BitTo(v, 2 * m, to), Plane.BitTo(v, 2 * m + 2, to)), mk);
+        hi = And(Halves(Plane.BitTo(v, 2 * m + 1, to), Plane.BitTo(v, 2 * m + 3, to)), mk);
     }
 }
