@@ -32,7 +32,7 @@ public sealed record GqmWriteResult(long Bytes, long LinearBits, long LinearWeig
 }
 
 /// <summary>
-/// The self-contained quantized-model file (.gqm, version 3): "GQM\0", uint32 version, then the sections
+/// The self-contained quantized-model file (.gqm, version 4; version 3 is read too): "GQM\0", uint32 version, then the sections
 /// (64-byte aligned: tokenizer bytes, embedding table and classifier at their stored precision, norms, biases,
 /// each linear layer's codes packed to exactly their stated bits), then a JSON header (config, quantization
 /// spec and scale sets, section table), then int64 header offset, int64 header length and a SHA-256 of all
@@ -42,7 +42,7 @@ public sealed record GqmWriteResult(long Bytes, long LinearBits, long LinearWeig
 public static class QuantizedModelFile
 {
     private static readonly byte[] Magic = "GQM\0"u8.ToArray();
-    /// <summary>Current format version (3: self-contained, header at the end; earlier versions are refused).</summary>
+    /// <summary>Current format version (3: self-contained, header at the end; 4: INT entries stored as the quantizer's code, not code + 1). Versions 3 and 4 are read, earlier ones refused.</summary>
     public const uint Version = 4;
     private const int Align = 64;
     private const long MaxHeaderBytes = 64L << 20;
@@ -505,8 +505,8 @@ public static class QuantizedModelFile
         RandomAccess.Read(fh, head, 0);
         if (!head[..4].SequenceEqual(Magic)) throw Bad("not a Gosset quantized model (.gqm)");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(head[4..]);
-        if (version != Version)
-            throw Bad(version < Version ? $".gqm version {version} was written by an older Gosset; run quantize-model again (this build reads version {Version})"
+        if (version != Version && version != 3)
+            throw Bad(version < 3 ? $".gqm version {version} was written by an older Gosset; run quantize-model again (this build reads versions 3 and {Version})"
                 : $".gqm version {version} is newer than this build reads ({Version})");
         VerifyHash(fh, length, path);
         Span<byte> tail = stackalloc byte[16];
@@ -653,7 +653,11 @@ public static class QuantizedModelFile
                     if (s.Length < need) throw Bad($"section {sname} has {s.Length} bytes, {need} needed");
                     var reader = new BitReader(Scratch(s).Span);
                     var codes = new byte[(long)outDim * codec.CodeBytes];
-                    for (int r = 0; r < outDim; r++) codec.Unpack(ref reader, codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes));
+                    for (int r = 0; r < outDim; r++)
+                    {
+                        var code = codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes);
+                        if (version == 3 && codec is IntCodec ic) UnpackIntVersion3(ic, ref reader, code); else codec.Unpack(ref reader, code);
+                    }
                     return new CodedWeights(codec, codes, outDim);
                 }
                 catch (InvalidDataException e) { throw Bad($"section {sname}: {e.Message}"); }
@@ -675,6 +679,19 @@ public static class QuantizedModelFile
     /// Rows written by <see cref="E8BoxCodec.PackCodes"/> read into canonical codes. Rows are fixed-rate (row r starts at
     /// bit r·codec.Bits), so chunks of rows are read on all cores, each straight into its rows.
     /// </summary>
+    /// <summary>An INT row of a version-3 file, which stored each entry as the quantizer's code + 1 (never 0); version 4 stores the code (<see cref="IntCodec"/>).</summary>
+    private static void UnpackIntVersion3(IntCodec codec, ref BitReader r, Span<byte> code)
+    {
+        int groups = codec.Quantizer.GroupCount(codec.Length);
+        for (int g = 0; g < groups; g++) BinaryPrimitives.WriteUInt16LittleEndian(code[(2 * g)..], (ushort)r.Read(16));
+        for (int j = 0; j < codec.Length; j++)
+        {
+            int v = (int)r.Read(codec.BitWidth);
+            if (v == 0 || v - 1 > codec.Quantizer.MaxCode) throw new InvalidDataException($"INT code {v} at entry {j} is not a version-3 code.");
+            code[2 * groups + j] = (byte)(v - 1);
+        }
+    }
+
     private static Gosset.Codes.E8BoxCodes UnpackRows(E8BoxCodec codec, ReadOnlyMemory<byte> data, int rows)
     {
         var all = new Gosset.Codes.E8BoxCodes(rows, codec.Length, codec.Table.Bits, codec.Table.BlockScales);

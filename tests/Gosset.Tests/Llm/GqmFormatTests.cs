@@ -111,6 +111,64 @@ public sealed class GqmFormatTests : IDisposable
     }
 
     [Fact]
+    public void Version3FilesWithIntRowsLoadToTheSameModel()
+    {
+        // Version 3 stored an INT entry as code + 1. Rewrite a version-4 file's INT sections that way (independently of the
+        // reader: unpack with the codec, add 1, pack), set version 3, and recompute the checksum: same logits, bit for bit.
+        var c = new LlamaConfig(32, 40, 2, 4, 2, 40, 64, SharedClassifier: false) { Architecture = "llama" };
+        var w = new LlamaWeights(c);
+        var rng = new Random(3);
+        foreach (var a in new[] { w.TokenEmbedding, w.Classifier, w.RmsFinal }.Concat(w.Wq).Concat(w.Wk).Concat(w.Wv).Concat(w.Wo).Concat(w.W1).Concat(w.W2).Concat(w.W3).Concat(w.RmsAtt).Concat(w.RmsFfn))
+            for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
+        string p4 = Path.Combine(_dir, "int.gqm");
+        QuantizedModelFile.Save(ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "int")), p4, new QuantizedModelFile.TokenizerBlob("hf-json", Encoding.UTF8.GetBytes(ArchitectureTests.SmallTokenizer(40))));
+        var (m4, _) = QuantizedModelFile.Load(p4);
+        byte[] all = File.ReadAllBytes(p4);
+        long hoff = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(all.Length - 48)), hlen = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(all.Length - 40));
+        var header = JsonNode.Parse(all.AsSpan((int)hoff, (int)hlen))!.AsObject();
+        int rewritten = 0;
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var b = m4.Layers[l];
+            foreach (var (name, lin) in new[] { ("wq", b.Wq), ("wk", b.Wk), ("wv", b.Wv), ("wo", b.Wo), ("w1", b.W1), ("w2", b.W2), ("w3", b.W3) })
+            {
+                var coded = Assert.IsType<Gosset.Llm.Inference.CodedWeights>(lin.Weights);
+                var codec = Assert.IsType<Gosset.Codes.IntCodec>(coded.Codec);
+                var sec = Sec(header, $"layers.{l}.{name}");
+                int off = (int)(long)sec["Offset"]!, len = (int)(long)sec["Length"]!;
+                var reader = new Gosset.Coding.BitReader(all.AsSpan(off, len));
+                var writer = new Gosset.Coding.BitWriter();
+                var code = new byte[codec.CodeBytes];
+                int groups = codec.Quantizer.GroupCount(codec.Length);
+                for (int r = 0; r < lin.Out; r++)
+                {
+                    codec.Unpack(ref reader, code);
+                    for (int j = 0; j < codec.Length; j++) code[2 * groups + j]++;
+                    codec.Pack(code, writer);
+                }
+                byte[] v3 = writer.ToArray();
+                Assert.True(v3.Length <= len);
+                v3.CopyTo(all, off);
+                rewritten++;
+            }
+        }
+        Assert.Equal(7 * c.Layers, rewritten);
+        BinaryPrimitives.WriteUInt32LittleEndian(all.AsSpan(4), 3);
+        SHA256.HashData(all.AsSpan(0, all.Length - 32)).CopyTo(all, all.Length - 32);
+        string p3 = Path.Combine(_dir, "int-v3.gqm");
+        File.WriteAllBytes(p3, all);
+        var (m3, _) = QuantizedModelFile.Load(p3);
+        int[] tokens = [1, 7, 3, 22, 5];
+        Assert.Equal(m4.ForwardWindow(tokens), m3.ForwardWindow(tokens));
+        // The same bytes read as version 4 are other codes: the version decides.
+        BinaryPrimitives.WriteUInt32LittleEndian(all.AsSpan(4), 4);
+        SHA256.HashData(all.AsSpan(0, all.Length - 32)).CopyTo(all, all.Length - 32);
+        File.WriteAllBytes(p3, all);
+        var e = Record.Exception(() => QuantizedModelFile.Load(p3).Model.ForwardWindow(tokens));
+        Assert.True(e is not null || !m4.ForwardWindow(tokens).SequenceEqual(QuantizedModelFile.Load(p3).Model.ForwardWindow(tokens)));
+    }
+
+    [Fact]
     public void CliGivesOneErrorLineAndExit2ForAForgedFile()
     {
         string forged = Forge(Valid(), h => Sec(h, "layers.0.wq")["Offset"] = -64);
