@@ -18,14 +18,20 @@ public sealed class GqmFormatTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private string Valid()
+    /// <summary>A two-layer model (dim 32, vocabulary 40) with uniform random weights in [−0.5, 0.5).</summary>
+    private static LlamaWeights RandomWeights(int seed)
     {
         var c = new LlamaConfig(32, 40, 2, 4, 2, 40, 64, SharedClassifier: false) { Architecture = "llama" };
         var w = new LlamaWeights(c);
-        var rng = new Random(1);
+        var rng = new Random(seed);
         foreach (var a in new[] { w.TokenEmbedding, w.Classifier, w.RmsFinal }.Concat(w.Wq).Concat(w.Wk).Concat(w.Wv).Concat(w.Wo).Concat(w.W1).Concat(w.W2).Concat(w.W3).Concat(w.RmsAtt).Concat(w.RmsFfn))
             for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
-        var model = ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "e8-voronoi"));
+        return w;
+    }
+
+    private string Valid()
+    {
+        var model = ModelQuantizer.Quantize(RandomWeights(1), QuantSpec.Parse("w4", "e8-voronoi"));
         string p = Path.Combine(_dir, "ok.gqm");
         QuantizedModelFile.Save(model, p, new QuantizedModelFile.TokenizerBlob("hf-json", Encoding.UTF8.GetBytes(ArchitectureTests.SmallTokenizer(40))));
         return p;
@@ -115,11 +121,8 @@ public sealed class GqmFormatTests : IDisposable
     {
         // Version 3 stored an INT entry as code + 1. Rewrite a version-4 file's INT sections that way (independently of the
         // reader: unpack with the codec, add 1, pack), set version 3, and recompute the checksum: same logits, bit for bit.
-        var c = new LlamaConfig(32, 40, 2, 4, 2, 40, 64, SharedClassifier: false) { Architecture = "llama" };
-        var w = new LlamaWeights(c);
-        var rng = new Random(3);
-        foreach (var a in new[] { w.TokenEmbedding, w.Classifier, w.RmsFinal }.Concat(w.Wq).Concat(w.Wk).Concat(w.Wv).Concat(w.Wo).Concat(w.W1).Concat(w.W2).Concat(w.W3).Concat(w.RmsAtt).Concat(w.RmsFfn))
-            for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
+        var w = RandomWeights(3);
+        var c = w.Config;
         string p4 = Path.Combine(_dir, "int.gqm");
         QuantizedModelFile.Save(ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "int")), p4, new QuantizedModelFile.TokenizerBlob("hf-json", Encoding.UTF8.GetBytes(ArchitectureTests.SmallTokenizer(40))));
         var (m4, _) = QuantizedModelFile.Load(p4);
