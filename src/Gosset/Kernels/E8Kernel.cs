@@ -486,9 +486,82 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private static void Grouped<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int batch = a.Batch;
-        if (batch > (Pairs ? MaxSmallBatch : MinSmallBatch)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
-        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
+        if (a.Batch > (Pairs ? MaxSmallBatch : MinSmallBatch)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
+        fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
+        fixed (float* xg0 = a.Xg)
+        fixed (sbyte* q0 = a.Q)
+        {
+            var p = new PassArgs { Q = q0, T0 = E00, T1 = E10, X = xg0, Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = a.Batch };
+            Tiled<TD, TS, GroupedPass<TD, TS>>(m, r0, r1, y, p, m.GridStep);
+        }
+    }
+
+    /// <summary>What one pass of <see cref="Tiled"/> reads: the activations from group 0 (vector v at v·Cp, v·Nb, v·Groups) and the weight table.</summary>
+    private readonly struct PassArgs
+    {
+        public sbyte* Q { get; init; }
+        /// <summary>Per-block int terms: E0/E1 (grouped) or A/C (per-8-block).</summary>
+        public int* T0 { get; init; }
+        public int* T1 { get; init; }
+        /// <summary>Activation scales: per group (grouped) or per block (per-8-block).</summary>
+        public float* X { get; init; }
+        public void* Tab { get; init; }
+        public int Cp { get; init; }
+        public int Nb { get; init; }
+        public int Groups { get; init; }
+        public int Batch { get; init; }
+    }
+
+    /// <summary>
+    /// A product's passes over the tiled records: groups [g0, g0 + count) of one row (or two: pair) for vectors
+    /// [v0, v0 + vc), the float lane sums in f (rows fr apart, vectors 16/Lanes apart).
+    /// </summary>
+    private interface IPass
+    {
+        static abstract void Run(bool pair, int vc, int v0, byte* rp, int rec, int stride, int pf, int count, int g0, in PassArgs p, TV* f, int fr);
+    }
+
+    /// <summary><see cref="ActivationMode.Int8Group"/>: batch 1 one row or a pair (<see cref="GroupRun"/>, <see cref="GroupRunPair"/>), small batches <see cref="RunBatch"/>.</summary>
+    private readonly struct GroupedPass<TD, TS> : IPass where TD : struct, IDigits where TS : struct, ISide
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Run(bool pair, int vc, int v0, byte* rp, int rec, int stride, int pf, int count, int g0, in PassArgs p, TV* f, int fr)
+        {
+            sbyte* q = p.Q + (long)v0 * p.Cp + 256 * g0;
+            int* e0 = p.T0 + (long)v0 * p.Nb + 32 * g0, e1 = p.T1 + (long)v0 * p.Nb + 32 * g0;
+            float* xg = p.X + (long)v0 * p.Groups + g0;
+            if (p.Batch > 1) RunBatch<TD, TS>(pair, vc, rp, rec, stride, pf, count, q, p.Cp, e0, e1, p.Nb, xg, p.Groups, (int*)p.Tab, f, fr);
+            else if (pair) GroupRunPair<TD, TS>(rp, rec, stride, pf, count, q, e0, e1, xg, (int*)p.Tab, f);
+            else GroupRun<TD, TS>(rp, stride, pf, count, q, e0, e1, xg, (int*)p.Tab, f);
+        }
+    }
+
+    /// <summary>The per-8-block int8 product (W4A8, W4A4) at batch 1: one row (<see cref="IntRun"/>) or a pair (<see cref="IntRunPair"/>).</summary>
+    private readonly struct IntPass<TD, TS> : IPass where TD : struct, IDigits where TS : struct, ISide
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Run(bool pair, int vc, int v0, byte* rp, int rec, int stride, int pf, int count, int g0, in PassArgs p, TV* f, int fr)
+        {
+            sbyte* q = p.Q + 256 * g0;
+            int* A = p.T0 + 32 * g0, C = p.T1 + 32 * g0;
+            float* xs = p.X + 32 * g0;
+            if (pair) IntRunPair<TD, TS>(rp, rec, stride, pf, count, q, A, C, xs, (float*)p.Tab, f);
+            else IntRun<TD, TS>(rp, stride, pf, count, q, A, C, xs, (float*)p.Tab, f);
+        }
+    }
+
+    /// <summary>
+    /// The tiled traversal shared by the fused products: tile by tile, segment by segment (the layout's order, so the weights
+    /// stream sequentially; the activations of one segment, 8 KB a vector, stay in L1 where a whole wide row's would not), a
+    /// small batch in blocks of up to four vectors (5 = 3 + 2; the segment's weights come from DRAM for the first block,
+    /// prefetched, and from cache for the others), two rows per pass where <see cref="Pairs"/> allows. Each row keeps its
+    /// float lane sums between segments, so the order of additions is the scalar reference's; y = rowScale·scale·Reduce16.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tiled<TD, TS, TP>(PackedE8Matrix m, int r0, int r1, float* y, in PassArgs p, float scale)
+        where TD : struct, IDigits where TS : struct, ISide where TP : struct, IPass
+    {
+        int n = TV.Lanes, groups = m.Groups, rec = m.RecordBytes, rows = m.Rows, batch = p.Batch;
         int seg = m.SegmentGroups, tr = m.TileRows, per = 16 / n, fr = batch * per;
         // Float lane sums [row of the tile][vector][per]; a batch's do not fit the stack comfortably.
         TV* acc;
@@ -497,14 +570,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         try
         {
             fixed (byte* data = m.Data)
-            fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
-            fixed (float* rs = m.RowScales, xg0 = a.Xg)
-            fixed (sbyte* q0 = a.Q)
+            fixed (float* rs = m.RowScales)
             {
-                float step = m.GridStep;
-                // Tile by tile, segment by segment (the layout's order, so the weights stream sequentially): the
-                // activations of one segment (8 KB a vector) stay in L1, where a whole wide row's (2 bytes per column) would not.
-                // Each row keeps its float lane sums between segments; the order of additions is the scalar reference's.
                 for (int rb = r0; rb < r1;)
                 {
                     int re = Math.Min(r1, (rb / tr + 1) * tr);
@@ -515,8 +582,6 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         // Record(r, g0) and the row's set, without divisions: the tile starts at t0 and has nr rows.
                         int il = m.Interleave, t0 = rb / tr * tr, nr = Math.Min(tr, m.Rows - t0), sl = g1 - g0;
                         byte* seg0 = data + (m.Record(t0, 0) + (long)g0 * nr) * rec;
-                        // Blocks of up to four vectors, as even as possible (5 = 3 + 2); the segment's weights come from DRAM
-                        // for the first block (prefetched) and from cache for the others.
                         for (int v0 = 0, left = batch; left > 0;)
                         {
                             int vc = (left + (left + 3) / 4 - 1) / ((left + 3) / 4);
@@ -526,15 +591,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                                 int ri = r - t0, pos = ri & (il - 1), qs = ri - pos, nq = Math.Min(il, nr - qs);
                                 byte* rp = seg0 + ((long)qs * sl + pos) * rec;
                                 int stride = nq * rec, pf = pos == 0 && v0 == 0 ? stride : 0; // a set's first pass prefetches the whole set
-                                TV* f = acc + (r - rb) * fr + v0 * per;
-                                sbyte* q = q0 + (long)v0 * cp + 256 * g0; int* e0 = E00 + (long)v0 * nb + 32 * g0, e1 = E10 + (long)v0 * nb + 32 * g0;
-                                float* xg = xg0 + (long)v0 * groups + g0;
                                 // Two rows per pass (see Pairs): they share every activation load, and their records are interleaved, so
                                 // a pass reads one stream.
                                 bool pair = Pairs && (pos & 1) == 0 && pos + 2 <= nq && r + 2 <= re;
-                                if (batch > 1) RunBatch<TD, TS>(pair, vc, rp, rec, stride, pf, sl, q, cp, e0, e1, nb, xg, groups, tab, f, fr);
-                                else if (pair) GroupRunPair<TD, TS>(rp, rec, stride, pf, sl, q, e0, e1, xg, tab, f);
-                                else GroupRun<TD, TS>(rp, stride, pf, sl, q, e0, e1, xg, tab, f);
+                                TP.Run(pair, vc, v0, rp, rec, stride, pf, sl, g0, p, acc + (r - rb) * fr + v0 * per, fr);
                                 r += pair ? 2 : 1;
                             }
                             v0 += vc; left -= vc;
@@ -544,7 +604,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                                 for (int v = 0; v < batch; v++)
                                 {
                                     TV* f = acc + (r - rb) * fr + v * per;
-                                    y[(long)v * rows + r] = rs[r] * step * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
+                                    y[(long)v * rows + r] = rs[r] * scale * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
                                 }
                     }
                     rb = re;
@@ -942,6 +1002,85 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         return IntStep(lo, hi, pm, ws, q, A + b0, C + b0, xs + b0, b0, acc);
     }
 
+    /// <summary>
+    /// <paramref name="count"/> groups of one row (records <paramref name="stride"/> bytes apart) for one int8 vector, the per-block
+    /// products added into the float lane sums f[0 … 16/Lanes − 1] (chunk c into f[c mod 16/Lanes], as the scalar reference orders them).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void IntRun<TD, TS>(byte* rp, int stride, int pf, int count, sbyte* q, int* A, int* C, float* xs, float* tab, TV* f)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        TV acc0 = f[0], acc1 = n <= 8 ? f[1] : acc0, acc2 = n == 4 ? f[2] : acc0, acc3 = n == 4 ? f[3] : acc0;
+        for (int g = 0; g < count; g++, rp += stride, q += 256, A += 32, C += 32, xs += 32)
+        {
+            Prefetch(rp, pf, PrefetchAhead);
+            if (typeof(TV) == typeof(V128))
+            {
+                // Eight chunks per group exceed the JIT's inlining budget in one method: two calls of four.
+                IntQuarter4<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                IntQuarter4<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
+                continue;
+            }
+            acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
+            if (typeof(TV) == typeof(V512)) acc0 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc0);
+            else
+            {
+                acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
+                acc0 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc0);
+                acc1 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc1);
+            }
+        }
+        f[0] = acc0;
+        if (n <= 8) f[1] = acc1;
+        if (n == 4) { f[2] = acc2; f[3] = acc3; }
+    }
+
+    /// <summary>Chunk c (a constant) of one group for the two rows of a pass: the activation vectors are loaded once for both.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void IntPairChunk<TD, TS>(int c, byte* ra, byte* rb, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV a, ref TV b)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int b0 = c * TV.Lanes;
+        TV qlo = TV.Load(q + 4 * b0), qhi = TV.Load(q + 128 + 4 * b0), At = TV.Load(A + b0), Ct = TV.Load(C + b0), xv = TV.Load(xs + b0);
+        Decode<TD, TS>(ra, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
+        a = TV.Fma(TV.ToFloat(TV.AddInt(TV.AddInt(TOps.Dot2(lo, qlo, hi, qhi), At), TV.And(pm, Ct))), TV.MulF(ws, xv), a);
+        Decode<TD, TS>(rb, b0, t0, t1, t2, t3, out lo, out hi, out pm, out ws);
+        b = TV.Fma(TV.ToFloat(TV.AddInt(TV.AddInt(TOps.Dot2(lo, qlo, hi, qhi), At), TV.And(pm, Ct))), TV.MulF(ws, xv), b);
+    }
+
+    /// <summary>
+    /// <see cref="IntRun"/> for two rows at once (256- and 512-bit vectors with 32 registers): each activation vector (values,
+    /// A, C and block scales) is loaded once for both rows, whose records are adjacent (rp, rp + rec); each row's steps and
+    /// their order are <see cref="IntRun"/>'s (<see cref="IntStep"/>), so the sums are bit-identical; f[0 …] and f[16/Lanes …]
+    /// are the rows' lane sums.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void IntRunPair<TD, TS>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int* A, int* C, float* xs, float* tab, TV* f)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, per = 16 / n;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        byte* ra = rp, rb = rp + rec;
+        TV fa0 = f[0], fb0 = f[per];
+        TV fa1 = typeof(TV) == typeof(V256) ? f[1] : fa0, fb1 = typeof(TV) == typeof(V256) ? f[per + 1] : fa0;
+        for (int g = 0; g < count; g++, ra += stride, rb += stride, q += 256, A += 32, C += 32, xs += 32)
+        {
+            Prefetch(ra, pf, PrefetchAheadPair);
+            IntPairChunk<TD, TS>(0, ra, rb, t0, t1, t2, t3, q, A, C, xs, ref fa0, ref fb0);
+            if (typeof(TV) == typeof(V256))
+            {
+                IntPairChunk<TD, TS>(1, ra, rb, t0, t1, t2, t3, q, A, C, xs, ref fa1, ref fb1);
+                IntPairChunk<TD, TS>(2, ra, rb, t0, t1, t2, t3, q, A, C, xs, ref fa0, ref fb0);
+                IntPairChunk<TD, TS>(3, ra, rb, t0, t1, t2, t3, q, A, C, xs, ref fa1, ref fb1);
+            }
+            else IntPairChunk<TD, TS>(1, ra, rb, t0, t1, t2, t3, q, A, C, xs, ref fa0, ref fb0);
+        }
+        f[0] = fa0; f[per] = fb0;
+        if (typeof(TV) == typeof(V256)) { f[1] = fa1; f[per + 1] = fb1; }
+    }
+
     /// <summary>Four-lane widths, batch 1: chunks TH.First … TH.First + 3 of a group (blocks 4·TH.First …), a constant.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void IntQuarter4<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
@@ -957,49 +1096,20 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private static void Int<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
-        fixed (byte* data = m.Data)
-        fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
-        fixed (sbyte* q0 = a.Q)
-        fixed (int* A0 = a.A, C0 = a.C)
+        if (a.Batch == 1)
         {
-            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-            if (a.Batch == 1)
+            fixed (float* tab = m.HalfTable, xs0 = a.Xs)
+            fixed (sbyte* q0 = a.Q)
+            fixed (int* A0 = a.A, C0 = a.C)
             {
-                for (int r = r0; r < r1; r++)
-                {
-                    byte* rp = null;
-                    int stride = m.GroupStride(r) * m.RecordBytes;
-                    TV acc0 = TV.Float(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-                    sbyte* q = q0; int* A = A0, C = C0; float* xs = xs0;
-                    for (int g = 0; g < groups; g++, q += 256, A += 32, C += 32, xs += 32)
-                    {
-                        rp = NextRecord(m, data, r, g, rp, stride);
-                        // Chunk c accumulates into acc[c mod (16/Lanes)]: lane l always holds blocks ≡ l (mod 16).
-                        if (n == 4)
-                        {
-                            // Eight chunks per group exceed the JIT's inlining budget in one method: two calls of four.
-                            IntQuarter4<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
-                            IntQuarter4<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
-                            continue;
-                        }
-                        acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
-                        if (n == 16) acc0 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc0);
-                        else
-                        {
-                            acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
-                            acc0 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc0);
-                            acc1 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc1);
-                        }
-                    }
-                    y[r] = rs[r] * TV.Reduce16(acc0, acc1, acc2, acc3);
-                }
-                return;
+                var p = new PassArgs { Q = q0, T0 = A0, T1 = C0, X = xs0, Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = 1 };
+                Tiled<TD, TS, IntPass<TD, TS>>(m, r0, r1, y, p, 1f);
             }
-            // 8 and 16 lanes: 4 vectors' accumulators in registers (4 lanes would need 16 of them).
-            if (n >= 8) IntGemm4<TD, TS>(m, a, r0, r1, y);
-            else IntGemm<TD, TS>(m, a, r0, r1, y);
+            return;
         }
+        // 8 and 16 lanes: 4 vectors' accumulators in registers (4 lanes would need 16 of them).
+        if (TV.Lanes >= 8) IntGemm4<TD, TS>(m, a, r0, r1, y);
+        else IntGemm<TD, TS>(m, a, r0, r1, y);
     }
 
     /// <summary>
