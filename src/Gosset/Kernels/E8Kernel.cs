@@ -521,7 +521,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         static abstract void Run(bool pair, int vc, int v0, byte* rp, int rec, int stride, int pf, int count, int g0, in PassArgs p, TV* f, int fr);
     }
 
-    /// <summary><see cref="ActivationMode.Int8Group"/>: batch 1 one row or a pair (<see cref="GroupRun"/>, <see cref="GroupRunPair"/>), small batches <see cref="RunBatch"/>.</summary>
+    /// <summary><see cref="ActivationMode.Int8Group"/>: batch 1 one row or a pair (<see cref="GroupRun"/>, <see cref="RunPair"/>), small batches <see cref="RunBatch"/>.</summary>
     private readonly struct GroupedPass<TD, TS> : IPass where TD : struct, IDigits where TS : struct, ISide
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -531,12 +531,12 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             int* e0 = p.T0 + (long)v0 * p.Nb + 32 * g0, e1 = p.T1 + (long)v0 * p.Nb + 32 * g0;
             float* xg = p.X + (long)v0 * p.Groups + g0;
             if (p.Batch > 1) RunBatch<TD, TS>(pair, vc, rp, rec, stride, pf, count, q, p.Cp, e0, e1, p.Nb, xg, p.Groups, (int*)p.Tab, f, fr);
-            else if (pair) GroupRunPair<TD, TS>(rp, rec, stride, pf, count, q, e0, e1, xg, (int*)p.Tab, f);
+            else if (pair) RunPair<TD, TS, GroupedPair>(rp, rec, stride, pf, count, q, e0, e1, xg, p.Tab, f);
             else GroupRun<TD, TS>(rp, stride, pf, count, q, e0, e1, xg, (int*)p.Tab, f);
         }
     }
 
-    /// <summary>The per-8-block int8 product (W4A8, W4A4) at batch 1: one row (<see cref="IntRun"/>) or a pair (<see cref="IntRunPair"/>).</summary>
+    /// <summary>The per-8-block int8 product (W4A8, W4A4) at batch 1: one row (<see cref="IntRun"/>) or a pair (<see cref="RunPair"/>).</summary>
     private readonly struct IntPass<TD, TS> : IPass where TD : struct, IDigits where TS : struct, ISide
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -545,7 +545,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             sbyte* q = p.Q + 256 * g0;
             int* A = p.T0 + 32 * g0, C = p.T1 + 32 * g0;
             float* xs = p.X + 32 * g0;
-            if (pair) IntRunPair<TD, TS>(rp, rec, stride, pf, count, q, A, C, xs, (float*)p.Tab, f);
+            if (pair) RunPair<TD, TS, IntPair>(rp, rec, stride, pf, count, q, A, C, xs, p.Tab, f);
             else IntRun<TD, TS>(rp, stride, pf, count, q, A, C, xs, (float*)p.Tab, f);
         }
     }
@@ -680,27 +680,49 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     }
 
     /// <summary>
-    /// <see cref="GroupRun"/> for two rows at once (256- and 512-bit vectors): every activation vector is loaded once per
-    /// chunk for both (on one row, those loads — 512 bytes of activations against 144 of weights per group — were the
-    /// limit). Each row's steps and their order are <see cref="GroupRun"/>'s, so the sums are bit-identical. The rows'
-    /// records of a group are adjacent (rp, rp + rec: <see cref="PackedE8Matrix.Interleave"/>), a row's next group
-    /// <paramref name="stride"/> bytes on; f[0 …] and f[16/Lanes …] are their float lane sums; each group prefetches
-    /// <paramref name="pf"/> bytes ahead.
+    /// Two rows at once (256- and 512-bit vectors with 32 registers), the loop shared by <see cref="GroupedPair"/> and
+    /// <see cref="IntPair"/>: every activation vector is loaded once per chunk for both rows (on one row, those loads — 512
+    /// bytes of activations against 144 of weights per group — were the limit). Each row's steps and their order are the
+    /// one-row loop's, so the sums are bit-identical. The rows' records of a group are adjacent (rp, rp + rec:
+    /// <see cref="PackedE8Matrix.Interleave"/>), a row's next group <paramref name="stride"/> bytes on; f[0 …] and
+    /// f[16/Lanes …] are their float lane sums; each group prefetches <paramref name="pf"/> bytes ahead. q: int8 values,
+    /// t0/t1: per-block terms, x: activation scales (TG.ScalesPerGroup a group), tab: the scale table.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GroupRunPair<TD, TS>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int* e0, int* e1, float* xg, int* tab, TV* f)
-        where TD : struct, IDigits where TS : struct, ISide
+    private static void RunPair<TD, TS, TG>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int* t0, int* t1, float* x, void* tab, TV* f)
+        where TD : struct, IDigits where TS : struct, ISide where TG : struct, IPairGroup
     {
         // The width is tested with typeof in every branch (not through a local or a static property), so the JIT folds it
         // while importing and inlines only the live arm (its inlining budget would not hold both).
-        int n = TV.Lanes, per = 16 / n;
-        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        int n = TV.Lanes, per = 16 / n, xn = typeof(TG) == typeof(GroupedPair) ? 1 : 32;
+        float* tf = (float*)tab;
+        TV s0 = TV.Load(tf), s1 = TV.Load(tf + n), s2 = TV.Load(tf + 2 * n), s3 = TV.Load(tf + 3 * n);
         byte* ra = rp, rb = rp + rec;
         TV fa0 = f[0], fb0 = f[per];
         TV fa1 = typeof(TV) == typeof(V256) ? f[1] : fa0, fb1 = typeof(TV) == typeof(V256) ? f[per + 1] : fa0;
-        for (int g = 0; g < count; g++, ra += stride, rb += stride, q += 256, e0 += 32, e1 += 32)
+        for (int g = 0; g < count; g++, ra += stride, rb += stride, q += 256, t0 += 32, t1 += 32, x += xn)
         {
             Prefetch(ra, pf, PrefetchAheadPair);
+            TG.Group<TD, TS>(ra, rb, s0, s1, s2, s3, q, t0, t1, x, ref fa0, ref fb0, ref fa1, ref fb1);
+        }
+        f[0] = fa0; f[per] = fb0;
+        if (typeof(TV) == typeof(V256)) { f[1] = fa1; f[per + 1] = fb1; }
+    }
+
+    /// <summary>One group of the two rows of <see cref="RunPair"/> (chunks c ≡ 0 mod 16/Lanes into fa0/fb0, the others into fa1/fb1).</summary>
+    private interface IPairGroup
+    {
+        static abstract void Group<TD, TS>(byte* ra, byte* rb, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* t0p, int* t1p, float* x, ref TV fa0, ref TV fb0, ref TV fa1, ref TV fb1)
+            where TD : struct, IDigits where TS : struct, ISide;
+    }
+
+    /// <summary><see cref="ActivationMode.Int8Group"/>: the group's exact int32 lane sums (E0/E1 terms), then + (float)sum·Xg as <see cref="GroupRun"/>.</summary>
+    private readonly struct GroupedPair : IPairGroup
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Group<TD, TS>(byte* ra, byte* rb, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, float* xg, ref TV fa0, ref TV fb0, ref TV fa1, ref TV fb1)
+            where TD : struct, IDigits where TS : struct, ISide
+        {
             // Chunks of Lanes blocks, each a constant: lanes of chunk c hold blocks ≡ l (mod 16) in accumulator c mod 16/Lanes.
             TV a0 = TV.Int(0), a1 = a0, b0 = a0, b1 = a0;
             PairChunk<TD, TS>(0, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a0, ref b0);
@@ -711,14 +733,11 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                 PairChunk<TD, TS>(3, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a1, ref b1);
             }
             else PairChunk<TD, TS>(1, ra, rb, t0, t1, t2, t3, q, e0, e1, ref a0, ref b0);
-            var xs = TV.Float(xg[g]);
+            var xs = TV.Float(xg[0]);
             fa0 = GroupAdd(a0, xs, fa0); fb0 = GroupAdd(b0, xs, fb0);
             if (typeof(TV) == typeof(V256)) { fa1 = GroupAdd(a1, xs, fa1); fb1 = GroupAdd(b1, xs, fb1); }
         }
-        f[0] = fa0; f[per] = fb0;
-        if (typeof(TV) == typeof(V256)) { f[1] = fa1; f[per + 1] = fb1; }
     }
-
 
     /// <summary>
     /// The small-batch kernel: one group of TR.Count rows (records <paramref name="rec"/> bytes apart) against TB.Count vectors,
@@ -1050,24 +1069,13 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         b = TV.Fma(TV.ToFloat(TV.AddInt(TV.AddInt(TOps.Dot2(lo, qlo, hi, qhi), At), TV.And(pm, Ct))), TV.MulF(ws, xv), b);
     }
 
-    /// <summary>
-    /// <see cref="IntRun"/> for two rows at once (256- and 512-bit vectors with 32 registers): each activation vector (values,
-    /// A, C and block scales) is loaded once for both rows, whose records are adjacent (rp, rp + rec); each row's steps and
-    /// their order are <see cref="IntRun"/>'s (<see cref="IntStep"/>), so the sums are bit-identical; f[0 …] and f[16/Lanes …]
-    /// are the rows' lane sums.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void IntRunPair<TD, TS>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int* A, int* C, float* xs, float* tab, TV* f)
-        where TD : struct, IDigits where TS : struct, ISide
+    /// <summary>The per-8-block product (W4A8, W4A4): each chunk's <see cref="IntStep"/> straight into the float lane sums, as <see cref="IntRun"/>.</summary>
+    private readonly struct IntPair : IPairGroup
     {
-        int n = TV.Lanes, per = 16 / n;
-        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-        byte* ra = rp, rb = rp + rec;
-        TV fa0 = f[0], fb0 = f[per];
-        TV fa1 = typeof(TV) == typeof(V256) ? f[1] : fa0, fb1 = typeof(TV) == typeof(V256) ? f[per + 1] : fa0;
-        for (int g = 0; g < count; g++, ra += stride, rb += stride, q += 256, A += 32, C += 32, xs += 32)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Group<TD, TS>(byte* ra, byte* rb, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV fa0, ref TV fb0, ref TV fa1, ref TV fb1)
+            where TD : struct, IDigits where TS : struct, ISide
         {
-            Prefetch(ra, pf, PrefetchAheadPair);
             IntPairChunk<TD, TS>(0, ra, rb, t0, t1, t2, t3, q, A, C, xs, ref fa0, ref fb0);
             if (typeof(TV) == typeof(V256))
             {
@@ -1077,8 +1085,6 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             }
             else IntPairChunk<TD, TS>(1, ra, rb, t0, t1, t2, t3, q, A, C, xs, ref fa0, ref fb0);
         }
-        f[0] = fa0; f[per] = fb0;
-        if (typeof(TV) == typeof(V256)) { f[1] = fa1; f[per + 1] = fb1; }
     }
 
     /// <summary>Four-lane widths, batch 1: chunks TH.First … TH.First + 3 of a group (blocks 4·TH.First …), a constant.</summary>
@@ -1214,15 +1220,76 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private static void IntGemm<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y, int vStart = 0)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
-        fixed (byte* data = m.Data)
-        fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
+        fixed (float* xs0 = a.Xs)
         fixed (sbyte* q0 = a.Q)
         fixed (int* A0 = a.A, C0 = a.C)
+            RowsByVectors<TD, TS, IntBlocks>(m, a, r0, r1, y, vStart, new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks });
+    }
+
+    /// <summary>fp32 activations (any batch).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Float<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf)
+            RowsByVectors<TD, TS, FloatBlocks>(m, a, r0, r1, y, 0, new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks });
+    }
+
+    /// <summary>The activations of a <see cref="IBlockStep"/>: values X ([vector][Cp]), per-block terms T0, T1 and scales Xs ([vector][Nb]).</summary>
+    private readonly struct StepArgs
+    {
+        public void* X { get; init; }
+        public void* T0 { get; init; }
+        public void* T1 { get; init; }
+        public float* Xs { get; init; }
+        public int Cp { get; init; }
+        public int Nb { get; init; }
+    }
+
+    /// <summary>One decoded chunk (d: digits, parity mask, β/2) against the Lanes blocks from b0 of vector v, group g.</summary>
+    private interface IBlockStep
+    {
+        static abstract TV Step(TV* d, in StepArgs s, long v, int g, int b0, TV acc);
+    }
+
+    /// <summary>int8 activations (W4A8, W4A4): <see cref="IntStep"/>.</summary>
+    private readonly struct IntBlocks : IBlockStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Step(TV* d, in StepArgs s, long v, int g, int b0, TV acc)
+        {
+            long bo = v * s.Nb + 32 * g + b0;
+            return IntStep(d[0], d[1], d[2], d[3], (sbyte*)s.X + v * s.Cp + 256 * g, (int*)s.T0 + bo, (int*)s.T1 + bo, s.Xs + bo, b0, acc);
+        }
+    }
+
+    /// <summary>fp32 activations: <see cref="FloatStep"/>.</summary>
+    private readonly struct FloatBlocks : IBlockStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Step(TV* d, in StepArgs s, long v, int g, int b0, TV acc)
+        {
+            long bo = v * s.Nb + 32 * g + b0;
+            return FloatStep(d[0], d[1], d[2], d[3], (float*)s.X + v * s.Cp + 256 * g + b0, (float*)s.T0 + bo, (float*)s.T1 + bo, acc);
+        }
+    }
+
+    /// <summary>
+    /// Rows in blocks of <see cref="RowBlock"/>, vectors from <paramref name="vStart"/> in tiles of <see cref="BatchTile"/>: each
+    /// group record is decoded once per row and tile and applied to the tile's vectors by TStep, chunk c into lane sum
+    /// c mod 16/Lanes (the scalar reference's order); y = rowScale·Reduce16.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowsByVectors<TD, TS, TStep>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y, int vStart, in StepArgs s)
+        where TD : struct, IDigits where TS : struct, ISide where TStep : struct, IBlockStep
+    {
+        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rows = m.Rows;
+        TV* acc = stackalloc TV[BatchTile * 4];
+        TV* dec = stackalloc TV[4 * 8];
+        fixed (byte* data = m.Data)
+        fixed (float* tab = m.HalfTable, rs = m.RowScales)
         {
             TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-            TV* acc = stackalloc TV[BatchTile * 4];
-            TV* dec = stackalloc TV[4 * 8];
             for (int rb = r0; rb < r1; rb += RowBlock)
                 for (int v0 = vStart; v0 < a.Batch; v0 += BatchTile)
                 {
@@ -1237,57 +1304,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                             row = NextRecord(m, data, r, g, row, stride);
                             DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             for (int v = 0; v < nv; v++)
-                            {
-                                long bo = (long)(v0 + v) * nb + 32 * g;
-                                sbyte* q = q0 + (long)(v0 + v) * cp + 256 * g;
                                 for (int c = 0; c < 32 / n; c++)
-                                {
-                                    int b0 = c * n;
-                                    acc[4 * v + c % per] = IntStep(dec[4 * c], dec[4 * c + 1], dec[4 * c + 2], dec[4 * c + 3], q, A0 + bo + b0, C0 + bo + b0, xs0 + bo + b0, b0, acc[4 * v + c % per]);
-                                }
-                            }
-                        }
-                        for (int v = 0; v < nv; v++)
-                            y[(long)(v0 + v) * rows + r] = rs[r] * TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
-                    }
-                }
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Float<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
-        where TD : struct, IDigits where TS : struct, ISide
-    {
-        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rec = m.RecordBytes, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows;
-        TV* acc = stackalloc TV[BatchTile * 4];
-        TV* dec = stackalloc TV[4 * 8];
-        fixed (byte* data = m.Data)
-        fixed (float* tab = m.HalfTable, rs = m.RowScales, x20 = a.X2, af0 = a.Af, cf0 = a.Cf)
-        {
-            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-            for (int rb = r0; rb < r1; rb += RowBlock)
-                for (int v0 = 0; v0 < a.Batch; v0 += BatchTile)
-                {
-                    int nv = Math.Min(BatchTile, a.Batch - v0);
-                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
-                    {
-                        byte* row = null;
-                        int stride = m.GroupStride(r) * m.RecordBytes;
-                        for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
-                        for (int g = 0; g < groups; g++)
-                        {
-                            row = NextRecord(m, data, r, g, row, stride);
-                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
-                            for (int v = 0; v < nv; v++)
-                            {
-                                long bo = (long)(v0 + v) * nb + 32 * g;
-                                float* x2 = x20 + (long)(v0 + v) * cp + 256 * g;
-                                for (int c = 0; c < 32 / n; c++)
-                                {
-                                    int b0 = c * n;
-                                    acc[4 * v + c % per] = FloatStep(dec[4 * c], dec[4 * c + 1], dec[4 * c + 2], dec[4 * c + 3], x2 + b0, af0 + bo + b0, cf0 + bo + b0, acc[4 * v + c % per]);
-                                }
-                            }
+                                    acc[4 * v + c % per] = TStep.Step(dec + 4 * c, s, v0 + v, g, c * n, acc[4 * v + c % per]);
                         }
                         for (int v = 0; v < nv; v++)
                             y[(long)(v0 + v) * rows + r] = rs[r] * TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
