@@ -126,7 +126,7 @@ public static class QualityBench
                 RmsAtt = b.RmsAtt, RmsFfn = b.RmsFfn, Wq = b.Wq, Wk = b.Wk, Wv = b.Wv, Wo = b.Wo, W1 = b.W1, W3 = b.W3,
                 W2 = new Linear(c.HiddenDim, new DenseWeights(down, c.Dim, c.HiddenDim)),
             };
-            foreach (var lin in new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W3 }) { bits += lin.Weights.Bits; n += (long)lin.Out * lin.In; }
+            foreach (var lin in new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W3 }) { bits += lin.Weights.StoredBits; n += (long)lin.Out * lin.In; }
             bits += 16L * down.Length;
             n += down.Length;
         }

@@ -5,106 +5,30 @@ using Gosset.Llm.Quantization;
 
 namespace Gosset.Llm.Inference;
 
-/// <summary>Rows of a weight matrix [out][in], stored in float or as codes.</summary>
-internal abstract class WeightMatrix
-{
-    protected WeightMatrix(int rows, int cols) { Rows = rows; Cols = cols; }
-    public int Rows { get; }
-    public int Cols { get; }
-    /// <summary>Stored bits of the whole matrix (side information included).</summary>
-    public abstract long Bits { get; }
-    /// <summary>Row r, either a view of stored floats or decoded into <paramref name="scratch"/>.</summary>
-    public abstract ReadOnlySpan<float> Row(int r, Span<float> scratch);
-
-    /// <summary>
-    /// y[t, :] = W · x[t, :] for t &lt; tokens (x is [tokens][Cols], y is [tokens][Rows]) on the format's own kernel. This
-    /// default decodes each row once (pooled scratch, the kernels' row threading) and multiplies it with every token.
-    /// </summary>
-    /// <param name="x">Float activations.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="tokens">Batch.</param>
-    /// <param name="activations">How the kernel treats the activations; only box-code weights take other than <see cref="ActivationMode.Float32"/>.</param>
-    /// <param name="threads">Worker count (0: all cores; 1: the calling thread).</param>
-    /// <exception cref="ArgumentException">Quantized activations for a format whose kernel takes floats.</exception>
-    public virtual void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
-    {
-        RequireFloat(activations);
-        int width = Cols, outDim = Rows;
-        RowParallel.For(outDim, threads, (r0, r1) =>
-        {
-            float[] scratch = System.Buffers.ArrayPool<float>.Shared.Rent(width);
-            try
-            {
-                for (int r = r0; r < r1; r++)
-                {
-                    var row = Row(r, scratch);
-                    for (int t = 0; t < tokens; t++)
-                        y[t * outDim + r] = System.Numerics.Tensors.TensorPrimitives.Dot(row, x.AsSpan(t * width, width));
-                }
-            }
-            finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
-        });
-    }
-
-    /// <summary>Throws unless the activations stay float (formats whose kernels have no quantized-activation mode).</summary>
-    protected void RequireFloat(ActivationMode activations)
-    {
-        if (activations != ActivationMode.Float32) throw new ArgumentException($"{GetType().Name} multiplies float activations only, not {activations}.", nameof(activations));
-    }
-}
-
 /// <summary>Float32 rows.</summary>
-internal sealed class DenseWeights(float[] w, int rows, int cols) : WeightMatrix(rows, cols)
+internal sealed class DenseWeights(float[] w, int rows, int cols) : PackedMatrix
 {
     public float[] Data { get; } = w;
-    public override long Bits => 32L * Rows * Cols;
+    public override int Rows { get; } = rows;
+    public override int Cols { get; } = cols;
+    public override long StoredBits => 32L * Rows * Cols;
     public override ReadOnlySpan<float> Row(int r, Span<float> scratch) => Data.AsSpan(r * Cols, Cols);
-    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
+    public override void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode activations, int threads)
     {
         RequireFloat(activations);
-        DenseGemv.Multiply(Data, Rows, Cols, x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, threads);
-    }
-}
-
-/// <summary>Weights in the kernels' 4-bit E8 box code; products run on <see cref="PackedE8Matrix.Multiply(ReadOnlySpan{float}, Span{float}, int, ActivationMode, KernelIsa?, int)"/>.</summary>
-internal sealed class BoxWeights(PackedE8Matrix packed, long storedBits = -1) : WeightMatrix(packed.Rows, packed.Cols)
-{
-    public PackedE8Matrix Packed { get; } = packed;
-    /// <summary>Exact stored bits: those of the stored format when given (the e8 box code's <c>E8BoxFormat</c> rows), else the kernels' own layout (nibbles of the padded row, scale indices, fp32 row scales, the scale constants).</summary>
-    public override long Bits => storedBits >= 0 ? storedBits : Packed.StoredBits;
-    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
-    {
-        Packed.DequantizeRow(r, scratch);
-        return scratch[..Cols];
-    }
-    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
-        => Packed.Multiply(x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, activations, null, threads);
-}
-
-/// <summary>8-bit weights (the classifier's <c>int8</c> format); products run on <see cref="PackedInt8Matrix.Multiply"/> with int8 activations per 256-group.</summary>
-internal sealed class Int8Weights(PackedInt8Matrix packed) : WeightMatrix(packed.Rows, packed.Cols)
-{
-    public PackedInt8Matrix Packed { get; } = packed;
-    /// <summary>Exact stored bits: 8 per weight and an fp16 step per group of 256.</summary>
-    public override long Bits => Packed.StoredBits;
-    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
-    {
-        Packed.DequantizeRow(r, scratch);
-        return scratch[..Cols];
-    }
-    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
-    {
-        RequireFloat(activations);
-        Packed.Multiply(x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, null, threads);
+        CheckLengths(x, y, batch);
+        DenseGemv.Multiply(Data, Rows, Cols, x[..(batch * Cols)], y[..(batch * Rows)], batch, threads);
     }
 }
 
 /// <summary>Rows kept as codes of a <see cref="VectorCodec"/> and decoded on use.</summary>
-internal sealed class CodedWeights(VectorCodec codec, byte[] codes, int rows) : WeightMatrix(rows, codec.Length)
+internal sealed class CodedWeights(VectorCodec codec, byte[] codes, int rows) : PackedMatrix
 {
     public VectorCodec Codec { get; } = codec;
     public byte[] Codes { get; } = codes;
-    public override long Bits => Codec.Bits * Rows;
+    public override int Rows { get; } = rows;
+    public override int Cols => Codec.Length;
+    public override long StoredBits => Codec.Bits * Rows;
     public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
     {
         Codec.Decode(Codes.AsSpan(r * Codec.CodeBytes, Codec.CodeBytes), scratch);
@@ -154,7 +78,7 @@ internal sealed class HessianAccumulator(int n)
 /// </summary>
 internal sealed class Linear
 {
-    public Linear(int inDim, WeightMatrix weights, IRotation? rotation = null, VectorCodec? activations = null,
+    public Linear(int inDim, PackedMatrix weights, IRotation? rotation = null, VectorCodec? activations = null,
         ActivationMode kernelActivations = ActivationMode.Float32)
     {
         In = inDim;
@@ -162,7 +86,7 @@ internal sealed class Linear
         Rotation = rotation;
         Activations = activations;
         KernelActivations = kernelActivations;
-        if (kernelActivations != ActivationMode.Float32 && (weights is not BoxWeights || activations is not null))
+        if (kernelActivations != ActivationMode.Float32 && (weights is not PackedE8Matrix || activations is not null))
             throw new ArgumentException("kernel-quantized activations need box-code weights and no activation codec");
         if (weights.Cols < inDim) throw new ArgumentException("weights narrower than the input");
         if (rotation is not null && rotation.Length != weights.Cols) throw new ArgumentException("rotation length must equal the weight width");
@@ -172,7 +96,7 @@ internal sealed class Linear
     public int In { get; }
     public int Out => Weights.Rows;
     public int Width => Weights.Cols;
-    public WeightMatrix Weights { get; }
+    public PackedMatrix Weights { get; }
     public IRotation? Rotation { get; }
     public VectorCodec? Activations { get; }
     /// <summary>How the box-code kernels treat the activations (quantized inside the kernel for <see cref="ActivationMode.E8Box4"/>).</summary>
@@ -199,7 +123,7 @@ internal sealed class Linear
         float[]? rented = null;
         // W4A4 on the kernels: activations coded with the E8 box code go to the integer kernels as codes
         // (doubled coordinates and block scales), never decoded to float.
-        var boxCodec = Weights is BoxWeights && Calibration is null ? Activations as E8BoxCodec : null;
+        var boxCodec = Weights is PackedE8Matrix && Calibration is null ? Activations as E8BoxCodec : null;
         var codes = boxCodec is not null ? new Int8Activations(tokens, width) : null;
         if (Rotation is not null || Activations is not null || width != In || Calibration is not null)
         {
@@ -231,19 +155,19 @@ internal sealed class Linear
             // Small products run on the calling thread (parallel overhead dominates below ~64k multiply-adds).
             int threads = (long)tokens * Out * width < 1 << 16 ? 1 : 0;
             // (Int8Group quantizes inside the kernel's activation layout: that time counts with the product.)
-            if (prof is not null && Weights is BoxWeights pb && KernelActivations == ActivationMode.Int8 && codes is null)
+            if (prof is not null && Weights is PackedE8Matrix pb && KernelActivations == ActivationMode.Int8 && codes is null)
             {
                 // Same arithmetic as Multiply(..., Int8): quantize, then the product on the int8 form, each timed.
                 prof.Lap(ProfilePart.ActivationPrep, ref mark);
                 var a8 = Int8Activations.Quantize(input.AsSpan(0, tokens * width), tokens, width);
                 prof.Lap(ProfilePart.ActivationPrep, ref mark);
-                pb.Packed.Multiply(a8, y.AsSpan(0, tokens * Out), null, threads);
+                pb.Multiply(a8, y.AsSpan(0, tokens * Out), null, threads);
                 prof.Lap(part, ref mark);
                 return;
             }
             prof?.Lap(ProfilePart.ActivationPrep, ref mark);
-            if (codes is not null) ((BoxWeights)Weights).Packed.Multiply(codes, y.AsSpan(0, tokens * Out), null, threads);
-            else Weights.Multiply(input, y, tokens, KernelActivations, threads);
+            if (codes is not null) ((PackedE8Matrix)Weights).Multiply(codes, y.AsSpan(0, tokens * Out), null, threads);
+            else Weights.Multiply(input.AsSpan(0, tokens * width), y.AsSpan(0, tokens * Out), tokens, KernelActivations, threads);
             prof?.Lap(part, ref mark);
         }
         finally

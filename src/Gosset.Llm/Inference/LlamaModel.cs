@@ -39,14 +39,14 @@ internal sealed class LayerBlock
     private static (Linear, Linear, Linear?, Linear?) Stack3(Linear a, Linear b, Linear? c)
     {
         Linear[] parts = c is null ? [a, b] : [a, b, c];
-        if (parts.Any(l => l.Weights is not BoxWeights || l.Activations is not null || l.Calibration is not null || !ReferenceEquals(l.Rotation, a.Rotation)
+        if (parts.Any(l => l.Weights is not Gosset.Kernels.PackedE8Matrix || l.Activations is not null || l.Calibration is not null || !ReferenceEquals(l.Rotation, a.Rotation)
             || l.KernelActivations != a.KernelActivations || l.In != a.In || l.Width != a.Width))
             return (a, b, c, null);
-        var st = Gosset.Kernels.PackedE8Matrix.Stack(parts.Select(l => ((BoxWeights)l.Weights).Packed).ToArray());
+        var st = Gosset.Kernels.PackedE8Matrix.Stack(parts.Select(l => (Gosset.Kernels.PackedE8Matrix)l.Weights).ToArray());
         if (st is null) return (a, b, c, null);
         var (stack, views) = st.Value;
-        Linear View(int i) => new(parts[i].In, new BoxWeights(views[i], parts[i].Weights.Bits), parts[i].Rotation, null, parts[i].KernelActivations);
-        return (View(0), View(1), c is null ? null : View(2), new Linear(a.In, new BoxWeights(stack), a.Rotation, null, a.KernelActivations));
+        Linear View(int i) => new(parts[i].In, views[i], parts[i].Rotation, null, parts[i].KernelActivations);
+        return (View(0), View(1), c is null ? null : View(2), new Linear(a.In, stack, a.Rotation, null, a.KernelActivations));
     }
 }
 
@@ -65,7 +65,7 @@ public sealed class LlamaModel
     }
 
     /// <summary>Null tables (empty arrays above) make a structure whose tables <see cref="SetTables"/> supplies (the .gqm reader).</summary>
-    internal LlamaModel(LlamaConfig config, TokenTable? embedding, WeightMatrix? classifier, float[] rmsFinal, LayerBlock[] layers,
+    internal LlamaModel(LlamaConfig config, TokenTable? embedding, Gosset.Kernels.PackedMatrix? classifier, float[] rmsFinal, LayerBlock[] layers,
         KvLayerFormat[] kv, string quant)
     {
         Config = config;
@@ -119,7 +119,7 @@ public sealed class LlamaModel
         if (classifier.Out != Config.VocabSize || classifier.In != Config.Dim) throw new ArgumentException("classifier shape does not match the configuration");
         Classifier = classifier;
         ClassifierFormat = format;
-        if (Config.SharedClassifier && classifier.Weights is Int8Weights i8) Embedding = new TokenTable(i8.Packed);
+        if (Config.SharedClassifier && classifier.Weights is Gosset.Kernels.PackedInt8Matrix i8) Embedding = new TokenTable(i8);
     }
 
     /// <summary>Whether the embedding table is the tied 8-bit classifier (stored once).</summary>
@@ -135,11 +135,11 @@ public sealed class LlamaModel
         get
         {
             long bits = 0, n = 0;
-            foreach (var l in Layers.SelectMany(b => b.Linears)) { bits += l.Weights.Bits; n += (long)l.Out * l.In; }
+            foreach (var l in Layers.SelectMany(b => b.Linears)) { bits += l.Weights.StoredBits; n += (long)l.Out * l.In; }
             long table = (long)Config.VocabSize * Config.Dim;
             bits += Embedding.Bits;
             n += table;
-            if (!Config.SharedClassifier || (ClassifierFormat != "source" && !SharesInt8Table)) bits += Classifier.Weights.Bits;
+            if (!Config.SharedClassifier || (ClassifierFormat != "source" && !SharesInt8Table)) bits += Classifier.Weights.StoredBits;
             if (!Config.SharedClassifier) n += table;
             return (double)bits / n;
         }
@@ -147,7 +147,7 @@ public sealed class LlamaModel
     internal TokenTable Embedding { get; private set; }
 
     /// <summary>Sets the embedding table and classifier (kept at their stored precision).</summary>
-    internal void SetTables(TokenTable embedding, WeightMatrix classifier)
+    internal void SetTables(TokenTable embedding, Gosset.Kernels.PackedMatrix classifier)
     {
         if (embedding.Rows != Config.VocabSize || embedding.Cols != Config.Dim || classifier.Rows != Config.VocabSize || classifier.Cols != Config.Dim)
             throw new ArgumentException("embedding or classifier shape does not match the configuration");
@@ -173,9 +173,9 @@ public sealed class LlamaModel
     internal LayerBlock[] Layers { get; }
 
     /// <summary>True when every linear layer multiplies on the packed E8 kernels (no per-row float decode).</summary>
-    public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is BoxWeights));
+    public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is Gosset.Kernels.PackedE8Matrix));
     /// <summary>How the kernel layers take their inputs: "fp32", "int8 per 256-group" (weight-only e8 default), "int8 per 8-block" (off-grid tables), "e8" (W4A4 box codes) or "none" when no layer runs on the kernels.</summary>
-    public string KernelActivations => Layers.SelectMany(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }).FirstOrDefault(l => l.Weights is BoxWeights) is { } k
+    public string KernelActivations => Layers.SelectMany(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }).FirstOrDefault(l => l.Weights is Gosset.Kernels.PackedE8Matrix) is { } k
         ? k.Activations is E8BoxCodec ? "e8 codes (int8 kernels)"
         : k.Activations is not null ? "fp32 after codec round trip" : k.KernelActivations switch
         {
@@ -199,7 +199,7 @@ public sealed class LlamaModel
         get
         {
             long bits = 0, n = 0;
-            foreach (var l in Layers.SelectMany(b => b.Linears)) { bits += l.Weights.Bits; n += (long)l.Out * l.In; }
+            foreach (var l in Layers.SelectMany(b => b.Linears)) { bits += l.Weights.StoredBits; n += (long)l.Out * l.In; }
             return (double)bits / n;
         }
     }

@@ -81,11 +81,13 @@ internal sealed class TokenTable
 }
 
 /// <summary>A matrix [out][in] of 16-bit floats (a classifier kept at source precision); rows are widened on the fly.</summary>
-internal sealed class HalfWeights(ushort[] data, TableType type, int rows, int cols) : WeightMatrix(rows, cols)
+internal sealed class HalfWeights(ushort[] data, TableType type, int rows, int cols) : PackedMatrix
 {
     public ushort[] Data { get; } = data;
     public TableType Type { get; } = type;
-    public override long Bits => 16L * Rows * Cols;
+    public override int Rows { get; } = rows;
+    public override int Cols { get; } = cols;
+    public override long StoredBits => 16L * Rows * Cols;
 
     public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
     {
@@ -94,9 +96,10 @@ internal sealed class HalfWeights(ushort[] data, TableType type, int rows, int c
     }
 
     /// <summary>y[t, r] = row r · x[t, :] for every token, on the fused 16-bit kernel (<see cref="Half16Gemv"/>).</summary>
-    public override void Multiply(float[] x, float[] y, int tokens, ActivationMode activations, int threads)
+    public override void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode activations, int threads)
     {
         RequireFloat(activations);
-        Half16Gemv.Multiply(Data, Type, Rows, Cols, x.AsSpan(0, tokens * Cols), y.AsSpan(0, tokens * Rows), tokens, threads);
+        CheckLengths(x, y, batch);
+        Half16Gemv.Multiply(Data, Type, Rows, Cols, x[..(batch * Cols)], y[..(batch * Rows)], batch, threads);
     }
 }

@@ -48,7 +48,7 @@ public static class ModelQuantizer
         return Assemble(weights, recipe, calibration: false, (layer, name, codec, rotation, width) =>
         {
             float[] rows = RotatedRows(weights, layer, name, rotation, width, out int outDim);
-            if (spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.Quantize(rows, outDim, width));
+            if (spec.Weights.Method == QuantMethod.E8Box) return PackedE8Matrix.Quantize(rows, outDim, width);
             if (codec is null) return new DenseWeights(rows, outDim, width);
             var codes = new byte[outDim * codec.CodeBytes];
             Ldlq? ldlq = null;
@@ -67,7 +67,7 @@ public static class ModelQuantizer
                 if (ldlq is null) codec.Encode(row, code); else ldlq.QuantizeRow(codec, row, code);
             });
             // The e8 box code runs on the kernels: repack the canonical codes (the stored size stays the codec's).
-            if (codec is E8BoxCodec bc) return new BoxWeights(PackedE8Matrix.FromCodes(bc.ToCodes(codes, outDim)), bc.Bits * outDim);
+            if (codec is E8BoxCodec bc) return PackedE8Matrix.FromCodes(bc.ToCodes(codes, outDim), bc.Bits * outDim);
             return new CodedWeights(codec, codes, outDim);
         });
     }
@@ -119,7 +119,7 @@ public static class ModelQuantizer
 
     /// <summary>Builds the model structure for a recipe; <paramref name="weightsFor"/> supplies each linear layer's weights.</summary>
     internal static LlamaModel Assemble(LlamaWeights w, QuantRecipe recipe, bool calibration,
-        Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)
+        Func<int, string, VectorCodec?, IRotation?, int, PackedMatrix> weightsFor)
     {
         var m = Assemble(w.Config, w.TokenEmbedding, w.Classifier, w.RmsFinal, w.RmsAtt, w.RmsFfn, recipe, calibration, weightsFor);
         m.SetBiases(w); // q/k/v biases (Qwen2) stay float, added after the products
@@ -127,7 +127,7 @@ public static class ModelQuantizer
     }
 
     internal static LlamaModel Assemble(LlamaConfig c, float[] embedding, float[] classifier, float[] rmsFinal, float[][] rmsAtt, float[][] rmsFfn,
-        QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, IRotation?, int, WeightMatrix> weightsFor)
+        QuantRecipe recipe, bool calibration, Func<int, string, VectorCodec?, IRotation?, int, PackedMatrix> weightsFor)
     {
         var spec = recipe.Spec;
         bool rotate = spec.Weights.Rotates || spec.Activations.Rotates;
@@ -153,8 +153,8 @@ public static class ModelQuantizer
                 // q8_K activations, counted in the activation bits.
                 var boxActs = calibration ? ActivationMode.Float32
                     : spec.Activations.Method == QuantMethod.E8Box ? ActivationMode.E8Box4
-                    : !spec.Activations.IsQuantized && spec.Weights.Method == QuantMethod.E8Kernel && wm is BoxWeights bw && !spec.FloatKernelActivations
-                        ? bw.Packed.Int8Mode
+                    : !spec.Activations.IsQuantized && spec.Weights.Method == QuantMethod.E8Kernel && wm is PackedE8Matrix bw && !spec.FloatKernelActivations
+                        ? bw.Int8Mode
                     : ActivationMode.Float32;
                 linears[name] = new Linear(inDim, wm, rot, ac, boxActs);
             }
@@ -396,7 +396,7 @@ public static class ClassifierQuantizer
             m.EncodeRow(r, buf);
             return buf;
         }, _ => { });
-        return new Linear(dim, new Int8Weights(m));
+        return new Linear(dim, m);
     }
     /// <summary>Offset added to the recipe seed for the classifier's input rotation (layers use seed + 8·layer + group, KV heads seed + 1000 + layer).</summary>
     internal const ulong SeedOffset = 0xC1A55_0000;
@@ -437,8 +437,8 @@ public static class ClassifierQuantizer
     /// <summary>The classifier layer on the kernels for codes of every row.</summary>
     internal static Linear Layer(E8BoxCodes codes, E8BoxCodec codec, IRotation rotation, int dim)
     {
-        var packed = PackedE8Matrix.FromCodes(codes);
-        return new(dim, new BoxWeights(packed, codec.Bits * codes.Rows), rotation, null, packed.Int8Mode);
+        var packed = PackedE8Matrix.FromCodes(codes, codec.Bits * codes.Rows);
+        return new(dim, packed, rotation, null, packed.Int8Mode);
     }
 
     /// <summary>

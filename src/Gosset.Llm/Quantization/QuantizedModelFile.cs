@@ -186,7 +186,7 @@ public static class QuantizedModelFile
         });
     }
 
-    private static long WeightSection(Writer w, string name, WeightMatrix m, E8BoxCodec? boxCodec = null)
+    private static long WeightSection(Writer w, string name, PackedMatrix m, E8BoxCodec? boxCodec = null)
     {
         switch (m)
         {
@@ -197,16 +197,16 @@ public static class QuantizedModelFile
                 byte[] bytes = bw.ToArray();
                 w.Add(name, bw.BitCount, s => s.Write(bytes));
                 break;
-            case BoxWeights bx when boxCodec is not null:
+            case PackedE8Matrix bx when boxCodec is not null:
                 var bb = new BitWriter();
-                boxCodec.PackCodes(bx.Packed.ToCodes(), bb);
+                boxCodec.PackCodes(bx.ToCodes(), bb);
                 byte[] boxBytes = bb.ToArray();
                 w.Add(name, bb.BitCount, s => s.Write(boxBytes));
                 break;
-            case BoxWeights bx: w.Add(name, bx.Bits, s => bx.Packed.WriteTo(s)); break;
+            case PackedE8Matrix bx: w.Add(name, bx.StoredBits, s => bx.WriteTo(s)); break;
             default: throw new InvalidOperationException("unknown weight storage");
         }
-        return m.Bits;
+        return m.StoredBits;
     }
 
     private static byte[] HeaderBytes(LlamaConfig c, QuantRecipe recipe, string? source, List<Section> sections, TableType tt, TokenizerBlob tok, int[]? stopIds, bool random,
@@ -249,7 +249,7 @@ public static class QuantizedModelFile
                 tableBits += WeightSection(w, "classifier", model.Classifier.Weights, ClassifierQuantizer.Coding(recipe, c.Dim).Codec);
             else if (model.ClassifierFormat == "int8")
             {
-                var i8 = ((Int8Weights)model.Classifier.Weights).Packed;
+                var i8 = (PackedInt8Matrix)model.Classifier.Weights;
                 w.Add("classifier", i8.StoredBits, st => i8.WriteTo(st));
                 tableBits += i8.StoredBits;
             }
@@ -277,7 +277,7 @@ public static class QuantizedModelFile
                 var lin = new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 };
                 for (int i = 0; i < lin.Length; i++)
                 {
-                    var boxCodec = recipe.WeightTable is { } wt && lin[i].Weights is BoxWeights ? new E8BoxCodec(lin[i].Weights.Cols, wt) : null;
+                    var boxCodec = recipe.WeightTable is { } wt && lin[i].Weights is PackedE8Matrix ? new E8BoxCodec(lin[i].Weights.Cols, wt) : null;
                     linBits += WeightSection(w, $"layers.{l}.{ModelQuantizer.Names[i]}", lin[i].Weights, boxCodec);
                     linN += (long)lin[i].Out * lin[i].In;
                 }
@@ -340,7 +340,7 @@ public static class QuantizedModelFile
             {
                 string tensor = c.SharedClassifier ? embName : "lm_head.weight";
                 TokenTable t = SourceTable(source, tensor);
-                var i8 = ((Int8Weights)ClassifierQuantizer.Int8Layer(c.VocabSize, c.Dim, (r, dst) => t.Row(r, dst)).Weights).Packed;
+                var i8 = (PackedInt8Matrix)ClassifierQuantizer.Int8Layer(c.VocabSize, c.Dim, (r, dst) => t.Row(r, dst)).Weights;
                 t = null!;
                 w.Add("classifier", i8.StoredBits, st => i8.WriteTo(st));
                 tableBits += i8.StoredBits;
@@ -455,7 +455,7 @@ public static class QuantizedModelFile
     }
 
     /// <summary>One matrix quantized as <see cref="ModelQuantizer.Quantize"/> does without calibration: rows padded, rotated, encoded.</summary>
-    private static WeightMatrix QuantizeRows(QuantSpec spec, float[] src, int outDim, int inDim, VectorCodec? codec, IRotation? rotation, int width)
+    private static PackedMatrix QuantizeRows(QuantSpec spec, float[] src, int outDim, int inDim, VectorCodec? codec, IRotation? rotation, int width)
     {
         var rows = new float[(long)outDim * width];
         Parallel.For(0, outDim, r =>
@@ -466,16 +466,18 @@ public static class QuantizedModelFile
             if (rotation is null) tmp.CopyTo(rows.AsSpan(r * width, width));
             else rotation.Apply(tmp, rows.AsSpan(r * width, width));
         });
-        if (spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.Quantize(rows, outDim, width));
+        if (spec.Weights.Method == QuantMethod.E8Box) return PackedE8Matrix.Quantize(rows, outDim, width);
         if (codec is null) return new DenseWeights(rows, outDim, width);
         var codes = new byte[outDim * codec.CodeBytes];
         Parallel.For(0, outDim, o => codec.Encode(rows.AsSpan(o * width, width), codes.AsSpan(o * codec.CodeBytes, codec.CodeBytes)));
         return new CodedWeights(codec, codes, outDim);
     }
 
-    private sealed class PlaceholderWeights(int rows, int cols) : WeightMatrix(rows, cols)
+    private sealed class PlaceholderWeights(int rows, int cols) : PackedMatrix
     {
-        public override long Bits => 0;
+        public override int Rows { get; } = rows;
+        public override int Cols { get; } = cols;
+        public override long StoredBits => 0;
         public override ReadOnlySpan<float> Row(int r, Span<float> scratch) => throw new InvalidOperationException("placeholder");
     }
 
@@ -622,11 +624,11 @@ public static class QuantizedModelFile
         }
         if (clsInt8)
         {
-            try { clsLayer = new Linear(c.Dim, new Int8Weights(PackedInt8Matrix.ReadFrom(Bytes(Get("classifier")), c.VocabSize, c.Dim))); }
+            try { clsLayer = new Linear(c.Dim, PackedInt8Matrix.ReadFrom(Bytes(Get("classifier")), c.VocabSize, c.Dim)); }
             catch (InvalidDataException e) { throw Bad("section classifier: " + e.Message); }
             GC.Collect();
         }
-        var emb = c.SharedClassifier && clsInt8 ? new TokenTable(((Int8Weights)clsLayer!.Weights).Packed) : T("token_embedding");
+        var emb = c.SharedClassifier && clsInt8 ? new TokenTable((PackedInt8Matrix)clsLayer!.Weights) : T("token_embedding");
         var cls = c.SharedClassifier || clsE8 || clsInt8 ? emb : T("classifier");
         LlamaModel model;
         try
@@ -641,12 +643,12 @@ public static class QuantizedModelFile
                 var s = Get(sname);
                 try
                 {
-                    if (h.Spec.Weights.Method == QuantMethod.E8Box) return new BoxWeights(PackedE8Matrix.ReadFrom(Scratch(s).Span, outDim, width));
+                    if (h.Spec.Weights.Method == QuantMethod.E8Box) return PackedE8Matrix.ReadFrom(Scratch(s).Span, outDim, width);
                     if (codec is E8BoxCodec bc)
                     {
                         long needBox = (bc.Bits * outDim + 7) / 8;
                         if (s.Length < needBox) throw Bad($"section {sname} has {s.Length} bytes, {needBox} needed");
-                        return new BoxWeights(PackedE8Matrix.FromCodes(UnpackRows(bc, Scratch(s), outDim)), bc.Bits * outDim);
+                        return PackedE8Matrix.FromCodes(UnpackRows(bc, Scratch(s), outDim), bc.Bits * outDim);
                     }
                     if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
                     long need = (codec.Bits * outDim + 7) / 8;
@@ -709,8 +711,8 @@ public static class QuantizedModelFile
         return all;
     }
 
-    private static WeightMatrix ClassifierOf(TokenTable t) =>
-        t.F32 is not null ? new DenseWeights(t.F32, t.Rows, t.Cols) : t.Int8 is not null ? new Int8Weights(t.Int8) : new HalfWeights(t.Raw16!, t.Type, t.Rows, t.Cols);
+    private static PackedMatrix ClassifierOf(TokenTable t) =>
+        t.F32 is not null ? new DenseWeights(t.F32, t.Rows, t.Cols) : t.Int8 is not null ? t.Int8 : new HalfWeights(t.Raw16!, t.Type, t.Rows, t.Cols);
 
     private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle fh, Span<byte> dst, long offset, string path)
     {

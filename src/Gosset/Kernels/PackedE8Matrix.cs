@@ -24,7 +24,7 @@ namespace Gosset.Kernels;
 /// <see cref="BytesRead"/> counts all of it: b + 0.5 bits per padded entry, plus 32 bits per row.</para>
 /// <para>Entry (r, 8t + i) = RowScale[r]·β[j]·vᵢ/2, vᵢ = 2uᵢ − q + p·dᵢ (see <see cref="E8BoxCodes"/>).</para>
 /// </remarks>
-public sealed class PackedE8Matrix
+public sealed class PackedE8Matrix : PackedMatrix
 {
     /// <summary>Entries per group (32 blocks of 8): the unit of random access and of the side fields.</summary>
     public const int GroupLength = 256;
@@ -39,7 +39,7 @@ public sealed class PackedE8Matrix
     private readonly float[] _scales;     // [k]
 
     /// <summary>Output dimension (rows of W).</summary>
-    public int Rows { get; }
+    public override int Rows { get; }
     /// <summary>Rows per tile of the layout (the last tile may have fewer).</summary>
     public const int DefaultTileRows = 64;
     /// <summary>Groups per column segment: 16 groups (4096 columns) keep a segment's int8-group activations (8 KB) in L1 beside the weight stream.</summary>
@@ -50,7 +50,7 @@ public sealed class PackedE8Matrix
     internal readonly int SegmentGroups;
 
     /// <summary>Input dimension (columns of W).</summary>
-    public int Cols { get; }
+    public override int Cols { get; }
     /// <summary>Bits per entry b ∈ {2, 3, 4}.</summary>
     public int Bits { get; }
     /// <summary>Nesting ratio q = 2^b.</summary>
@@ -76,8 +76,15 @@ public sealed class PackedE8Matrix
     /// <summary>First record of this matrix in <see cref="Data"/>: 0, or where a row view's rows start in a stacked matrix.</summary>
     private readonly long _baseRecord;
 
-    /// <summary>Bits of the in-memory form (8·<see cref="BytesRead"/>): what a product streams.</summary>
-    public long StoredBits => 8 * BytesRead;
+    /// <summary>
+    /// Exact stored bits: those of the format the codes are kept in when <see cref="FromCodes(E8BoxCodes, long)"/> was told
+    /// (a codec's rows in a model file), else the in-memory form's (8·<see cref="BytesRead"/>: what a product streams, and what
+    /// <see cref="WriteTo"/> saves).
+    /// </summary>
+    public override long StoredBits => _storedBits >= 0 ? _storedBits : 8 * BytesRead;
+
+    /// <summary>The stored form's bits when it is not this layout (−1: this layout).</summary>
+    private long _storedBits = -1;
 
     /// <summary><see cref="StoredBits"/> per weight (rows·cols), padding and side information included.</summary>
     public double BitsPerWeight => (double)StoredBits / ((double)Rows * Cols);
@@ -128,7 +135,13 @@ public sealed class PackedE8Matrix
             r0 += p.Rows;
         }
         r0 = 0;
-        for (int i = 0; i < parts.Count; i++) { views[i] = new PackedE8Matrix(s, r0, parts[i].Rows); r0 += parts[i].Rows; }
+        for (int i = 0; i < parts.Count; i++)
+        {
+            views[i] = new PackedE8Matrix(s, r0, parts[i].Rows) { _storedBits = parts[i]._storedBits };
+            r0 += parts[i].Rows;
+        }
+        // The stack is stored as its parts are.
+        if (parts.All(p => p._storedBits >= 0)) s._storedBits = parts.Sum(p => p._storedBits);
         return (s, views);
     }
 
@@ -170,6 +183,19 @@ public sealed class PackedE8Matrix
     /// <summary>Repacks canonical codes for the kernels (any b ∈ {2, 3, 4}, k ≤ 16).</summary>
     /// <exception cref="ArgumentException">A digit, scale index or row scale is out of range.</exception>
     public static PackedE8Matrix FromCodes(E8BoxCodes codes) => FromCodes(codes, null);
+
+    /// <summary>As <see cref="FromCodes(E8BoxCodes)"/> for codes kept in another stored form (a codec's rows in a model file).</summary>
+    /// <param name="codes">The canonical codes.</param>
+    /// <param name="storedBits">Exact bits of that stored form (<see cref="StoredBits"/>).</param>
+    /// <exception cref="ArgumentException">A digit, scale index or row scale is out of range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">storedBits is negative.</exception>
+    public static PackedE8Matrix FromCodes(E8BoxCodes codes, long storedBits)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(storedBits);
+        var m = FromCodes(codes, null);
+        m._storedBits = storedBits;
+        return m;
+    }
 
     /// <summary>As <see cref="FromCodes(E8BoxCodes)"/> with a chosen tiling (tests exercise small tiles).</summary>
     internal static PackedE8Matrix FromCodes(E8BoxCodes codes, (int Rows, int Groups)? tiling, int interleave = 0)
@@ -411,6 +437,18 @@ public sealed class PackedE8Matrix
             for (int i = 0; i < n; i++) row[8 * t + i] = half * v[i];
         }
     }
+
+    /// <inheritdoc/>
+    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
+    {
+        DequantizeRow(r, scratch);
+        return scratch[..Cols];
+    }
+
+    /// <summary>Y = Ŵ·X on the best kernel variant (<see cref="Multiply(ReadOnlySpan{float}, Span{float}, int, ActivationMode, KernelIsa?, int)"/>).</summary>
+    /// <inheritdoc/>
+    public override void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode activations, int threads)
+        => Multiply(E8Kernel.Best, x, y, batch, activations, threads);
 
     /// <summary>Dequantizes rows [r0, r1) into <paramref name="dst"/> ([r1 − r0][cols]).</summary>
     public void DequantizeRows(int r0, int r1, Span<float> dst)

@@ -16,7 +16,7 @@ namespace Gosset.Kernels;
 /// <para>Stored form (<see cref="WriteTo"/>, <see cref="StoredBits"/>): the fp16 steps, then cols signed bytes per row
 /// in natural order: 8 bits per weight plus 16 per group of 256.</para>
 /// </remarks>
-public sealed class PackedInt8Matrix
+public sealed class PackedInt8Matrix : PackedMatrix
 {
     /// <summary>Entries per scale group (the activations' group too).</summary>
     public const int GroupLength = 256;
@@ -28,16 +28,16 @@ public sealed class PackedInt8Matrix
     internal readonly float[] Steps;  // [rows][Groups], fp16 values
 
     /// <summary>Output dimension.</summary>
-    public int Rows { get; }
+    public override int Rows { get; }
     /// <summary>Input dimension.</summary>
-    public int Cols { get; }
+    public override int Cols { get; }
     /// <summary>Groups of 256 columns per row.</summary>
     public int Groups { get; }
     /// <summary>Columns as the kernels see them: Groups·256.</summary>
     public int PaddedCols => Groups * GroupLength;
 
     /// <summary>Exact stored bits: 8 per weight and 16 per group (fp16 step).</summary>
-    public long StoredBits => 8L * Rows * Cols + 16L * Rows * Groups;
+    public override long StoredBits => 8L * Rows * Cols + 16L * Rows * Groups;
     /// <summary>Bytes a product reads from the weights (the padded in-memory rows and the steps).</summary>
     public long BytesRead => Data.LongLength + 4L * Steps.LongLength;
 
@@ -102,6 +102,21 @@ public sealed class PackedInt8Matrix
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(r, Rows);
         if (row.Length < Cols) throw new ArgumentException($"row holds {row.Length} values, expected {Cols}.", nameof(row));
         for (int c = 0; c < Cols; c++) row[c] = Level(r, c) * Steps[r * Groups + c / GroupLength];
+    }
+
+    /// <inheritdoc/>
+    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
+    {
+        DequantizeRow(r, scratch);
+        return scratch[..Cols];
+    }
+
+    /// <summary>Y = Ŵ·X on the best kernel variant; the caller passes float activations, which the kernel takes to int8 per 256-group.</summary>
+    /// <inheritdoc/>
+    public override void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode activations, int threads)
+    {
+        RequireFloat(activations);
+        Multiply(x, y, batch, (E8Kernel?)null, threads);
     }
 
     /// <summary>

@@ -258,7 +258,7 @@ public class E8KernelTests
     {
         // Parts of 128 and 64 rows (whole 64-row tiles) and a last part of 37 rows, 1300 columns (segments of 16 groups).
         var codes = new[] { RandomCodes(128, 1300, 4, 4, 1), RandomCodes(64, 1300, 4, 4, 2), RandomCodes(37, 1300, 4, 4, 3) };
-        var parts = codes.Select(PackedE8Matrix.FromCodes).ToArray();
+        var parts = codes.Select(c => PackedE8Matrix.FromCodes(c)).ToArray();
         var (stack, views) = PackedE8Matrix.Stack(parts)!.Value;
         Assert.Equal(229, stack.Rows);
         var x = E8BoxKernelTests.Gaussian(2 * 1300, 4);

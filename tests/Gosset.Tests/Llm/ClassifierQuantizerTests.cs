@@ -1,3 +1,4 @@
+using Gosset.Kernels;
 using System.Text;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
@@ -36,7 +37,7 @@ public sealed class ClassifierQuantizerTests : IDisposable
         Assert.Equal("e8", model.ClassifierFormat);
         Assert.EndsWith("classifier e8", model.Quant);
         var cls = model.Classifier;
-        var box = Assert.IsType<BoxWeights>(cls.Weights);
+        var box = Assert.IsType<PackedE8Matrix>(cls.Weights);
         Assert.NotNull(cls.Rotation);
         // Decode each row, undo the rotation, compare with the source row: uniform(-½, ½) at 4 bits has a relative MSE
         // near 2^-8·(a few); a wrong rotation or row order gives ≈ 2.
@@ -45,7 +46,7 @@ public sealed class ClassifierQuantizerTests : IDisposable
         double err = 0, energy = 0;
         for (int r = 0; r < c.VocabSize; r++)
         {
-            box.Packed.DequantizeRow(r, rot);
+            box.DequantizeRow(r, rot);
             cls.Rotation!.ApplyInverse(rot, back);
             for (int i = 0; i < c.Dim; i++)
             {
@@ -61,12 +62,12 @@ public sealed class ClassifierQuantizerTests : IDisposable
         model.Embedding.Row(7, row);
         Assert.Equal(w.TokenEmbedding.AsSpan(7 * c.Dim, c.Dim).ToArray(), row);
         // Bits per parameter: linear layers + the float32 embedding + the coded copy, over linear entries + vocab·dim (+ vocab·dim untied).
-        long linBits = model.Layers.SelectMany(b => b.Linears).Sum(l => l.Weights.Bits);
+        long linBits = model.Layers.SelectMany(b => b.Linears).Sum(l => l.Weights.StoredBits);
         long linN = model.Layers.SelectMany(b => b.Linears).Sum(l => (long)l.Out * l.In);
         long table = (long)c.VocabSize * c.Dim;
-        double want = (double)(linBits + 32 * table + box.Bits) / (linN + table + (shared ? 0 : table));
+        double want = (double)(linBits + 32 * table + box.StoredBits) / (linN + table + (shared ? 0 : table));
         Assert.Equal(want, model.BitsPerParameter, 12);
-        Assert.True(box.Bits < 6L * table, "the coded classifier is stored at about 4.3 bits per entry");
+        Assert.True(box.StoredBits < 6L * table, "the coded classifier is stored at about 4.3 bits per entry");
     }
 
     [Theory]
@@ -78,7 +79,7 @@ public sealed class ClassifierQuantizerTests : IDisposable
         ClassifierQuantizer.Quantize(model);
         string p = Path.Combine(_dir, $"m{shared}.gqm");
         var res = QuantizedModelFile.Save(model, p, new QuantizedModelFile.TokenizerBlob("hf-json", Encoding.UTF8.GetBytes(ArchitectureTests.SmallTokenizer(w.Config.VocabSize))));
-        Assert.Equal(32L * w.Config.VocabSize * w.Config.Dim + model.Classifier.Weights.Bits, res.TableBits);
+        Assert.Equal(32L * w.Config.VocabSize * w.Config.Dim + model.Classifier.Weights.StoredBits, res.TableBits);
         var (loaded, _) = QuantizedModelFile.Load(p);
         Assert.Equal("e8", loaded.ClassifierFormat);
         int[] ids = [1, 5, 9, 33, 2, 150, 7];
@@ -99,7 +100,7 @@ public sealed class ClassifierQuantizerTests : IDisposable
         var model = ModelQuantizer.Quantize(w, QuantSpec.Parse("w4", "int-rot"));
         ClassifierQuantizer.Quantize(model, "int8");
         Assert.Equal("int8", model.ClassifierFormat);
-        var i8 = Assert.IsType<Int8Weights>(model.Classifier.Weights).Packed;
+        var i8 = Assert.IsType<PackedInt8Matrix>(model.Classifier.Weights);
         var row = new float[c.Dim];
         for (int r = 0; r < c.VocabSize; r++)
         {
@@ -114,7 +115,7 @@ public sealed class ClassifierQuantizerTests : IDisposable
         i8.DequantizeRow(11, row);
         if (shared) Assert.Equal(row, emb);
         else Assert.Equal(w.TokenEmbedding.AsSpan(11 * c.Dim, c.Dim).ToArray(), emb);
-        long linBits = model.Layers.SelectMany(b => b.Linears).Sum(l => l.Weights.Bits);
+        long linBits = model.Layers.SelectMany(b => b.Linears).Sum(l => l.Weights.StoredBits);
         long linN = model.Layers.SelectMany(b => b.Linears).Sum(l => (long)l.Out * l.In);
         long table = (long)c.VocabSize * c.Dim;
         Assert.Equal(8 * table + 16L * c.VocabSize, i8.StoredBits);

@@ -21,10 +21,10 @@ public sealed class E8BoxTests : IDisposable
     private static LlamaModel Dequantized(LlamaModel box, QuantSpec spec) =>
         ModelQuantizer.Assemble(Stories.Weights, QuantRecipe.Published(spec), calibration: true, (layer, name, _, _, width) =>
         {
-            var w = (BoxWeights)Pick(box.Layers[layer], name).Weights;
+            var w = (PackedE8Matrix)Pick(box.Layers[layer], name).Weights;
             Assert.Equal(width, w.Cols);
             var rows = new float[w.Rows * width];
-            for (int r = 0; r < w.Rows; r++) w.Packed.DequantizeRow(r, rows.AsSpan(r * width, width));
+            for (int r = 0; r < w.Rows; r++) w.DequantizeRow(r, rows.AsSpan(r * width, width));
             return new DenseWeights(rows, w.Rows, width);
         });
 
@@ -62,14 +62,13 @@ public sealed class E8BoxTests : IDisposable
         foreach (var b in box.Layers)
             foreach (var l in b.Linears)
             {
-                var p = ((BoxWeights)l.Weights).Packed;
+                var p = (PackedE8Matrix)l.Weights;
                 Assert.Equal(l.In, p.Cols);
                 bits += p.StoredBits; weights += (long)p.Rows * p.Cols; bytes += p.SerializedLength;
-                Assert.Equal(p.StoredBits, l.Weights.Bits);
                 // The bits the model reports are the bytes actually written, less the 4-byte header (b, k) of the file.
                 using var written = new MemoryStream();
                 p.WriteTo(written);
-                Assert.Equal(l.Weights.Bits + 4 * 8, 8 * written.Length);
+                Assert.Equal(l.Weights.StoredBits + 4 * 8, 8 * written.Length);
             }
         Assert.Equal((long)c.Layers * (2 * c.Dim * c.Dim + 2 * c.KvDim * c.Dim + 3 * c.Dim * c.HiddenDim), weights);
         Assert.Equal((double)bits / weights, box.BitsPerWeight, 12);
@@ -120,8 +119,8 @@ public sealed class E8BoxTests : IDisposable
         for (int l = 0; l < model.Layers.Length; l++)
             foreach (string name in ModelQuantizer.Names)
             {
-                var a = ((BoxWeights)Pick(model.Layers[l], name).Weights).Packed;
-                var b = ((BoxWeights)Pick(loaded.Layers[l], name).Weights).Packed;
+                var a = (PackedE8Matrix)Pick(model.Layers[l], name).Weights;
+                var b = (PackedE8Matrix)Pick(loaded.Layers[l], name).Weights;
                 Assert.Equal(a.Data, b.Data);
                 Assert.Equal(a.RowScales, b.RowScales);
             }
