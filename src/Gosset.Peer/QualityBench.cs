@@ -1,3 +1,4 @@
+using Gosset.Kernels;
 using Gosset.Llm.Evaluation;
 using Gosset.Llm.Inference;
 using Gosset.Llm.Loading;
@@ -124,7 +125,7 @@ public static class QualityBench
             layers[l] = new LayerBlock
             {
                 RmsAtt = b.RmsAtt, RmsFfn = b.RmsFfn, Wq = b.Wq, Wk = b.Wk, Wv = b.Wv, Wo = b.Wo, W1 = b.W1, W3 = b.W3,
-                W2 = new Linear(c.HiddenDim, new DenseWeights(down, c.Dim, c.HiddenDim)),
+                W2 = new Linear(c.HiddenDim, new Float32Matrix(down, c.Dim, c.HiddenDim)),
             };
             foreach (var lin in new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W3 }) { bits += lin.Weights.StoredBits; n += (long)lin.Out * lin.In; }
             bits += 16L * down.Length;

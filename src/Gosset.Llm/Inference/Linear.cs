@@ -5,37 +5,6 @@ using Gosset.Llm.Quantization;
 
 namespace Gosset.Llm.Inference;
 
-/// <summary>Float32 rows.</summary>
-internal sealed class DenseWeights(float[] w, int rows, int cols) : PackedMatrix
-{
-    public float[] Data { get; } = w;
-    public override int Rows { get; } = rows;
-    public override int Cols { get; } = cols;
-    public override long StoredBits => 32L * Rows * Cols;
-    public override ReadOnlySpan<float> Row(int r, Span<float> scratch) => Data.AsSpan(r * Cols, Cols);
-    public override void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode activations, int threads)
-    {
-        RequireFloat(activations);
-        CheckLengths(x, y, batch);
-        DenseGemv.Multiply(Data, Rows, Cols, x[..(batch * Cols)], y[..(batch * Rows)], batch, threads);
-    }
-}
-
-/// <summary>Rows kept as codes of a <see cref="VectorCodec"/> and decoded on use.</summary>
-internal sealed class CodedWeights(VectorCodec codec, byte[] codes, int rows) : PackedMatrix
-{
-    public VectorCodec Codec { get; } = codec;
-    public byte[] Codes { get; } = codes;
-    public override int Rows { get; } = rows;
-    public override int Cols => Codec.Length;
-    public override long StoredBits => Codec.Bits * Rows;
-    public override ReadOnlySpan<float> Row(int r, Span<float> scratch)
-    {
-        Codec.Decode(Codes.AsSpan(r * Codec.CodeBytes, Codec.CodeBytes), scratch);
-        return scratch[..Cols];
-    }
-}
-
 /// <summary>Accumulates H = Σ x xᵀ of a linear layer's (rotated) inputs for LDLQ.</summary>
 internal sealed class HessianAccumulator(int n)
 {

@@ -1,3 +1,4 @@
+using Gosset.Kernels;
 using Gosset.Codes;
 using Gosset.Rotations;
 using System.Numerics.Tensors;
@@ -60,7 +61,7 @@ public sealed class LlamaModel
     internal LlamaModel(LlamaConfig config, float[] embedding, float[] classifier, float[] rmsFinal, LayerBlock[] layers,
         KvLayerFormat[] kv, string quant)
         : this(config, embedding.Length == 0 ? null : new TokenTable(embedding, config.VocabSize, config.Dim),
-            embedding.Length == 0 ? null : new DenseWeights(classifier, config.VocabSize, config.Dim), rmsFinal, layers, kv, quant)
+            embedding.Length == 0 ? null : new Float32Matrix(classifier, config.VocabSize, config.Dim), rmsFinal, layers, kv, quant)
     {
     }
 
@@ -85,7 +86,7 @@ public sealed class LlamaModel
         ArgumentNullException.ThrowIfNull(w);
         var c = w.Config;
         var layers = new LayerBlock[c.Layers];
-        Linear L(float[] a, int rows, int cols) => new(cols, new DenseWeights(a, rows, cols));
+        Linear L(float[] a, int rows, int cols) => new(cols, new Float32Matrix(a, rows, cols));
         for (int l = 0; l < c.Layers; l++)
         {
             layers[l] = new LayerBlock

@@ -49,7 +49,7 @@ public static class ModelQuantizer
         {
             float[] rows = RotatedRows(weights, layer, name, rotation, width, out int outDim);
             if (spec.Weights.Method == QuantMethod.E8Box) return PackedE8Matrix.Quantize(rows, outDim, width);
-            if (codec is null) return new DenseWeights(rows, outDim, width);
+            if (codec is null) return new Float32Matrix(rows, outDim, width);
             var codes = new byte[outDim * codec.CodeBytes];
             Ldlq? ldlq = null;
             if (spec.Ldlq)
@@ -68,7 +68,7 @@ public static class ModelQuantizer
             });
             // The e8 box code runs on the kernels: repack the canonical codes (the stored size stays the codec's).
             if (codec is E8BoxCodec bc) return PackedE8Matrix.FromCodes(bc.ToCodes(codes, outDim), bc.Bits * outDim);
-            return new CodedWeights(codec, codes, outDim);
+            return new CodedMatrix(codec, codes, outDim);
         });
     }
 
@@ -199,7 +199,7 @@ public static class ModelQuantizer
     {
         var c = w.Config;
         var model = Assemble(w, recipe, calibration: true, (layer, name, _, rotation, width) =>
-            new DenseWeights(RotatedRows(w, layer, name, rotation, width, out int o), o, width));
+            new Float32Matrix(RotatedRows(w, layer, name, rotation, width, out int o), o, width));
         var hs = new HessianAccumulator[c.Layers][];
         for (int l = 0; l < c.Layers; l++)
         {
@@ -311,7 +311,7 @@ public static class ModelQuantizer
             {
                 float[] r = RotatedRows(w, layer, name, rotation, width, out int o);
                 for (int i = 0; i < o; i++) all.Add(r.AsSpan(i * width, width).ToArray());
-                return new DenseWeights(r, o, width);
+                return new Float32Matrix(r, o, width);
             });
             rows = all;
         }
@@ -357,7 +357,7 @@ public static class ModelQuantizer
             {
                 float[] r = RotatedRows(w, layer, name, rotation, width, out int o);
                 for (int i = 0; i < o; i++) rows.Add(r.AsSpan(i * width, width).ToArray());
-                return new DenseWeights(r, o, width);
+                return new Float32Matrix(r, o, width);
             });
             wb = ScaleSets.Fit(ScaleSets.NormalizedBlocks(rows, maxBlocks), spec.Weights.E8Q, spec.Scales);
         }

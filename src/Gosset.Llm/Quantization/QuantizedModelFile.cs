@@ -190,8 +190,8 @@ public static class QuantizedModelFile
     {
         switch (m)
         {
-            case DenseWeights d: w.Floats(name, d.Data.AsSpan(0, d.Rows * d.Cols)); break;
-            case CodedWeights cw:
+            case Float32Matrix d: w.Floats(name, d.Data.AsSpan(0, d.Rows * d.Cols)); break;
+            case CodedMatrix cw:
                 var bw = new BitWriter();
                 for (int r = 0; r < cw.Rows; r++) cw.Codec.Pack(cw.Codes.AsSpan(r * cw.Codec.CodeBytes, cw.Codec.CodeBytes), bw);
                 byte[] bytes = bw.ToArray();
@@ -257,7 +257,7 @@ public static class QuantizedModelFile
             {
                 var cls = model.Classifier.Weights switch
                 {
-                    DenseWeights d => new TokenTable(d.Data, d.Rows, d.Cols),
+                    Float32Matrix d => new TokenTable(d.Data, d.Rows, d.Cols),
                     HalfWeights h => new TokenTable(h.Data, h.Type, h.Rows, h.Cols),
                     _ => throw new InvalidOperationException("unknown classifier storage"),
                 };
@@ -467,10 +467,10 @@ public static class QuantizedModelFile
             else rotation.Apply(tmp, rows.AsSpan(r * width, width));
         });
         if (spec.Weights.Method == QuantMethod.E8Box) return PackedE8Matrix.Quantize(rows, outDim, width);
-        if (codec is null) return new DenseWeights(rows, outDim, width);
+        if (codec is null) return new Float32Matrix(rows, outDim, width);
         var codes = new byte[outDim * codec.CodeBytes];
         Parallel.For(0, outDim, o => codec.Encode(rows.AsSpan(o * width, width), codes.AsSpan(o * codec.CodeBytes, codec.CodeBytes)));
-        return new CodedWeights(codec, codes, outDim);
+        return new CodedMatrix(codec, codes, outDim);
     }
 
     private sealed class PlaceholderWeights(int rows, int cols) : PackedMatrix
@@ -650,7 +650,7 @@ public static class QuantizedModelFile
                         if (s.Length < needBox) throw Bad($"section {sname} has {s.Length} bytes, {needBox} needed");
                         return PackedE8Matrix.FromCodes(UnpackRows(bc, Scratch(s), outDim), bc.Bits * outDim);
                     }
-                    if (codec is null) return new DenseWeights(F(sname, (long)outDim * width), outDim, width);
+                    if (codec is null) return new Float32Matrix(F(sname, (long)outDim * width), outDim, width);
                     long need = (codec.Bits * outDim + 7) / 8;
                     if (s.Length < need) throw Bad($"section {sname} has {s.Length} bytes, {need} needed");
                     var reader = new BitReader(Scratch(s).Span);
@@ -660,7 +660,7 @@ public static class QuantizedModelFile
                         var code = codes.AsSpan(r * codec.CodeBytes, codec.CodeBytes);
                         if (version == 3 && codec is IntCodec ic) UnpackIntVersion3(ic, ref reader, code); else codec.Unpack(ref reader, code);
                     }
-                    return new CodedWeights(codec, codes, outDim);
+                    return new CodedMatrix(codec, codes, outDim);
                 }
                 catch (InvalidDataException e) { throw Bad($"section {sname}: {e.Message}"); }
             });
@@ -712,7 +712,7 @@ public static class QuantizedModelFile
     }
 
     private static PackedMatrix ClassifierOf(TokenTable t) =>
-        t.F32 is not null ? new DenseWeights(t.F32, t.Rows, t.Cols) : t.Int8 is not null ? t.Int8 : new HalfWeights(t.Raw16!, t.Type, t.Rows, t.Cols);
+        t.F32 is not null ? new Float32Matrix(t.F32, t.Rows, t.Cols) : t.Int8 is not null ? t.Int8 : new HalfWeights(t.Raw16!, t.Type, t.Rows, t.Cols);
 
     private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle fh, Span<byte> dst, long offset, string path)
     {

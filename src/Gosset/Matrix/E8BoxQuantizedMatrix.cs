@@ -78,16 +78,11 @@ public sealed class E8BoxQuantizedMatrix : QuantizedMatrix
     private Kernels.PackedE8Matrix? _packed;
 
     /// <summary>The codes repacked for the GEMV/GEMM kernels (once, on first use): row i is column i of the matrix.</summary>
-    public Kernels.PackedE8Matrix Packed => _packed ??= Kernels.PackedE8Matrix.FromCodes(Codes);
+    /// <remarks>Its <see cref="Kernels.PackedMatrix.StoredBits"/> are those of the stored codes (<see cref="E8BoxFormat.StoredBits"/>: the table and the rows).</remarks>
+    public Kernels.PackedE8Matrix Packed => _packed ??= Kernels.PackedE8Matrix.FromCodes(Codes, E8BoxFormat.StoredBits(Codes.Rows, Codes.Cols, Table));
 
-    /// <summary>The kernels' product of the packed codes with the rotated columns (exact fp32 activations).</summary>
-    private protected override DenseMatrix MultiplyRotated(DenseMatrix zb)
-    {
-        // zb is column-major [b][RotatedLength]: the kernels' batch layout; their output [b][Cols] is Ĉ column-major.
-        var c = new DenseMatrix(Cols, zb.Cols);
-        Packed.Multiply(zb.Data, c.Data, zb.Cols, Kernels.ActivationMode.Float32);
-        return c;
-    }
+    /// <summary>The packed codes (<see cref="Packed"/>): products run on the kernels with exact fp32 activations.</summary>
+    public override Kernels.PackedMatrix Transposed => Packed;
 
     /// <inheritdoc/>
     internal override void WriteBody(BinaryWriter w)

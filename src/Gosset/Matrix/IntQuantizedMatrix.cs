@@ -36,6 +36,11 @@ public sealed class IntQuantizedMatrix : QuantizedMatrix
     /// <inheritdoc/>
     public override float Mean(int j) => 0f;
 
+    /// <summary>The columns' codes as rows of <see cref="Codec"/> (<see cref="Kernels.CodedMatrix"/>), decoded once per product.</summary>
+    public override Kernels.PackedMatrix Transposed => _rows ??= new Kernels.CodedMatrix(_codec, _codes, Cols);
+
+    private Kernels.PackedMatrix? _rows;
+
     /// <summary>Encodes a matrix column by column.</summary>
     /// <param name="m">The matrix, finite.</param>
     /// <param name="q">The quantizer.</param>

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Gosset.Kernels;
 using Gosset.Rotations;
 
 namespace Gosset.Matrix;
@@ -77,8 +78,8 @@ public abstract class QuantizedMatrix
 
     /// <summary>
     /// Ĉ = ÂᵀB for a float B (n × b) with only this side quantized: the columns of B are padded and rotated like
-    /// this matrix's, and ĉ_ij = ẑ_i·R·pad(b_j) + μ_i·1ᵀb_j. This implementation decodes the columns; a format the
-    /// kernels run (<see cref="E8BoxQuantizedMatrix"/>) multiplies its packed codes directly (<see cref="RunsOnKernels"/>).
+    /// this matrix's, and ĉ_ij = ẑ_i·R·pad(b_j) + μ_i·1ᵀb_j, the first term on <see cref="Transposed"/>: a format the kernels
+    /// run (<see cref="E8BoxQuantizedMatrix"/>) multiplies its packed codes directly (<see cref="RunsOnKernels"/>).
     /// </summary>
     /// <param name="b">The float factor, n × b, finite.</param>
     /// <returns>Ĉ, a × b.</returns>
@@ -111,17 +112,22 @@ public abstract class QuantizedMatrix
     /// <summary>Whether <see cref="MultiplyTransposed"/> runs on the GEMM kernels (packed codes) rather than on decoded columns.</summary>
     public virtual bool RunsOnKernels => false;
 
-    /// <summary>ẐᵀZ_B for rotated float columns zb (RotatedLength × b): a × b.</summary>
-    private protected virtual DenseMatrix MultiplyRotated(DenseMatrix zb)
+    /// <summary>
+    /// Âᵀ in the rotated domain as a packed matrix (<see cref="PackedMatrix"/>): row i is the code of column i, centred when
+    /// <see cref="Centered"/> (Cols rows of <see cref="RotatedLength"/> entries). The kernel format's is its packed codes
+    /// (<see cref="E8BoxQuantizedMatrix.Packed"/>), INT columns stay codes (<see cref="CodedMatrix"/>), the others are decoded
+    /// once into float rows.
+    /// </summary>
+    public virtual PackedMatrix Transposed => _transposed ??= new Float32Matrix(DecodeRotated().Data, Cols, RotatedLength);
+
+    private PackedMatrix? _transposed;
+
+    /// <summary>ẐᵀZ_B for rotated float columns zb (RotatedLength × b): a × b, on <see cref="Transposed"/>'s product.</summary>
+    private DenseMatrix MultiplyRotated(DenseMatrix zb)
     {
-        var z = DecodeRotated();
+        // zb is column-major [b][RotatedLength]: the packed matrix's batch layout; its output [b][Cols] is Ĉ column-major.
         var c = new DenseMatrix(Cols, zb.Cols);
-        Parallel.For(0, zb.Cols, j =>
-        {
-            var bj = zb.Column(j);
-            var cj = c.Column(j);
-            for (int i = 0; i < Cols; i++) cj[i] = TensorPrimitives.Dot(z.Column(i), bj);
-        });
+        Transposed.Multiply(zb.Data, c.Data, zb.Cols, ActivationMode.Float32, 0);
         return c;
     }
 

@@ -25,7 +25,7 @@ public sealed class E8BoxTests : IDisposable
             Assert.Equal(width, w.Cols);
             var rows = new float[w.Rows * width];
             for (int r = 0; r < w.Rows; r++) w.DequantizeRow(r, rows.AsSpan(r * width, width));
-            return new DenseWeights(rows, w.Rows, width);
+            return new Float32Matrix(rows, w.Rows, width);
         });
 
     private static void Close(float[] a, float[] b)

@@ -135,7 +135,7 @@ public sealed class GqmFormatTests : IDisposable
             var b = m4.Layers[l];
             foreach (var (name, lin) in new[] { ("wq", b.Wq), ("wk", b.Wk), ("wv", b.Wv), ("wo", b.Wo), ("w1", b.W1), ("w2", b.W2), ("w3", b.W3) })
             {
-                var coded = Assert.IsType<Gosset.Llm.Inference.CodedWeights>(lin.Weights);
+                var coded = Assert.IsType<Gosset.Kernels.CodedMatrix>(lin.Weights);
                 var codec = Assert.IsType<Gosset.Codes.IntCodec>(coded.Codec);
                 var sec = Sec(header, $"layers.{l}.{name}");
                 int off = (int)(long)sec["Offset"]!, len = (int)(long)sec["Length"]!;

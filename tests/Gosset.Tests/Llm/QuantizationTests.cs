@@ -1,3 +1,4 @@
+using Gosset.Kernels;
 using Gosset.Baselines;
 using Gosset.Codes;
 using Gosset.Coding;
@@ -161,7 +162,7 @@ public sealed class QuantizationTests : IDisposable
                 var rows = new float[o * width];
                 var tmp = new float[width];
                 for (int row = 0; row < o; row++) { Array.Clear(tmp); Array.Copy(src, row * i, tmp, 0, i); rotation!.Apply(tmp, rows.AsSpan(row * width, width)); }
-                return new DenseWeights(rows, o, width);
+                return new Float32Matrix(rows, o, width);
             });
         float[] a = Stories.Model.ForwardWindow(tokens[..16]), b = rotOnly.ForwardWindow(tokens[..16]);
         for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) < 2e-3, $"logit {i}: {a[i]} vs {b[i]}");

@@ -35,6 +35,26 @@ public class OneSidedProductTests
         Assert.True(one < two, $"{method}: one-sided {one} vs two-sided {two}");
     }
 
+    [Theory]
+    [InlineData("e8", typeof(Gosset.Kernels.PackedE8Matrix))]
+    [InlineData("int-rot", typeof(Gosset.Kernels.CodedMatrix))]
+    [InlineData("int-clip", typeof(Gosset.Kernels.CodedMatrix))]
+    [InlineData("e8-voronoi", typeof(Gosset.Kernels.Float32Matrix))]
+    public void The_packed_view_holds_each_column_as_a_row(string method, Type packed)
+    {
+        var (a, _) = MatrixSources.Pair("nonzero-mean", 203, 37, 9, 5);
+        var qa = MatrixMethod.Get(method).Encode(a, 4, 11);
+        var t = qa.Transposed;
+        Assert.IsType(packed, t);
+        Assert.Equal((qa.Cols, qa.RotatedLength), (t.Rows, t.Cols));
+        // Row i is column i of the rotated-domain decode, exactly.
+        var z = qa.DecodeRotated();
+        var scratch = new float[t.Cols];
+        for (int i = 0; i < qa.Cols; i++) Assert.Equal(z.Column(i).ToArray(), t.Row(i, scratch).ToArray());
+        // Coded forms count their codes' bits: the matrix's stored total adds only the .gq header and the checksum.
+        if (t is not Gosset.Kernels.Float32Matrix) Assert.InRange(qa.TotalBits - t.StoredBits, 1, 8 * 128);
+    }
+
     [Fact]
     public void Mismatched_or_non_finite_factors_are_errors()
     {
