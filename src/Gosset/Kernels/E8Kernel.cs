@@ -872,42 +872,61 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
 
 
     /// <summary>
-    /// One pre-decoded row (<paramref name="d"/>: per group 32/Lanes chunks of 4 vectors) against TB.Count vectors of unsigned
-    /// activations <paramref name="qu"/> (stride <paramref name="cp"/>): per group and canonical lane set j the int32 lane sums of
-    /// chunks j and j + 16/Lanes (the blocks the batch-1 kernel adds into those lanes, exact), then f += (float)lanes·Xg.
-    /// The decoded weights are read once per chunk for all vectors.
+    /// TR.Count pre-decoded rows (<paramref name="d"/>, the second <paramref name="rowTvs"/> on: per group 32/Lanes chunks of
+    /// 4 vectors) against TB.Count vectors of unsigned activations <paramref name="qu"/> (stride <paramref name="cp"/>): per
+    /// group and canonical lane set j the int32 lane sums of chunks j and j + 16/Lanes (the blocks the batch-1 kernel adds
+    /// into those lanes, exact), then f += (float)lanes·Xg. The decoded weights are read once per chunk for all vectors, and
+    /// each vector's activations once for both rows (f: [row][Count][16/Lanes], rows 4·16/Lanes apart).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GemmRow<TB>(TV* d, int groups, byte* qu, int cp, float* xg, TV* f /* [Count][16/Lanes] */)
-        where TB : struct, ICount
+    private static void GemmRows<TR, TB>(TV* d, long rowTvs, int groups, byte* qu, int cp, float* xg, TV* f)
+        where TR : struct, ICount where TB : struct, ICount
     {
-        int n = TV.Lanes, per = 16 / n, vc = TB.Count;
-        for (int g = 0; g < groups; g++, d += 4 * (32 / n), qu += 256, xg++)
+        int n = TV.Lanes, per = 16 / n, vc = Count<TB>(), fr = 4 * per;
+        TV* e = typeof(TR) == typeof(Two) ? d + rowTvs : d;
+        for (int g = 0; g < groups; g++, d += 4 * (32 / n), e += 4 * (32 / n), qu += 256, xg++)
             for (int j = 0; j < per; j++)
             {
-                TV* c0 = d + 4 * j, c1 = d + 4 * (j + per);
+                TV* c0 = d + 4 * j, c1 = d + 4 * (j + per), b0 = e + 4 * j, b1 = e + 4 * (j + per);
                 int o0 = 4 * n * j, o1 = 4 * n * (j + per);
-                TV a0 = BlockPair(c0, c1, qu, o0, o1), a1 = a0, a2 = a0, a3 = a0;
-                if (vc > 1) a1 = BlockPair(c0, c1, qu + cp, o0, o1);
-                if (vc > 2) a2 = BlockPair(c0, c1, qu + 2 * cp, o0, o1);
-                if (vc > 3) a3 = BlockPair(c0, c1, qu + 3 * cp, o0, o1);
-                f[j] = GroupAdd(a0, TV.Float(xg[0]), f[j]);
-                if (vc > 1) f[per + j] = GroupAdd(a1, TV.Float(xg[groups]), f[per + j]);
-                if (vc > 2) f[2 * per + j] = GroupAdd(a2, TV.Float(xg[2 * groups]), f[2 * per + j]);
-                if (vc > 3) f[3 * per + j] = GroupAdd(a3, TV.Float(xg[3 * groups]), f[3 * per + j]);
+                // Every sum before any store to f, so the decoded chunks are loaded once for all vectors (a store through f
+                // could alias them).
+                TV z = TV.Int(0), a0 = z, a1 = z, a2 = z, a3 = z, s0 = z, s1 = z, s2 = z, s3 = z;
+                GemmVector<TR>(c0, c1, b0, b1, qu, o0, o1, out a0, out s0);
+                if (vc > 1) GemmVector<TR>(c0, c1, b0, b1, qu + cp, o0, o1, out a1, out s1);
+                if (vc > 2) GemmVector<TR>(c0, c1, b0, b1, qu + 2 * cp, o0, o1, out a2, out s2);
+                if (vc > 3) GemmVector<TR>(c0, c1, b0, b1, qu + 3 * cp, o0, o1, out a3, out s3);
+                TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[groups]) : x0, x2 = vc > 2 ? TV.Float(xg[2 * groups]) : x0, x3 = vc > 3 ? TV.Float(xg[3 * groups]) : x0;
+                TV* f0 = f + j;
+                f0[0] = GroupAdd(a0, x0, f0[0]);
+                if (vc > 1) f0[per] = GroupAdd(a1, x1, f0[per]);
+                if (vc > 2) f0[2 * per] = GroupAdd(a2, x2, f0[2 * per]);
+                if (vc > 3) f0[3 * per] = GroupAdd(a3, x3, f0[3 * per]);
+                if (typeof(TR) == typeof(Two))
+                {
+                    TV* f1 = f0 + fr;
+                    f1[0] = GroupAdd(s0, x0, f1[0]);
+                    if (vc > 1) f1[per] = GroupAdd(s1, x1, f1[per]);
+                    if (vc > 2) f1[2 * per] = GroupAdd(s2, x2, f1[2 * per]);
+                    if (vc > 3) f1[3 * per] = GroupAdd(s3, x3, f1[3 * per]);
+                }
             }
     }
 
-    /// <summary>The int32 lane sums of two pre-decoded chunks (activation offsets o0, o1 in the group) for one vector.</summary>
+    /// <summary>One vector's int32 lane sums of two chunks (activation offsets o0, o1 in the group, loaded once) for one or two pre-decoded rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV BlockPair(TV* c0, TV* c1, byte* qu, int o0, int o1)
-        => TV.AddInt(TOps.ScaledBlockDot(TV.Load(qu + o0), c0[0], TV.Load(qu + 128 + o0), c0[1], c0[2], c0[3]),
-                     TOps.ScaledBlockDot(TV.Load(qu + o1), c1[0], TV.Load(qu + 128 + o1), c1[1], c1[2], c1[3]));
+    private static void GemmVector<TR>(TV* c0, TV* c1, TV* b0, TV* b1, byte* qu, int o0, int o1, out TV a, out TV b)
+        where TR : struct, ICount
+    {
+        TV x0 = TV.Load(qu + o0), x1 = TV.Load(qu + 128 + o0), x2 = TV.Load(qu + o1), x3 = TV.Load(qu + 128 + o1);
+        a = TV.AddInt(TOps.ScaledBlockDot(x0, c0[0], x1, c0[1], c0[2], c0[3]), TOps.ScaledBlockDot(x2, c1[0], x3, c1[1], c1[2], c1[3]));
+        b = typeof(TR) == typeof(Two) ? TV.AddInt(TOps.ScaledBlockDot(x0, b0[0], x1, b0[1], b0[2], b0[3]), TOps.ScaledBlockDot(x2, b1[0], x3, b1[1], b1[2], b1[3])) : a;
+    }
 
     /// <summary>
     /// <see cref="Grouped{TD, TS}"/> for a batch. Rows in tiles: a tile's records are decoded once (<see cref="Predecode"/>:
     /// 2 bytes per weight, the tile sized to stay in L2), then every vector passes over them four at a time
-    /// (<see cref="GemmRow"/>), reading the activations as unsigned bytes (x̃ + 128). Each block's integer sum
+    /// and two rows at a time (<see cref="GemmRows"/>), reading the activations as unsigned bytes (x̃ + 128). Each block's integer sum
     /// equals the batch-1 kernel's and the float steps are the same, so results are bit-identical.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -918,7 +937,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         int tileRows = Math.Clamp(GemmTileBytes / (groups * 512), 1, 64);
         long rowTvs = (long)groups * chunks * 4;
         var dec = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
-        TV* f = stackalloc TV[4 * per];
+        TV* f = stackalloc TV[8 * per];
         try
         {
             fixed (byte* data = m.Data, qu0 = a.Qu)
@@ -946,22 +965,30 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         int vc = Math.Min(4, a.Batch - v);
                         byte* qu = qu0 + (long)v * cp;
                         float* xg = xg0 + (long)v * groups;
-                        for (int r = rb; r < re; r++)
+                        for (int r = rb; r < re;)
                         {
-                            for (int i = 0; i < 4 * per; i++) f[i] = TV.Float(0);
+                            // Two rows per pass share each activation load (one where the tile has an odd row left).
+                            int nr = Math.Min(2, re - r);
+                            for (int i = 0; i < 8 * per; i++) f[i] = TV.Float(0);
                             TV* dr = dec + (r - rb) * rowTvs;
-                            switch (vc)
+                            switch ((nr, vc))
                             {
-                                case 4: GemmRow<Four>(dr, groups, qu, cp, xg, f); break;
-                                case 3: GemmRow<Three>(dr, groups, qu, cp, xg, f); break;
-                                case 2: GemmRow<Two>(dr, groups, qu, cp, xg, f); break;
-                                default: GemmRow<One>(dr, groups, qu, cp, xg, f); break;
+                                case (2, 4): GemmRows<Two, Four>(dr, rowTvs, groups, qu, cp, xg, f); break;
+                                case (2, 3): GemmRows<Two, Three>(dr, rowTvs, groups, qu, cp, xg, f); break;
+                                case (2, 2): GemmRows<Two, Two>(dr, rowTvs, groups, qu, cp, xg, f); break;
+                                case (2, _): GemmRows<Two, One>(dr, rowTvs, groups, qu, cp, xg, f); break;
+                                case (_, 4): GemmRows<One, Four>(dr, rowTvs, groups, qu, cp, xg, f); break;
+                                case (_, 3): GemmRows<One, Three>(dr, rowTvs, groups, qu, cp, xg, f); break;
+                                case (_, 2): GemmRows<One, Two>(dr, rowTvs, groups, qu, cp, xg, f); break;
+                                default: GemmRows<One, One>(dr, rowTvs, groups, qu, cp, xg, f); break;
                             }
-                            for (int k = 0; k < vc; k++)
-                            {
-                                TV* fk = f + k * per;
-                                y[(long)(v + k) * rows + r] = rs[r] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
-                            }
+                            for (int i = 0; i < nr; i++)
+                                for (int k = 0; k < vc; k++)
+                                {
+                                    TV* fk = f + i * 4 * per + k * per;
+                                    y[(long)(v + k) * rows + r + i] = rs[r + i] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
+                                }
+                            r += nr;
                         }
                     }
                 }
