@@ -32,10 +32,18 @@ public abstract class E8Kernel
     /// <summary>y[v·rows + r] = rowScale[r]·Σ over the row for vectors [0, a.Batch) and rows [r0, r1).</summary>
     /// <summary>
     /// Batches the SIMD kernels may run fused (weights decoded once per block of up to four vectors) rather than on pre-decoded
-    /// row tiles: up to <see cref="MinSmallBatch"/> always, up to <see cref="MaxSmallBatch"/> with 32 vector registers, where the
-    /// fused loop keeps two rows' decoded chunks in registers (bench, 14336×4096, 2 threads: docs/benchmarks.md).
+    /// row tiles: up to <see cref="MinSmallBatch"/> always, up to <see cref="MaxSmallBatch"/>(b) with 32 vector registers, where
+    /// the fused loop keeps two rows' decoded chunks in registers. b = 3's decode (three planes per chunk), repeated for every
+    /// block of four vectors, made the pre-decoding kernel faster from 6 vectors on; b = 2 and 4 break even near 12 (bench,
+    /// 14336×4096 and 4096×14336, 2 threads, AVX-512: docs/benchmarks.md).
     /// </summary>
-    internal const int MinSmallBatch = 4, MaxSmallBatch = 16;
+    internal const int MinSmallBatch = 4;
+
+    /// <summary>See <see cref="MinSmallBatch"/>: the fused limit with 32 vector registers for b bits per entry.</summary>
+    internal static int MaxSmallBatch(int bits) => bits == 3 ? MinSmallBatch : 12;
+
+    /// <summary>The largest <see cref="MaxSmallBatch"/>: activation layouts carry the fused kernels' terms up to this batch.</summary>
+    internal const int MaxFusedBatch = 12;
 
     internal abstract unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
 
@@ -478,7 +486,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// <summary>
     /// <see cref="ActivationMode.Int8Group"/> (see the scalar reference): each group of each vector is added in
     /// int32 lanes, block scales included, then converted once and scaled by the group's activation scale.
-    /// A small batch (≤ <see cref="E8Kernel.MaxSmallBatch"/> with 32 vector registers, else ≤ <see cref="E8Kernel.MinSmallBatch"/>) passes over each tile segment of weights once per block of up to four
+    /// A small batch (≤ <see cref="E8Kernel.MaxSmallBatch"/>(b) with 32 vector registers, else ≤ <see cref="E8Kernel.MinSmallBatch"/>) passes over each tile segment of weights once per block of up to four
     /// vectors, decoding each chunk once for the block (<see cref="GroupRunBatch"/>); a larger one pre-decodes row tiles
     /// (<see cref="GroupedGemm"/>).
     /// </summary>
@@ -486,7 +494,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private static void Grouped<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        if (a.Batch > (Pairs ? MaxSmallBatch : MinSmallBatch)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
+        if (a.Batch > (Pairs ? MaxSmallBatch(TD.Bits) : MinSmallBatch)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
         fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
         fixed (float* xg0 = a.Xg)
         fixed (sbyte* q0 = a.Q)

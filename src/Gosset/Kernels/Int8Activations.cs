@@ -98,7 +98,7 @@ internal sealed class E8ActivationLayout : IDisposable
     /// <summary>
     /// int8 activations with one absmax scale per 256-group (<see cref="ActivationMode.Int8Group"/>) from x [batch][cols]:
     /// <c>Q</c> as for <see cref="Int"/>, <c>Xg[v][g]</c> = absmax/127 (0 for a zero or non-finite group, whose values are 0),
-    /// and what the E8 kernels read besides: for up to <see cref="E8Kernel.MaxSmallBatch"/> vectors (the fused kernels), per
+    /// and what the E8 kernels read besides: for up to <see cref="E8Kernel.MaxFusedBatch"/> vectors (the fused kernels), per
     /// vector and block the 16-bit halves (digits 0–3 low, 4–7 high) of the additive terms of Σᵢ vᵢx̃ᵢ, <c>E0</c> = −q·Σx̃ (even
     /// parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1); for more than <see cref="E8Kernel.MinSmallBatch"/>,
     /// <c>Qu</c> = x̃ + 128 as unsigned bytes (the pre-decoding kernel decodes the weights whole and needs no E terms).
@@ -115,7 +115,7 @@ internal sealed class E8ActivationLayout : IDisposable
         var a = new E8ActivationLayout(batch, groups, false, true);
         int cp = a.PaddedCols, nb = a.Blocks;
         a.Q = Rent<sbyte>((long)batch * cp); a.Xg = Rent<float>((long)batch * groups);
-        bool eTerms = additiveTerms && batch <= E8Kernel.MaxSmallBatch; // the fused kernels' terms
+        bool eTerms = additiveTerms && batch <= E8Kernel.MaxFusedBatch; // the fused kernels' terms
         if (eTerms) { a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); }
         Span<int> v8 = stackalloc int[8];
         for (int v = 0; v < batch; v++)
