@@ -40,10 +40,10 @@ internal sealed class LayerBlock
     private static (Linear, Linear, Linear?, Linear?) Stack3(Linear a, Linear b, Linear? c)
     {
         Linear[] parts = c is null ? [a, b] : [a, b, c];
-        if (parts.Any(l => l.Weights is not Gosset.Kernels.PackedE8Matrix || l.Activations is not null || l.Calibration is not null || !ReferenceEquals(l.Rotation, a.Rotation)
+        if (parts.Any(l => l.Weights is not PackedE8Matrix || l.Activations is not null || l.Calibration is not null || !ReferenceEquals(l.Rotation, a.Rotation)
             || l.KernelActivations != a.KernelActivations || l.In != a.In || l.Width != a.Width))
             return (a, b, c, null);
-        var st = Gosset.Kernels.PackedE8Matrix.Stack(parts.Select(l => (Gosset.Kernels.PackedE8Matrix)l.Weights).ToArray());
+        var st = PackedE8Matrix.Stack(parts.Select(l => (PackedE8Matrix)l.Weights).ToArray());
         if (st is null) return (a, b, c, null);
         var (stack, views) = st.Value;
         Linear View(int i) => new(parts[i].In, views[i], parts[i].Rotation, null, parts[i].KernelActivations);
@@ -66,7 +66,7 @@ public sealed class LlamaModel
     }
 
     /// <summary>Null tables (empty arrays above) make a structure whose tables <see cref="SetTables"/> supplies (the .gqm reader).</summary>
-    internal LlamaModel(LlamaConfig config, TokenTable? embedding, Gosset.Kernels.PackedMatrix? classifier, float[] rmsFinal, LayerBlock[] layers,
+    internal LlamaModel(LlamaConfig config, TokenTable? embedding, PackedMatrix? classifier, float[] rmsFinal, LayerBlock[] layers,
         KvLayerFormat[] kv, string quant)
     {
         Config = config;
@@ -120,7 +120,7 @@ public sealed class LlamaModel
         if (classifier.Out != Config.VocabSize || classifier.In != Config.Dim) throw new ArgumentException("classifier shape does not match the configuration");
         Classifier = classifier;
         ClassifierFormat = format;
-        if (Config.SharedClassifier && classifier.Weights is Gosset.Kernels.PackedInt8Matrix i8) Embedding = new TokenTable(i8);
+        if (Config.SharedClassifier && classifier.Weights is PackedInt8Matrix i8) Embedding = new TokenTable(i8);
     }
 
     /// <summary>Whether the embedding table is the tied 8-bit classifier (stored once).</summary>
@@ -148,7 +148,7 @@ public sealed class LlamaModel
     internal TokenTable Embedding { get; private set; }
 
     /// <summary>Sets the embedding table and classifier (kept at their stored precision).</summary>
-    internal void SetTables(TokenTable embedding, Gosset.Kernels.PackedMatrix classifier)
+    internal void SetTables(TokenTable embedding, PackedMatrix classifier)
     {
         if (embedding.Rows != Config.VocabSize || embedding.Cols != Config.Dim || classifier.Rows != Config.VocabSize || classifier.Cols != Config.Dim)
             throw new ArgumentException("embedding or classifier shape does not match the configuration");
@@ -174,9 +174,9 @@ public sealed class LlamaModel
     internal LayerBlock[] Layers { get; }
 
     /// <summary>True when every linear layer multiplies on the packed E8 kernels (no per-row float decode).</summary>
-    public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is Gosset.Kernels.PackedE8Matrix));
+    public bool LinearsOnKernels => Layers.Length > 0 && Layers.All(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }.All(l => l.Weights is PackedE8Matrix));
     /// <summary>How the kernel layers take their inputs: "fp32", "int8 per 256-group" (weight-only e8 default), "int8 per 8-block" (off-grid tables), "e8" (W4A4 box codes) or "none" when no layer runs on the kernels.</summary>
-    public string KernelActivations => Layers.SelectMany(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }).FirstOrDefault(l => l.Weights is Gosset.Kernels.PackedE8Matrix) is { } k
+    public string KernelActivations => Layers.SelectMany(b => new[] { b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3 }).FirstOrDefault(l => l.Weights is PackedE8Matrix) is { } k
         ? k.Activations is E8BoxCodec ? "e8 codes (int8 kernels)"
         : k.Activations is not null ? "fp32 after codec round trip" : k.KernelActivations switch
         {
