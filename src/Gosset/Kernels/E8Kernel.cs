@@ -865,16 +865,9 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         var negQ = TV.Int((byte)-q * 0x01010101);
         var vlo = TV.AddBytes(TV.AddBytes(lo2, negQ), TV.And(pm, TV.Int(0x010101FF))); // byte 0 is digit 0: p·(−1)
         var vhi = TV.AddBytes(TV.AddBytes(hi2, negQ), TV.And(pm, TV.Int(0x01010101)));
-        // Σv per 16-bit half from the bytes offset to unsigned (v + 32 ∈ [15, 49]): half 0 = bytes 0, 1 of lo and hi.
-        var off = TV.Int(0x20202020);
-        TV ulo = TV.AddBytes(vlo, off), uhi = TV.AddBytes(vhi, off), ff = TV.Int(0xFF);
-        var s0 = TV.AddInt(TV.AddInt(TV.And(ulo, ff), TV.And(TV.ShiftRight(ulo, 8), ff)), TV.AddInt(TV.And(uhi, ff), TV.And(TV.ShiftRight(uhi, 8), ff)));
-        var s1 = TV.AddInt(TV.AddInt(TV.And(TV.ShiftRight(ulo, 16), ff), TV.ShiftRight(ulo, 24)), TV.AddInt(TV.And(TV.ShiftRight(uhi, 16), ff), TV.ShiftRight(uhi, 24)));
-        var m128 = TV.Int(-128);
-        s0 = TV.MulInt(TV.AddInt(s0, TV.Int(-128)), m128); // −128·(Σ(v + 32) − 4·32)
-        s1 = TV.MulInt(TV.AddInt(s1, TV.Int(-128)), m128);
+        // −128·Σv per 16-bit half (half 0 = bytes 0, 1 of lo and hi).
         d[0] = vlo; d[1] = vhi;
-        d[2] = TV.Or(TV.And(s0, TV.Int(0xFFFF)), TV.ShiftLeft(s1, 16));
+        d[2] = TOps.HalfSumCorrection(vlo, vhi);
         d[3] = sc;
     }
 

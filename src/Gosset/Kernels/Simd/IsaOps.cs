@@ -42,6 +42,11 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     static abstract void DoubledNibbles(TV v, out TV lo2, out TV hi2);
     /// <summary>Σⱼ wⱼ·xⱼ over the 4 signed bytes of each 32-bit lane (w, x ∈ [−127, 127]). Exact in int32.</summary>
     static abstract TV DotSigned(TV w, TV x);
+    /// <summary>
+    /// Per 16-bit half h of each 32-bit lane, −128·(lo₂ₕ + lo₂ₕ₊₁ + hi₂ₕ + hi₂ₕ₊₁) over the signed bytes of lo and hi
+    /// (|byte| ≤ 17, so |result| ≤ 8704): the pre-decoded GEMM's correction for activations read as x̃ + 128.
+    /// </summary>
+    static abstract TV HalfSumCorrection(TV lo, TV hi);
 }
 
 /// <summary>Portable operations for any width (the cross-platform API only; runs everywhere). The other ops structs reuse what they do not accelerate.</summary>
@@ -102,6 +107,18 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
         acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 8), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 8), 24)));
         acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 16), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 16), 24)));
         return TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 24), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 24), 24)));
+    }
+
+    /// <summary>The halves' byte sums by arithmetic shifts, then −128· each, repacked as 16-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV HalfSumCorrection(TV lo, TV hi)
+    {
+        var h0 = TV.AddInt(TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(lo, 24), 24), TV.ShiftRightArith(TV.ShiftLeft(lo, 16), 24)),
+                           TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(hi, 24), 24), TV.ShiftRightArith(TV.ShiftLeft(hi, 16), 24)));
+        var h1 = TV.AddInt(TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(lo, 8), 24), TV.ShiftRightArith(lo, 24)),
+                           TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(hi, 8), 24), TV.ShiftRightArith(hi, 24)));
+        var m = TV.Int(-128);
+        return TV.Or(TV.And(TV.MulInt(h0, m), TV.Int(0xFFFF)), TV.ShiftLeft(TV.MulInt(h1, m), 16));
     }
 
     /// <summary>table[raw &amp; 7] (bits above 2 of <paramref name="raw"/> are ignored): the table's first 8 floats are t0 (and t1 when Lanes = 4).</summary>
@@ -187,6 +204,15 @@ internal readonly struct Avx2Ops : IIsaOps<V256>
         var p = Avx2.MultiplyAddAdjacent(Avx2.Abs(w.V.AsSByte()), Avx2.Sign(x.V.AsSByte(), w.V.AsSByte()));
         return new(Avx2.MultiplyAddAdjacent(p, Vector256.Create((short)1)).AsUInt32());
     }
+
+    /// <summary>vpmaddubsw by ones sums byte pairs into 16-bit halves; −128· as a negate and a 7-bit shift.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 HalfSumCorrection(V256 lo, V256 hi)
+    {
+        var ones = Vector256.Create((byte)1);
+        var m = Avx2.MultiplyAddAdjacent(ones, lo.V.AsSByte()) + Avx2.MultiplyAddAdjacent(ones, hi.V.AsSByte());
+        return new(((Vector256<short>.Zero - m) << 7).AsUInt32());
+    }
 }
 
 /// <summary>AVX-VNNI (256-bit vpdpbusd) with the AVX2 lookups.</summary>
@@ -227,6 +253,9 @@ internal readonly struct AvxVnniOps : IIsaOps<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 DotSigned(V256 w, V256 x)
         => new(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w.V.AsSByte()), Avx2.Sign(x.V.AsSByte(), w.V.AsSByte())).AsUInt32());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 HalfSumCorrection(V256 lo, V256 hi) => Avx2Ops.HalfSumCorrection(lo, hi);
 }
 
 /// <summary>AVX-512 BW: 512-bit vpmaddubsw + vpmaddwd, vpermps over all 16 scales. (.NET 10 exposes no 512-bit vpdpbusd.)</summary>
@@ -279,6 +308,15 @@ internal readonly struct Avx512Ops : IIsaOps<V512>
         var sx = Vector512.ConditionalSelect(Vector512.LessThan(ws, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - xs, xs);
         var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(ws), sx);
         return new(Avx512BW.MultiplyAddAdjacent(p, Vector512.Create((short)1)).AsUInt32());
+    }
+
+    /// <summary>As AVX2, 512 bits wide.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 HalfSumCorrection(V512 lo, V512 hi)
+    {
+        var ones = Vector512.Create((byte)1);
+        var m = Avx512BW.MultiplyAddAdjacent(ones, lo.V.AsSByte()) + Avx512BW.MultiplyAddAdjacent(ones, hi.V.AsSByte());
+        return new(((Vector512<short>.Zero - m) << 7).AsUInt32());
     }
 }
 
@@ -339,6 +377,15 @@ internal readonly struct Ssse3Ops : IIsaOps<V128>
     {
         var p = Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w.V.AsSByte()), Ssse3.Sign(x.V.AsSByte(), w.V.AsSByte()));
         return new(Sse2.MultiplyAddAdjacent(p, Vector128.Create((short)1)).AsUInt32());
+    }
+
+    /// <summary>As AVX2, 128 bits wide.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 HalfSumCorrection(V128 lo, V128 hi)
+    {
+        var ones = Vector128.Create((byte)1);
+        var m = Ssse3.MultiplyAddAdjacent(ones, lo.V.AsSByte()) + Ssse3.MultiplyAddAdjacent(ones, hi.V.AsSByte());
+        return new(((Vector128<short>.Zero - m) << 7).AsUInt32());
     }
 }
 
