@@ -857,12 +857,11 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// block scales. With these, a block's s·Σᵢ vᵢx̃ᵢ is one <see cref="IIsaOps{TV}.ScaledBlockDot"/> per vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Predecode<TD, TS>(byte* rp, int c, int q, TV t0, TV t1, TV t2, TV t3, TV* d)
+    private static void Predecode<TD, TS>(byte* rp, int c, TV negQ, TV t0, TV t1, TV t2, TV t3, TV* d)
         where TD : struct, IDigits where TS : struct, ISide
     {
         DecodeGrid<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
         var pm = TV.ShiftRightArith(TV.ShiftLeft(pf, 28), 31);
-        var negQ = TV.Int((byte)-q * 0x01010101);
         var vlo = TV.AddBytes(TV.AddBytes(lo2, negQ), TV.And(pm, TV.Int(0x010101FF))); // byte 0 is digit 0: p·(−1)
         var vhi = TV.AddBytes(TV.AddBytes(hi2, negQ), TV.And(pm, TV.Int(0x01010101)));
         // −128·Σv per 16-bit half (half 0 = bytes 0, 1 of lo and hi).
@@ -871,6 +870,34 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         d[3] = sc;
     }
 
+    /// <summary>
+    /// <see cref="Predecode"/> of every chunk of <paramref name="count"/> groups of one row (records <paramref name="stride"/>
+    /// bytes apart, a segment of the layout) into d (4 vectors a chunk, groups consecutive); each group prefetches
+    /// <paramref name="pf"/> bytes (0: none) ahead of the stream. A loop of its own, chunks unrolled, so the tables and
+    /// constants stay in registers (inside <see cref="GroupedGemm"/> the JIT reloaded them from the stack for every chunk,
+    /// and the pre-decode took about as long as sixteen vectors' products).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void PredecodeRun<TD, TS>(byte* rp, int stride, int pf, int count, int q, int* tab, TV* d)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        var negQ = TV.Int((byte)-q * 0x01010101);
+        for (int g = 0; g < count; g++, rp += stride, d += 4 * (32 / n))
+        {
+            Prefetch(rp, pf, PrefetchAheadPair);
+            Predecode<TD, TS>(rp, 0, negQ, t0, t1, t2, t3, d);
+            Predecode<TD, TS>(rp, 1, negQ, t0, t1, t2, t3, d + 4);
+            if (typeof(TV) != typeof(V512))
+            {
+                Predecode<TD, TS>(rp, 2, negQ, t0, t1, t2, t3, d + 8);
+                Predecode<TD, TS>(rp, 3, negQ, t0, t1, t2, t3, d + 12);
+                if (typeof(TV) == typeof(V128))
+                    for (int c = 4; c < 8; c++) Predecode<TD, TS>(rp, c, negQ, t0, t1, t2, t3, d + 4 * c);
+            }
+        }
+    }
 
     /// <summary>
     /// TR.Count pre-decoded rows (<paramref name="d"/>, the second <paramref name="rowTvs"/> on: per group 32/Lanes chunks of
@@ -945,21 +972,18 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             fixed (int* tab = m.GridTable)
             fixed (float* rs = m.RowScales, xg0 = a.Xg)
             {
-                TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
                 float step = m.GridStep;
                 for (int rb = r0; rb < r1; rb += tileRows)
                 {
                     int re = Math.Min(r1, rb + tileRows);
                     for (int r = rb; r < re; r++)
                     {
-                        byte* rp = null;
-                        int stride = m.GroupStride(r) * m.RecordBytes;
+                        // Segment by segment (records stride apart inside one); the first row of an interleaved set prefetches the set.
+                        int nq = m.GroupStride(r), stride = nq * m.RecordBytes, pf = m.IsSetStart(r) ? stride : 0;
                         TV* dr = dec + (r - rb) * rowTvs;
-                        for (int g = 0; g < groups; g++)
-                        {
-                            rp = NextRecord(m, data, r, g, rp, stride);
-                            for (int c = 0; c < chunks; c++) Predecode<TD, TS>(rp, c, q, t0, t1, t2, t3, dr + (g * chunks + c) * 4);
-                        }
+                        for (int g0 = 0; g0 < groups; g0 += m.SegmentGroups)
+                            PredecodeRun<TD, TS>(data + m.Record(r, g0) * m.RecordBytes, stride, pf, Math.Min(m.SegmentGroups, groups - g0), q, tab,
+                                dr + (long)g0 * chunks * 4);
                     }
                     for (int v = 0; v < a.Batch; v += 4)
                     {

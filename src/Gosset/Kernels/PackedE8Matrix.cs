@@ -285,6 +285,9 @@ public sealed class PackedE8Matrix : PackedMatrix
         return Math.Min(Interleave, nr - qs);
     }
 
+    /// <summary>Whether row r is the first of its interleaved set (the set's records of a group are adjacent, r's first).</summary>
+    internal bool IsSetStart(int r) => ((r - r / TileRows * TileRows) & (Interleave - 1)) == 0;
+
     /// <summary>Whether group g starts a segment (no division in the usual cases: one segment, or 2^k groups per segment).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal bool IsSegmentStart(int g)
