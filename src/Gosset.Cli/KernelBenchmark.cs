@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.Intrinsics;
 using Gosset.Codes;
 using Gosset.Kernels;
 
@@ -22,6 +23,11 @@ public sealed record GemvTiming(int Rows, int Cols, int Batch,
     public double E8B3Ms { get; init; }
     /// <inheritdoc cref="E8B3Ms"/>
     public double E8B2Ms { get; init; }
+    /// <summary>
+    /// Time to read as many bytes as the 4-bit E8 product streams (<see cref="PackedE8Matrix.BytesRead"/>), once, on
+    /// the same threads (a vector XOR over a buffer of that size): the memory floor of its batch-1 product.
+    /// </summary>
+    public double E8ReadMs { get; init; }
     /// <summary>Bits per weight the 3- and 2-bit products read.</summary>
     public double E8B3BitsPerWeight { get; init; }
     /// <inheritdoc cref="E8B3BitsPerWeight"/>
@@ -94,6 +100,7 @@ public static class KernelBenchmark
             var e3 = RandomCodes(r, c, 3, 7);
             var e2 = RandomCodes(r, c, 2, 8);
             var i4 = PackedInt4Matrix.Quantize(w, r, c);
+            var floor = ReadBuffer(e8);
             log($"{r}x{c}: encoded at {enc / 1e6:F1} M entries/s");
             if (r * (long)c > 32_000_000)
                 decodeRate = Math.Max(decodeRate, MeasureDecode(e8, t, reps));
@@ -112,13 +119,14 @@ public static class KernelBenchmark
                     () => e8.Multiply(x, y, b, mode, null, t),
                     () => e3.Multiply(x, y, b, mode, null, t),
                     () => e2.Multiply(x, y, b, mode, null, t),
+                    () => ReadAll(floor, t),
                 };
                 var times = Alternate(reps, [.. actions]);
                 var g = new GemvTiming(r, c, b, Min(times[0]), Min(times[1]), Min(times[2]), Min(times[3]), Min(times[4]), Min(times[5]),
                     Median(times[0]), Median(times[1]), Median(times[2]), e8.BitsPerWeight, i4.BitsPerWeight)
                 {
                     E8DefaultMs = Min(times[6]), E8DefaultMode = ModeName(mode),
-                    E8B3Ms = Min(times[7]), E8B2Ms = Min(times[8]),
+                    E8B3Ms = Min(times[7]), E8B2Ms = Min(times[8]), E8ReadMs = Min(times[9]),
                     E8B3BitsPerWeight = e3.BitsPerWeight, E8B2BitsPerWeight = e2.BitsPerWeight,
                 };
                 rows.Add(g);
@@ -130,6 +138,39 @@ public static class KernelBenchmark
         return new KernelBenchmarkResult(t, KernelSupport.Describe(), memcpy, encodeRate, decodeRate, decodeRate * 4 / 1e9, rows, reps, total.Elapsed.TotalSeconds)
         { Voronoi16 = vor };
     }
+
+    /// <summary>A buffer of as many bytes as <paramref name="m"/> holds in memory (<see cref="PackedE8Matrix.BytesRead"/>: records, row scales, scale table), for <see cref="ReadAll"/>.</summary>
+    internal static byte[] ReadBuffer(PackedE8Matrix m)
+    {
+        var buf = new byte[m.BytesRead];
+        new Random(3).NextBytes(buf);
+        return buf;
+    }
+
+    /// <summary>Reads every byte of <paramref name="buf"/> once on <paramref name="threads"/> threads (the product's row split), XOR-folding 64-byte lines.</summary>
+    internal static void ReadAll(byte[] buf, int threads)
+    {
+        const int parts = 4096;
+        long per = buf.LongLength / parts / 256 * 256;
+        RowParallel.For(parts, threads, (p0, p1) =>
+        {
+            long o0 = p0 * per, o1 = p1 == parts ? buf.LongLength : p1 * per;
+            var span = buf.AsSpan((int)o0, (int)(o1 - o0));
+            Vector512<byte> a = default, b = default, c = default, d = default;
+            int i = 0;
+            for (; i + 256 <= span.Length; i += 256)
+            {
+                a ^= Vector512.Create(span.Slice(i, 64)); b ^= Vector512.Create(span.Slice(i + 64, 64));
+                c ^= Vector512.Create(span.Slice(i + 128, 64)); d ^= Vector512.Create(span.Slice(i + 192, 64));
+            }
+            byte tail = 0;
+            for (; i < span.Length; i++) tail ^= span[i];
+            // Consumed so the loop is not removed.
+            if (((a ^ b ^ c ^ d).GetElement(0) ^ tail) == 0x5A) Interlocked.Increment(ref s_sink);
+        });
+    }
+
+    private static int s_sink;
 
     /// <summary>Random b-bit codes with k = 4 scales (the products' speed does not depend on the values).</summary>
     internal static PackedE8Matrix RandomCodes(int rows, int cols, int bits, int seed)

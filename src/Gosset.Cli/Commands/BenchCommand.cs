@@ -78,10 +78,10 @@ internal static class BenchCommand
             $"decode {F(r.DecodeEntriesPerSecond / 1e6, "F0")} M entries/s = {F(r.DecodeGbpsFp32Out, "F1")} GB/s fp32 out ({F(100 * r.DecodeFractionOfMemcpy, "F0")}% of memcpy)");
         AnsiConsole.MarkupLine($"Voronoi E8/16E8 (SIMD): encode {F(r.Voronoi16.Encode / 1e6, "F1")} M entries/s, best of 4 scales {F(r.Voronoi16.EncodeBest4 / 1e6, "F1")} M, decode {F(r.Voronoi16.Decode / 1e6, "F1")} M");
         var t = new Table().Title($"GEMV, ms (min of {r.Repetitions} alternating runs)");
-        foreach (var h in new[] { "rows×cols", "batch", "fp32", "E8 default", "fp32/default", "E8 fp32-act", "E8 W4A8", "E8 W4A4", "E8 3-bit", "E8 2-bit", "INT4", "INT4 W4A8", "E8 bits", "INT4 bits" })
+        foreach (var h in new[] { "rows×cols", "batch", "fp32", "E8 default", "read floor", "fp32/default", "E8 fp32-act", "E8 W4A8", "E8 W4A4", "E8 3-bit", "E8 2-bit", "INT4", "INT4 W4A8", "E8 bits", "INT4 bits" })
             t.AddColumn(new TableColumn(h).RightAligned());
         foreach (var g in r.Gemv)
-            t.AddRow($"{g.Rows}×{g.Cols}", g.Batch.ToString(CultureInfo.InvariantCulture), F(g.Fp32Ms), $"{F(g.E8DefaultMs)} ({g.E8DefaultMode})",
+            t.AddRow($"{g.Rows}×{g.Cols}", g.Batch.ToString(CultureInfo.InvariantCulture), F(g.Fp32Ms), $"{F(g.E8DefaultMs)} ({g.E8DefaultMode})", F(g.E8ReadMs),
                 F(g.Fp32Ms / g.E8DefaultMs) + "×", F(g.E8Ms), F(g.E8Int8Ms), F(g.E8W4A4Ms), F(g.E8B3Ms), F(g.E8B2Ms), F(g.Int4Ms), F(g.Int4Int8Ms),
                 F(g.E8BitsPerWeight, "F3"), F(g.Int4BitsPerWeight, "F3"));
         AnsiConsole.Write(t);
@@ -141,6 +141,7 @@ internal static class BenchCommand
                 w.WriteString("e8_default_mode", g.E8DefaultMode);
                 w.WriteNumber("e8_3bit_ms", g.E8B3Ms);
                 w.WriteNumber("e8_2bit_ms", g.E8B2Ms);
+                w.WriteNumber("e8_read_ms", g.E8ReadMs);
                 w.WriteNumber("e8_3bit_bits_per_weight", g.E8B3BitsPerWeight);
                 w.WriteNumber("e8_2bit_bits_per_weight", g.E8B2BitsPerWeight);
                 peer?.WriteRow(w, gi);

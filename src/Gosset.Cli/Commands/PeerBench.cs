@@ -46,6 +46,7 @@ internal static class PeerBench
                 var e8 = PackedE8Matrix.Encode(w, g.Rows, g.Cols);
                 var e3 = KernelBenchmark.RandomCodes(g.Rows, g.Cols, 3, 7);
                 var e2 = KernelBenchmark.RandomCodes(g.Rows, g.Cols, 2, 8);
+                var floor = KernelBenchmark.ReadBuffer(e8);
                 int t = res.Threads, b = g.Batch;
                 // Gosset's kernels again in the same round-robin loop, so the ratios come from one loop.
                 (string, Action)[] gosset =
@@ -57,6 +58,7 @@ internal static class PeerBench
                     ("e8_default", () => e8.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
                     ("e8_3bit", () => e3.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
                     ("e8_2bit", () => e2.Multiply(x, y, b, PackedE8Matrix.DefaultActivationMode, null, t)),
+                    ("e8_read", () => KernelBenchmark.ReadAll(floor, t)),
                 ];
                 var r = PeerGemvBench.Measure(g.Rows, g.Cols, g.Batch, t, res.Repetitions, gosset);
                 rows.Add(r);

@@ -29,7 +29,6 @@ public abstract class E8Kernel
     /// <inheritdoc/>
     public override string ToString() => Name;
 
-    /// <summary>y[v·rows + r] = rowScale[r]·Σ over the row for vectors [0, a.Batch) and rows [r0, r1).</summary>
     /// <summary>
     /// Batches the SIMD kernels may run fused (weights decoded once per block of up to four vectors) rather than on pre-decoded
     /// row tiles: up to <see cref="MinSmallBatch"/> always, up to <see cref="MaxSmallBatch"/>(b) with 32 vector registers, where
@@ -45,6 +44,7 @@ public abstract class E8Kernel
     /// <summary>The largest <see cref="MaxSmallBatch"/>: activation layouts carry the fused kernels' terms up to this batch.</summary>
     internal const int MaxFusedBatch = 12;
 
+    /// <summary>y[v·rows + r] = rowScale[r]·Σ over the row for vectors [0, a.Batch) and rows [r0, r1).</summary>
     internal abstract unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
 
     /// <summary>

@@ -109,7 +109,7 @@ public class PeerBenchJsonTests
         var l = doc.RootElement.GetProperty("gemv")[0].GetProperty("llamacpp");
         foreach (var k in new[] { "f32_ms", "q4_0_ms", "q4_K_ms", "iq4_xs_ms", "iq4_nl_ms", "q8_0_ms", "q2_K_ms", "q3_K_ms" })
             Assert.True(l.GetProperty(k).GetDouble() > 0, k);
-        foreach (var k in new[] { "fp32_ms", "e8_default_ms" })
+        foreach (var k in new[] { "fp32_ms", "e8_default_ms", "e8_read_ms" })
             Assert.True(l.GetProperty("gosset_same_loop").GetProperty(k).GetDouble() > 0, k);
         if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
         {
