@@ -150,7 +150,8 @@ public static class KernelBenchmark
     /// <summary>Reads every byte of <paramref name="buf"/> once on <paramref name="threads"/> threads (the product's row split), XOR-folding 64-byte lines.</summary>
     internal static void ReadAll(byte[] buf, int threads)
     {
-        const int parts = 4096;
+        // Up to 4096 parts of whole 256-byte steps (fewer for a small buffer, so every part has some and the threads share it).
+        int parts = (int)Math.Clamp(buf.LongLength / 256, 1, 4096);
         long per = buf.LongLength / parts / 256 * 256;
         RowParallel.For(parts, threads, (p0, p1) =>
         {

@@ -39,7 +39,7 @@ public abstract class E8Kernel
     internal const int MinSmallBatch = 4;
 
     /// <summary>See <see cref="MinSmallBatch"/>: the fused limit with 32 vector registers for b bits per entry.</summary>
-    internal static int MaxSmallBatch(int bits) => bits == 3 ? MinSmallBatch : 12;
+    internal static int MaxSmallBatch(int bits) => bits == 3 ? MinSmallBatch : MaxFusedBatch;
 
     /// <summary>The largest <see cref="MaxSmallBatch"/>: activation layouts carry the fused kernels' terms up to this batch.</summary>
     internal const int MaxFusedBatch = 12;
@@ -875,7 +875,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// bytes apart, a segment of the layout) into d (4 vectors a chunk, groups consecutive); each group prefetches
     /// <paramref name="pf"/> bytes (0: none) ahead of the stream. A loop of its own, chunks unrolled, so the tables and
     /// constants stay in registers (inside <see cref="GroupedGemm"/> the JIT reloaded them from the stack for every chunk,
-    /// and the pre-decode took about as long as sixteen vectors' products).
+    /// and the pre-decode took a third of a batch-16 product).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void PredecodeRun<TD, TS>(byte* rp, int stride, int pf, int count, int q, int* tab, TV* d)
@@ -990,8 +990,8 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         }
                         else
                         {
-                            // With 16 registers the loop of its own was slower (batch 16 at 14336×4096 with AVX-512 off: 32–38 against
-                            // 22–27 ms in alternating processes; docs/benchmarks.md), so the decode stays inline there.
+                            // With 16 registers the loop of its own was slower (batch 16 at 14336×4096 with AVX-512 off: 32.5–38.7 against
+                            // 22–28 ms in alternating processes; docs/benchmarks.md), so the decode stays inline there.
                             var negQ = TV.Int((byte)-q * 0x01010101);
                             TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
                             byte* rp = null;
