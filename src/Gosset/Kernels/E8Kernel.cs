@@ -30,16 +30,20 @@ public abstract class E8Kernel
     public override string ToString() => Name;
 
     /// <summary>
-    /// Batches the SIMD kernels may run fused (weights decoded once per block of up to four vectors) rather than on pre-decoded
-    /// row tiles: up to <see cref="MinSmallBatch"/> always, up to <see cref="MaxSmallBatch"/>(b) with 32 vector registers, where
-    /// the fused loop keeps two rows' decoded chunks in registers. b = 3's decode (three planes per chunk), repeated for every
-    /// block of four vectors, made the pre-decoding kernel faster from 6 vectors on; b = 2 and 4 break even near 12 (bench,
-    /// 14336×4096 and 4096×14336, 2 threads, AVX-512: docs/benchmarks.md).
+    /// The smallest batch limit of the fused kernels (weights decoded once per block of up to four vectors) rather than the
+    /// pre-decoded row tiles (<see cref="MaxSmallBatch"/>): b = 3 with 32 vector registers, where the pre-decoding kernel runs
+    /// two rows per pass and b = 3's decode (three planes per chunk), repeated for every block of four vectors, made it faster
+    /// from 6 vectors on (bench, 14336×4096 and 4096×14336, 2 threads, AVX-512: docs/benchmarks.md).
     /// </summary>
     internal const int MinSmallBatch = 4;
 
-    /// <summary>See <see cref="MinSmallBatch"/>: the fused limit with 32 vector registers for b bits per entry.</summary>
-    internal static int MaxSmallBatch(int bits) => bits == 3 ? MinSmallBatch : MaxFusedBatch;
+    /// <summary>
+    /// The largest batch the fused kernels run for b bits per entry: <see cref="MinSmallBatch"/> for b = 3 with 32 vector
+    /// registers (<paramref name="pairs"/>), else <see cref="MaxFusedBatch"/> (b = 2 and 4 break even near 12 with 32 registers;
+    /// with 16 the pre-decoding kernel runs one row per pass and the fused one was faster at every b up to 12: AVX-512 off,
+    /// batches 5–12 at 14336×4096 in 5.5–14.7 against 9–23 ms).
+    /// </summary>
+    internal static int MaxSmallBatch(int bits, bool pairs) => pairs && bits == 3 ? MinSmallBatch : MaxFusedBatch;
 
     /// <summary>The largest <see cref="MaxSmallBatch"/>: activation layouts carry the fused kernels' terms up to this batch.</summary>
     internal const int MaxFusedBatch = 12;
@@ -486,7 +490,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     /// <summary>
     /// <see cref="ActivationMode.Int8Group"/> (see the scalar reference): each group of each vector is added in
     /// int32 lanes, block scales included, then converted once and scaled by the group's activation scale.
-    /// A small batch (≤ <see cref="E8Kernel.MaxSmallBatch"/>(b) with 32 vector registers, else ≤ <see cref="E8Kernel.MinSmallBatch"/>) passes over each tile segment of weights once per block of up to four
+    /// A small batch (≤ <see cref="E8Kernel.MaxSmallBatch"/>) passes over each tile segment of weights once per block of up to four
     /// vectors, decoding each chunk once for the block (<see cref="GroupRunBatch"/>); a larger one pre-decodes row tiles
     /// (<see cref="GroupedGemm"/>).
     /// </summary>
@@ -494,7 +498,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private static void Grouped<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        if (a.Batch > (Pairs ? MaxSmallBatch(TD.Bits) : MinSmallBatch)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
+        if (a.Batch > MaxSmallBatch(TD.Bits, Pairs)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
         fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
         fixed (float* xg0 = a.Xg)
         fixed (sbyte* q0 = a.Q)
@@ -1009,8 +1013,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         float* xg = xg0 + (long)v * groups;
                         for (int r = rb; r < re;)
                         {
-                            // Two rows per pass share each activation load (one where the tile has an odd row left).
-                            int nr = Math.Min(2, re - r);
+                            // Two rows per pass share each activation load (one where the tile has an odd row left). With 16 vector
+                            // registers, one: two rows by four vectors spilled 171 vector loads and stores (DOTNET_JitDisasm), and one
+                            // row took 9–11 against 17–21 ms at batch 8 on 14336×4096, 16–18 against 27–37 at 16 (AVX-512 off).
+                            int nr = Pairs ? Math.Min(2, re - r) : 1;
                             for (int i = 0; i < 8 * per; i++) f[i] = TV.Float(0);
                             TV* dr = dec + (r - rb) * rowTvs;
                             switch ((nr, vc))
