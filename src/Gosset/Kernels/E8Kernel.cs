@@ -41,7 +41,7 @@ public abstract class E8Kernel
     /// The largest batch the fused kernels run for b bits per entry: <see cref="MinSmallBatch"/> for b = 3 with 32 vector
     /// registers (<paramref name="pairs"/>), else <see cref="MaxFusedBatch"/> (b = 2 and 4 break even near 12 with 32 registers;
     /// with 16 the pre-decoding kernel runs one row per pass and the fused one was faster at every b up to 12: AVX-512 off,
-    /// batches 5–12 at 14336×4096 in 5.5–14.7 against 10.1–23.6 ms: docs/benchmarks.md, session 12).
+    /// batches 5–12 at 14336×4096 in 5.5–14.7 against 10.1–22.6 ms: docs/benchmarks.md, session 12).
     /// </summary>
     internal static int MaxSmallBatch(int bits, bool pairs) => pairs && bits == 3 ? MinSmallBatch : MaxFusedBatch;
 
