@@ -1015,7 +1015,7 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                         {
                             // Two rows per pass share each activation load (one where the tile has an odd row left). With 16 vector
                             // registers, one: two rows by four vectors spilled 171 vector loads and stores (DOTNET_JitDisasm), and one
-                            // row took 9–11 against 17–21 ms at batch 8 on 14336×4096, 16–18 against 27–37 at 16 (AVX-512 off).
+                            // row took 9–11 against 17–21 ms at batch 8 on 14336×4096, 16–22 against 27–37 at 16 (AVX-512 off).
                             int nr = Pairs ? Math.Min(2, re - r) : 1;
                             for (int i = 0; i < 8 * per; i++) f[i] = TV.Float(0);
                             TV* dr = dec + (r - rb) * rowTvs;
