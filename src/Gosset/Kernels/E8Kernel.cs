@@ -982,29 +982,13 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                     int re = Math.Min(r1, rb + tileRows);
                     for (int r = rb; r < re; r++)
                     {
-                        int nq = m.GroupStride(r), stride = nq * m.RecordBytes;
+                        int stride = m.GroupStride(r) * m.RecordBytes;
                         TV* dr = dec + (r - rb) * rowTvs;
-                        if (Pairs)
-                        {
-                            // Segment by segment (records stride apart inside one); the first row of an interleaved set prefetches the set.
-                            int pf = m.IsSetStart(r) ? stride : 0;
-                            for (int g0 = 0; g0 < groups; g0 += m.SegmentGroups)
-                                PredecodeRun<TD, TS>(data + m.Record(r, g0) * m.RecordBytes, stride, pf, Math.Min(m.SegmentGroups, groups - g0), q, tab,
-                                    dr + (long)g0 * chunks * 4);
-                        }
-                        else
-                        {
-                            // With 16 registers the loop of its own was slower (batch 16 at 14336×4096 with AVX-512 off: 32.5–38.7 against
-                            // 22–28 ms in alternating processes; docs/benchmarks.md), so the decode stays inline there.
-                            var negQ = TV.Int((byte)-q * 0x01010101);
-                            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-                            byte* rp = null;
-                            for (int g = 0; g < groups; g++)
-                            {
-                                rp = NextRecord(m, data, r, g, rp, stride);
-                                for (int c = 0; c < chunks; c++) Predecode<TD, TS>(rp, c, negQ, t0, t1, t2, t3, dr + (g * chunks + c) * 4);
-                            }
-                        }
+                        // Segment by segment (records stride apart inside one); the first row of an interleaved set prefetches the set.
+                        int pf = m.IsSetStart(r) ? stride : 0;
+                        for (int g0 = 0; g0 < groups; g0 += m.SegmentGroups)
+                            PredecodeRun<TD, TS>(data + m.Record(r, g0) * m.RecordBytes, stride, pf, Math.Min(m.SegmentGroups, groups - g0), q, tab,
+                                dr + (long)g0 * chunks * 4);
                     }
                     for (int v = 0; v < a.Batch; v += 4)
                     {
