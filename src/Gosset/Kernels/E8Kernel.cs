@@ -45,8 +45,15 @@ public abstract class E8Kernel
     /// </summary>
     internal static int MaxSmallBatch(int bits, bool pairs) => pairs && bits == 3 ? MinSmallBatch : MaxFusedBatch;
 
-    /// <summary>The largest <see cref="MaxSmallBatch"/>: activation layouts carry the fused kernels' terms up to this batch.</summary>
+    /// <summary>The largest <see cref="MaxSmallBatch"/>.</summary>
     internal const int MaxFusedBatch = 12;
+
+    /// <summary>
+    /// The optional parts of an <see cref="ActivationMode.Int8Group"/> layout this variant reads for a product of b-bit codes
+    /// with <paramref name="batch"/> vectors (<see cref="E8ActivationLayout.Grouped"/> computes only those). The scalar
+    /// reference reads none: it doubles the coordinates itself.
+    /// </summary>
+    internal virtual GroupedParts GroupedNeeds(int bits, int batch) => GroupedParts.None;
 
     /// <summary>y[v·rows + r] = rowScale[r]·Σ over the row for vectors [0, a.Batch) and rows [r0, r1).</summary>
     internal abstract unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
@@ -123,7 +130,7 @@ public abstract class E8Kernel
         // Each variant on the row interleave it packs for (Best is not chosen yet, so the default cannot be asked).
         var ma = PackedE8Matrix.FromCodes(codes, null, a.RowsPerPass(codes.Bits));
         var mb = PackedE8Matrix.FromCodes(codes, null, b.RowsPerPass(codes.Bits));
-        using var l = E8ActivationLayout.Grouped(x, 1, cols, ma.Groups, ma.Q);
+        using var l = E8ActivationLayout.Grouped(x, 1, cols, ma.Groups, ma.Q, a.GroupedNeeds(codes.Bits, 1) | b.GroupedNeeds(codes.Bits, 1));
         double ta = double.MaxValue, tb = double.MaxValue;
         fixed (float* yp = y)
             for (int rep = 0; rep < 9; rep++)
@@ -281,6 +288,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     public override bool IsAccelerated => accelerated();
 
     internal override int RowsPerPass(int bits) => Pairs ? 2 : 1;
+
+    /// <summary>The fused kernels read the additive terms, the pre-decoding GEMM the unsigned copy (see <see cref="Grouped"/>).</summary>
+    internal override GroupedParts GroupedNeeds(int bits, int batch)
+        => batch <= MaxSmallBatch(bits, Pairs) ? GroupedParts.AdditiveTerms : GroupedParts.UnsignedCopy;
 
     /// <summary>
     /// Whether the batch-1 product runs rows in pairs: on 512-bit vectors, and on 256-bit ones where EVEX gives 32 vector

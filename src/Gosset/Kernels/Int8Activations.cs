@@ -70,6 +70,19 @@ public sealed class Int8Activations
     }
 }
 
+
+/// <summary>The optional parts of a grouped <see cref="E8ActivationLayout"/> (<see cref="E8ActivationLayout.Grouped"/>).</summary>
+[Flags]
+internal enum GroupedParts
+{
+    /// <summary><c>Q</c> and <c>Xg</c> only.</summary>
+    None = 0,
+    /// <summary><c>E0</c> / <c>E1</c>, read by the fused small-batch kernels.</summary>
+    AdditiveTerms = 1,
+    /// <summary><c>Qu</c>, read by the pre-decoding GEMM.</summary>
+    UnsignedCopy = 2,
+}
+
 /// <summary>
 /// Activations rearranged once per product for the E8 kernels (pooled buffers; dispose to return them).
 /// Cp = groups·256 padded columns, nb = groups·32 blocks per vector.
@@ -87,7 +100,7 @@ internal sealed class E8ActivationLayout : IDisposable
     public sbyte[] Q = []; public int[] A = [], C = []; public float[] Xs = [];
     public float[] X2 = [], Af = [], Cf = [];
     public int[] E0 = [], E1 = []; public float[] Xg = [];
-    /// <summary>Grouped layouts of a batch (≥ 2 vectors, additive terms on): <c>Q</c> offset to unsigned bytes (x̃ + 128), read by the batched kernel instead of E0 / E1.</summary>
+    /// <summary>Grouped layouts for the pre-decoding GEMM (<see cref="GroupedParts.UnsignedCopy"/>): <c>Q</c> offset to unsigned bytes (x̃ + 128), read instead of E0 / E1.</summary>
     public byte[] Qu = [];
 
     private E8ActivationLayout(int batch, int groups, bool isFloat, bool isGrouped = false)
@@ -98,24 +111,24 @@ internal sealed class E8ActivationLayout : IDisposable
     /// <summary>
     /// int8 activations with one absmax scale per 256-group (<see cref="ActivationMode.Int8Group"/>) from x [batch][cols]:
     /// <c>Q</c> as for <see cref="Int"/>, <c>Xg[v][g]</c> = absmax/127 (0 for a zero or non-finite group, whose values are 0),
-    /// and what the E8 kernels read besides: for up to <see cref="E8Kernel.MaxFusedBatch"/> vectors (the fused kernels), per
-    /// vector and block the 16-bit halves (digits 0–3 low, 4–7 high) of the additive terms of Σᵢ vᵢx̃ᵢ, <c>E0</c> = −q·Σx̃ (even
-    /// parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1); for more than <see cref="E8Kernel.MinSmallBatch"/>,
-    /// <c>Qu</c> = x̃ + 128 as unsigned bytes (the pre-decoding kernel decodes the weights whole and needs no E terms).
+    /// and what the E8 kernel variant reads besides (<paramref name="parts"/>, from <see cref="E8Kernel.GroupedNeeds"/>): for the
+    /// fused kernels per vector and block the 16-bit halves (digits 0–3 low, 4–7 high) of the additive terms of Σᵢ vᵢx̃ᵢ,
+    /// <c>E0</c> = −q·Σx̃ (even parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1); for the pre-decoding
+    /// kernel <c>Qu</c> = x̃ + 128 as unsigned bytes (it decodes the weights whole and needs no E terms).
     /// </summary>
     /// <param name="x">Activations [batch][cols].</param>
     /// <param name="batch">Vectors.</param>
     /// <param name="cols">Entries per vector.</param>
     /// <param name="groups">Groups of 256 (padded columns / 256).</param>
     /// <param name="q">Nesting ratio of the E8 weights (for E0 / E1).</param>
-    /// <param name="additiveTerms">False for a product that needs only <c>Q</c> and <c>Xg</c> (the int8 × int8 one): E0 / E1 / Qu are neither allocated nor computed.</param>
+    /// <param name="parts">The optional parts to compute (none for the int8 × int8 product and the scalar reference).</param>
     [SkipLocalsInit]
-    public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q, bool additiveTerms = true)
+    public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q, GroupedParts parts)
     {
         var a = new E8ActivationLayout(batch, groups, false, true);
         int cp = a.PaddedCols, nb = a.Blocks;
         a.Q = Rent<sbyte>((long)batch * cp); a.Xg = Rent<float>((long)batch * groups);
-        bool eTerms = additiveTerms && batch <= E8Kernel.MaxFusedBatch; // the fused kernels' terms
+        bool eTerms = (parts & GroupedParts.AdditiveTerms) != 0; // the fused kernels' terms
         if (eTerms) { a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); }
         Span<int> v8 = stackalloc int[8];
         for (int v = 0; v < batch; v++)
@@ -156,7 +169,7 @@ internal sealed class E8ActivationLayout : IDisposable
                 }
             }
         }
-        if (additiveTerms && batch > E8Kernel.MinSmallBatch) // the pre-decoding kernel's unsigned bytes
+        if ((parts & GroupedParts.UnsignedCopy) != 0) // the pre-decoding kernel's unsigned bytes
         {
             a.Qu = Rent<byte>((long)batch * cp);
             var qs = System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.Q.AsSpan(0, batch * cp));
