@@ -64,6 +64,12 @@ public abstract class E8Kernel
     /// </summary>
     internal abstract unsafe void RunInt8(PackedInt8Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
 
+    /// <summary>
+    /// The same variant's INT4 product (<see cref="PackedInt4Matrix"/>; fp32 or per-block int8 activations laid out with
+    /// q = 16): y[v·rows + r] for vectors [0, a.Batch) and rows [r0, r1).
+    /// </summary>
+    internal abstract unsafe void RunInt4(PackedInt4Matrix m, E8ActivationLayout a, int r0, int r1, float* y);
+
     /// <summary>The scalar reference (the specification the SIMD variants are tested against).</summary>
     public static E8Kernel Scalar { get; } = new ScalarE8Kernel();
 
@@ -172,39 +178,90 @@ internal sealed class ScalarE8Kernel() : E8Kernel("scalar", 1)
 
     internal override unsafe void Run(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
     {
-        if (a.IsGrouped) { RunGrouped(m, a, r0, r1, y); return; }
+        if (a.IsGrouped) RunGrouped(m, a, r0, r1, y);
+        else RunBlocks(new E8Blocks(m), a, r0, r1, y);
+    }
+
+    /// <summary>INT4 (<see cref="PackedInt4Matrix"/>): an E8 block of parity 0 with the group-of-32 step as β (q = 16 in the layout).</summary>
+    internal override unsafe void RunInt4(PackedInt4Matrix m, E8ActivationLayout a, int r0, int r1, float* y) => RunBlocks(new Int4Blocks(m), a, r0, r1, y);
+
+    /// <summary>The blocks of a matrix as the per-block products read them.</summary>
+    private interface IBlockSource
+    {
+        int Rows { get; }
+        int Groups { get; }
+        /// <summary>Block t of row r: its digits u, whether their sum is odd, and β/2.</summary>
+        bool Read(int r, int t, Span<int> u, out float half);
+        float RowScale(int r);
+    }
+
+    private readonly struct E8Blocks(PackedE8Matrix m) : IBlockSource
+    {
+        public int Rows => m.Rows;
+        public int Groups => m.Groups;
+        public bool Read(int r, int t, Span<int> u, out float half)
+        {
+            int p = 0;
+            for (int i = 0; i < 8; i++) { u[i] = m.Digit(r, t, i); p ^= u[i] & 1; }
+            half = m.HalfTable[m.ScaleIndexAt(r, t)];
+            return p != 0;
+        }
+        public float RowScale(int r) => m.RowScales[r];
+    }
+
+    /// <summary>INT4 blocks: the nibbles (8, value 0, in the padding, whose step is 0), parity 0, d/2; row scale 1.</summary>
+    private readonly struct Int4Blocks(PackedInt4Matrix m) : IBlockSource
+    {
+        public int Rows => m.Rows;
+        public int Groups => m.Groups;
+        public bool Read(int r, int t, Span<int> u, out float half)
+        {
+            for (int i = 0; i < 8; i++) u[i] = m.Nibble(r, 8 * t + i);
+            half = m.HalfStep(r, t);
+            return false;
+        }
+        public float RowScale(int r) => 1f;
+    }
+
+    /// <summary>Per row and vector: lane t mod 16 accumulates <see cref="AddBlock"/> over the blocks t in order; y = rowScale·Reduce16.</summary>
+    private static unsafe void RunBlocks<TB>(TB m, E8ActivationLayout a, int r0, int r1, float* y) where TB : struct, IBlockSource
+    {
         Span<float> acc = stackalloc float[16];
         Span<int> u = stackalloc int[8];
-        int nb = a.Blocks, cp = a.PaddedCols;
         for (int r = r0; r < r1; r++)
             for (int v = 0; v < a.Batch; v++)
             {
                 acc.Clear();
                 for (int t = 0; t < m.Groups * 32; t++)
                 {
-                    int p = 0;
-                    for (int i = 0; i < 8; i++) { u[i] = m.Digit(r, t, i); p ^= u[i] & 1; }
-                    float half = m.HalfTable[m.ScaleIndexAt(r, t)];
-                    int lane = t & 15, g = t >> 5, b = t & 31;
-                    if (a.IsFloat)
-                    {
-                        var x2 = a.X2.AsSpan(v * cp + 256 * g + b);
-                        float st = u[0] * x2[0];
-                        for (int i = 1; i < 8; i++) st = MathF.FusedMultiplyAdd(u[i], x2[32 * i], st);
-                        float bt = a.Af[v * nb + t] + (p != 0 ? a.Cf[v * nb + t] : 0f);
-                        acc[lane] = MathF.FusedMultiplyAdd(st + bt, half, acc[lane]);
-                    }
-                    else
-                    {
-                        int d = 0;
-                        for (int j = 0; j < 4; j++)
-                            d += u[2 * j] * a.Q[v * cp + 256 * g + 4 * b + j] + u[2 * j + 1] * a.Q[v * cp + 256 * g + 128 + 4 * b + j];
-                        int tt = 2 * d + a.A[v * nb + t] + (p != 0 ? a.C[v * nb + t] : 0);
-                        acc[lane] = MathF.FusedMultiplyAdd(tt, half * a.Xs[v * nb + t], acc[lane]);
-                    }
+                    bool odd = m.Read(r, t, u, out float half);
+                    acc[t & 15] = AddBlock(a, v, t, u, odd, half, acc[t & 15]);
                 }
-                y[(long)v * m.Rows + r] = m.RowScales[r] * Reduce16(acc);
+                y[(long)v * m.Rows + r] = m.RowScale(r) * Reduce16(acc);
             }
+    }
+
+    /// <summary>
+    /// One block t of vector v added to its lane sum, for digits u (doubled coordinates 2u − q − p·(…), q from the layout's
+    /// A / Af terms), parity p and half block scale β/2: fp32 acc + (Σᵢ uᵢ·2xᵢ + Af + p·Cf)·β/2 (one FMA chain in entry order),
+    /// int8 acc + (2Σᵢ uᵢx̃ᵢ + A + p·C)·(β/2·xs) (exact integers, then one FMA).
+    /// </summary>
+    private static float AddBlock(E8ActivationLayout a, int v, int t, ReadOnlySpan<int> u, bool odd, float half, float acc)
+    {
+        int nb = a.Blocks, cp = a.PaddedCols, g = t >> 5, b = t & 31;
+        if (a.IsFloat)
+        {
+            var x2 = a.X2.AsSpan(v * cp + 256 * g + b);
+            float st = u[0] * x2[0];
+            for (int i = 1; i < 8; i++) st = MathF.FusedMultiplyAdd(u[i], x2[32 * i], st);
+            float bt = a.Af[v * nb + t] + (odd ? a.Cf[v * nb + t] : 0f);
+            return MathF.FusedMultiplyAdd(st + bt, half, acc);
+        }
+        int d = 0;
+        for (int j = 0; j < 4; j++)
+            d += u[2 * j] * a.Q[v * cp + 256 * g + 4 * b + j] + u[2 * j + 1] * a.Q[v * cp + 256 * g + 128 + 4 * b + j];
+        int tt = 2 * d + a.A[v * nb + t] + (odd ? a.C[v * nb + t] : 0);
+        return MathF.FusedMultiplyAdd(tt, half * a.Xs[v * nb + t], acc);
     }
 
     /// <summary>
@@ -282,7 +339,7 @@ internal sealed class ScalarE8Kernel() : E8Kernel("scalar", 1)
 /// specialises each loop (one <c>switch</c> in <see cref="Run"/> picks the instance).
 /// </summary>
 [SkipLocalsInit]
-internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> accelerated) : E8Kernel(name, TV.Lanes)
+internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bool> accelerated) : E8Kernel(name, TV.Lanes)
     where TV : unmanaged, IVec<TV> where TOps : struct, IIsaOps<TV>
 {
     public override bool IsAccelerated => accelerated();
@@ -1184,20 +1241,45 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
             return;
         }
         // 8 and 16 lanes: 4 vectors' accumulators in registers (4 lanes would need 16 of them).
-        if (TV.Lanes >= 8) IntGemm4<TD, TS>(m, a, r0, r1, y);
-        else IntGemm<TD, TS>(m, a, r0, r1, y);
+        if (TV.Lanes < 8) { IntGemm<TD, TS>(m, a, r0, r1, y); return; }
+        int full;
+        fixed (byte* data = m.Data)
+        fixed (float* tab = m.HalfTable, rs = m.RowScales)
+            full = IntGemm4(new E8Rows<TD, TS>(m, data, tab, rs), a, r0, r1, y);
+        if (full < a.Batch) IntGemm<TD, TS>(m, a, r0, r1, y, full);
+    }
+
+    /// <summary>Rows of a matrix as the int8 GEMM reads them: decoded into tiles (per row, group and chunk: digits, parity mask, β/2) and their row scales.</summary>
+    private interface IRowTiles
+    {
+        int Groups { get; }
+        int Rows { get; }
+        /// <summary>Rows [rb, re) into tile, [row][group][chunk][4].</summary>
+        void DecodeRows(int rb, int re, TV* tile);
+        float RowScale(int r);
+    }
+
+    /// <summary>The rows of a <see cref="PackedE8Matrix"/> (pinned by the caller).</summary>
+    private readonly struct E8Rows<TD, TS> : IRowTiles where TD : struct, IDigits where TS : struct, ISide
+    {
+        private readonly PackedE8Matrix _m;
+        private readonly byte* _data;
+        private readonly float* _tab, _rs;
+        public E8Rows(PackedE8Matrix m, byte* data, float* tab, float* rs) { _m = m; _data = data; _tab = tab; _rs = rs; }
+        public int Groups => _m.Groups;
+        public int Rows => _m.Rows;
+        public void DecodeRows(int rb, int re, TV* tile) => DecodeRows<TD, TS>(_m, _data, rb, re, _tab, tile);
+        public float RowScale(int r) => _rs[r];
     }
 
     /// <summary>
-    /// int8 GEMM for 8- and 16-lane widths: rows in tiles whose records are decoded once (<see cref="DecodeGroup"/>: digits,
-    /// parity mask and β/2 per chunk, sized to stay in L2) for every vector; then tiles of 4 vectors with their accumulators
-    /// in registers (A for even chunks, B for odd ones; one set when a vector covers 16 blocks). The additions per lane are
-    /// the batch-1 kernel's, in its order, so results are bit-identical; a last tile of fewer vectors goes through
-    /// <see cref="IntGemm{TD, TS}"/>.
+    /// int8 GEMM for 8- and 16-lane widths: rows in tiles whose records are decoded once (<see cref="IRowTiles.DecodeRows"/>,
+    /// sized to stay in L2) for every vector; then tiles of 4 vectors with their accumulators in registers (A for even chunks,
+    /// B for odd ones; one set when a vector covers 16 blocks). The additions per lane are the batch-1 kernel's, in its order,
+    /// so results are bit-identical. Returns the vectors done (whole tiles of 4); the caller runs the rest.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void IntGemm4<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
-        where TD : struct, IDigits where TS : struct, ISide
+    private static int IntGemm4<TR>(TR m, E8ActivationLayout a, int r0, int r1, float* y) where TR : struct, IRowTiles
     {
         int n = TV.Lanes, groups = m.Groups, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows, chunks = 32 / n;
         int full = a.Batch / 4 * 4;
@@ -1206,15 +1288,14 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         var tile = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
         try
         {
-            fixed (byte* data = m.Data)
-            fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
+            fixed (float* xs0 = a.Xs)
             fixed (sbyte* q0 = a.Q)
             fixed (int* A0 = a.A, C0 = a.C)
             {
                 for (int rb = r0; rb < r1; rb += tileRows)
                 {
                     int re = Math.Min(r1, rb + tileRows);
-                    DecodeRows<TD, TS>(m, data, rb, re, tab, tile);
+                    m.DecodeRows(rb, re, tile);
                     for (int v0 = 0; v0 < full; v0 += 4)
                         for (int r = rb; r < re; r++)
                         {
@@ -1251,16 +1332,17 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                                 }
                             }
                             // 16 lanes: acc0 = a (chunks ≡ 0 mod 2), acc1 = b; a 16-lane vector has only a.
-                            y[(long)v0 * rows + r] = rs[r] * TV.Reduce16(a0, b0, z, z);
-                            y[(long)(v0 + 1) * rows + r] = rs[r] * TV.Reduce16(a1, b1, z, z);
-                            y[(long)(v0 + 2) * rows + r] = rs[r] * TV.Reduce16(a2, b2, z, z);
-                            y[(long)(v0 + 3) * rows + r] = rs[r] * TV.Reduce16(a3, b3, z, z);
+                            float rs = m.RowScale(r);
+                            y[(long)v0 * rows + r] = rs * TV.Reduce16(a0, b0, z, z);
+                            y[(long)(v0 + 1) * rows + r] = rs * TV.Reduce16(a1, b1, z, z);
+                            y[(long)(v0 + 2) * rows + r] = rs * TV.Reduce16(a2, b2, z, z);
+                            y[(long)(v0 + 3) * rows + r] = rs * TV.Reduce16(a3, b3, z, z);
                         }
                 }
             }
         }
         finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(tile); }
-        if (full < a.Batch) IntGemm<TD, TS>(m, a, r0, r1, y, full);
+        return full;
     }
 
     /// <summary>
@@ -1316,20 +1398,20 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
         public int Nb { get; init; }
     }
 
-    /// <summary>One decoded chunk (d: digits, parity mask, β/2) against the Lanes blocks from b0 of vector v, group g.</summary>
+    /// <summary>One decoded chunk (digits, parity mask, β/2) against the Lanes blocks from b0 of vector v, group g.</summary>
     private interface IBlockStep
     {
-        static abstract TV Step(TV* d, in StepArgs s, long v, int g, int b0, TV acc);
+        static abstract TV Step(TV lo, TV hi, TV pm, TV ws, in StepArgs s, long v, int g, int b0, TV acc);
     }
 
     /// <summary>int8 activations (W4A8, W4A4): <see cref="IntStep"/>.</summary>
     private readonly struct IntBlocks : IBlockStep
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Step(TV* d, in StepArgs s, long v, int g, int b0, TV acc)
+        public static TV Step(TV lo, TV hi, TV pm, TV ws, in StepArgs s, long v, int g, int b0, TV acc)
         {
             long bo = v * s.Nb + 32 * g + b0;
-            return IntStep(d[0], d[1], d[2], d[3], (sbyte*)s.X + v * s.Cp + 256 * g, (int*)s.T0 + bo, (int*)s.T1 + bo, s.Xs + bo, b0, acc);
+            return IntStep(lo, hi, pm, ws, (sbyte*)s.X + v * s.Cp + 256 * g, (int*)s.T0 + bo, (int*)s.T1 + bo, s.Xs + bo, b0, acc);
         }
     }
 
@@ -1337,10 +1419,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
     private readonly struct FloatBlocks : IBlockStep
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static TV Step(TV* d, in StepArgs s, long v, int g, int b0, TV acc)
+        public static TV Step(TV lo, TV hi, TV pm, TV ws, in StepArgs s, long v, int g, int b0, TV acc)
         {
             long bo = v * s.Nb + 32 * g + b0;
-            return FloatStep(d[0], d[1], d[2], d[3], (float*)s.X + v * s.Cp + 256 * g + b0, (float*)s.T0 + bo, (float*)s.T1 + bo, acc);
+            return FloatStep(lo, hi, pm, ws, (float*)s.X + v * s.Cp + 256 * g + b0, (float*)s.T0 + bo, (float*)s.T1 + bo, acc);
         }
     }
 
@@ -1375,7 +1457,10 @@ internal sealed unsafe class SimdE8Kernel<TV, TOps>(string name, Func<bool> acce
                             DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             for (int v = 0; v < nv; v++)
                                 for (int c = 0; c < 32 / n; c++)
-                                    acc[4 * v + c % per] = TStep.Step(dec + 4 * c, s, v0 + v, g, c * n, acc[4 * v + c % per]);
+                                {
+                                    TV* d = dec + 4 * c;
+                                    acc[4 * v + c % per] = TStep.Step(d[0], d[1], d[2], d[3], s, v0 + v, g, c * n, acc[4 * v + c % per]);
+                                }
                         }
                         for (int v = 0; v < nv; v++)
                             y[(long)(v0 + v) * rows + r] = rs[r] * TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);

@@ -3,7 +3,8 @@ namespace Gosset.Kernels;
 /// <summary>
 /// A weight matrix W [rows = outputs][cols = inputs] in one stored format, multiplied by that format's own kernel: the one
 /// matrix type the LLM engine runs. The kernel formats are <see cref="PackedE8Matrix"/> (the E8 box code, also what a
-/// <c>.gq</c> of method <c>e8</c> multiplies with) and <see cref="PackedInt8Matrix"/>; the engine adds float, 16-bit and
+/// <c>.gq</c> of method <c>e8</c> multiplies with), <see cref="PackedInt8Matrix"/> and the INT4 comparison format
+/// <see cref="PackedInt4Matrix"/>; the engine adds float, 16-bit and
 /// codec-row formats. A format without a kernel of its own multiplies by decoding each row once (<see cref="Multiply"/>).
 /// </summary>
 public abstract class PackedMatrix
@@ -31,7 +32,7 @@ public abstract class PackedMatrix
     /// <param name="x">Activations, at least batch·Cols values.</param>
     /// <param name="y">Outputs, at least batch·Rows values.</param>
     /// <param name="batch">Number of vectors (≥ 1).</param>
-    /// <param name="activations">How the kernel treats the activations; only the E8 kernel format takes other than <see cref="ActivationMode.Float32"/>.</param>
+    /// <param name="activations">How the kernel treats the activations; only the E8 and INT4 kernel formats take other than <see cref="ActivationMode.Float32"/>.</param>
     /// <param name="threads">Worker count (0: all cores; 1: the calling thread).</param>
     /// <exception cref="ArgumentException">x or y is too short, or quantized activations for a format whose kernel takes floats.</exception>
     public virtual unsafe void Multiply(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationMode activations, int threads)

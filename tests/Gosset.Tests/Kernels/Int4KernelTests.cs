@@ -10,6 +10,7 @@ public class Int4KernelTests
         var w = E8BoxKernelTests.Gaussian(4 * 300, 2);
         var m = PackedInt4Matrix.Quantize(w, 4, 300); // 10 groups of 32 (320 columns stored)
         Assert.Equal(4L * 320 * 4 + 4L * 10 * 16, m.StoredBits);
+        Assert.Equal(4.5 * 320 / 300, m.BitsPerWeight, 12);
         var row = new float[300];
         for (int r = 0; r < 4; r++)
         {
@@ -28,50 +29,79 @@ public class Int4KernelTests
         Assert.InRange(e / x.Length, 0.005, 0.015);
     }
 
-    public static TheoryData<KernelIsa, ActivationMode, int> Cases()
+    [Theory]
+    [InlineData(ActivationMode.Float32)]
+    [InlineData(ActivationMode.Int8)]
+    public void ScalarKernelMatchesDoubleProduct(ActivationMode mode)
     {
-        var d = new TheoryData<KernelIsa, ActivationMode, int>();
-        // Scalar and Vector128 run the scalar reference itself (no 128-bit INT4 kernel): comparing them could not fail.
-        // Without AVX2 there is no INT4 SIMD kernel: one Vector256 row remains and returns early (xunit 2 cannot skip at run time).
-        var levels = KernelSupport.All.Where(k => k is KernelIsa.Vector256 or KernelIsa.Vector512).DefaultIfEmpty(KernelIsa.Vector256);
-        foreach (var k in levels)
-            foreach (var mode in new[] { ActivationMode.Float32, ActivationMode.Int8 })
-                foreach (int batch in new[] { 1, 5 })
-                    d.Add(k, mode, batch);
-        return d;
-    }
-
-    [Theory, Trait("Category", "Simd")]
-    [MemberData(nameof(Cases))]
-    public void GemvMatchesScalarReference(KernelIsa isa, ActivationMode mode, int batch)
-    {
-        if (!KernelSupport.IsSupported(isa)) return;
-        foreach (var (rows, cols) in new[] { (29, 392), (2, 40) })
-            GemvCase(isa, mode, batch, rows, cols);
-    }
-
-    private static void GemvCase(KernelIsa isa, ActivationMode mode, int batch, int rows, int cols)
-    {
+        // The reference against an independent product: dequantized weights times the activations as the mode rounds
+        // them (fp32: x itself; int8: the per-8-block absmax rounding), summed in double.
+        int rows = 9, cols = 700, batch = 3; // 3 kernel groups, the last one partial (a partial group of 32 too)
         var w = E8BoxKernelTests.Gaussian(rows * cols, 17, 0.05f);
         var x = E8BoxKernelTests.Gaussian(batch * cols, 19);
         var m = PackedInt4Matrix.Quantize(w, rows, cols);
-        var want = new float[batch * rows];
-        var got = new float[batch * rows];
-        m.Multiply(x, want, batch, mode, KernelIsa.Scalar);
-        m.Multiply(x, got, batch, mode, isa);
+        var y = new float[batch * rows];
+        m.Multiply(x, y, batch, mode, E8Kernel.Scalar, 1);
+        var xa = mode == ActivationMode.Int8 ? Int8Activations.Quantize(x, batch, cols) : null;
         var wq = new float[cols];
-        for (int c = 0; c < batch; c++)
+        for (int v = 0; v < batch; v++)
             for (int r = 0; r < rows; r++)
             {
                 m.DequantizeRow(r, wq);
-                double n = 0; for (int i = 0; i < cols; i++) n += Math.Abs(wq[i] * x[c * cols + i]);
-                Assert.True(Math.Abs(want[c * rows + r] - got[c * rows + r]) <= 2e-6 * n + 1e-9, $"{isa} {mode} {c} {r}: {want[c * rows + r]} vs {got[c * rows + r]}");
-                if (mode == ActivationMode.Float32)
+                double want = 0, mag = 0;
+                for (int i = 0; i < cols; i++)
                 {
-                    double s = 0; for (int i = 0; i < cols; i++) s += (double)wq[i] * x[c * cols + i];
-                    Assert.True(Math.Abs(s - got[c * rows + r]) <= 2e-6 * n + 1e-9);
+                    double xi = xa is null ? x[v * cols + i] : xa[v, i];
+                    want += wq[i] * xi;
+                    mag += Math.Abs(wq[i] * xi);
                 }
+                Assert.True(Math.Abs(y[v * rows + r] - want) <= 1e-6 * mag, $"{mode} v={v} r={r}: {y[v * rows + r]} vs {want}");
             }
+    }
+
+    [Theory, Trait("Category", "Simd")]
+    [MemberData(nameof(E8KernelTests.Variants), MemberType = typeof(E8KernelTests))]
+    public void EveryVariantIsBitExactWithScalar(string name)
+    {
+        var kern = E8Kernel.Get(name);
+        // The last shape: several GEMM row tiles (8200 columns decode to 5 rows per tile at 16 lanes).
+        foreach (var (rows, cols, batches) in new[] { (29, 392, new[] { 1, 2, 5, 9 }), (2, 40, new[] { 1, 3 }), (18, 1300, new[] { 1, 17 }), (13, 8200, new[] { 5 }) })
+        {
+            var w = E8BoxKernelTests.Gaussian(rows * cols, rows + cols, 0.05f);
+            for (int i = 0; i < Math.Min(64, cols); i++) w[i] *= 1e-4f; // two tiny groups of 32 in row 0: subnormal fp16 steps
+            var m = PackedInt4Matrix.Quantize(w, rows, cols);
+            foreach (var mode in new[] { ActivationMode.Float32, ActivationMode.Int8, ActivationMode.E8Box4 })
+                foreach (int batch in batches)
+                {
+                    var x = E8BoxKernelTests.Gaussian(batch * cols, batch + cols);
+                    var want = new float[batch * rows];
+                    var got = new float[batch * rows];
+                    m.Multiply(x, want, batch, mode, E8Kernel.Scalar, 1);
+                    m.Multiply(x, got, batch, mode, kern, 2);
+                    for (int i = 0; i < want.Length; i++)
+                        Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]), $"{name} {mode} {rows}x{cols} batch={batch} at {i}: {want[i]} vs {got[i]}");
+                }
+        }
+    }
+
+    [Fact]
+    public void SubnormalStepsAreStoredAndRead()
+    {
+        // A group whose absmax/7 is below fp16's smallest normal (6.1e-5) gets a subnormal step; the kernels' exact
+        // fp16 conversion must read it (the SIMD variants are compared with this in EveryVariantIsBitExactWithScalar).
+        var w = new float[64];
+        for (int i = 0; i < 32; i++) w[i] = 1e-5f * (i - 16);
+        for (int i = 32; i < 64; i++) w[i] = 0.1f * (i - 48);
+        var m = PackedInt4Matrix.Quantize(w, 1, 64);
+        Assert.True(m.HalfStep(0, 0) < 6.1e-5f / 2 && m.HalfStep(0, 0) > 0f);
+        var row = new float[64];
+        m.DequantizeRow(0, row);
+        for (int i = 0; i < 32; i++) Assert.True(Math.Abs(row[i] - w[i]) <= m.HalfStep(0, 0) * 1.0001f);
+        var x = E8BoxKernelTests.Gaussian(64, 4);
+        var y = new float[1];
+        m.Multiply(x, y, 1, ActivationMode.Float32, E8Kernel.Scalar, 1);
+        double want = 0; for (int i = 0; i < 64; i++) want += (double)row[i] * x[i];
+        Assert.Equal(want, y[0], 4);
     }
 
     [Fact]
