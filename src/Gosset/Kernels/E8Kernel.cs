@@ -590,6 +590,8 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         public int Nb { get; init; }
         public int Groups { get; init; }
         public int Batch { get; init; }
+        /// <summary>The fp32 activations (<see cref="FloatPass{TD, TS}"/>).</summary>
+        public StepArgs Steps { get; init; }
     }
 
     /// <summary>
@@ -627,6 +629,17 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
             float* xs = p.X + 32 * g0;
             if (pair) RunPair<TD, TS, IntPair>(rp, rec, stride, pf, count, q, A, C, xs, p.Tab, f);
             else IntRun<TD, TS>(rp, stride, pf, count, q, A, C, xs, (float*)p.Tab, f);
+        }
+    }
+
+    /// <summary>fp32 activations at batch 1: one row, or the two rows of a pair one after the other (<see cref="StepRun"/>).</summary>
+    private readonly struct FloatPass<TD, TS> : IPass where TD : struct, IDigits where TS : struct, ISide
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Run(bool pair, int vc, int v0, byte* rp, int rec, int stride, int pf, int count, int g0, in PassArgs p, TV* f, int fr)
+        {
+            StepRun<TD, TS, FloatBlocks>(rp, stride, pf, count, g0, p.Steps, (float*)p.Tab, f);
+            if (pair) StepRun<TD, TS, FloatBlocks>(rp + rec, stride, 0, count, g0, p.Steps, (float*)p.Tab, f + fr);
         }
     }
 
@@ -746,6 +759,60 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     {
         DecodeGrid<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
         return TV.AddInt(acc, TOps.ScaledBlockDot(lo2, qlo, hi2, qhi, TOps.SelectBit3(pf, E0, E1), sc));
+    }
+
+    /// <summary>
+    /// As <see cref="IntRun"/> for any <see cref="IBlockStep"/>: groups [g0, g0 + count) of one row for vector 0, chunk c into
+    /// f[c mod 16/Lanes].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void StepRun<TD, TS, TStep>(byte* rp, int stride, int pf, int count, int g0, in StepArgs s, float* tab, TV* f)
+        where TD : struct, IDigits where TS : struct, ISide where TStep : struct, IBlockStep
+    {
+        int n = TV.Lanes;
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        TV acc0 = f[0], acc1 = n <= 8 ? f[1] : acc0, acc2 = n == 4 ? f[2] : acc0, acc3 = n == 4 ? f[3] : acc0;
+        for (int g = g0; g < g0 + count; g++, rp += stride)
+        {
+            Prefetch(rp, pf, PrefetchAhead);
+            if (typeof(TV) == typeof(V128))
+            {
+                StepQuarter4<TD, TS, TStep, FirstHalf>(rp, t0, t1, t2, t3, s, g, ref acc0, ref acc1, ref acc2, ref acc3);
+                StepQuarter4<TD, TS, TStep, SecondHalf>(rp, t0, t1, t2, t3, s, g, ref acc0, ref acc1, ref acc2, ref acc3);
+                continue;
+            }
+            acc0 = StepChunk1<TD, TS, TStep>(rp, 0, t0, t1, t2, t3, s, g, acc0);
+            if (typeof(TV) == typeof(V512)) acc0 = StepChunk1<TD, TS, TStep>(rp, 1, t0, t1, t2, t3, s, g, acc0);
+            else
+            {
+                acc1 = StepChunk1<TD, TS, TStep>(rp, 1, t0, t1, t2, t3, s, g, acc1);
+                acc0 = StepChunk1<TD, TS, TStep>(rp, 2, t0, t1, t2, t3, s, g, acc0);
+                acc1 = StepChunk1<TD, TS, TStep>(rp, 3, t0, t1, t2, t3, s, g, acc1);
+            }
+        }
+        f[0] = acc0;
+        if (n <= 8) f[1] = acc1;
+        if (n == 4) { f[2] = acc2; f[3] = acc3; }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV StepChunk1<TD, TS, TStep>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, in StepArgs s, int g, TV acc)
+        where TD : struct, IDigits where TS : struct, ISide where TStep : struct, IBlockStep
+    {
+        int b0 = c * TV.Lanes;
+        Decode<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
+        return TStep.Step(lo, hi, pm, ws, s, 0, g, b0, acc);
+    }
+
+    /// <summary>Four chunks of a group (128-bit width: eight chunks exceed the JIT's inlining budget in one method).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void StepQuarter4<TD, TS, TStep, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, in StepArgs s, int g, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
+        where TD : struct, IDigits where TS : struct, ISide where TStep : struct, IBlockStep where TH : struct, IChunkHalf
+    {
+        acc0 = StepChunk1<TD, TS, TStep>(rp, TH.First, t0, t1, t2, t3, s, g, acc0);
+        acc1 = StepChunk1<TD, TS, TStep>(rp, TH.First + 1, t0, t1, t2, t3, s, g, acc1);
+        acc2 = StepChunk1<TD, TS, TStep>(rp, TH.First + 2, t0, t1, t2, t3, s, g, acc2);
+        acc3 = StepChunk1<TD, TS, TStep>(rp, TH.First + 3, t0, t1, t2, t3, s, g, acc3);
     }
 
     /// <summary>Chunk c (a constant) of one group for the two rows of a pass: the activation vectors are loaded once for both.</summary>
@@ -1378,13 +1445,18 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
             RowsByVectors<TD, TS, IntBlocks>(m, a, r0, r1, y, vStart, new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks });
     }
 
-    /// <summary>fp32 activations (any batch).</summary>
+    /// <summary>fp32 activations.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Float<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf)
-            RowsByVectors<TD, TS, FloatBlocks>(m, a, r0, r1, y, 0, new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks });
+        fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf, tab = m.HalfTable)
+        {
+            var st = new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks };
+            // Batch 1 fused on the tiled traversal (each chunk straight into its lane sums); larger batches decode once per row and tile.
+            if (a.Batch == 1) Tiled<TD, TS, FloatPass<TD, TS>>(m, r0, r1, y, new PassArgs { Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = 1, Steps = st }, 1f);
+            else RowsByVectors<TD, TS, FloatBlocks>(m, a, r0, r1, y, 0, st);
+        }
     }
 
     /// <summary>The activations of a <see cref="IBlockStep"/>: values X ([vector][Cp]), per-block terms T0, T1 and scales Xs ([vector][Nb]).</summary>
