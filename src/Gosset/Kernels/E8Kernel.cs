@@ -470,15 +470,37 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV FloatStep(TV lo, TV hi, TV pm, TV ws, float* x2 /* group + b0 */, float* af, float* cf, TV acc)
     {
+        DigitFloats(lo, hi, out var d0, out var d1, out var d2, out var d3, out var d4, out var d5, out var d6, out var d7);
+        return FloatDot(d0, d1, d2, d3, d4, d5, d6, d7, pm, ws, x2, af, cf, acc);
+    }
+
+    /// <summary>The eight digits of each lane's block as floats (digit i from byte i/2 of lo for even i, of hi for odd i).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DigitFloats(TV lo, TV hi, out TV d0, out TV d1, out TV d2, out TV d3, out TV d4, out TV d5, out TV d6, out TV d7)
+    {
         var ff = TV.Int(0xFF);
-        var st = TV.MulF(TV.ToFloat(TV.And(lo, ff)), TV.Load(x2));
-        st = TV.Fma(TV.ToFloat(TV.And(hi, ff)), TV.Load(x2 + 32), st);
-        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(lo, 8), ff)), TV.Load(x2 + 64), st);
-        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(hi, 8), ff)), TV.Load(x2 + 96), st);
-        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(lo, 16), ff)), TV.Load(x2 + 128), st);
-        st = TV.Fma(TV.ToFloat(TV.And(TV.ShiftRight(hi, 16), ff)), TV.Load(x2 + 160), st);
-        st = TV.Fma(TV.ToFloat(TV.ShiftRight(lo, 24)), TV.Load(x2 + 192), st);
-        st = TV.Fma(TV.ToFloat(TV.ShiftRight(hi, 24)), TV.Load(x2 + 224), st);
+        d0 = TV.ToFloat(TV.And(lo, ff));
+        d1 = TV.ToFloat(TV.And(hi, ff));
+        d2 = TV.ToFloat(TV.And(TV.ShiftRight(lo, 8), ff));
+        d3 = TV.ToFloat(TV.And(TV.ShiftRight(hi, 8), ff));
+        d4 = TV.ToFloat(TV.And(TV.ShiftRight(lo, 16), ff));
+        d5 = TV.ToFloat(TV.And(TV.ShiftRight(hi, 16), ff));
+        d6 = TV.ToFloat(TV.ShiftRight(lo, 24));
+        d7 = TV.ToFloat(TV.ShiftRight(hi, 24));
+    }
+
+    /// <summary>acc + (Σᵢ dᵢ·2xᵢ + Af + p·Cf)·β/2 for the Lanes blocks from b0: one FMA chain in entry order (the scalar reference's).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV FloatDot(TV d0, TV d1, TV d2, TV d3, TV d4, TV d5, TV d6, TV d7, TV pm, TV ws, float* x2 /* group + b0 */, float* af, float* cf, TV acc)
+    {
+        var st = TV.MulF(d0, TV.Load(x2));
+        st = TV.Fma(d1, TV.Load(x2 + 32), st);
+        st = TV.Fma(d2, TV.Load(x2 + 64), st);
+        st = TV.Fma(d3, TV.Load(x2 + 96), st);
+        st = TV.Fma(d4, TV.Load(x2 + 128), st);
+        st = TV.Fma(d5, TV.Load(x2 + 160), st);
+        st = TV.Fma(d6, TV.Load(x2 + 192), st);
+        st = TV.Fma(d7, TV.Load(x2 + 224), st);
         var bt = TV.AddF(TV.Load(af), TV.And(pm, TV.Load(cf)));
         return TV.Fma(TV.AddF(st, bt), ws, acc);
     }
@@ -1311,8 +1333,11 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         if (TV.Lanes < 8) { IntGemm<TD, TS>(m, a, r0, r1, y); return; }
         int full;
         fixed (byte* data = m.Data)
-        fixed (float* tab = m.HalfTable, rs = m.RowScales)
-            full = IntGemm4(new E8Rows<TD, TS>(m, data, tab, rs), a, r0, r1, y);
+        fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
+        fixed (sbyte* q0 = a.Q)
+        fixed (int* A0 = a.A, C0 = a.C)
+            full = Gemm4<E8Rows<TD, TS>, IntQuad>(new E8Rows<TD, TS>(m, data, tab, rs),
+                new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks }, a.Batch, r0, r1, y);
         if (full < a.Batch) IntGemm<TD, TS>(m, a, r0, r1, y, full);
     }
 
@@ -1339,73 +1364,89 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         public float RowScale(int r) => _rs[r];
     }
 
+    /// <summary>One decoded chunk (digits, parity mask, β/2) against the Lanes blocks from b0 of vectors v0 … v0 + 3, group g.</summary>
+    private interface IQuadStep
+    {
+        static abstract void Four(TV lo, TV hi, TV pm, TV ws, in StepArgs s, long v0, int g, int b0, ref TV a0, ref TV a1, ref TV a2, ref TV a3);
+    }
+
+    /// <summary>int8 activations: <see cref="IntStep"/> for each vector.</summary>
+    private readonly struct IntQuad : IQuadStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Four(TV lo, TV hi, TV pm, TV ws, in StepArgs s, long v0, int g, int b0, ref TV a0, ref TV a1, ref TV a2, ref TV a3)
+        {
+            sbyte* q = (sbyte*)s.X + v0 * s.Cp + 256 * g;
+            long bo = v0 * s.Nb + 32 * g + b0, nb = s.Nb;
+            int* A = (int*)s.T0 + bo, C = (int*)s.T1 + bo;
+            float* xs = s.Xs + bo;
+            a0 = IntStep(lo, hi, pm, ws, q, A, C, xs, b0, a0);
+            a1 = IntStep(lo, hi, pm, ws, q + s.Cp, A + nb, C + nb, xs + nb, b0, a1);
+            a2 = IntStep(lo, hi, pm, ws, q + 2 * s.Cp, A + 2 * nb, C + 2 * nb, xs + 2 * nb, b0, a2);
+            a3 = IntStep(lo, hi, pm, ws, q + 3 * s.Cp, A + 3 * nb, C + 3 * nb, xs + 3 * nb, b0, a3);
+        }
+    }
+
+    /// <summary>fp32 activations: the digits converted to floats once for the four vectors (<see cref="FloatDot"/> each).</summary>
+    private readonly struct FloatQuad : IQuadStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Four(TV lo, TV hi, TV pm, TV ws, in StepArgs s, long v0, int g, int b0, ref TV a0, ref TV a1, ref TV a2, ref TV a3)
+        {
+            DigitFloats(lo, hi, out var d0, out var d1, out var d2, out var d3, out var d4, out var d5, out var d6, out var d7);
+            float* x = (float*)s.X + v0 * s.Cp + 256 * g + b0, af = (float*)s.T0 + v0 * s.Nb + 32 * g + b0, cf = (float*)s.T1 + v0 * s.Nb + 32 * g + b0;
+            a0 = FloatDot(d0, d1, d2, d3, d4, d5, d6, d7, pm, ws, x, af, cf, a0);
+            a1 = FloatDot(d0, d1, d2, d3, d4, d5, d6, d7, pm, ws, x + s.Cp, af + s.Nb, cf + s.Nb, a1);
+            a2 = FloatDot(d0, d1, d2, d3, d4, d5, d6, d7, pm, ws, x + 2 * s.Cp, af + 2 * s.Nb, cf + 2 * s.Nb, a2);
+            a3 = FloatDot(d0, d1, d2, d3, d4, d5, d6, d7, pm, ws, x + 3 * s.Cp, af + 3 * s.Nb, cf + 3 * s.Nb, a3);
+        }
+    }
+
     /// <summary>
-    /// int8 GEMM for 8- and 16-lane widths: rows in tiles whose records are decoded once (<see cref="IRowTiles.DecodeRows"/>,
-    /// sized to stay in L2) for every vector; then tiles of 4 vectors with their accumulators in registers (A for even chunks,
-    /// B for odd ones; one set when a vector covers 16 blocks). The additions per lane are the batch-1 kernel's, in its order,
-    /// so results are bit-identical. Returns the vectors done (whole tiles of 4); the caller runs the rest.
+    /// GEMM for 8- and 16-lane widths: rows in tiles whose records are decoded once (<see cref="IRowTiles.DecodeRows"/>, sized
+    /// to stay in L2) for every vector; then tiles of 4 vectors with their accumulators in registers (A for even chunks, B for
+    /// odd ones; one set when a vector covers 16 blocks), TQ applying a chunk to the four. The additions per lane are the
+    /// batch-1 kernel's, in its order, so results are bit-identical. Returns the vectors done (whole tiles of 4); the caller
+    /// runs the rest.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static int IntGemm4<TR>(TR m, E8ActivationLayout a, int r0, int r1, float* y) where TR : struct, IRowTiles
+    private static int Gemm4<TR, TQ>(TR m, in StepArgs s, int batch, int r0, int r1, float* y) where TR : struct, IRowTiles where TQ : struct, IQuadStep
     {
-        int n = TV.Lanes, groups = m.Groups, cp = a.PaddedCols, nb = a.Blocks, rows = m.Rows, chunks = 32 / n;
-        int full = a.Batch / 4 * 4;
+        int n = TV.Lanes, groups = m.Groups, rows = m.Rows, chunks = 32 / n;
+        int full = batch / 4 * 4;
         long rowTvs = (long)groups * chunks * 4;
         int tileRows = (int)Math.Clamp(GemmTileBytes / (rowTvs * sizeof(TV)), 1, 64);
         var tile = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
+        var sl = s; // a local copy, whose fields the JIT can keep in registers
         try
         {
-            fixed (float* xs0 = a.Xs)
-            fixed (sbyte* q0 = a.Q)
-            fixed (int* A0 = a.A, C0 = a.C)
+            for (int rb = r0; rb < r1; rb += tileRows)
             {
-                for (int rb = r0; rb < r1; rb += tileRows)
-                {
-                    int re = Math.Min(r1, rb + tileRows);
-                    m.DecodeRows(rb, re, tile);
-                    for (int v0 = 0; v0 < full; v0 += 4)
-                        for (int r = rb; r < re; r++)
-                        {
-                            TV* dec = tile + (r - rb) * rowTvs;
-                            TV z = TV.Float(0);
-                            TV a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
-                            for (int g = 0; g < groups; g++, dec += chunks * 4)
+                int re = Math.Min(r1, rb + tileRows);
+                m.DecodeRows(rb, re, tile);
+                for (int v0 = 0; v0 < full; v0 += 4)
+                    for (int r = rb; r < re; r++)
+                    {
+                        TV* dec = tile + (r - rb) * rowTvs;
+                        TV z = TV.Float(0);
+                        TV a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+                        for (int g = 0; g < groups; g++, dec += chunks * 4)
+                            for (int c = 0; c < chunks; c += 2)
                             {
-                                long bo = (long)v0 * nb + 32 * g;
-                                sbyte* q = q0 + (long)v0 * cp + 256 * g;
-                                for (int c = 0; c < chunks; c += 2)
-                                {
-                                    int o = c * n, o1 = o + n;
-                                    TV lo = dec[4 * c], hi = dec[4 * c + 1], pm = dec[4 * c + 2], ws = dec[4 * c + 3];
-                                    a0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o, C0 + bo + o, xs0 + bo + o, o, a0);
-                                    a1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o, C0 + bo + nb + o, xs0 + bo + nb + o, o, a1);
-                                    a2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o, C0 + bo + 2 * nb + o, xs0 + bo + 2 * nb + o, o, a2);
-                                    a3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o, C0 + bo + 3 * nb + o, xs0 + bo + 3 * nb + o, o, a3);
-                                    lo = dec[4 * c + 4]; hi = dec[4 * c + 5]; pm = dec[4 * c + 6]; ws = dec[4 * c + 7];
-                                    if (typeof(TV) == typeof(V512))
-                                    {
-                                        a0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o1, C0 + bo + o1, xs0 + bo + o1, o1, a0);
-                                        a1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o1, C0 + bo + nb + o1, xs0 + bo + nb + o1, o1, a1);
-                                        a2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o1, C0 + bo + 2 * nb + o1, xs0 + bo + 2 * nb + o1, o1, a2);
-                                        a3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o1, C0 + bo + 3 * nb + o1, xs0 + bo + 3 * nb + o1, o1, a3);
-                                    }
-                                    else
-                                    {
-                                        b0 = IntStep(lo, hi, pm, ws, q, A0 + bo + o1, C0 + bo + o1, xs0 + bo + o1, o1, b0);
-                                        b1 = IntStep(lo, hi, pm, ws, q + cp, A0 + bo + nb + o1, C0 + bo + nb + o1, xs0 + bo + nb + o1, o1, b1);
-                                        b2 = IntStep(lo, hi, pm, ws, q + 2 * cp, A0 + bo + 2 * nb + o1, C0 + bo + 2 * nb + o1, xs0 + bo + 2 * nb + o1, o1, b2);
-                                        b3 = IntStep(lo, hi, pm, ws, q + 3 * cp, A0 + bo + 3 * nb + o1, C0 + bo + 3 * nb + o1, xs0 + bo + 3 * nb + o1, o1, b3);
-                                    }
-                                }
+                                int o = c * n, o1 = o + n;
+                                TQ.Four(dec[4 * c], dec[4 * c + 1], dec[4 * c + 2], dec[4 * c + 3], sl, v0, g, o, ref a0, ref a1, ref a2, ref a3);
+                                if (typeof(TV) == typeof(V512))
+                                    TQ.Four(dec[4 * c + 4], dec[4 * c + 5], dec[4 * c + 6], dec[4 * c + 7], sl, v0, g, o1, ref a0, ref a1, ref a2, ref a3);
+                                else
+                                    TQ.Four(dec[4 * c + 4], dec[4 * c + 5], dec[4 * c + 6], dec[4 * c + 7], sl, v0, g, o1, ref b0, ref b1, ref b2, ref b3);
                             }
-                            // 16 lanes: acc0 = a (chunks ≡ 0 mod 2), acc1 = b; a 16-lane vector has only a.
-                            float rs = m.RowScale(r);
-                            y[(long)v0 * rows + r] = rs * TV.Reduce16(a0, b0, z, z);
-                            y[(long)(v0 + 1) * rows + r] = rs * TV.Reduce16(a1, b1, z, z);
-                            y[(long)(v0 + 2) * rows + r] = rs * TV.Reduce16(a2, b2, z, z);
-                            y[(long)(v0 + 3) * rows + r] = rs * TV.Reduce16(a3, b3, z, z);
-                        }
-                }
+                        // 16 lanes: acc0 = a (chunks ≡ 0 mod 2), acc1 = b; a 16-lane vector has only a.
+                        float rs = m.RowScale(r);
+                        y[(long)v0 * rows + r] = rs * TV.Reduce16(a0, b0, z, z);
+                        y[(long)(v0 + 1) * rows + r] = rs * TV.Reduce16(a1, b1, z, z);
+                        y[(long)(v0 + 2) * rows + r] = rs * TV.Reduce16(a2, b2, z, z);
+                        y[(long)(v0 + 3) * rows + r] = rs * TV.Reduce16(a3, b3, z, z);
+                    }
             }
         }
         finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(tile); }
@@ -1453,9 +1494,15 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf, tab = m.HalfTable)
         {
             var st = new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks };
-            // Batch 1 fused on the tiled traversal (each chunk straight into its lane sums); larger batches decode once per row and tile.
-            if (a.Batch == 1) Tiled<TD, TS, FloatPass<TD, TS>>(m, r0, r1, y, new PassArgs { Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = 1, Steps = st }, 1f);
-            else RowsByVectors<TD, TS, FloatBlocks>(m, a, r0, r1, y, 0, st);
+            // Batch 1 fused on the tiled traversal (each chunk straight into its lane sums); larger batches decode once per row
+            // tile and convert the digits once per four vectors (Gemm4), a last partial four per vector.
+            if (a.Batch == 1) { Tiled<TD, TS, FloatPass<TD, TS>>(m, r0, r1, y, new PassArgs { Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = 1, Steps = st }, 1f); return; }
+            int full = 0;
+            if (TV.Lanes >= 8)
+                fixed (byte* data = m.Data)
+                fixed (float* rs = m.RowScales)
+                    full = Gemm4<E8Rows<TD, TS>, FloatQuad>(new E8Rows<TD, TS>(m, data, tab, rs), st, a.Batch, r0, r1, y);
+            if (full < a.Batch) RowsByVectors<TD, TS, FloatBlocks>(m, a, r0, r1, y, full, st);
         }
     }
 

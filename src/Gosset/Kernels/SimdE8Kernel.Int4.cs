@@ -8,22 +8,22 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>
 {
     internal override void RunInt4(PackedInt4Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
     {
-        if (a.IsFloat)
+        fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf, xs0 = a.Xs)
+        fixed (sbyte* q0 = a.Q)
+        fixed (int* A0 = a.A, C0 = a.C)
+        fixed (byte* nib = m.Nibbles)
+        fixed (ushort* st = m.Steps)
         {
-            fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf)
-                Int4Run<FloatBlocks>(m, a.Batch, 0, r0, r1, y, new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks });
-            return;
+            var s = a.IsFloat ? new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks }
+                              : new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks };
+            int done = 0;
+            if (a.Batch > 1 && TV.Lanes >= 8) // the E8 GEMM on decoded INT4 tiles, whole tiles of 4 vectors
+                done = a.IsFloat ? Gemm4<Int4Tiles, FloatQuad>(new Int4Tiles(m, nib, st), s, a.Batch, r0, r1, y)
+                                 : Gemm4<Int4Tiles, IntQuad>(new Int4Tiles(m, nib, st), s, a.Batch, r0, r1, y);
+            if (done == a.Batch) return;
+            if (a.IsFloat) Int4Run<FloatBlocks>(m, a.Batch, done, r0, r1, y, s);
+            else Int4Run<IntBlocks>(m, a.Batch, done, r0, r1, y, s);
         }
-        int done = 0;
-        if (a.Batch > 1 && TV.Lanes >= 8) // the E8 int8 GEMM on decoded INT4 tiles, whole tiles of 4 vectors
-            fixed (byte* nib = m.Nibbles)
-            fixed (ushort* st = m.Steps)
-                done = IntGemm4(new Int4Tiles(m, nib, st), a, r0, r1, y);
-        if (done < a.Batch)
-            fixed (float* xs0 = a.Xs)
-            fixed (sbyte* q0 = a.Q)
-            fixed (int* A0 = a.A, C0 = a.C)
-                Int4Run<IntBlocks>(m, a.Batch, done, r0, r1, y, new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks });
     }
 
     private static void Int4Run<TStep>(PackedInt4Matrix m, int batch, int vStart, int r0, int r1, float* y, in StepArgs s) where TStep : struct, IBlockStep
