@@ -33,17 +33,18 @@ public abstract class E8Kernel
     /// The smallest batch limit of the fused kernels (weights decoded once per block of up to four vectors) rather than the
     /// pre-decoded row tiles (<see cref="MaxSmallBatch"/>): b = 3 with 32 vector registers, where the pre-decoding kernel runs
     /// two rows per pass and b = 3's decode (three planes per chunk), repeated for every block of four vectors, made it faster
-    /// from 6 vectors on (bench, 14336×4096 and 4096×14336, 2 threads, AVX-512: docs/benchmarks.md).
+    /// from 6 vectors on (bench, 14336×4096 and 4096×14336, 2 threads, AVX-512: docs/benchmarks.md); and every b with 16
+    /// registers (the 256-bit level without AVX-512 VL, and 128 bits), where the pre-decoding kernel was faster at batches
+    /// 5, 6, 8 and 12 in 23 of 24 alternating process pairs (AVX2 level, two shapes) and at the 128-bit level too
+    /// (docs/benchmarks.md, session 14; session 12's runs had put the fused kernel ahead there).
     /// </summary>
     internal const int MinSmallBatch = 4;
 
     /// <summary>
-    /// The largest batch the fused kernels run for b bits per entry: <see cref="MinSmallBatch"/> for b = 3 with 32 vector
-    /// registers (<paramref name="pairs"/>), else <see cref="MaxFusedBatch"/> (b = 2 and 4 break even near 12 with 32 registers;
-    /// with 16 the pre-decoding kernel runs one row per pass and the fused one was faster at every b up to 12: AVX-512 off,
-    /// batches 5–12 at 14336×4096 in 5.5–14.7 against 10.1–22.6 ms: docs/benchmarks.md, session 12).
+    /// The largest batch the fused kernels run for b bits per entry: <see cref="MaxFusedBatch"/> for b = 2 and 4 with 32 vector
+    /// registers (<paramref name="pairs"/>; they break even with the pre-decoding kernel near 12), else <see cref="MinSmallBatch"/>.
     /// </summary>
-    internal static int MaxSmallBatch(int bits, bool pairs) => pairs && bits == 3 ? MinSmallBatch : MaxFusedBatch;
+    internal static int MaxSmallBatch(int bits, bool pairs) => pairs && bits != 3 ? MaxFusedBatch : MinSmallBatch;
 
     /// <summary>The largest <see cref="MaxSmallBatch"/>.</summary>
     internal const int MaxFusedBatch = 12;
