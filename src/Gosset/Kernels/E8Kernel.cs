@@ -641,17 +641,14 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         }
     }
 
-    /// <summary>The per-8-block int8 product (W4A8, W4A4) at batch 1: one row (<see cref="IntRun"/>) or a pair (<see cref="RunPair"/>).</summary>
+    /// <summary>The per-8-block int8 product (W4A8, W4A4) at batch 1: one row (<see cref="StepRun"/>) or a pair (<see cref="RunPair"/>).</summary>
     private readonly struct IntPass<TD, TS> : IPass where TD : struct, IDigits where TS : struct, ISide
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Run(bool pair, int vc, int v0, byte* rp, int rec, int stride, int pf, int count, int g0, in PassArgs p, TV* f, int fr)
         {
-            sbyte* q = p.Q + 256 * g0;
-            int* A = p.T0 + 32 * g0, C = p.T1 + 32 * g0;
-            float* xs = p.X + 32 * g0;
-            if (pair) RunPair<TD, TS, IntPair>(rp, rec, stride, pf, count, q, A, C, xs, p.Tab, f);
-            else IntRun<TD, TS>(rp, stride, pf, count, q, A, C, xs, (float*)p.Tab, f);
+            if (pair) RunPair<TD, TS, IntPair>(rp, rec, stride, pf, count, p.Q + 256 * g0, p.T0 + 32 * g0, p.T1 + 32 * g0, p.X + 32 * g0, p.Tab, f);
+            else StepRun<TD, TS, IntBlocks>(rp, stride, pf, count, g0, p.Steps, (float*)p.Tab, f);
         }
     }
 
@@ -785,8 +782,9 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     }
 
     /// <summary>
-    /// As <see cref="IntRun"/> for any <see cref="IBlockStep"/>: groups [g0, g0 + count) of one row for vector 0, chunk c into
-    /// f[c mod 16/Lanes].
+    /// <paramref name="count"/> groups [g0, g0 + count) of one row (records <paramref name="stride"/> bytes apart) for vector 0,
+    /// each chunk's TStep (<see cref="IntBlocks"/>, <see cref="FloatBlocks"/>) added straight into the float lane sums
+    /// f[0 … 16/Lanes − 1] (chunk c into f[c mod 16/Lanes], as the scalar reference orders them).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void StepRun<TD, TS, TStep>(byte* rp, int stride, int pf, int count, int g0, in StepArgs s, float* tab, TV* f)
@@ -827,7 +825,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         return TStep.Step(lo, hi, pm, ws, s, 0, g, b0, acc);
     }
 
-    /// <summary>Four chunks of a group (128-bit width: eight chunks exceed the JIT's inlining budget in one method).</summary>
+    /// <summary>Four-lane widths: chunks TH.First … TH.First + 3 of a group, a call of its own (eight chunks exceed the JIT's inlining budget in one method).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void StepQuarter4<TD, TS, TStep, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, in StepArgs s, int g, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
         where TD : struct, IDigits where TS : struct, ISide where TStep : struct, IBlockStep where TH : struct, IChunkHalf
@@ -1228,51 +1226,6 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         }
     }
 
-    /// <summary>Batch 1, int8: chunk c of group g straight into its accumulator (c constant).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV IntChunk1<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, TV acc)
-        where TD : struct, IDigits where TS : struct, ISide
-    {
-        int b0 = c * TV.Lanes;
-        Decode<TD, TS>(rp, b0, t0, t1, t2, t3, out var lo, out var hi, out var pm, out var ws);
-        return IntStep(lo, hi, pm, ws, q, A + b0, C + b0, xs + b0, b0, acc);
-    }
-
-    /// <summary>
-    /// <paramref name="count"/> groups of one row (records <paramref name="stride"/> bytes apart) for one int8 vector, the per-block
-    /// products added into the float lane sums f[0 … 16/Lanes − 1] (chunk c into f[c mod 16/Lanes], as the scalar reference orders them).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void IntRun<TD, TS>(byte* rp, int stride, int pf, int count, sbyte* q, int* A, int* C, float* xs, float* tab, TV* f)
-        where TD : struct, IDigits where TS : struct, ISide
-    {
-        int n = TV.Lanes;
-        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-        TV acc0 = f[0], acc1 = n <= 8 ? f[1] : acc0, acc2 = n == 4 ? f[2] : acc0, acc3 = n == 4 ? f[3] : acc0;
-        for (int g = 0; g < count; g++, rp += stride, q += 256, A += 32, C += 32, xs += 32)
-        {
-            Prefetch(rp, pf, PrefetchAhead);
-            if (typeof(TV) == typeof(V128))
-            {
-                // Eight chunks per group exceed the JIT's inlining budget in one method: two calls of four.
-                IntQuarter4<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
-                IntQuarter4<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, q, A, C, xs, ref acc0, ref acc1, ref acc2, ref acc3);
-                continue;
-            }
-            acc0 = IntChunk1<TD, TS>(rp, 0, t0, t1, t2, t3, q, A, C, xs, acc0);
-            if (typeof(TV) == typeof(V512)) acc0 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc0);
-            else
-            {
-                acc1 = IntChunk1<TD, TS>(rp, 1, t0, t1, t2, t3, q, A, C, xs, acc1);
-                acc0 = IntChunk1<TD, TS>(rp, 2, t0, t1, t2, t3, q, A, C, xs, acc0);
-                acc1 = IntChunk1<TD, TS>(rp, 3, t0, t1, t2, t3, q, A, C, xs, acc1);
-            }
-        }
-        f[0] = acc0;
-        if (n <= 8) f[1] = acc1;
-        if (n == 4) { f[2] = acc2; f[3] = acc3; }
-    }
-
     /// <summary>Chunk c (a constant) of one group for the two rows of a pass: the activation vectors are loaded once for both.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void IntPairChunk<TD, TS>(int c, byte* ra, byte* rb, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV a, ref TV b)
@@ -1286,7 +1239,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         b = TV.Fma(TV.ToFloat(TV.AddInt(TV.AddInt(TOps.Dot2(lo, qlo, hi, qhi), At), TV.And(pm, Ct))), TV.MulF(ws, xv), b);
     }
 
-    /// <summary>The per-8-block product (W4A8, W4A4): each chunk's <see cref="IntStep"/> straight into the float lane sums, as <see cref="IntRun"/>.</summary>
+    /// <summary>The per-8-block product (W4A8, W4A4): each chunk's <see cref="IntStep"/> straight into the float lane sums, as <see cref="StepRun"/>.</summary>
     private readonly struct IntPair : IPairGroup
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -1304,17 +1257,6 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         }
     }
 
-    /// <summary>Four-lane widths, batch 1: chunks TH.First … TH.First + 3 of a group (blocks 4·TH.First …), a constant.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void IntQuarter4<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* A, int* C, float* xs, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
-        where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
-    {
-        acc0 = IntChunk1<TD, TS>(rp, TH.First, t0, t1, t2, t3, q, A, C, xs, acc0);
-        acc1 = IntChunk1<TD, TS>(rp, TH.First + 1, t0, t1, t2, t3, q, A, C, xs, acc1);
-        acc2 = IntChunk1<TD, TS>(rp, TH.First + 2, t0, t1, t2, t3, q, A, C, xs, acc2);
-        acc3 = IntChunk1<TD, TS>(rp, TH.First + 3, t0, t1, t2, t3, q, A, C, xs, acc3);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Int<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
@@ -1325,7 +1267,8 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
             fixed (sbyte* q0 = a.Q)
             fixed (int* A0 = a.A, C0 = a.C)
             {
-                var p = new PassArgs { Q = q0, T0 = A0, T1 = C0, X = xs0, Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = 1 };
+                var p = new PassArgs { Q = q0, T0 = A0, T1 = C0, X = xs0, Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = 1,
+                    Steps = new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks } };
                 Tiled<TD, TS, IntPass<TD, TS>>(m, r0, r1, y, p, 1f);
             }
             return;
@@ -1481,10 +1424,12 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     private static void IntGemm<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y, int vStart = 0)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        fixed (float* xs0 = a.Xs)
+        fixed (byte* data = m.Data)
+        fixed (float* tab = m.HalfTable, rs = m.RowScales, xs0 = a.Xs)
         fixed (sbyte* q0 = a.Q)
         fixed (int* A0 = a.A, C0 = a.C)
-            RowsByVectors<TD, TS, IntBlocks>(m, a, r0, r1, y, vStart, new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks });
+            RowsByVectors<E8Rows<TD, TS>, IntBlocks>(new E8Rows<TD, TS>(m, data, tab, rs), a.Batch, r0, r1, y, vStart,
+                new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks });
     }
 
     /// <summary>fp32 activations.</summary>
@@ -1492,18 +1437,16 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     private static void Float<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf, tab = m.HalfTable)
+        fixed (float* x20 = a.X2, af0 = a.Af, cf0 = a.Cf, tab = m.HalfTable, rs = m.RowScales)
+        fixed (byte* data = m.Data)
         {
             var st = new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks };
             // Batch 1 fused on the tiled traversal (each chunk straight into its lane sums); larger batches decode once per row
             // tile and convert the digits once per four vectors (Gemm4), a last partial four per vector.
             if (a.Batch == 1) { Tiled<TD, TS, FloatPass<TD, TS>>(m, r0, r1, y, new PassArgs { Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = 1, Steps = st }, 1f); return; }
-            int full = 0;
-            if (TV.Lanes >= 8)
-                fixed (byte* data = m.Data)
-                fixed (float* rs = m.RowScales)
-                    full = Gemm4<E8Rows<TD, TS>, FloatQuad>(new E8Rows<TD, TS>(m, data, tab, rs), st, a.Batch, r0, r1, y);
-            if (full < a.Batch) RowsByVectors<TD, TS, FloatBlocks>(m, a, r0, r1, y, full, st);
+            var rows = new E8Rows<TD, TS>(m, data, tab, rs);
+            int full = TV.Lanes >= 8 ? Gemm4<E8Rows<TD, TS>, FloatQuad>(rows, st, a.Batch, r0, r1, y) : 0;
+            if (full < a.Batch) RowsByVectors<E8Rows<TD, TS>, FloatBlocks>(rows, a.Batch, r0, r1, y, full, st);
         }
     }
 
@@ -1548,45 +1491,41 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
 
     /// <summary>
     /// Rows in blocks of <see cref="RowBlock"/>, vectors from <paramref name="vStart"/> in tiles of <see cref="BatchTile"/>: each
-    /// group record is decoded once per row and tile and applied to the tile's vectors by TStep, chunk c into lane sum
-    /// c mod 16/Lanes (the scalar reference's order); y = rowScale·Reduce16.
+    /// row is decoded once per tile (<see cref="IRowTiles.DecodeRows"/>) and applied to the tile's vectors by TStep, chunk c
+    /// into lane sum c mod 16/Lanes (the scalar reference's order); y = rowScale·Reduce16. The GEMMs' last vectors and the
+    /// 4-lane widths' batches.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowsByVectors<TD, TS, TStep>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y, int vStart, in StepArgs s)
-        where TD : struct, IDigits where TS : struct, ISide where TStep : struct, IBlockStep
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void RowsByVectors<TR, TStep>(TR m, int batch, int r0, int r1, float* y, int vStart, in StepArgs s)
+        where TR : struct, IRowTiles where TStep : struct, IBlockStep
     {
-        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rows = m.Rows;
+        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rows = m.Rows, chunks = 32 / n;
         TV* acc = stackalloc TV[BatchTile * 4];
-        TV* dec = stackalloc TV[4 * 8];
-        fixed (byte* data = m.Data)
-        fixed (float* tab = m.HalfTable, rs = m.RowScales)
+        var dec = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)((long)groups * chunks * 4 * sizeof(TV)), 64); // one decoded row
+        try
         {
-            TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
             for (int rb = r0; rb < r1; rb += RowBlock)
-                for (int v0 = vStart; v0 < a.Batch; v0 += BatchTile)
+                for (int v0 = vStart; v0 < batch; v0 += BatchTile)
                 {
-                    int nv = Math.Min(BatchTile, a.Batch - v0);
+                    int nv = Math.Min(BatchTile, batch - v0);
                     for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
                     {
-                        byte* row = null;
-                        int stride = m.GroupStride(r) * m.RecordBytes;
+                        m.DecodeRows(r, r + 1, dec);
                         for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
                         for (int g = 0; g < groups; g++)
-                        {
-                            row = NextRecord(m, data, r, g, row, stride);
-                            DecodeGroup<TD, TS>(row, t0, t1, t2, t3, dec);
                             for (int v = 0; v < nv; v++)
-                                for (int c = 0; c < 32 / n; c++)
+                                for (int c = 0; c < chunks; c++)
                                 {
-                                    TV* d = dec + 4 * c;
+                                    TV* d = dec + (g * chunks + c) * 4;
                                     acc[4 * v + c % per] = TStep.Step(d[0], d[1], d[2], d[3], s, v0 + v, g, c * n, acc[4 * v + c % per]);
                                 }
-                        }
+                        float rs = m.RowScale(r);
                         for (int v = 0; v < nv; v++)
-                            y[(long)(v0 + v) * rows + r] = rs[r] * TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
+                            y[(long)(v0 + v) * rows + r] = rs * TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
                     }
                 }
         }
+        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(dec); }
     }
 }
 

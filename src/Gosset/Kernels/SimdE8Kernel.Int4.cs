@@ -16,23 +16,22 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>
         {
             var s = a.IsFloat ? new StepArgs { X = x20, T0 = af0, T1 = cf0, Cp = a.PaddedCols, Nb = a.Blocks }
                               : new StepArgs { X = q0, T0 = A0, T1 = C0, Xs = xs0, Cp = a.PaddedCols, Nb = a.Blocks };
-            int done = 0;
-            if (a.Batch > 1 && TV.Lanes >= 8) // the E8 GEMM on decoded INT4 tiles, whole tiles of 4 vectors
-                done = a.IsFloat ? Gemm4<Int4Tiles, FloatQuad>(new Int4Tiles(m, nib, st), s, a.Batch, r0, r1, y)
-                                 : Gemm4<Int4Tiles, IntQuad>(new Int4Tiles(m, nib, st), s, a.Batch, r0, r1, y);
+            var rows = new Int4Tiles(m, nib, st);
+            if (a.Batch == 1)
+            {
+                if (a.IsFloat) Int4Rows1<FloatBlocks>(m, r0, r1, y, s);
+                else Int4Rows1<IntBlocks>(m, r0, r1, y, s);
+                return;
+            }
+            // The E8 GEMMs on decoded INT4 rows: whole tiles of four vectors, then the rest (all of them at 4 lanes).
+            int done = TV.Lanes < 8 ? 0 : a.IsFloat ? Gemm4<Int4Tiles, FloatQuad>(rows, s, a.Batch, r0, r1, y) : Gemm4<Int4Tiles, IntQuad>(rows, s, a.Batch, r0, r1, y);
             if (done == a.Batch) return;
-            if (a.IsFloat) Int4Run<FloatBlocks>(m, a.Batch, done, r0, r1, y, s);
-            else Int4Run<IntBlocks>(m, a.Batch, done, r0, r1, y, s);
+            if (a.IsFloat) RowsByVectors<Int4Tiles, FloatBlocks>(rows, a.Batch, r0, r1, y, done, s);
+            else RowsByVectors<Int4Tiles, IntBlocks>(rows, a.Batch, r0, r1, y, done, s);
         }
     }
 
-    private static void Int4Run<TStep>(PackedInt4Matrix m, int batch, int vStart, int r0, int r1, float* y, in StepArgs s) where TStep : struct, IBlockStep
-    {
-        if (batch == 1) Int4Rows1<TStep>(m, r0, r1, y, s);
-        else Int4Rows<TStep>(m, batch, vStart, r0, r1, y, s);
-    }
-
-    /// <summary>The rows of a <see cref="PackedInt4Matrix"/> for the int8 GEMM (pinned by the caller; row scale 1).</summary>
+    /// <summary>The rows of a <see cref="PackedInt4Matrix"/> for the GEMMs (pinned by the caller; row scale 1).</summary>
     private readonly struct Int4Tiles : IRowTiles
     {
         private readonly PackedInt4Matrix _m;
@@ -90,47 +89,6 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>
                 }
                 y[r] = TV.Reduce16(f0, f1, f2, f3);
             }
-        }
-    }
-
-    /// <summary>
-    /// Batch &gt; 1 (vectors from vStart), as the E8 products' <c>RowsByVectors</c>: rows in blocks, vectors in tiles, each record decoded once per
-    /// row and tile (digits, parity 0, d/2) and applied to the tile's vectors by TStep, chunk c into lane sum c mod 16/Lanes.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Int4Rows<TStep>(PackedInt4Matrix m, int batch, int vStart, int r0, int r1, float* y, in StepArgs s) where TStep : struct, IBlockStep
-    {
-        int n = TV.Lanes, per = 16 / n, groups = m.Groups, rows = m.Rows;
-        TV* acc = stackalloc TV[BatchTile * 4];
-        TV* dec = stackalloc TV[4 * 8];
-        fixed (byte* nib0 = m.Nibbles)
-        fixed (ushort* st0 = m.Steps)
-        fixed (int* ql = QuarterOfLane)
-        {
-            var quarter = TV.Load(ql);
-            for (int rb = r0; rb < r1; rb += RowBlock)
-                for (int v0 = vStart; v0 < batch; v0 += BatchTile)
-                {
-                    int nv = Math.Min(BatchTile, batch - v0);
-                    for (int r = rb; r < Math.Min(r1, rb + RowBlock); r++)
-                    {
-                        byte* rec = nib0 + (long)r * groups * 128;
-                        ushort* st = st0 + (long)r * groups * 8;
-                        for (int i = 0; i < 4 * nv; i++) acc[i] = TV.Float(0);
-                        for (int g = 0; g < groups; g++, rec += 128, st += 8)
-                        {
-                            Int4Group(rec, st, quarter, dec);
-                            for (int v = 0; v < nv; v++)
-                                for (int c = 0; c < 32 / n; c++)
-                                {
-                                    TV* d = dec + 4 * c;
-                                    acc[4 * v + c % per] = TStep.Step(d[0], d[1], d[2], d[3], s, v0 + v, g, c * n, acc[4 * v + c % per]);
-                                }
-                        }
-                        for (int v = 0; v < nv; v++)
-                            y[(long)(v0 + v) * rows + r] = TV.Reduce16(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
-                    }
-                }
         }
     }
 
