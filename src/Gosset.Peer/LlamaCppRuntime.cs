@@ -26,22 +26,75 @@ public enum LlamaCppQuant
     Q5_K_M,
 }
 
+/// <summary>Which of LLamaSharp.Backend.Cpu's native builds to load (each is compiled for one instruction-set level).</summary>
+public enum LlamaCppBuild
+{
+    /// <summary>The one LLamaSharp picks for this CPU (the highest level it supports).</summary>
+    Auto,
+    /// <summary>The AVX-512 build.</summary>
+    Avx512,
+    /// <summary>The AVX2 build (FMA, F16C; what an AVX2-only CPU runs).</summary>
+    Avx2,
+    /// <summary>The AVX build.</summary>
+    Avx,
+    /// <summary>The build without AVX.</summary>
+    NoAvx,
+}
+
 /// <summary>Loads llama.cpp through LLamaSharp and runs its quantizer.</summary>
 public static class LlamaCppRuntime
 {
     private static readonly Lock Gate = new();
     private static bool _loaded;
+    private static readonly string? BuildFromEnvironment = Environment.GetEnvironmentVariable(BuildVariable);
+    private static LlamaCppBuild _build = ParseBuild(BuildFromEnvironment) ?? LlamaCppBuild.Auto;
+
+    /// <summary>The environment variable that selects the native build (auto, avx512, avx2, avx, noavx), inherited by worker processes.</summary>
+    public const string BuildVariable = "GOSSET_LLAMACPP_BUILD";
+
+    /// <summary>
+    /// The native build loaded on first use: <see cref="LlamaCppBuild.Auto"/> unless <see cref="BuildVariable"/> names one. Setting
+    /// another one lets an AVX-512 machine time llama.cpp as an AVX2-only CPU would run it (beside Gosset's kernels at
+    /// <c>DOTNET_EnableAVX512=0</c>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">llama.cpp is already loaded with a different build.</exception>
+    public static LlamaCppBuild Build
+    {
+        get => _build;
+        set
+        {
+            lock (Gate)
+            {
+                if (_loaded && value != _build) throw new InvalidOperationException($"llama.cpp is already loaded ({_build} build)");
+                _build = value;
+            }
+        }
+    }
+
+    /// <summary>Parses auto, avx512, avx2, avx or noavx (case-insensitive); null for anything else.</summary>
+    /// <param name="name">The build's name, or null.</param>
+    public static LlamaCppBuild? ParseBuild(string? name) => name?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => LlamaCppBuild.Auto,
+        "avx512" => LlamaCppBuild.Avx512,
+        "avx2" => LlamaCppBuild.Avx2,
+        "avx" => LlamaCppBuild.Avx,
+        "noavx" => LlamaCppBuild.NoAvx,
+        _ => null,
+    };
     private static NativeLogConfig.LLamaLogCallback? _log;
 
     /// <summary>The last warning or error llama.cpp logged (it explains most failures).</summary>
     public static string LastMessage { get; private set; } = "";
 
-    /// <summary>Loads the native llama.cpp libraries once (LLamaSharp picks the build for this CPU); llama.cpp's log is muted unless GOSSET_PEER_LOG=1.</summary>
+    /// <summary>Loads the native llama.cpp libraries once (the <see cref="Build"/> selected; by default LLamaSharp picks the one for this CPU); llama.cpp's log is muted unless GOSSET_PEER_LOG=1.</summary>
     public static void EnsureLoaded()
     {
         lock (Gate)
         {
             if (_loaded) return;
+            if (ParseBuild(BuildFromEnvironment) is null)
+                throw new PeerUnavailableException($"{BuildVariable}={BuildFromEnvironment} is not one of auto, avx512, avx2, avx, noavx");
             try
             {
                 bool verbose = Environment.GetEnvironmentVariable("GOSSET_PEER_LOG") == "1";
@@ -51,15 +104,40 @@ public static class LlamaCppRuntime
                     if (level is LLamaLogLevel.Error or LLamaLogLevel.Warning && !string.IsNullOrWhiteSpace(message))
                         LastMessage = message.Trim();
                 };
-                if (!NativeLibraryConfig.LLama.LibraryHasLoaded) NativeLibraryConfig.All.WithLogCallback(_log);
+                if (!NativeLibraryConfig.LLama.LibraryHasLoaded)
+                {
+                    NativeLibraryConfig.All.WithLogCallback(_log);
+                    if (_build != LlamaCppBuild.Auto)
+                        NativeLibraryConfig.All.WithAvx(_build switch
+                        {
+                            LlamaCppBuild.Avx512 => AvxLevel.Avx512,
+                            LlamaCppBuild.Avx2 => AvxLevel.Avx2,
+                            LlamaCppBuild.Avx => AvxLevel.Avx,
+                            _ => AvxLevel.None,
+                        });
+                }
                 NativeApi.llama_empty_call();
+                // LLamaSharp falls back to another build when the requested one does not load (without fallback it loads
+                // none, even the requested one): another build's timings must not pass for the requested one's.
+                if (_build != LlamaCppBuild.Auto && LoadedBuildFolder() is { } folder && folder != _build.ToString().ToLowerInvariant())
+                    throw new PeerUnavailableException($"llama.cpp's {_build} build was requested but LLamaSharp loaded the one in {folder}/");
             }
             catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or LLama.Exceptions.RuntimeError or EntryPointNotFoundException or BadImageFormatException)
             {
-                throw new PeerUnavailableException("llama.cpp (LLamaSharp.Backend.Cpu) could not be loaded: " + e.Message);
+                throw new PeerUnavailableException($"llama.cpp (LLamaSharp.Backend.Cpu, {_build} build) could not be loaded: " + e.Message);
             }
             _loaded = true;
         }
+    }
+
+    /// <summary>The folder of the loaded libggml-cpu (avx512, avx2, avx, noavx), or null where /proc/self/maps does not tell.</summary>
+    private static string? LoadedBuildFolder()
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        foreach (string line in File.ReadLines("/proc/self/maps"))
+            if (line.EndsWith("/libggml-cpu.so", StringComparison.Ordinal))
+                return Path.GetFileName(Path.GetDirectoryName(line[line.IndexOf('/')..]));
+        return null;
     }
 
     /// <summary>

@@ -17,6 +17,7 @@ internal static class BenchCommand
         var noPeer = new Option<bool>("--no-llamacpp") { Description = "Skip llama.cpp's own GEMV (ggml mul_mat through LLamaSharp.Backend.Cpu), timed by default in the same loop." };
         var shapes = new Option<string?>("--shapes") { Description = "GEMV shapes ROWSxCOLS, comma-separated (default: 4096x4096,14336x4096,4096x14336; e.g. a 1B model's 3072x2048,2048x2048,16384x2048,2048x8192)." };
         var batches = new Option<string?>("--batches") { Description = "Batch sizes, comma-separated (default: 1,8)." };
+        var build = PeerBench.BuildOption();
         var cmd = new Command("bench", "Kernel speed: memcpy bandwidth, E8 encode/decode, GEMV fp32 vs E8 2/3/4-bit vs INT4 vs llama.cpp (one process, same threads).");
         cmd.Options.Add(json);
         cmd.Options.Add(quick);
@@ -24,8 +25,10 @@ internal static class BenchCommand
         cmd.Options.Add(noPeer);
         cmd.Options.Add(shapes);
         cmd.Options.Add(batches);
+        cmd.Options.Add(build);
         cmd.SetAction(pr =>
         {
+            PeerBench.SelectBuild(pr.GetValue(build));
             string? path = pr.GetValue(json);
             if (path != null)
             {

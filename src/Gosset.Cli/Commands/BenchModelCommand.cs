@@ -32,10 +32,12 @@ internal static class BenchModelCommand
         var types = new Option<string>("--llamacpp") { Description = "llama.cpp types to run besides F16 (Q4_0, Q4_K_M, IQ4_XS, IQ4_NL, Q8_0)", DefaultValueFactory = _ => "Q4_0,Q4_K_M,IQ4_XS" };
         var dtype = new Option<string>("--dtype") { Description = "GGUF float type written for llama.cpp: f16 or bf16", DefaultValueFactory = _ => "f16" };
         var calib = new Option<string?>("--calib") { Description = "calibration text passed to quantize-model (for recipes that use it)" };
+        var build = PeerBench.BuildOption();
         var cmd = new Command("bench-model", "Prefill / decode tok/s, file size and peak memory of Gosset and llama.cpp on the same weights (one child process per configuration, engines alternating).");
-        foreach (var o in new Option[] { model, threads, prompt, gen, json, work, reps, quants, types, dtype, calib }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, threads, prompt, gen, json, work, reps, quants, types, dtype, calib, build }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
+            PeerBench.SelectBuild(pr.GetValue(build));
             string src = pr.GetValue(model)!, jsonPath = pr.GetValue(json)!;
             int t = pr.GetValue(threads) <= 0 ? Environment.ProcessorCount : pr.GetValue(threads);
             int p = pr.GetValue(prompt), g = pr.GetValue(gen), r = pr.GetValue(reps);
@@ -159,6 +161,7 @@ internal static class BenchModelCommand
                     ["decode_tok_s"] = dec,
                     ["file_bytes"] = FileBytes(c.File),
                     ["peak_rss_mb"] = rss,
+                    ["build"] = m["build"]?.GetValue<string>(),
                 };
                 if (best.TryGetValue(c, out var prev))
                 {
@@ -223,6 +226,7 @@ internal static class BenchModelCommand
             int t = pr.GetValue(threads) <= 0 ? Environment.ProcessorCount : pr.GetValue(threads);
             int p = pr.GetValue(prompt), g = pr.GetValue(gen);
             double pre, dec, bits;
+            string build;
             if (pr.GetValue(engine) == "gosset")
             {
                 var m = f.EndsWith(".gqm", StringComparison.OrdinalIgnoreCase) ? QuantizedModelFile.Load(f).Model : LlamaModel.FromWeights(ModelLoader.LoadWeights(f));
@@ -238,6 +242,7 @@ internal static class BenchModelCommand
                 // Stored bits per weight of the linear layers, as the llama.cpp rows count theirs; file_bytes has the rest
                 // (embedding table and classifier: Gosset's default int8 tied table, llama.cpp's Q6_K one).
                 bits = !m.IsQuantized ? 32 : m.BitsPerWeight;
+                build = "kernels " + Gosset.Kernels.E8Kernel.Best.Name;
             }
             else
             {
@@ -246,10 +251,11 @@ internal static class BenchModelCommand
                 pre = p / ps;
                 dec = g / ds;
                 bits = QualityBench.LinearBits(f).Bits;
+                build = (Path.GetFileName(Path.GetDirectoryName(LlamaCppGemv.CpuLibrary)) ?? "") + " build";
             }
             var o = new JsonObject
             {
-                ["prefill_tok_s"] = pre, ["decode_tok_s"] = dec, ["bits_per_weight"] = bits, ["peak_rss_mb"] = PeakRssMb(),
+                ["prefill_tok_s"] = pre, ["decode_tok_s"] = dec, ["bits_per_weight"] = bits, ["peak_rss_mb"] = PeakRssMb(), ["build"] = build,
             };
             Console.WriteLine(o.ToJsonString());
             return 0;

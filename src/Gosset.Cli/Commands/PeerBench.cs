@@ -32,6 +32,26 @@ internal static class PeerBench
         }
     }
 
+    /// <summary>
+    /// <c>--llamacpp-build</c>: which of LLamaSharp.Backend.Cpu's native builds llama.cpp runs (auto: the one for this CPU). With
+    /// avx2 and <c>DOTNET_EnableAVX512=0</c> an AVX-512 machine compares both engines at the AVX2 level.
+    /// </summary>
+    public static System.CommandLine.Option<string> BuildOption() => new("--llamacpp-build")
+    {
+        Description = $"llama.cpp's native build: auto (LLamaSharp's pick for this CPU), avx512, avx2, avx or noavx; with avx2 and DOTNET_EnableAVX512=0 both engines run at the AVX2 level (also ${LlamaCppRuntime.BuildVariable}).",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable(LlamaCppRuntime.BuildVariable) is { Length: > 0 } e ? e : "auto",
+    };
+
+    /// <summary>Applies a <see cref="BuildOption"/> value before llama.cpp loads (and exports it to worker processes).</summary>
+    /// <exception cref="GossetException">The value names no build.</exception>
+    public static void SelectBuild(string? name)
+    {
+        var b = LlamaCppRuntime.ParseBuild(name) ?? throw new GossetException($"--llamacpp-build: '{name}' is not one of auto, avx512, avx2, avx, noavx");
+        try { LlamaCppRuntime.Build = b; }
+        catch (InvalidOperationException e) { throw new GossetException("--llamacpp-build: " + e.Message); }
+        Environment.SetEnvironmentVariable(LlamaCppRuntime.BuildVariable, b.ToString().ToLowerInvariant());
+    }
+
     /// <summary>Measures llama.cpp on the shapes of <paramref name="res"/>; a machine without llama.cpp gets a note instead.</summary>
     public static Result Run(KernelBenchmarkResult res, Action<string> log)
     {

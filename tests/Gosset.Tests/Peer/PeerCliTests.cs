@@ -35,8 +35,11 @@ public sealed class PeerCliTests : IDisposable
             rows.Select(r => r.GetProperty("engine").GetString() + "/" + r.GetProperty("format").GetString()));
         foreach (var r in rows)
         {
-            Assert.Equal(["engine", "format", "bits_per_weight", "prefill_tok_s", "decode_tok_s", "file_bytes", "peak_rss_mb"], r.EnumerateObject().Select(p => p.Name));
+            Assert.Equal(["engine", "format", "bits_per_weight", "prefill_tok_s", "decode_tok_s", "file_bytes", "peak_rss_mb", "build"], r.EnumerateObject().Select(p => p.Name));
             Assert.True(r.GetProperty("prefill_tok_s").GetDouble() > 0 && r.GetProperty("decode_tok_s").GetDouble() > 0);
+            string build = r.GetProperty("build").GetString()!;
+            if (r.GetProperty("engine").GetString() == "gosset") Assert.Equal("kernels " + Gosset.Kernels.E8Kernel.Best.Name, build);
+            else Assert.Matches("^(avx512|avx2|avx|noavx) build$", build);
             Assert.InRange(r.GetProperty("peak_rss_mb").GetDouble(), 10, 4000);
         }
         Assert.Equal(new FileInfo(Stories.ModelPath).Length, rows[0].GetProperty("file_bytes").GetInt64());
@@ -81,6 +84,43 @@ public sealed class PeerCliTests : IDisposable
         Assert.Equal(2, code);
         Assert.StartsWith("error:", err);
         Assert.False(File.Exists(P("t.gguf")));
+    }
+
+    [Fact]
+    public void Bench_UnknownLlamaCppBuild_IsOneErrorLine()
+    {
+        var (code, err) = Run("bench", "--no-llamacpp", "--llamacpp-build", "avx3", "--json", P("b.json"));
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: --llamacpp-build: 'avx3'", err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.False(File.Exists(P("b.json")));
+    }
+
+    /// <summary>
+    /// The build named by --llamacpp-build (or GOSSET_LLAMACPP_BUILD) is the one whose GEMV is timed, not the one LLamaSharp
+    /// would pick for this CPU. A child process: this one has llama.cpp loaded already.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Bench_LlamaCppBuild_IsTheOneTimed(bool viaOption)
+    {
+        // The AVX2 build where the CPU has AVX2 (the AVX-512 kind of machine then runs a build below its own), else AVX.
+        string build = System.Runtime.Intrinsics.X86.Avx2.IsSupported ? "avx2" : "avx";
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { typeof(Gosset.Cli.CliApp).Assembly.Location, "bench", "--quick", "--threads", "1", "--shapes", "64x512", "--batches", "1", "--json", P("b.json") })
+            psi.ArgumentList.Add(a);
+        if (viaOption) { psi.ArgumentList.Add("--llamacpp-build"); psi.ArgumentList.Add(build); }
+        else psi.Environment["GOSSET_LLAMACPP_BUILD"] = build;
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        await p.StandardOutput.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await p.WaitForExitAsync(limit.Token);
+        Assert.True(p.ExitCode == 0, await err);
+        using var doc = JsonDocument.Parse(File.ReadAllText(P("b.json")));
+        Assert.Contains($"({build} build,", doc.RootElement.GetProperty("llamacpp_build").GetString());
+        Assert.True(doc.RootElement.GetProperty("gemv")[0].GetProperty("llamacpp").GetProperty("q4_0_ms").GetDouble() > 0);
     }
 
     [Fact]
