@@ -48,6 +48,8 @@ public static class LlamaCppRuntime
     private static bool _loaded;
     private static readonly string? BuildFromEnvironment = Environment.GetEnvironmentVariable(BuildVariable);
     private static LlamaCppBuild _build = ParseBuild(BuildFromEnvironment) ?? LlamaCppBuild.Auto;
+    // An unparsable variable is reported when llama.cpp loads, unless a build was set explicitly.
+    private static bool _badVariable = ParseBuild(BuildFromEnvironment) is null;
 
     /// <summary>The environment variable that selects the native build (auto, avx512, avx2, avx, noavx), inherited by worker processes.</summary>
     public const string BuildVariable = "GOSSET_LLAMACPP_BUILD";
@@ -67,6 +69,7 @@ public static class LlamaCppRuntime
             {
                 if (_loaded && value != _build) throw new InvalidOperationException($"llama.cpp is already loaded ({_build} build)");
                 _build = value;
+                _badVariable = false;
             }
         }
     }
@@ -93,7 +96,7 @@ public static class LlamaCppRuntime
         lock (Gate)
         {
             if (_loaded) return;
-            if (ParseBuild(BuildFromEnvironment) is null)
+            if (_badVariable)
                 throw new PeerUnavailableException($"{BuildVariable}={BuildFromEnvironment} is not one of auto, avx512, avx2, avx, noavx");
             try
             {

@@ -46,7 +46,7 @@ internal static class PeerBench
     /// <exception cref="GossetException">The value names no build.</exception>
     public static void SelectBuild(string? name)
     {
-        var b = LlamaCppRuntime.ParseBuild(name) ?? throw new GossetException($"--llamacpp-build: '{name}' is not one of auto, avx512, avx2, avx, noavx");
+        var b = LlamaCppRuntime.ParseBuild(name) ?? throw new GossetException($"--llamacpp-build (or {LlamaCppRuntime.BuildVariable}): '{name}' is not one of auto, avx512, avx2, avx, noavx");
         try { LlamaCppRuntime.Build = b; }
         catch (InvalidOperationException e) { throw new GossetException("--llamacpp-build: " + e.Message); }
         Environment.SetEnvironmentVariable(LlamaCppRuntime.BuildVariable, b.ToString().ToLowerInvariant());

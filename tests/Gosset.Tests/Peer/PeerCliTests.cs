@@ -91,7 +91,7 @@ public sealed class PeerCliTests : IDisposable
     {
         var (code, err) = Run("bench", "--no-llamacpp", "--llamacpp-build", "avx3", "--json", P("b.json"));
         Assert.Equal(2, code);
-        Assert.StartsWith("error: --llamacpp-build: 'avx3'", err);
+        Assert.StartsWith("error: --llamacpp-build (or GOSSET_LLAMACPP_BUILD): 'avx3'", err);
         Assert.Single(err.Trim().Split('\n'));
         Assert.False(File.Exists(P("b.json")));
     }
