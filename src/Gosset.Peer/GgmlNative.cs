@@ -58,15 +58,7 @@ internal static unsafe class GgmlNative
             LlamaCppRuntime.EnsureLoaded();
             if (!OperatingSystem.IsLinux())
                 throw new PeerUnavailableException("ggml GEMV timing locates the loaded ggml libraries through /proc/self/maps, which exists on Linux only");
-            string? basePath = null, cpuPath = null;
-            foreach (string line in File.ReadLines("/proc/self/maps"))
-            {
-                int slash = line.IndexOf('/');
-                if (slash < 0) continue;
-                string p = line[slash..];
-                if (p.EndsWith("/libggml-base.so", StringComparison.Ordinal)) basePath ??= p;
-                else if (p.EndsWith("/libggml-cpu.so", StringComparison.Ordinal)) cpuPath ??= p;
-            }
+            string? basePath = LlamaCppRuntime.MappedLibrary("libggml-base.so"), cpuPath = LlamaCppRuntime.MappedLibrary("libggml-cpu.so");
             if (basePath is null || cpuPath is null)
                 throw new PeerUnavailableException("LLamaSharp loaded llama.cpp but libggml-base.so / libggml-cpu.so are not mapped in this process");
             nint b = NativeLibrary.Load(basePath), c = NativeLibrary.Load(cpuPath);

@@ -47,9 +47,8 @@ public static class LlamaCppRuntime
     private static readonly Lock Gate = new();
     private static bool _loaded;
     private static readonly string? BuildFromEnvironment = Environment.GetEnvironmentVariable(BuildVariable);
-    private static LlamaCppBuild _build = ParseBuild(BuildFromEnvironment) ?? LlamaCppBuild.Auto;
-    // An unparsable variable is reported when llama.cpp loads, unless a build was set explicitly.
-    private static bool _badVariable = ParseBuild(BuildFromEnvironment) is null;
+    // Null: the variable names no build, reported when llama.cpp loads unless a build is set explicitly first.
+    private static LlamaCppBuild? _build = ParseBuild(BuildFromEnvironment);
 
     /// <summary>The environment variable that selects the native build (auto, avx512, avx2, avx, noavx), inherited by worker processes.</summary>
     public const string BuildVariable = "GOSSET_LLAMACPP_BUILD";
@@ -62,14 +61,13 @@ public static class LlamaCppRuntime
     /// <exception cref="InvalidOperationException">llama.cpp is already loaded with a different build.</exception>
     public static LlamaCppBuild Build
     {
-        get => _build;
+        get => _build ?? LlamaCppBuild.Auto;
         set
         {
             lock (Gate)
             {
                 if (_loaded && value != _build) throw new InvalidOperationException($"llama.cpp is already loaded ({_build} build)");
                 _build = value;
-                _badVariable = false;
             }
         }
     }
@@ -96,7 +94,7 @@ public static class LlamaCppRuntime
         lock (Gate)
         {
             if (_loaded) return;
-            if (_badVariable)
+            if (_build is not { } build)
                 throw new PeerUnavailableException($"{BuildVariable}={BuildFromEnvironment} is not one of auto, avx512, avx2, avx, noavx");
             try
             {
@@ -110,8 +108,8 @@ public static class LlamaCppRuntime
                 if (!NativeLibraryConfig.LLama.LibraryHasLoaded)
                 {
                     NativeLibraryConfig.All.WithLogCallback(_log);
-                    if (_build != LlamaCppBuild.Auto)
-                        NativeLibraryConfig.All.WithAvx(_build switch
+                    if (build != LlamaCppBuild.Auto)
+                        NativeLibraryConfig.All.WithAvx(build switch
                         {
                             LlamaCppBuild.Avx512 => AvxLevel.Avx512,
                             LlamaCppBuild.Avx2 => AvxLevel.Avx2,
@@ -122,24 +120,29 @@ public static class LlamaCppRuntime
                 NativeApi.llama_empty_call();
                 // LLamaSharp falls back to another build when the requested one does not load (without fallback it loads
                 // none, even the requested one): another build's timings must not pass for the requested one's.
-                if (_build != LlamaCppBuild.Auto && LoadedBuildFolder() is { } folder && folder != _build.ToString().ToLowerInvariant())
-                    throw new PeerUnavailableException($"llama.cpp's {_build} build was requested but LLamaSharp loaded the one in {folder}/");
+                LoadedBuild = Path.GetFileName(Path.GetDirectoryName(MappedLibrary("libggml-cpu.so"))) ?? "";
+                if (build != LlamaCppBuild.Auto && LoadedBuild.Length > 0 && LoadedBuild != build.ToString().ToLowerInvariant())
+                    throw new PeerUnavailableException($"llama.cpp's {build} build was requested but LLamaSharp loaded the one in {LoadedBuild}/");
             }
             catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or LLama.Exceptions.RuntimeError or EntryPointNotFoundException or BadImageFormatException)
             {
-                throw new PeerUnavailableException($"llama.cpp (LLamaSharp.Backend.Cpu, {_build} build) could not be loaded: " + e.Message);
+                throw new PeerUnavailableException($"llama.cpp (LLamaSharp.Backend.Cpu, {build} build) could not be loaded: " + e.Message);
             }
             _loaded = true;
         }
     }
 
-    /// <summary>The folder of the loaded libggml-cpu (avx512, avx2, avx, noavx), or null where /proc/self/maps does not tell.</summary>
-    private static string? LoadedBuildFolder()
+    /// <summary>The folder of the loaded native build (avx512, avx2, avx, noavx); empty before loading or where the process's mappings do not tell.</summary>
+    public static string LoadedBuild { get; private set; } = "";
+
+    /// <summary>The full path of the mapped native library named <paramref name="fileName"/> (from /proc/self/maps), or null (not mapped, or not Linux).</summary>
+    /// <param name="fileName">The library's file name, e.g. libggml-cpu.so.</param>
+    internal static string? MappedLibrary(string fileName)
     {
         if (!OperatingSystem.IsLinux()) return null;
         foreach (string line in File.ReadLines("/proc/self/maps"))
-            if (line.EndsWith("/libggml-cpu.so", StringComparison.Ordinal))
-                return Path.GetFileName(Path.GetDirectoryName(line[line.IndexOf('/')..]));
+            if (line.EndsWith("/" + fileName, StringComparison.Ordinal))
+                return line[line.IndexOf('/')..];
         return null;
     }
 

@@ -30,8 +30,7 @@ public static class PeerGemvBench
         }
         var g = new Dictionary<string, double>(StringComparer.Ordinal);
         for (int i = 0; i < gosset.Count; i++) g[gosset[i].Name + "_ms"] = times[set.Items.Count + i].Min();
-        string build = Path.GetFileName(Path.GetDirectoryName(LlamaCppGemv.CpuLibrary)) ?? "";
-        return new PeerGemvRow(ms, g, layouts, $"ggml {LlamaCppGemv.GgmlVersion} ({build} build, LLamaSharp.Backend.Cpu 0.30.0)");
+        return new PeerGemvRow(ms, g, layouts, $"ggml {LlamaCppGemv.GgmlVersion} ({LlamaCppRuntime.LoadedBuild} build, LLamaSharp.Backend.Cpu 0.30.0)");
     }
 
     /// <summary>

@@ -251,7 +251,7 @@ internal static class BenchModelCommand
                 pre = p / ps;
                 dec = g / ds;
                 bits = QualityBench.LinearBits(f).Bits;
-                build = (Path.GetFileName(Path.GetDirectoryName(LlamaCppGemv.CpuLibrary)) ?? "") + " build";
+                build = LlamaCppRuntime.LoadedBuild + " build";
             }
             var o = new JsonObject
             {

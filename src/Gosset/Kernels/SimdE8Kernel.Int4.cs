@@ -131,12 +131,12 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>
         dec[4 * c + 3] = HalfSteps(st, b0, quarter);
     }
 
+    private const float TwoTo111 = (float)(1L << 62) * (1L << 49); // exact
+
     /// <summary>
     /// d/2 per lane for the chunk from block b0: block b0 + l lies in group of 32 s = (b0 + l)/4, whose fp16 step is half
     /// s/4 = b0/16 (the same for every lane) of dword s mod 4 of the record's steps.
     /// </summary>
-    private const float TwoTo111 = (float)(1L << 62) * (1L << 49); // exact
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV HalfSteps(ushort* st, int b0, TV quarter)
     {
