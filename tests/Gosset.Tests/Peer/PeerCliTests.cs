@@ -38,7 +38,8 @@ public sealed class PeerCliTests : IDisposable
             Assert.Equal(["engine", "format", "bits_per_weight", "prefill_tok_s", "decode_tok_s", "file_bytes", "peak_rss_mb", "build"], r.EnumerateObject().Select(p => p.Name));
             Assert.True(r.GetProperty("prefill_tok_s").GetDouble() > 0 && r.GetProperty("decode_tok_s").GetDouble() > 0);
             string build = r.GetProperty("build").GetString()!;
-            if (r.GetProperty("engine").GetString() == "gosset") Assert.Equal("kernels " + Gosset.Kernels.E8Kernel.Best.Name, build);
+            // The child process picks its own kernel variant (on AVX-512 CPUs by timing at start-up): one this CPU runs.
+            if (r.GetProperty("engine").GetString() == "gosset") Assert.Contains(build, Gosset.Kernels.E8Kernel.All.Select(k => "kernels " + k.Name));
             else Assert.Matches("^(avx512|avx2|avx|noavx) build$", build);
             Assert.InRange(r.GetProperty("peak_rss_mb").GetDouble(), 10, 4000);
         }
