@@ -514,14 +514,16 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         TD.LoadDoubled<TV, TOps>(rec, b0, out lo2, out hi2);
         var side = SideFields<TD>(rec, b0);
         sc = ScaleOf<TS>(t0, t1, t2, t3, side);
-        if (IsNarrow<TS>()) pf = side;
-        else
-        {
-            // Parity of Σu is bit 1 of every doubled digit, folded over the lane's 8 bytes.
-            var x = TV.Xor(lo2, hi2);
-            x = TV.Xor(x, TV.ShiftRight(x, 16));
-            pf = TV.ShiftLeft(TV.Xor(x, TV.ShiftRight(x, 8)), 2);
-        }
+        pf = IsNarrow<TS>() ? side : DigitParity(lo2, hi2);
+    }
+
+    /// <summary>The parity of each lane's digit sum in bit 3 (other bits garbage), from the doubled digits: bit 1 of every byte, folded over the lane's 8 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV DigitParity(TV lo2, TV hi2)
+    {
+        var x = TV.Xor(lo2, hi2);
+        x = TV.Xor(x, TV.ShiftRight(x, 16));
+        return TV.ShiftLeft(TV.Xor(x, TV.ShiftRight(x, 8)), 2);
     }
 
     /// <summary>The record of row r, group g, for a loop over g from 0: the next one inside a segment, looked up at a segment's start.</summary>
@@ -539,18 +541,59 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         where TD : struct, IDigits where TS : struct, ISide
     {
         int b0 = c * TV.Lanes;
-        return RowChunk<TD, TS>(rp, b0, t0, t1, t2, t3, TV.Load(q + 4 * b0), TV.Load(q + 128 + 4 * b0), TV.Load(e0 + b0), TV.Load(e1 + b0), acc);
+        return GridChunkSide<TD, TS>(rp, b0, TV.LoadWidenSignedBytes(rp + TD.DigitBytes + (b0 & 15)), t0, t1, t2, t3, q, e0, e1, acc);
     }
 
-    /// <summary>Four-lane widths: chunks TH.First … TH.First + 3 of a group (a constant), a call of its own for the JIT's inlining budget.</summary>
+    /// <summary>
+    /// <see cref="GridChunk"/> from the chunk's side bytes <paramref name="raw"/>, sign-extended (<see cref="IVec{TV}.LoadWidenSignedBytes"/>;
+    /// blocks b0 and b0 + 16 share them, so a group loads each once): below block 16 a lane's field is the low nibble, from 16 on
+    /// the high one, whose parity bit 7 the sign extension has already put in bit 31, where the select reads it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV GridChunkSide<TD, TS>(byte* rp, int b0, TV raw, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, TV acc)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        TD.LoadDoubled<TV, TOps>(rp, b0, out var lo2, out var hi2);
+        var side = b0 >= 16 ? TV.ShiftRight(raw, 4) : raw;
+        var sc = ScaleOf<TS>(t0, t1, t2, t3, side);
+        var sel = !IsNarrow<TS>() ? TV.ShiftLeft(DigitParity(lo2, hi2), 28) : b0 >= 16 ? raw : TV.ShiftLeft(raw, 28);
+        return TV.AddInt(acc, TOps.ScaledBlockDotAt(lo2, q + 4 * b0, hi2, sel, e0 + b0, e1 + b0, sc));
+    }
+
+    /// <summary>
+    /// The first chunk of half TH of a group with four-lane vectors (0 or 4), a type test the JIT folds while importing: a static
+    /// property was left a call where the inlining budget ran out (the portable 128-bit kernel), and the chunk index with it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int FirstChunk<TH>() where TH : struct, IChunkHalf => typeof(TH) == typeof(FirstHalf) ? 0 : 4;
+
+    /// <summary>Four-lane widths: chunks c0 … c0 + 3 of a group (half TH, <see cref="FirstChunk"/>), a call of its own for the JIT's inlining budget.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GridQuarter4<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV i0, ref TV i1, ref TV i2, ref TV i3)
         where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
     {
-        i0 = GridChunk<TD, TS>(rp, TH.First, t0, t1, t2, t3, q, e0, e1, i0);
-        i1 = GridChunk<TD, TS>(rp, TH.First + 1, t0, t1, t2, t3, q, e0, e1, i1);
-        i2 = GridChunk<TD, TS>(rp, TH.First + 2, t0, t1, t2, t3, q, e0, e1, i2);
-        i3 = GridChunk<TD, TS>(rp, TH.First + 3, t0, t1, t2, t3, q, e0, e1, i3);
+        int c0 = FirstChunk<TH>();
+        if (typeof(TOps) == typeof(PortableOps<TV>))
+        {
+            // The portable dot product is long: four chunks in one method exhaust the JIT's inlining budget (the vector helpers
+            // became calls, 1.3× slower), two do not.
+            GridTwo<TD, TS>(rp, c0, t0, t1, t2, t3, q, e0, e1, ref i0, ref i1);
+            GridTwo<TD, TS>(rp, c0 + 2, t0, t1, t2, t3, q, e0, e1, ref i2, ref i3);
+            return;
+        }
+        i0 = GridChunk<TD, TS>(rp, c0, t0, t1, t2, t3, q, e0, e1, i0);
+        i1 = GridChunk<TD, TS>(rp, c0 + 1, t0, t1, t2, t3, q, e0, e1, i1);
+        i2 = GridChunk<TD, TS>(rp, c0 + 2, t0, t1, t2, t3, q, e0, e1, i2);
+        i3 = GridChunk<TD, TS>(rp, c0 + 3, t0, t1, t2, t3, q, e0, e1, i3);
+    }
+
+    /// <summary>Chunks c and c + 1 of a group into i0 and i1 (the portable four-lane kernel, <see cref="GridQuarter4"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GridTwo<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* q, int* e0, int* e1, ref TV i0, ref TV i1)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        i0 = GridChunk<TD, TS>(rp, c, t0, t1, t2, t3, q, e0, e1, i0);
+        i1 = GridChunk<TD, TS>(rp, c + 1, t0, t1, t2, t3, q, e0, e1, i1);
     }
 
     /// <summary>One group of one vector: the int32 lane sums i0 … i3 (16 canonical lanes over 16/Lanes vectors).</summary>
@@ -566,15 +609,17 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         }
         else if (typeof(TV) == typeof(V256))
         {
-            i0 = GridChunk<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, i0);
-            i1 = GridChunk<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, i1);
-            i0 = GridChunk<TD, TS>(rp, 2, t0, t1, t2, t3, q, e0, e1, i0);
-            i1 = GridChunk<TD, TS>(rp, 3, t0, t1, t2, t3, q, e0, e1, i1);
+            TV s0 = TV.LoadWidenSignedBytes(rp + TD.DigitBytes), s1 = TV.LoadWidenSignedBytes(rp + TD.DigitBytes + 8);
+            i0 = GridChunkSide<TD, TS>(rp, 0, s0, t0, t1, t2, t3, q, e0, e1, i0);
+            i1 = GridChunkSide<TD, TS>(rp, 8, s1, t0, t1, t2, t3, q, e0, e1, i1);
+            i0 = GridChunkSide<TD, TS>(rp, 16, s0, t0, t1, t2, t3, q, e0, e1, i0);
+            i1 = GridChunkSide<TD, TS>(rp, 24, s1, t0, t1, t2, t3, q, e0, e1, i1);
         }
         else
         {
-            i0 = GridChunk<TD, TS>(rp, 0, t0, t1, t2, t3, q, e0, e1, i0);
-            i0 = GridChunk<TD, TS>(rp, 1, t0, t1, t2, t3, q, e0, e1, i0);
+            TV s0 = TV.LoadWidenSignedBytes(rp + TD.DigitBytes);
+            i0 = GridChunkSide<TD, TS>(rp, 0, s0, t0, t1, t2, t3, q, e0, e1, i0);
+            i0 = GridChunkSide<TD, TS>(rp, 16, s0, t0, t1, t2, t3, q, e0, e1, i0);
         }
     }
 
@@ -667,7 +712,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// The tiled traversal shared by the fused products: tile by tile, segment by segment (the layout's order, so the weights
     /// stream sequentially; the activations of one segment, 8 KB a vector, stay in L1 where a whole wide row's would not), a
     /// small batch in blocks of up to four vectors (5 = 3 + 2; the segment's weights come from DRAM for the first block,
-    /// prefetched, and from cache for the others), two rows per pass where <see cref="Pairs"/> allows. Each row keeps its
+    /// prefetched on two-row passes, and from cache for the others), two rows per pass where <see cref="Pairs"/> allows. Each row keeps its
     /// float lane sums between segments, so the order of additions is the scalar reference's; y = rowScale·scale·Reduce16.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -703,7 +748,9 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                             {
                                 int ri = r - t0, pos = ri & (il - 1), qs = ri - pos, nq = Math.Min(il, nr - qs);
                                 byte* rp = seg0 + ((long)qs * sl + pos) * rec;
-                                int stride = nq * rec, pf = pos == 0 && v0 == 0 ? stride : 0; // a set's first pass prefetches the whole set
+                                // A set's first pass prefetches the whole set, where passes take two rows; the one-row loops (16
+                                // registers) ran the DRAM-sized product 10–20 % faster on the hardware prefetcher alone (docs/benchmarks.md).
+                                int stride = nq * rec, pf = Pairs && pos == 0 && v0 == 0 ? stride : 0;
                                 // Two rows per pass (see Pairs): they share every activation load, and their records are interleaved, so
                                 // a pass reads one stream.
                                 bool pair = Pairs && (pos & 1) == 0 && pos + 2 <= nq && r + 2 <= re;
@@ -736,14 +783,19 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// <summary>
     /// Software prefetch of the <paramref name="bytes"/> that lie <paramref name="ahead"/> bytes ahead of p, a line each: from
     /// DRAM the hardware prefetcher alone left the decode of a 1B model's layers about 10 % slower (median of alternating
-    /// runs) with one row per pass; 4 KB ahead beat 2 KB on the two-row loop (docs/benchmarks.md). Consecutive calls cover consecutive bytes, so
-    /// every line of the stream is requested once.
+    /// runs) with one row per pass; 4 KB ahead beat 2 KB on the two-row loop (docs/benchmarks.md). Consecutive calls cover consecutive bytes
+    /// (one-row records of 144 bytes: all but one line in nine).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(byte* p, int bytes, int ahead)
     {
-        if (!Sse.IsSupported) return;
-        for (int o = 0; o < bytes; o += 64) Sse.Prefetch0(p + ahead + o);
+        if (!Sse.IsSupported || bytes <= 0) return;
+        // Two lines unconditionally, then one per further 64 bytes beyond the first 144: a one-row record (80–144 bytes) takes no
+        // loop, whose instructions (three per line) showed in the one-row AVX2 loop's time. With 144-byte records one line in
+        // nine is left to the hardware prefetcher.
+        Sse.Prefetch0(p + ahead);
+        Sse.Prefetch0(p + ahead + 64);
+        for (int o = 128; o < bytes - 16; o += 64) Sse.Prefetch0(p + ahead + o);
     }
 
     /// <summary>
@@ -825,15 +877,16 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         return TStep.Step(lo, hi, pm, ws, s, 0, g, b0, acc);
     }
 
-    /// <summary>Four-lane widths: chunks TH.First … TH.First + 3 of a group, a call of its own (eight chunks exceed the JIT's inlining budget in one method).</summary>
+    /// <summary>Four-lane widths: chunks c0 … c0 + 3 of a group (<see cref="FirstChunk"/>), a call of its own (eight chunks exceed the JIT's inlining budget in one method).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void StepQuarter4<TD, TS, TStep, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, in StepArgs s, int g, ref TV acc0, ref TV acc1, ref TV acc2, ref TV acc3)
         where TD : struct, IDigits where TS : struct, ISide where TStep : struct, IBlockStep where TH : struct, IChunkHalf
     {
-        acc0 = StepChunk1<TD, TS, TStep>(rp, TH.First, t0, t1, t2, t3, s, g, acc0);
-        acc1 = StepChunk1<TD, TS, TStep>(rp, TH.First + 1, t0, t1, t2, t3, s, g, acc1);
-        acc2 = StepChunk1<TD, TS, TStep>(rp, TH.First + 2, t0, t1, t2, t3, s, g, acc2);
-        acc3 = StepChunk1<TD, TS, TStep>(rp, TH.First + 3, t0, t1, t2, t3, s, g, acc3);
+        int c0 = FirstChunk<TH>();
+        acc0 = StepChunk1<TD, TS, TStep>(rp, c0, t0, t1, t2, t3, s, g, acc0);
+        acc1 = StepChunk1<TD, TS, TStep>(rp, c0 + 1, t0, t1, t2, t3, s, g, acc1);
+        acc2 = StepChunk1<TD, TS, TStep>(rp, c0 + 2, t0, t1, t2, t3, s, g, acc2);
+        acc3 = StepChunk1<TD, TS, TStep>(rp, c0 + 3, t0, t1, t2, t3, s, g, acc3);
     }
 
     /// <summary>Chunk c (a constant) of one group for the two rows of a pass: the activation vectors are loaded once for both.</summary>
@@ -967,9 +1020,14 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     private static void VectorChunk<TR>(sbyte* q, int* e0, int* e1, int k, TV lo0, TV hi0, TV pf0, TV sc0, TV lo1, TV hi1, TV pf1, TV sc1, ref TV a0, ref TV a1)
         where TR : struct, ICount
     {
+        if (typeof(TR) != typeof(Two))
+        {
+            a0 = TV.AddInt(a0, TOps.ScaledBlockDotAt(lo0, q + 4 * k, hi0, TV.ShiftLeft(pf0, 28), e0 + k, e1 + k, sc0)); // used once: loads folded
+            return;
+        }
         TV qlo = TV.Load(q + 4 * k), qhi = TV.Load(q + 128 + 4 * k), E0 = TV.Load(e0 + k), E1 = TV.Load(e1 + k);
         a0 = TV.AddInt(a0, TOps.ScaledBlockDot(lo0, qlo, hi0, qhi, TOps.SelectBit3(pf0, E0, E1), sc0));
-        if (typeof(TR) == typeof(Two)) a1 = TV.AddInt(a1, TOps.ScaledBlockDot(lo1, qlo, hi1, qhi, TOps.SelectBit3(pf1, E0, E1), sc1));
+        a1 = TV.AddInt(a1, TOps.ScaledBlockDot(lo1, qlo, hi1, qhi, TOps.SelectBit3(pf1, E0, E1), sc1));
     }
 
     /// <summary>
@@ -1544,6 +1602,6 @@ internal readonly struct Set2 : ILaneSet { public static int J => 2; }
 internal readonly struct Set3 : ILaneSet { public static int J => 3; }
 
 /// <summary>Which four chunks a four-lane quarter call handles, as a type so the JIT folds the chunk numbers.</summary>
-internal interface IChunkHalf { static abstract int First { get; } }
-internal readonly struct FirstHalf : IChunkHalf { public static int First => 0; }
-internal readonly struct SecondHalf : IChunkHalf { public static int First => 4; }
+internal interface IChunkHalf;
+internal readonly struct FirstHalf : IChunkHalf;
+internal readonly struct SecondHalf : IChunkHalf;

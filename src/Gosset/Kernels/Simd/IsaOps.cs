@@ -10,7 +10,7 @@ namespace Gosset.Kernels.Simd;
 /// <see cref="IVec{TV}"/>); an ISA struct overrides what its instructions do faster. Every
 /// implementation returns the same bits.
 /// </summary>
-internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
+internal unsafe interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
 {
     /// <summary>Whether the instructions this struct uses exist on this CPU and runtime.</summary>
     static abstract bool IsSupported { get; }
@@ -36,6 +36,13 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// <summary>Per 32-bit lane: b where bit 3 of <paramref name="x"/> is set (a narrow side field's parity bit), else a.</summary>
     static abstract TV SelectBit3(TV x, TV a, TV b);
     /// <summary>
+    /// <see cref="ScaledBlockDot"/> of activations read where they are used: slo at <paramref name="q"/>, shi at q + 128, and e =
+    /// e1[…] in the lanes where bit 31 of <paramref name="x"/> is set, else e0[…]. Where every activation is used once (one row) the loads then fold into the
+    /// instructions; loaded first and passed in, each stays a separate instruction (the JIT does not fold an inlined argument),
+    /// which cost the one-row AVX2 loop about 13 % (docs/benchmarks.md).
+    /// </summary>
+    static abstract TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, TV x, int* e0, int* e1, TV s);
+    /// <summary>
     /// Doubled digits of b = 4 digit bytes v: lo2 = 2·(v &amp; 0x0F), hi2 = 2·(v &gt;&gt; 4) in every byte
     /// (<see cref="Digits4.LoadDoubled"/>).
     /// </summary>
@@ -50,7 +57,7 @@ internal interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
 }
 
 /// <summary>Portable operations for any width (the cross-platform API only; runs everywhere). The other ops structs reuse what they do not accelerate.</summary>
-internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVec<TV>
+internal readonly unsafe struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVec<TV>
 {
     public static bool IsSupported => true;
 
@@ -90,6 +97,13 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV SelectBit3(TV x, TV a, TV b) => TV.Xor(a, TV.And(TV.Xor(a, b), TV.ShiftRightArith(TV.ShiftLeft(x, 28), 31)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, TV x, int* e0, int* e1, TV s)
+    {
+        TV a = TV.Load(e0);
+        return ScaledBlockDot(lo2, TV.Load(q), hi2, TV.Load(q + 128), TV.Xor(a, TV.And(TV.Xor(a, TV.Load(e1)), TV.ShiftRightArith(x, 31))), s);
+    }
 
     /// <summary>Shifting the dword by 1 (3) puts each low (high) nibble at bits 1–4 of its byte; bits crossing bytes are masked off.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -154,7 +168,7 @@ internal readonly struct PortableOps<TV> : IIsaOps<TV> where TV : unmanaged, IVe
 }
 
 /// <summary>AVX2 without VNNI: vpmaddubsw (u8·s8 → s16 pairs) + vpmaddwd by 2, vpermps lookups.</summary>
-internal readonly struct Avx2Ops : IIsaOps<V256>
+internal readonly unsafe struct Avx2Ops : IIsaOps<V256>
 {
     public static bool IsSupported => Avx2.IsSupported;
 
@@ -195,6 +209,14 @@ internal readonly struct Avx2Ops : IIsaOps<V256>
     public static V256 SelectBit3(V256 x, V256 a, V256 b) => new(Avx.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), (x.V << 28).AsSingle()).AsUInt32());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, V256 x, int* e0, int* e1, V256 s)
+    {
+        var e = Avx.BlendVariable(Avx.LoadVector256((float*)e0), Avx.LoadVector256((float*)e1), x.V.AsSingle()).AsInt16();
+        var h = Avx2.MultiplyAddAdjacent(lo2.V.AsByte(), Avx.LoadVector256(q)) + Avx2.MultiplyAddAdjacent(hi2.V.AsByte(), Avx.LoadVector256(q + 128)) + e;
+        return new(Avx2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DoubledNibbles(V256 v, out V256 lo2, out V256 hi2) => GfniNibbles.Doubled(v, out lo2, out hi2);
 
     /// <summary>vpmaddubsw of |w| and x·sign(w) (pairs ≤ 2·127² &lt; 2¹⁵), then vpmaddwd by 1.</summary>
@@ -216,7 +238,7 @@ internal readonly struct Avx2Ops : IIsaOps<V256>
 }
 
 /// <summary>AVX-VNNI (256-bit vpdpbusd) with the AVX2 lookups.</summary>
-internal readonly struct AvxVnniOps : IIsaOps<V256>
+internal readonly unsafe struct AvxVnniOps : IIsaOps<V256>
 {
     public static bool IsSupported => AvxVnni.IsSupported && Avx2.IsSupported;
 
@@ -248,6 +270,9 @@ internal readonly struct AvxVnniOps : IIsaOps<V256>
     public static V256 SelectBit3(V256 x, V256 a, V256 b) => Avx2Ops.SelectBit3(x, a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, V256 x, int* e0, int* e1, V256 s) => Avx2Ops.ScaledBlockDotAt(lo2, q, hi2, x, e0, e1, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DoubledNibbles(V256 v, out V256 lo2, out V256 hi2) => Avx2Ops.DoubledNibbles(v, out lo2, out hi2);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -259,7 +284,7 @@ internal readonly struct AvxVnniOps : IIsaOps<V256>
 }
 
 /// <summary>AVX-512 BW: 512-bit vpmaddubsw + vpmaddwd, vpermps over all 16 scales. (.NET 10 exposes no 512-bit vpdpbusd.)</summary>
-internal readonly struct Avx512Ops : IIsaOps<V512>
+internal readonly unsafe struct Avx512Ops : IIsaOps<V512>
 {
     public static bool IsSupported => Avx512BW.IsSupported && Avx512F.IsSupported;
 
@@ -298,6 +323,14 @@ internal readonly struct Avx512Ops : IIsaOps<V512>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 ScaledBlockDotAt(V512 lo2, sbyte* q, V512 hi2, V512 x, int* e0, int* e1, V512 s)
+    {
+        var e = Vector512.ConditionalSelect(Vector512.LessThan(x.V.AsInt32(), Vector512<int>.Zero).AsUInt32(), Vector512.Load((uint*)e1), Vector512.Load((uint*)e0)).AsInt16();
+        var h = Avx512BW.MultiplyAddAdjacent(lo2.V.AsByte(), Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi2.V.AsByte(), Vector512.Load(q + 128)) + e;
+        return new(Avx512BW.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DoubledNibbles(V512 v, out V512 lo2, out V512 hi2) => GfniNibbles.Doubled(v, out lo2, out hi2);
 
     /// <summary>As AVX2 (no vpsignb at 512 bits: x is negated where w &lt; 0).</summary>
@@ -321,7 +354,7 @@ internal readonly struct Avx512Ops : IIsaOps<V512>
 }
 
 /// <summary>SSSE3 (x86 128-bit): pmaddubsw + pmaddwd; portable lookups.</summary>
-internal readonly struct Ssse3Ops : IIsaOps<V128>
+internal readonly unsafe struct Ssse3Ops : IIsaOps<V128>
 {
     public static bool IsSupported => Ssse3.IsSupported && Sse41.IsSupported;
 
@@ -368,6 +401,14 @@ internal readonly struct Ssse3Ops : IIsaOps<V128>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 SelectBit3(V128 x, V128 a, V128 b) => new(Sse41.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), (x.V << 28).AsSingle()).AsUInt32());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 ScaledBlockDotAt(V128 lo2, sbyte* q, V128 hi2, V128 x, int* e0, int* e1, V128 s)
+    {
+        var e = Sse41.BlendVariable(Sse.LoadVector128((float*)e0), Sse.LoadVector128((float*)e1), x.V.AsSingle()).AsInt16();
+        var h = Ssse3.MultiplyAddAdjacent(lo2.V.AsByte(), Sse2.LoadVector128(q)) + Ssse3.MultiplyAddAdjacent(hi2.V.AsByte(), Sse2.LoadVector128(q + 128)) + e;
+        return new(Sse2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DoubledNibbles(V128 v, out V128 lo2, out V128 hi2) => GfniNibbles.Doubled(v, out lo2, out hi2);

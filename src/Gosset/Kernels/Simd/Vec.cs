@@ -19,6 +19,8 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
     static abstract TV Load(void* p);
     /// <summary>Loads Lanes bytes and zero-extends each to a 32-bit lane.</summary>
     static abstract TV LoadWidenBytes(byte* p);
+    /// <summary>Loads Lanes bytes and sign-extends each to a 32-bit lane (bit 7 of byte l in bits 7–31 of lane l).</summary>
+    static abstract TV LoadWidenSignedBytes(byte* p);
     /// <summary>Every 32-bit lane = v.</summary>
     static abstract TV Int(int v);
     /// <summary>Every lane = v (float).</summary>
@@ -117,6 +119,13 @@ internal readonly unsafe struct V128(Vector128<uint> v) : IVec<V128>
         var b = Vector128.CreateScalar(*(uint*)p).AsByte();
         return new(Vector128.WidenLower(Vector128.WidenLower(b)));
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 LoadWidenSignedBytes(byte* p)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse41.IsSupported) return new(System.Runtime.Intrinsics.X86.Sse41.ConvertToVector128Int32((sbyte*)p).AsUInt32());
+        var b = Vector128.CreateScalar(*(uint*)p).AsSByte();
+        return new(Vector128.WidenLower(Vector128.WidenLower(b)).AsUInt32());
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Int(int v) => new(Vector128.Create(v).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Float(float v) => new(Vector128.Create(v).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 And(V128 a, V128 b) => new(a.V & b.V);
@@ -160,6 +169,14 @@ internal readonly unsafe struct V256(Vector256<uint> v) : IVec<V256>
         var b = Vector128.CreateScalar(*(ulong*)p).AsByte();
         var w = Vector128.WidenLower(b);
         return new(Vector256.Create(Vector128.WidenLower(w), Vector128.WidenUpper(w)));
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 LoadWidenSignedBytes(byte* p)
+    {
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) return new(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32((sbyte*)p).AsUInt32());
+        var b = Vector128.CreateScalar(*(ulong*)p).AsSByte();
+        var w = Vector128.WidenLower(b);
+        return new(Vector256.Create(Vector128.WidenLower(w), Vector128.WidenUpper(w)).AsUInt32());
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Int(int v) => new(Vector256.Create(v).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Float(float v) => new(Vector256.Create(v).AsUInt32());
@@ -205,6 +222,16 @@ internal readonly unsafe struct V512(Vector512<uint> v) : IVec<V512>
         return new(Vector512.Create(
             Vector256.Create(Vector128.WidenLower(lo), Vector128.WidenUpper(lo)),
             Vector256.Create(Vector128.WidenLower(hi), Vector128.WidenUpper(hi))));
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 LoadWidenSignedBytes(byte* p)
+    {
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return new(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)p)).AsUInt32());
+        var b = Vector128.Load((sbyte*)p);
+        var lo = Vector128.WidenLower(b); var hi = Vector128.WidenUpper(b);
+        return new(Vector512.Create(
+            Vector256.Create(Vector128.WidenLower(lo), Vector128.WidenUpper(lo)),
+            Vector256.Create(Vector128.WidenLower(hi), Vector128.WidenUpper(hi))).AsUInt32());
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Int(int v) => new(Vector512.Create(v).AsUInt32());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Float(float v) => new(Vector512.Create(v).AsUInt32());
