@@ -43,6 +43,11 @@ internal unsafe interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// </summary>
     static abstract TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, TV x, int* e0, int* e1, TV s);
     /// <summary>
+    /// <see cref="ScaledBlockDot"/>(ulo, d[0], uhi, d[1], d[2], d[3]) with the pre-decoded operands d read where they are used
+    /// (folded into the instructions, as in <see cref="ScaledBlockDotAt"/>): the GEMM's unsigned activations against a decoded chunk.
+    /// </summary>
+    static abstract TV ScaledBlockDotDecoded(TV ulo, TV uhi, TV* d);
+    /// <summary>
     /// Doubled digits of b = 4 digit bytes v: lo2 = 2·(v &amp; 0x0F), hi2 = 2·(v &gt;&gt; 4) in every byte
     /// (<see cref="Digits4.LoadDoubled"/>).
     /// </summary>
@@ -104,6 +109,9 @@ internal readonly unsafe struct PortableOps<TV> : IIsaOps<TV> where TV : unmanag
         TV a = TV.Load(e0);
         return ScaledBlockDot(lo2, TV.Load(q), hi2, TV.Load(q + 128), TV.Xor(a, TV.And(TV.Xor(a, TV.Load(e1)), TV.ShiftRightArith(x, 31))), s);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ScaledBlockDotDecoded(TV ulo, TV uhi, TV* d) => ScaledBlockDot(ulo, d[0], uhi, d[1], d[2], d[3]);
 
     /// <summary>Shifting the dword by 1 (3) puts each low (high) nibble at bits 1–4 of its byte; bits crossing bytes are masked off.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -217,6 +225,14 @@ internal readonly unsafe struct Avx2Ops : IIsaOps<V256>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDotDecoded(V256 ulo, V256 uhi, V256* d)
+    {
+        var p = (sbyte*)d;
+        var h = Avx2.MultiplyAddAdjacent(ulo.V.AsByte(), Avx.LoadVector256(p)) + Avx2.MultiplyAddAdjacent(uhi.V.AsByte(), Avx.LoadVector256(p + 32)) + Avx.LoadVector256((short*)(p + 64));
+        return new(Avx2.MultiplyAddAdjacent(h, Avx.LoadVector256((short*)(p + 96))).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DoubledNibbles(V256 v, out V256 lo2, out V256 hi2) => GfniNibbles.Doubled(v, out lo2, out hi2);
 
     /// <summary>vpmaddubsw of |w| and x·sign(w) (pairs ≤ 2·127² &lt; 2¹⁵), then vpmaddwd by 1.</summary>
@@ -271,6 +287,9 @@ internal readonly unsafe struct AvxVnniOps : IIsaOps<V256>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, V256 x, int* e0, int* e1, V256 s) => Avx2Ops.ScaledBlockDotAt(lo2, q, hi2, x, e0, e1, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDotDecoded(V256 ulo, V256 uhi, V256* d) => Avx2Ops.ScaledBlockDotDecoded(ulo, uhi, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DoubledNibbles(V256 v, out V256 lo2, out V256 hi2) => Avx2Ops.DoubledNibbles(v, out lo2, out hi2);
@@ -328,6 +347,14 @@ internal readonly unsafe struct Avx512Ops : IIsaOps<V512>
         var e = Vector512.ConditionalSelect(Vector512.LessThan(x.V.AsInt32(), Vector512<int>.Zero).AsUInt32(), Vector512.Load((uint*)e1), Vector512.Load((uint*)e0)).AsInt16();
         var h = Avx512BW.MultiplyAddAdjacent(lo2.V.AsByte(), Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi2.V.AsByte(), Vector512.Load(q + 128)) + e;
         return new(Avx512BW.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 ScaledBlockDotDecoded(V512 ulo, V512 uhi, V512* d)
+    {
+        var p = (sbyte*)d;
+        var h = Avx512BW.MultiplyAddAdjacent(ulo.V.AsByte(), Vector512.Load(p)) + Avx512BW.MultiplyAddAdjacent(uhi.V.AsByte(), Vector512.Load(p + 64)) + Vector512.Load((short*)(p + 128));
+        return new(Avx512BW.MultiplyAddAdjacent(h, Vector512.Load((short*)(p + 192))).AsUInt32());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -408,6 +435,14 @@ internal readonly unsafe struct Ssse3Ops : IIsaOps<V128>
         var e = Sse41.BlendVariable(Sse.LoadVector128((float*)e0), Sse.LoadVector128((float*)e1), x.V.AsSingle()).AsInt16();
         var h = Ssse3.MultiplyAddAdjacent(lo2.V.AsByte(), Sse2.LoadVector128(q)) + Ssse3.MultiplyAddAdjacent(hi2.V.AsByte(), Sse2.LoadVector128(q + 128)) + e;
         return new(Sse2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 ScaledBlockDotDecoded(V128 ulo, V128 uhi, V128* d)
+    {
+        var p = (sbyte*)d;
+        var h = Ssse3.MultiplyAddAdjacent(ulo.V.AsByte(), Sse2.LoadVector128(p)) + Ssse3.MultiplyAddAdjacent(uhi.V.AsByte(), Sse2.LoadVector128(p + 16)) + Sse2.LoadVector128((short*)(p + 32));
+        return new(Sse2.MultiplyAddAdjacent(h, Sse2.LoadVector128((short*)(p + 48))).AsUInt32());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
