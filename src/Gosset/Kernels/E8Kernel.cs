@@ -961,36 +961,57 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     }
 
     /// <summary>
-    /// The small-batch kernel: one group of TR.Count rows (records <paramref name="rec"/> bytes apart) against TB.Count vectors,
-    /// canonical lane set TJ.J only (chunks J and J + 16/Lanes, the blocks the batch-1 kernel adds into those lanes). Each chunk
-    /// of weights is decoded once for every vector, each vector's activations loaded once for both rows; per row and vector
-    /// the int32 lane sums equal the batch-1 kernel's (exact), then f[row·fr + vector·16/Lanes + J] += (float)sum·Xg
-    /// as there, so results are bit-identical. A call per lane set keeps each body inside the JIT's inlining budget.
+    /// The small-batch kernel: <paramref name="count"/> groups of TR.Count rows (a group's records <paramref name="rec"/> bytes
+    /// apart, the next group's <paramref name="stride"/> on) against TB.Count vectors, canonical lane set TJ only (chunks J and
+    /// J + 16/Lanes, the blocks the batch-1 kernel adds into those lanes). Each chunk of weights is decoded once for every vector,
+    /// each vector's activations loaded once for both rows; per row and vector the int32 lane sums equal the batch-1 kernel's
+    /// (exact), then the float sum f[row·fr + vector·16/Lanes + J] += (float)sum·Xg as there, so results are bit-identical.
+    /// A call per lane set keeps each body inside the JIT's inlining budget; the call walks all the groups (the other lane
+    /// sets read the same records again, from L1), so the float sums stay in registers and the call costs once per segment,
+    /// not once per group (per group, the calls and the sums' loads and stores took a third of the batch-4 product on AVX2).
+    /// The first lane set prefetches <paramref name="pf"/> bytes ahead per group (0: none).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void BatchLaneSet<TD, TS, TR, TB, TJ>(byte* rp, int rec, int* tab, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, TV* f, int fr)
+    private static void BatchLaneSet<TD, TS, TR, TB, TJ>(byte* rp, int rec, int stride, int pf, int count, int* tab, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, TV* f, int fr)
         where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount where TJ : struct, ILaneSet
     {
         // Counts and the lane set as typeof tests, which the JIT folds while importing (static abstract properties fold only
         // after inlining, and the inlinees they leave behind exhaust the budget on the b = 3 decode).
         int n = TV.Lanes, per = 16 / n, vc = Count<TB>(), j = typeof(TJ) == typeof(Set0) ? 0 : typeof(TJ) == typeof(Set1) ? 1 : typeof(TJ) == typeof(Set2) ? 2 : 3;
         TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-        TV z = TV.Int(0), a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-        BatchChunk<TD, TS, TR, TB>(j, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
-        BatchChunk<TD, TS, TR, TB>(j + per, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
-        TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[xv]) : x0, x2 = vc > 2 ? TV.Float(xg[2 * xv]) : x0, x3 = vc > 3 ? TV.Float(xg[3 * xv]) : x0;
-        TV* f0 = f + j;
-        f0[0] = GroupAdd(a00, x0, f0[0]);
-        if (vc > 1) f0[per] = GroupAdd(a01, x1, f0[per]);
-        if (vc > 2) f0[2 * per] = GroupAdd(a02, x2, f0[2 * per]);
-        if (vc > 3) f0[3 * per] = GroupAdd(a03, x3, f0[3 * per]);
-        if (typeof(TR) == typeof(Two))
+        TV* f0 = f + j, f1 = f0 + fr;
+        bool two = typeof(TR) == typeof(Two);
+        TV g00 = f0[0], g01 = vc > 1 ? f0[per] : g00, g02 = vc > 2 ? f0[2 * per] : g00, g03 = vc > 3 ? f0[3 * per] : g00;
+        TV g10 = two ? f1[0] : g00, g11 = two && vc > 1 ? f1[per] : g00, g12 = two && vc > 2 ? f1[2 * per] : g00, g13 = two && vc > 3 ? f1[3 * per] : g00;
+        for (int g = 0; g < count; g++, rp += stride, q += 256, e0 += 32, e1 += 32, xg++)
         {
-            TV* f1 = f0 + fr;
-            f1[0] = GroupAdd(a10, x0, f1[0]);
-            if (vc > 1) f1[per] = GroupAdd(a11, x1, f1[per]);
-            if (vc > 2) f1[2 * per] = GroupAdd(a12, x2, f1[2 * per]);
-            if (vc > 3) f1[3 * per] = GroupAdd(a13, x3, f1[3 * per]);
+            if (typeof(TJ) == typeof(Set0)) Prefetch(rp, pf, two ? PrefetchAheadPair : PrefetchAhead);
+            TV z = TV.Int(0), a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+            BatchChunk<TD, TS, TR, TB>(j, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
+            BatchChunk<TD, TS, TR, TB>(j + per, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
+            TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[xv]) : x0, x2 = vc > 2 ? TV.Float(xg[2 * xv]) : x0, x3 = vc > 3 ? TV.Float(xg[3 * xv]) : x0;
+            g00 = GroupAdd(a00, x0, g00);
+            if (vc > 1) g01 = GroupAdd(a01, x1, g01);
+            if (vc > 2) g02 = GroupAdd(a02, x2, g02);
+            if (vc > 3) g03 = GroupAdd(a03, x3, g03);
+            if (two)
+            {
+                g10 = GroupAdd(a10, x0, g10);
+                if (vc > 1) g11 = GroupAdd(a11, x1, g11);
+                if (vc > 2) g12 = GroupAdd(a12, x2, g12);
+                if (vc > 3) g13 = GroupAdd(a13, x3, g13);
+            }
+        }
+        f0[0] = g00;
+        if (vc > 1) f0[per] = g01;
+        if (vc > 2) f0[2 * per] = g02;
+        if (vc > 3) f0[3 * per] = g03;
+        if (two)
+        {
+            f1[0] = g10;
+            if (vc > 1) f1[per] = g11;
+            if (vc > 2) f1[2 * per] = g12;
+            if (vc > 3) f1[3 * per] = g13;
         }
     }
 
@@ -1034,20 +1055,15 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// <paramref name="count"/> groups of TR.Count rows against TB.Count vectors (<see cref="BatchLaneSet"/> per lane set);
     /// vector j's activations are q + j·qv, e0/e1 + j·ev, xg + j·xv; f holds [vector][16/Lanes] per row, rows fr apart.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GroupRunBatch<TD, TS, TR, TB>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, int* tab, TV* f, int fr)
         where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount
     {
-        for (int g = 0; g < count; g++, rp += stride, q += 256, e0 += 32, e1 += 32, xg++)
+        BatchLaneSet<TD, TS, TR, TB, Set0>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+        if (typeof(TV) != typeof(V512)) BatchLaneSet<TD, TS, TR, TB, Set1>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+        if (typeof(TV) == typeof(V128))
         {
-            Prefetch(rp, pf, typeof(TR) == typeof(Two) ? PrefetchAheadPair : PrefetchAhead);
-            BatchLaneSet<TD, TS, TR, TB, Set0>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
-            if (typeof(TV) != typeof(V512)) BatchLaneSet<TD, TS, TR, TB, Set1>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
-            if (typeof(TV) == typeof(V128))
-            {
-                BatchLaneSet<TD, TS, TR, TB, Set2>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
-                BatchLaneSet<TD, TS, TR, TB, Set3>(rp, rec, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
-            }
+            BatchLaneSet<TD, TS, TR, TB, Set2>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+            BatchLaneSet<TD, TS, TR, TB, Set3>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
         }
     }
 
