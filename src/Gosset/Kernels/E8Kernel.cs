@@ -748,9 +748,10 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                             {
                                 int ri = r - t0, pos = ri & (il - 1), qs = ri - pos, nq = Math.Min(il, nr - qs);
                                 byte* rp = seg0 + ((long)qs * sl + pos) * rec;
-                                // A set's first pass prefetches the whole set, where passes take two rows; the one-row loops (16
-                                // registers) ran the DRAM-sized product 10–20 % faster on the hardware prefetcher alone (docs/benchmarks.md).
-                                int stride = nq * rec, pf = Pairs && pos == 0 && v0 == 0 ? stride : 0;
+                                // A set's first pass prefetches the whole set, except at batch 1 on the one-row loops (16 registers),
+                                // which ran the DRAM-sized product about 10 % faster on the hardware prefetcher alone; a batch of
+                                // vectors ran 15 % slower without it (docs/benchmarks.md, session 16).
+                                int stride = nq * rec, pf = (Pairs || batch > 1) && pos == 0 && v0 == 0 ? stride : 0;
                                 // Two rows per pass (see Pairs): they share every activation load, and their records are interleaved, so
                                 // a pass reads one stream.
                                 bool pair = Pairs && (pos & 1) == 0 && pos + 2 <= nq && r + 2 <= re;
