@@ -981,7 +981,10 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         int n = TV.Lanes, per = 16 / n, vc = Count<TB>(), j = typeof(TJ) == typeof(Set0) ? 0 : typeof(TJ) == typeof(Set1) ? 1 : typeof(TJ) == typeof(Set2) ? 2 : 3;
         TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
         TV* f0 = f + j, f1 = f0 + fr;
-        bool two = typeof(TR) == typeof(Two);
+        // b = 3 with two rows: the float steps run as a call per group on sums kept in memory (inlined, with the b = 3 decode of
+        // two rows they overran the JIT's inlining budget and were left as five calls each passing vectors through the stack:
+        // batch 4 at 512 bits took 3× the 4-bit time). A type test, folded while importing.
+        bool two = typeof(TR) == typeof(Two), inMemory = typeof(TD) == typeof(Digits3) && typeof(TR) == typeof(Two);
         TV g00 = f0[0], g01 = vc > 1 ? f0[per] : g00, g02 = vc > 2 ? f0[2 * per] : g00, g03 = vc > 3 ? f0[3 * per] : g00;
         TV g10 = two ? f1[0] : g00, g11 = two && vc > 1 ? f1[per] : g00, g12 = two && vc > 2 ? f1[2 * per] : g00, g13 = two && vc > 3 ? f1[3 * per] : g00;
         for (int g = 0; g < count; g++, rp += stride, q += 256, e0 += 32, e1 += 32, xg++)
@@ -990,6 +993,12 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
             TV z = TV.Int(0), a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
             BatchChunk<TD, TS, TR, TB>(j, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
             BatchChunk<TD, TS, TR, TB>(j + per, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
+            if (inMemory)
+            {
+                GroupAdds<TB>(a00, a01, a02, a03, xg, xv, f0, per);
+                GroupAdds<TB>(a10, a11, a12, a13, xg, xv, f1, per);
+                continue;
+            }
             TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[xv]) : x0, x2 = vc > 2 ? TV.Float(xg[2 * xv]) : x0, x3 = vc > 3 ? TV.Float(xg[3 * xv]) : x0;
             g00 = GroupAdd(a00, x0, g00);
             if (vc > 1) g01 = GroupAdd(a01, x1, g01);
@@ -1003,6 +1012,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                 if (vc > 3) g13 = GroupAdd(a13, x3, g13);
             }
         }
+        if (inMemory) return;
         f0[0] = g00;
         if (vc > 1) f0[per] = g01;
         if (vc > 2) f0[2 * per] = g02;
@@ -1014,6 +1024,17 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
             if (vc > 2) f1[2 * per] = g12;
             if (vc > 3) f1[3 * per] = g13;
         }
+    }
+
+    /// <summary>f[v·per] += (float)a_v·xg[v·xv] for the TB.Count vectors of one row (b = 3, two rows: see <see cref="BatchLaneSet"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GroupAdds<TB>(TV a0, TV a1, TV a2, TV a3, float* xg, int xv, TV* f, int per) where TB : struct, ICount
+    {
+        int vc = Count<TB>();
+        f[0] = GroupAdd(a0, TV.Float(xg[0]), f[0]);
+        if (vc > 1) f[per] = GroupAdd(a1, TV.Float(xg[xv]), f[per]);
+        if (vc > 2) f[2 * per] = GroupAdd(a2, TV.Float(xg[2 * xv]), f[2 * per]);
+        if (vc > 3) f[3 * per] = GroupAdd(a3, TV.Float(xg[3 * xv]), f[3 * per]);
     }
 
     /// <summary>TC.Count as a constant the JIT folds while importing.</summary>
