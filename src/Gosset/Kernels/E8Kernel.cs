@@ -748,9 +748,9 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                             {
                                 int ri = r - t0, pos = ri & (il - 1), qs = ri - pos, nq = Math.Min(il, nr - qs);
                                 byte* rp = seg0 + ((long)qs * sl + pos) * rec;
-                                // A set's first pass prefetches the whole set, except at batch 1 on the one-row loops (16 registers),
-                                // which ran the DRAM-sized product about 10 % faster on the hardware prefetcher alone; a batch of
-                                // vectors ran 15 % slower without it (docs/benchmarks.md, session 16).
+                                // A set's first pass prefetches the whole set, except at batch 1 on the one-row loops (16 registers):
+                                // there it gained nothing measurable and cost about ten instructions a group; a batch of vectors ran
+                                // 15 % slower without it (docs/benchmarks.md, session 16).
                                 int stride = nq * rec, pf = (Pairs || batch > 1) && pos == 0 && v0 == 0 ? stride : 0;
                                 // Two rows per pass (see Pairs): they share every activation load, and their records are interleaved, so
                                 // a pass reads one stream.
