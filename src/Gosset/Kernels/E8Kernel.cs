@@ -792,8 +792,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     {
         if (!Sse.IsSupported || bytes <= 0) return;
         // Two lines unconditionally, then one per further 64 bytes beyond the first 144: a one-row record (80–144 bytes) takes no
-        // loop, whose instructions (three per line) showed in the one-row AVX2 loop's time. With 144-byte records one line in
-        // nine is left to the hardware prefetcher.
+        // loop (three instructions a line). With 144-byte records one line in nine is left to the hardware prefetcher.
         Sse.Prefetch0(p + ahead);
         Sse.Prefetch0(p + ahead + 64);
         for (int o = 128; o < bytes - 16; o += 64) Sse.Prefetch0(p + ahead + o);
