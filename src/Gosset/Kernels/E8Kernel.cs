@@ -137,7 +137,7 @@ public abstract class E8Kernel
         // Each variant on the row interleave it packs for (Best is not chosen yet, so the default cannot be asked).
         var ma = PackedE8Matrix.FromCodes(codes, null, a.RowsPerPass(codes.Bits));
         var mb = PackedE8Matrix.FromCodes(codes, null, b.RowsPerPass(codes.Bits));
-        using var l = E8ActivationLayout.Grouped(x, 1, cols, ma.Groups, ma.Q, a.GroupedNeeds(codes.Bits, 1) | b.GroupedNeeds(codes.Bits, 1));
+        using var l = E8ActivationLayout.Grouped(x, 1, cols, ma.Groups, ma.Q, a.GroupedNeeds(codes.Bits, 1) | b.GroupedNeeds(codes.Bits, 1), a.Lanes);
         double ta = double.MaxValue, tb = double.MaxValue;
         fixed (float* yp = y)
             for (int rep = 0; rep < 9; rep++)
@@ -349,7 +349,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
 
     /// <summary>The fused kernels read the additive terms, the pre-decoding GEMM the unsigned copy (see <see cref="Grouped"/>).</summary>
     internal override GroupedParts GroupedNeeds(int bits, int batch)
-        => batch <= MaxSmallBatch(bits, Pairs) ? GroupedParts.AdditiveTerms : GroupedParts.UnsignedCopy;
+        => batch == 1 ? GroupedParts.AdditiveTerms : batch <= MaxSmallBatch(bits, Pairs) ? GroupedParts.Panel : GroupedParts.UnsignedCopy;
 
     /// <summary>
     /// Whether the batch-1 product runs rows in pairs: on 512-bit vectors, and on 256-bit ones where EVEX gives 32 vector
@@ -557,7 +557,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         var side = b0 >= 16 ? TV.ShiftRight(raw, 4) : raw;
         var sc = ScaleOf<TS>(t0, t1, t2, t3, side);
         var sel = !IsNarrow<TS>() ? TV.ShiftLeft(DigitParity(lo2, hi2), 28) : b0 >= 16 ? raw : TV.ShiftLeft(raw, 28);
-        return TV.AddInt(acc, TOps.ScaledBlockDotAt(lo2, q + 4 * b0, hi2, sel, e0 + b0, e1 + b0, sc));
+        return TV.AddInt(acc, TOps.ScaledBlockDotAt(lo2, q + 4 * b0, hi2, q + 128 + 4 * b0, sel, e0 + b0, e1 + b0, sc));
     }
 
     /// <summary>
@@ -638,8 +638,10 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
         fixed (float* xg0 = a.Xg)
         fixed (sbyte* q0 = a.Q)
+        fixed (byte* pa = a.Panel)
+        fixed (float* px = a.XgPanel)
         {
-            var p = new PassArgs { Q = q0, T0 = E00, T1 = E10, X = xg0, Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = a.Batch };
+            var p = new PassArgs { Q = q0, T0 = E00, T1 = E10, X = xg0, Tab = tab, Cp = a.PaddedCols, Nb = a.Blocks, Groups = m.Groups, Batch = a.Batch, Panel = pa, XgPanel = px };
             Tiled<TD, TS, GroupedPass<TD, TS>>(m, r0, r1, y, p, m.GridStep);
         }
     }
@@ -658,6 +660,9 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         public int Nb { get; init; }
         public int Groups { get; init; }
         public int Batch { get; init; }
+        /// <summary>A small batch's activations (<see cref="E8ActivationLayout.Panel"/>, <see cref="E8ActivationLayout.XgPanel"/>).</summary>
+        public byte* Panel { get; init; }
+        public float* XgPanel { get; init; }
         /// <summary>The fp32 activations (<see cref="FloatPass{TD, TS}"/>).</summary>
         public StepArgs Steps { get; init; }
     }
@@ -677,11 +682,16 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Run(bool pair, int vc, int v0, byte* rp, int rec, int stride, int pf, int count, int g0, in PassArgs p, TV* f, int fr)
         {
-            sbyte* q = p.Q + (long)v0 * p.Cp + 256 * g0;
-            int* e0 = p.T0 + (long)v0 * p.Nb + 32 * g0, e1 = p.T1 + (long)v0 * p.Nb + 32 * g0;
-            float* xg = p.X + (long)v0 * p.Groups + g0;
-            if (p.Batch > 1) RunBatch<TD, TS>(pair, vc, rp, rec, stride, pf, count, q, p.Cp, e0, e1, p.Nb, xg, p.Groups, (int*)p.Tab, f, fr);
-            else if (pair) RunPair<TD, TS, GroupedPair>(rp, rec, stride, pf, count, q, e0, e1, xg, p.Tab, f);
+            if (p.Batch > 1)
+            {
+                long at = (long)v0 * p.Groups + (long)g0 * vc; // the block's group g0 (E8ActivationLayout.Panel)
+                RunBatch<TD, TS>(pair, vc, rp, rec, stride, pf, count, p.Panel + at * E8ActivationLayout.PanelRecord, p.XgPanel + at, (int*)p.Tab, f, fr);
+                return;
+            }
+            sbyte* q = p.Q + 256 * g0;
+            int* e0 = p.T0 + 32 * g0, e1 = p.T1 + 32 * g0;
+            float* xg = p.X + g0;
+            if (pair) RunPair<TD, TS, GroupedPair>(rp, rec, stride, pf, count, q, e0, e1, xg, p.Tab, f);
             else GroupRun<TD, TS>(rp, stride, pf, count, q, e0, e1, xg, (int*)p.Tab, f);
         }
     }
@@ -742,7 +752,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                         byte* seg0 = data + (m.Record(t0, 0) + (long)g0 * nr) * rec;
                         for (int v0 = 0, left = batch; left > 0;)
                         {
-                            int vc = (left + (left + 3) / 4 - 1) / ((left + 3) / 4);
+                            int vc = E8ActivationLayout.VectorBlock(left);
                             int r = rb;
                             while (r < re)
                             {
@@ -972,7 +982,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// The first lane set prefetches <paramref name="pf"/> bytes ahead per group (0: none).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void BatchLaneSet<TD, TS, TR, TB, TJ>(byte* rp, int rec, int stride, int pf, int count, int* tab, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, TV* f, int fr)
+    private static void BatchLaneSet<TD, TS, TR, TB, TJ>(byte* rp, int rec, int stride, int pf, int count, int* tab, byte* a, float* xg, TV* f, int fr)
         where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount where TJ : struct, ILaneSet
     {
         // Counts and the lane set as typeof tests, which the JIT folds while importing (static abstract properties fold only
@@ -986,19 +996,20 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         bool two = typeof(TR) == typeof(Two), inMemory = typeof(TD) == typeof(Digits3) && typeof(TR) == typeof(Two);
         TV g00 = f0[0], g01 = vc > 1 ? f0[per] : g00, g02 = vc > 2 ? f0[2 * per] : g00, g03 = vc > 3 ? f0[3 * per] : g00;
         TV g10 = two ? f1[0] : g00, g11 = two && vc > 1 ? f1[per] : g00, g12 = two && vc > 2 ? f1[2 * per] : g00, g13 = two && vc > 3 ? f1[3 * per] : g00;
-        for (int g = 0; g < count; g++, rp += stride, q += 256, e0 += 32, e1 += 32, xg++)
+        int ga = vc * E8ActivationLayout.PanelRecord; // a group of the block's vectors
+        for (int g = 0; g < count; g++, rp += stride, a += ga, xg += vc)
         {
             if (typeof(TJ) == typeof(Set0)) Prefetch(rp, pf, two ? PrefetchAheadPair : PrefetchAhead);
             TV z = TV.Int(0), a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-            BatchChunk<TD, TS, TR, TB>(j, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
-            BatchChunk<TD, TS, TR, TB>(j + per, rp, rec, t0, t1, t2, t3, q, qv, e0, e1, ev, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
+            BatchChunk<TD, TS, TR, TB>(j, rp, rec, t0, t1, t2, t3, a, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
+            BatchChunk<TD, TS, TR, TB>(j + per, rp, rec, t0, t1, t2, t3, a, ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13);
             if (inMemory)
             {
-                GroupAdds<TB>(a00, a01, a02, a03, xg, xv, f0, per);
-                GroupAdds<TB>(a10, a11, a12, a13, xg, xv, f1, per);
+                GroupAdds<TB>(a00, a01, a02, a03, xg, f0, per);
+                GroupAdds<TB>(a10, a11, a12, a13, xg, f1, per);
                 continue;
             }
-            TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[xv]) : x0, x2 = vc > 2 ? TV.Float(xg[2 * xv]) : x0, x3 = vc > 3 ? TV.Float(xg[3 * xv]) : x0;
+            TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[1]) : x0, x2 = vc > 2 ? TV.Float(xg[2]) : x0, x3 = vc > 3 ? TV.Float(xg[3]) : x0;
             g00 = GroupAdd(a00, x0, g00);
             if (vc > 1) g01 = GroupAdd(a01, x1, g01);
             if (vc > 2) g02 = GroupAdd(a02, x2, g02);
@@ -1025,15 +1036,15 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         }
     }
 
-    /// <summary>f[v·per] += (float)a_v·xg[v·xv] for the TB.Count vectors of one row (b = 3, two rows: see <see cref="BatchLaneSet"/>).</summary>
+    /// <summary>f[v·per] += (float)a_v·xg[v] for the TB.Count vectors of one row (b = 3, two rows: see <see cref="BatchLaneSet"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GroupAdds<TB>(TV a0, TV a1, TV a2, TV a3, float* xg, int xv, TV* f, int per) where TB : struct, ICount
+    private static void GroupAdds<TB>(TV a0, TV a1, TV a2, TV a3, float* xg, TV* f, int per) where TB : struct, ICount
     {
         int vc = Count<TB>();
         f[0] = GroupAdd(a0, TV.Float(xg[0]), f[0]);
-        if (vc > 1) f[per] = GroupAdd(a1, TV.Float(xg[xv]), f[per]);
-        if (vc > 2) f[2 * per] = GroupAdd(a2, TV.Float(xg[2 * xv]), f[2 * per]);
-        if (vc > 3) f[3 * per] = GroupAdd(a3, TV.Float(xg[3 * xv]), f[3 * per]);
+        if (vc > 1) f[per] = GroupAdd(a1, TV.Float(xg[1]), f[per]);
+        if (vc > 2) f[2 * per] = GroupAdd(a2, TV.Float(xg[2]), f[2 * per]);
+        if (vc > 3) f[3 * per] = GroupAdd(a3, TV.Float(xg[3]), f[3 * per]);
     }
 
     /// <summary>TC.Count as a constant the JIT folds while importing.</summary>
@@ -1043,7 +1054,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
 
     /// <summary>Chunk c (a constant) of the rows of a pass, decoded once, against every vector of the pass: a[row][vector] += s·Σᵢ vᵢx̃ᵢ.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void BatchChunk<TD, TS, TR, TB>(int c, byte* rp, int rec, TV t0, TV t1, TV t2, TV t3, sbyte* q, int qv, int* e0, int* e1, int ev,
+    private static void BatchChunk<TD, TS, TR, TB>(int c, byte* rp, int rec, TV t0, TV t1, TV t2, TV t3, byte* a,
         ref TV a00, ref TV a01, ref TV a02, ref TV a03, ref TV a10, ref TV a11, ref TV a12, ref TV a13)
         where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount
     {
@@ -1051,57 +1062,67 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         DecodeGrid<TD, TS>(rp, k, t0, t1, t2, t3, out var lo0, out var hi0, out var pf0, out var sc0);
         TV lo1 = lo0, hi1 = hi0, pf1 = pf0, sc1 = sc0;
         if (typeof(TR) == typeof(Two)) DecodeGrid<TD, TS>(rp + rec, k, t0, t1, t2, t3, out lo1, out hi1, out pf1, out sc1);
-        VectorChunk<TR>(q, e0, e1, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a00, ref a10);
-        if (vc > 1) VectorChunk<TR>(q + qv, e0 + ev, e1 + ev, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a01, ref a11);
-        if (vc > 2) VectorChunk<TR>(q + 2 * qv, e0 + 2 * ev, e1 + 2 * ev, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a02, ref a12);
-        if (vc > 3) VectorChunk<TR>(q + 3 * qv, e0 + 3 * ev, e1 + 3 * ev, k, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a03, ref a13);
+        // Lane set j's chunk s of vector v at o + v·32·Lanes (E8ActivationLayout.PanelOffset, written out: a call here, were the
+        // JIT's inlining budget spent, would spill every live vector).
+        int n = TV.Lanes, per = 16 / n, j = c % per, o = 32 * n * j * vc + 16 * n * (c / per), ov = 32 * n;
+        VectorChunk<TR>(a, o, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a00, ref a10);
+        if (vc > 1) VectorChunk<TR>(a, o + ov, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a01, ref a11);
+        if (vc > 2) VectorChunk<TR>(a, o + 2 * ov, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a02, ref a12);
+        if (vc > 3) VectorChunk<TR>(a, o + 3 * ov, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a03, ref a13);
     }
 
-    /// <summary>One vector's chunk k (its activations loaded once) against one or two decoded rows.</summary>
+    /// <summary>
+    /// One vector's chunk (its activations loaded once from a + o: even-digit values, odd-digit values, E0, E1 terms; see
+    /// <see cref="E8ActivationLayout.Panel"/>) against one or two decoded rows.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void VectorChunk<TR>(sbyte* q, int* e0, int* e1, int k, TV lo0, TV hi0, TV pf0, TV sc0, TV lo1, TV hi1, TV pf1, TV sc1, ref TV a0, ref TV a1)
+    private static void VectorChunk<TR>(byte* a, int o, TV lo0, TV hi0, TV pf0, TV sc0, TV lo1, TV hi1, TV pf1, TV sc1, ref TV a0, ref TV a1)
         where TR : struct, ICount
     {
+        // The addresses as a + constant at their uses: through locals (or a + o as the pointer passed in) the JIT kept each in a
+        // register of its own, an lea apiece.
+        int n = TV.Lanes;
         if (typeof(TR) != typeof(Two))
         {
-            a0 = TV.AddInt(a0, TOps.ScaledBlockDotAt(lo0, q + 4 * k, hi0, TV.ShiftLeft(pf0, 28), e0 + k, e1 + k, sc0)); // used once: loads folded
+            a0 = TV.AddInt(a0, TOps.ScaledBlockDotAt(lo0, (sbyte*)(a + o), hi0, (sbyte*)(a + (o + 4 * n)), TV.ShiftLeft(pf0, 28), (int*)(a + (o + 8 * n)), (int*)(a + (o + 12 * n)), sc0));
             return;
         }
-        TV qlo = TV.Load(q + 4 * k), qhi = TV.Load(q + 128 + 4 * k), E0 = TV.Load(e0 + k), E1 = TV.Load(e1 + k);
-        a0 = TV.AddInt(a0, TOps.ScaledBlockDot(lo0, qlo, hi0, qhi, TOps.SelectBit3(pf0, E0, E1), sc0));
-        a1 = TV.AddInt(a1, TOps.ScaledBlockDot(lo1, qlo, hi1, qhi, TOps.SelectBit3(pf1, E0, E1), sc1));
+        TV Qlo = TV.Load((sbyte*)(a + o)), Qhi = TV.Load((sbyte*)(a + (o + 4 * n))), E0 = TV.Load((int*)(a + (o + 8 * n))), E1 = TV.Load((int*)(a + (o + 12 * n)));
+        a0 = TV.AddInt(a0, TOps.ScaledBlockDot(lo0, Qlo, hi0, Qhi, TOps.SelectBit3(pf0, E0, E1), sc0));
+        a1 = TV.AddInt(a1, TOps.ScaledBlockDot(lo1, Qlo, hi1, Qhi, TOps.SelectBit3(pf1, E0, E1), sc1));
     }
 
     /// <summary>
     /// <paramref name="count"/> groups of TR.Count rows against TB.Count vectors (<see cref="BatchLaneSet"/> per lane set);
-    /// vector j's activations are q + j·qv, e0/e1 + j·ev, xg + j·xv; f holds [vector][16/Lanes] per row, rows fr apart.
+    /// a: the block's records from the segment's first group on (<see cref="E8ActivationLayout.Panel"/>), xg their scales;
+    /// f holds [vector][16/Lanes] per row, rows fr apart.
     /// </summary>
-    private static void GroupRunBatch<TD, TS, TR, TB>(byte* rp, int rec, int stride, int pf, int count, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, int* tab, TV* f, int fr)
+    private static void GroupRunBatch<TD, TS, TR, TB>(byte* rp, int rec, int stride, int pf, int count, byte* a, float* xg, int* tab, TV* f, int fr)
         where TD : struct, IDigits where TS : struct, ISide where TR : struct, ICount where TB : struct, ICount
     {
-        BatchLaneSet<TD, TS, TR, TB, Set0>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
-        if (typeof(TV) != typeof(V512)) BatchLaneSet<TD, TS, TR, TB, Set1>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+        BatchLaneSet<TD, TS, TR, TB, Set0>(rp, rec, stride, pf, count, tab, a, xg, f, fr);
+        if (typeof(TV) != typeof(V512)) BatchLaneSet<TD, TS, TR, TB, Set1>(rp, rec, stride, pf, count, tab, a, xg, f, fr);
         if (typeof(TV) == typeof(V128))
         {
-            BatchLaneSet<TD, TS, TR, TB, Set2>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
-            BatchLaneSet<TD, TS, TR, TB, Set3>(rp, rec, stride, pf, count, tab, q, qv, e0, e1, ev, xg, xv, f, fr);
+            BatchLaneSet<TD, TS, TR, TB, Set2>(rp, rec, stride, pf, count, tab, a, xg, f, fr);
+            BatchLaneSet<TD, TS, TR, TB, Set3>(rp, rec, stride, pf, count, tab, a, xg, f, fr);
         }
     }
 
     /// <summary>Dispatches <see cref="GroupRunBatch"/> on the (row, vector) counts of a pass.</summary>
-    private static void RunBatch<TD, TS>(bool pair, int vc, byte* rp, int rec, int stride, int pf, int count, sbyte* q, int qv, int* e0, int* e1, int ev, float* xg, int xv, int* tab, TV* f, int fr)
+    private static void RunBatch<TD, TS>(bool pair, int vc, byte* rp, int rec, int stride, int pf, int count, byte* a, float* xg, int* tab, TV* f, int fr)
         where TD : struct, IDigits where TS : struct, ISide
     {
         switch ((pair, vc))
         {
-            case (true, 4): GroupRunBatch<TD, TS, Two, Four>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
-            case (true, 3): GroupRunBatch<TD, TS, Two, Three>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
-            case (true, 2): GroupRunBatch<TD, TS, Two, Two>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
-            case (true, _): GroupRunBatch<TD, TS, Two, One>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
-            case (false, 4): GroupRunBatch<TD, TS, One, Four>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
-            case (false, 3): GroupRunBatch<TD, TS, One, Three>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
-            case (false, 2): GroupRunBatch<TD, TS, One, Two>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
-            default: GroupRunBatch<TD, TS, One, One>(rp, rec, stride, pf, count, q, qv, e0, e1, ev, xg, xv, tab, f, fr); break;
+            case (true, 4): GroupRunBatch<TD, TS, Two, Four>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
+            case (true, 3): GroupRunBatch<TD, TS, Two, Three>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
+            case (true, 2): GroupRunBatch<TD, TS, Two, Two>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
+            case (true, _): GroupRunBatch<TD, TS, Two, One>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
+            case (false, 4): GroupRunBatch<TD, TS, One, Four>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
+            case (false, 3): GroupRunBatch<TD, TS, One, Three>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
+            case (false, 2): GroupRunBatch<TD, TS, One, Two>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
+            default: GroupRunBatch<TD, TS, One, One>(rp, rec, stride, pf, count, a, xg, tab, f, fr); break;
         }
     }
 

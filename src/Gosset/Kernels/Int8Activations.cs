@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Gosset.Kernels;
@@ -81,6 +82,8 @@ internal enum GroupedParts
     AdditiveTerms = 1,
     /// <summary><c>Qu</c>, read by the pre-decoding GEMM.</summary>
     UnsignedCopy = 2,
+    /// <summary><c>Panel</c> and <c>XgPanel</c> (with <c>E0</c> / <c>E1</c>), read by the fused small-batch kernels.</summary>
+    Panel = 4,
 }
 
 /// <summary>
@@ -102,6 +105,27 @@ internal sealed class E8ActivationLayout : IDisposable
     public int[] E0 = [], E1 = []; public float[] Xg = [];
     /// <summary>Grouped layouts for the pre-decoding GEMM (<see cref="GroupedParts.UnsignedCopy"/>): <c>Q</c> offset to unsigned bytes (x̃ + 128), read instead of E0 / E1.</summary>
     public byte[] Qu = [];
+    /// <summary>
+    /// Grouped layouts for the fused small-batch kernels (<see cref="GroupedParts.Panel"/>), for a kernel of L int32 lanes: the
+    /// vectors in blocks of up to four (<see cref="VectorBlock"/>), a block's groups one after another, each
+    /// <see cref="PanelRecord"/> bytes a vector. A group's chunks of L blocks come in the order the kernel's lane sets read them
+    /// (lane set J: chunks J and J + 16/L), each lane set's for every vector of the block together; a chunk is 4L bytes of
+    /// even-digit values, 4L of odd-digit values, L E0 and L E1 terms (<see cref="PanelOffset"/>). Block v0 of vc vectors
+    /// starts at v0·groups records, its group g g·vc records on. <c>XgPanel</c> holds Xg in the same order. A kernel then
+    /// reaches every vector of a group at constant offsets from one pointer (with a pointer and a stride per vector and array,
+    /// the address arithmetic took about a third of the batch-4 loop's instructions on 16-register machines), and a lane set
+    /// reads only its half of the lines.
+    /// </summary>
+    public byte[] Panel = []; public float[] XgPanel = [];
+
+    /// <summary>Bytes of one vector's group in <see cref="Panel"/>: 256 int8 values, 32 E0 and 32 E1 terms.</summary>
+    public const int PanelRecord = 512;
+
+    /// <summary>Byte offset of chunk s (0, 1) of lane set j for vector v (of vc) within a group of <see cref="Panel"/>, for L lanes.</summary>
+    public static int PanelOffset(int lanes, int vc, int j, int v, int s) => 32 * lanes * (j * vc + v) + 16 * lanes * s;
+
+    /// <summary>The size of the next block of vectors when <paramref name="left"/> remain: at most four, as even as possible (5 = 3 + 2).</summary>
+    public static int VectorBlock(int left) => (left + (left + 3) / 4 - 1) / ((left + 3) / 4);
 
     private E8ActivationLayout(int batch, int groups, bool isFloat, bool isGrouped = false)
     {
@@ -122,13 +146,14 @@ internal sealed class E8ActivationLayout : IDisposable
     /// <param name="groups">Groups of 256 (padded columns / 256).</param>
     /// <param name="q">Nesting ratio of the E8 weights (for E0 / E1).</param>
     /// <param name="parts">The optional parts to compute (none for the int8 × int8 product and the scalar reference).</param>
+    /// <param name="lanes">The int32 lanes of the kernel that reads <c>Panel</c> (4, 8 or 16).</param>
     [SkipLocalsInit]
-    public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q, GroupedParts parts)
+    public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q, GroupedParts parts, int lanes)
     {
         var a = new E8ActivationLayout(batch, groups, false, true);
         int cp = a.PaddedCols, nb = a.Blocks;
         a.Q = Rent<sbyte>((long)batch * cp); a.Xg = Rent<float>((long)batch * groups);
-        bool eTerms = (parts & GroupedParts.AdditiveTerms) != 0; // the fused kernels' terms
+        bool panel = (parts & GroupedParts.Panel) != 0, eTerms = panel || (parts & GroupedParts.AdditiveTerms) != 0; // the fused kernels' terms
         if (eTerms) { a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); }
         Span<int> v8 = stackalloc int[8];
         for (int v = 0; v < batch; v++)
@@ -169,13 +194,50 @@ internal sealed class E8ActivationLayout : IDisposable
                 }
             }
         }
+        if (panel)
+        {
+            if (lanes is not (4 or 8 or 16)) throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "a panel is laid out for 4, 8 or 16 lanes");
+            a.BuildPanel(lanes);
+        }
         if ((parts & GroupedParts.UnsignedCopy) != 0) // the pre-decoding kernel's unsigned bytes
         {
             a.Qu = Rent<byte>((long)batch * cp);
-            var qs = System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.Q.AsSpan(0, batch * cp));
+            var qs = MemoryMarshal.AsBytes(a.Q.AsSpan(0, batch * cp));
             System.Numerics.Tensors.TensorPrimitives.Xor(qs, (byte)0x80, a.Qu.AsSpan(0, batch * cp));
         }
         return a;
+    }
+
+    /// <summary>Copies Q, E0, E1 and Xg into <see cref="Panel"/> / <see cref="XgPanel"/> for a kernel of <paramref name="lanes"/> lanes.</summary>
+    private void BuildPanel(int lanes)
+    {
+        int groups = Groups, cp = PaddedCols, nb = Blocks, per = 16 / lanes;
+        Panel = Rent<byte>((long)Batch * groups * PanelRecord); XgPanel = Rent<float>((long)Batch * groups);
+        var q = MemoryMarshal.AsBytes(Q.AsSpan());
+        var e0 = MemoryMarshal.AsBytes(E0.AsSpan());
+        var e1 = MemoryMarshal.AsBytes(E1.AsSpan());
+        for (int v0 = 0, left = Batch; left > 0;)
+        {
+            int vc = VectorBlock(left);
+            for (int g = 0; g < groups; g++)
+            {
+                var rec = Panel.AsSpan((int)(((long)v0 * groups + (long)g * vc) * PanelRecord), vc * PanelRecord);
+                for (int v = 0; v < vc; v++)
+                {
+                    XgPanel[(long)v0 * groups + (long)g * vc + v] = Xg[(v0 + v) * groups + g];
+                    for (int j = 0; j < per; j++)
+                        for (int s = 0; s < 2; s++)
+                        {
+                            int k = (j + s * per) * lanes, o = PanelOffset(lanes, vc, j, v, s), qv = (v0 + v) * cp + 256 * g, ev = 4 * ((v0 + v) * nb + 32 * g);
+                            q.Slice(qv + 4 * k, 4 * lanes).CopyTo(rec[o..]);
+                            q.Slice(qv + 128 + 4 * k, 4 * lanes).CopyTo(rec[(o + 4 * lanes)..]);
+                            e0.Slice(ev + 4 * k, 4 * lanes).CopyTo(rec[(o + 8 * lanes)..]);
+                            e1.Slice(ev + 4 * k, 4 * lanes).CopyTo(rec[(o + 12 * lanes)..]);
+                        }
+                }
+            }
+            v0 += vc; left -= vc;
+        }
     }
 
     private static T[] Rent<T>(long n) => ArrayPool<T>.Shared.Rent((int)Math.Max(n, 1));
@@ -239,7 +301,7 @@ internal sealed class E8ActivationLayout : IDisposable
     public void Dispose()
     {
         Return(ref Q); Return(ref A); Return(ref C); Return(ref Xs); Return(ref X2); Return(ref Af); Return(ref Cf);
-        Return(ref E0); Return(ref E1); Return(ref Xg); Return(ref Qu);
+        Return(ref E0); Return(ref E1); Return(ref Xg); Return(ref Qu); Return(ref Panel); Return(ref XgPanel);
     }
 
     private static void Return<T>(ref T[] a)

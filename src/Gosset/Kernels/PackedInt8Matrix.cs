@@ -135,7 +135,7 @@ public sealed class PackedInt8Matrix : PackedMatrix
         if (x.Length < (long)batch * Cols) throw new ArgumentException($"x holds {x.Length} values, expected batch·cols = {batch * Cols}.", nameof(x));
         if (y.Length < (long)batch * Rows) throw new ArgumentException($"y holds {y.Length} values, expected batch·rows = {batch * Rows}.", nameof(y));
         var k = kernel ?? E8Kernel.Best;
-        using var a = E8ActivationLayout.Grouped(x, batch, Cols, Groups, 16, GroupedParts.None);
+        using var a = E8ActivationLayout.Grouped(x, batch, Cols, Groups, 16, GroupedParts.None, k.Lanes);
         fixed (float* yp = y)
         {
             nint yAddr = (nint)yp; // pinned for the duration of the parallel loop below

@@ -308,6 +308,33 @@ public class E8KernelTests
     }
 
     [Fact]
+    public void PanelChunksTileEachGroupOnceAndBlocksCoverTheBatch()
+    {
+        foreach (int lanes in new[] { 4, 8, 16 })
+            for (int vc = 1; vc <= 4; vc++)
+            {
+                // Every vector's chunk (16·lanes bytes) of every lane set lies inside the group's vc records, none overlapping.
+                var used = new bool[vc * E8ActivationLayout.PanelRecord];
+                for (int j = 0; j < 16 / lanes; j++)
+                    for (int v = 0; v < vc; v++)
+                        for (int s = 0; s < 2; s++)
+                        {
+                            int o = E8ActivationLayout.PanelOffset(lanes, vc, j, v, s);
+                            for (int b = o; b < o + 16 * lanes; b++) { Assert.False(used[b]); used[b] = true; }
+                        }
+                Assert.All(used, Assert.True);
+            }
+        for (int batch = 1; batch <= 17; batch++)
+        {
+            var sizes = new List<int>();
+            for (int left = batch; left > 0; left -= sizes[^1]) sizes.Add(E8ActivationLayout.VectorBlock(left));
+            Assert.Equal(batch, sizes.Sum());
+            Assert.All(sizes, n => Assert.InRange(n, 1, 4));
+            Assert.True(sizes.Max() - sizes.Min() <= 1, $"batch {batch}: {string.Join("+", sizes)}");
+        }
+    }
+
+    [Fact]
     public void Int8QuantizationIsAbsmaxPerBlock()
     {
         float[] x = [1f, -2f, 0.5f, 0f, 0f, 0f, 0f, 0.25f, /* block 2 */ 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, /* partial */ 3f];

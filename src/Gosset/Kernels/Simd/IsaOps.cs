@@ -36,12 +36,12 @@ internal unsafe interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// <summary>Per 32-bit lane: b where bit 3 of <paramref name="x"/> is set (a narrow side field's parity bit), else a.</summary>
     static abstract TV SelectBit3(TV x, TV a, TV b);
     /// <summary>
-    /// <see cref="ScaledBlockDot"/> of activations read where they are used: slo at <paramref name="q"/>, shi at q + 128, and e =
+    /// <see cref="ScaledBlockDot"/> of activations read where they are used: slo at <paramref name="q"/>, shi at <paramref name="qh"/>, and e =
     /// e1[…] in the lanes where bit 31 of <paramref name="x"/> is set, else e0[…]. Where every activation is used once (one row) the loads then fold into the
     /// instructions; loaded first and passed in, each stays a separate instruction (the JIT does not fold an inlined argument),
     /// which cost the one-row AVX2 loop about 13 % (docs/benchmarks.md).
     /// </summary>
-    static abstract TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, TV x, int* e0, int* e1, TV s);
+    static abstract TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, sbyte* qh, TV x, int* e0, int* e1, TV s);
     /// <summary>
     /// <see cref="ScaledBlockDot"/>(ulo, d[0], uhi, d[1], d[2], d[3]) with the pre-decoded operands d read where they are used
     /// (folded into the instructions, as in <see cref="ScaledBlockDotAt"/>): the GEMM's unsigned activations against a decoded chunk.
@@ -104,10 +104,10 @@ internal readonly unsafe struct PortableOps<TV> : IIsaOps<TV> where TV : unmanag
     public static TV SelectBit3(TV x, TV a, TV b) => TV.Xor(a, TV.And(TV.Xor(a, b), TV.ShiftRightArith(TV.ShiftLeft(x, 28), 31)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, TV x, int* e0, int* e1, TV s)
+    public static TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, sbyte* qh, TV x, int* e0, int* e1, TV s)
     {
         TV a = TV.Load(e0);
-        return ScaledBlockDot(lo2, TV.Load(q), hi2, TV.Load(q + 128), TV.Xor(a, TV.And(TV.Xor(a, TV.Load(e1)), TV.ShiftRightArith(x, 31))), s);
+        return ScaledBlockDot(lo2, TV.Load(q), hi2, TV.Load(qh), TV.Xor(a, TV.And(TV.Xor(a, TV.Load(e1)), TV.ShiftRightArith(x, 31))), s);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -217,10 +217,10 @@ internal readonly unsafe struct Avx2Ops : IIsaOps<V256>
     public static V256 SelectBit3(V256 x, V256 a, V256 b) => new(Avx.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), (x.V << 28).AsSingle()).AsUInt32());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, V256 x, int* e0, int* e1, V256 s)
+    public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, sbyte* qh, V256 x, int* e0, int* e1, V256 s)
     {
         var e = Avx.BlendVariable(Avx.LoadVector256((float*)e0), Avx.LoadVector256((float*)e1), x.V.AsSingle()).AsInt16();
-        var h = Avx2.MultiplyAddAdjacent(lo2.V.AsByte(), Avx.LoadVector256(q)) + Avx2.MultiplyAddAdjacent(hi2.V.AsByte(), Avx.LoadVector256(q + 128)) + e;
+        var h = Avx2.MultiplyAddAdjacent(lo2.V.AsByte(), Avx.LoadVector256(q)) + Avx2.MultiplyAddAdjacent(hi2.V.AsByte(), Avx.LoadVector256(qh)) + e;
         return new(Avx2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
@@ -286,7 +286,7 @@ internal readonly unsafe struct AvxVnniOps : IIsaOps<V256>
     public static V256 SelectBit3(V256 x, V256 a, V256 b) => Avx2Ops.SelectBit3(x, a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, V256 x, int* e0, int* e1, V256 s) => Avx2Ops.ScaledBlockDotAt(lo2, q, hi2, x, e0, e1, s);
+    public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, sbyte* qh, V256 x, int* e0, int* e1, V256 s) => Avx2Ops.ScaledBlockDotAt(lo2, q, hi2, qh, x, e0, e1, s);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 ScaledBlockDotDecoded(V256 ulo, V256 uhi, V256* d) => Avx2Ops.ScaledBlockDotDecoded(ulo, uhi, d);
@@ -342,10 +342,10 @@ internal readonly unsafe struct Avx512Ops : IIsaOps<V512>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V512 ScaledBlockDotAt(V512 lo2, sbyte* q, V512 hi2, V512 x, int* e0, int* e1, V512 s)
+    public static V512 ScaledBlockDotAt(V512 lo2, sbyte* q, V512 hi2, sbyte* qh, V512 x, int* e0, int* e1, V512 s)
     {
         var e = Vector512.ConditionalSelect(Vector512.LessThan(x.V.AsInt32(), Vector512<int>.Zero).AsUInt32(), Vector512.Load((uint*)e1), Vector512.Load((uint*)e0)).AsInt16();
-        var h = Avx512BW.MultiplyAddAdjacent(lo2.V.AsByte(), Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi2.V.AsByte(), Vector512.Load(q + 128)) + e;
+        var h = Avx512BW.MultiplyAddAdjacent(lo2.V.AsByte(), Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi2.V.AsByte(), Vector512.Load(qh)) + e;
         return new(Avx512BW.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
@@ -430,10 +430,10 @@ internal readonly unsafe struct Ssse3Ops : IIsaOps<V128>
     public static V128 SelectBit3(V128 x, V128 a, V128 b) => new(Sse41.BlendVariable(a.V.AsSingle(), b.V.AsSingle(), (x.V << 28).AsSingle()).AsUInt32());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V128 ScaledBlockDotAt(V128 lo2, sbyte* q, V128 hi2, V128 x, int* e0, int* e1, V128 s)
+    public static V128 ScaledBlockDotAt(V128 lo2, sbyte* q, V128 hi2, sbyte* qh, V128 x, int* e0, int* e1, V128 s)
     {
         var e = Sse41.BlendVariable(Sse.LoadVector128((float*)e0), Sse.LoadVector128((float*)e1), x.V.AsSingle()).AsInt16();
-        var h = Ssse3.MultiplyAddAdjacent(lo2.V.AsByte(), Sse2.LoadVector128(q)) + Ssse3.MultiplyAddAdjacent(hi2.V.AsByte(), Sse2.LoadVector128(q + 128)) + e;
+        var h = Ssse3.MultiplyAddAdjacent(lo2.V.AsByte(), Sse2.LoadVector128(q)) + Ssse3.MultiplyAddAdjacent(hi2.V.AsByte(), Sse2.LoadVector128(qh)) + e;
         return new(Sse2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
