@@ -33,18 +33,26 @@ public abstract class E8Kernel
     /// The smallest batch limit of the fused kernels (weights decoded once per block of up to four vectors) rather than the
     /// pre-decoded row tiles (<see cref="MaxSmallBatch"/>): b = 3 with 32 vector registers, where the pre-decoding kernel runs
     /// two rows per pass and b = 3's decode (three planes per chunk), repeated for every block of four vectors, made it faster
-    /// from 6 vectors on (bench, 14336×4096 and 4096×14336, 2 threads, AVX-512: docs/benchmarks.md); and every b with 16
-    /// registers (the 256-bit level without AVX-512 VL, and 128 bits), where the pre-decoding kernel was faster at batches
-    /// 5, 6, 8 and 12 in 23 of 24 alternating process pairs (AVX2 level, two shapes) and at the 128-bit level too
-    /// (docs/benchmarks.md, session 14; session 12's runs had put the fused kernel ahead there).
+    /// from 6 vectors on (bench, 14336×4096 and 4096×14336, 2 threads, AVX-512: docs/benchmarks.md); and every b at 128 bits,
+    /// where the pre-decoding kernel was faster at batches 5 and 8 (session 17, as at 256 bits in session 14, before the
+    /// activation panel: docs/benchmarks.md).
     /// </summary>
     internal const int MinSmallBatch = 4;
 
     /// <summary>
-    /// The largest batch the fused kernels run for b bits per entry: <see cref="MaxFusedBatch"/> for b = 2 and 4 with 32 vector
-    /// registers (<paramref name="pairs"/>; they break even with the pre-decoding kernel near 12), else <see cref="MinSmallBatch"/>.
+    /// The fused limit at 256 bits with 16 registers (AVX2, AVX-VNNI): since the activation panel and the folded parity
+    /// (session 17) the fused kernel beat the pre-decoding one at batches 5–8 on 14336×4096 with 2 threads (5: 3.5 against 4.4
+    /// ms; 8: 4.8–5.0 against 5.4–5.5) and at 5–7 on 4096×4096 with one (8: within 3 %), and lost from 12 on.
     /// </summary>
-    internal static int MaxSmallBatch(int bits, bool pairs) => pairs && bits != 3 ? MaxFusedBatch : MinSmallBatch;
+    internal const int MaxFusedBatch16 = 8;
+
+    /// <summary>
+    /// The largest batch the fused kernels run for b bits per entry: <see cref="MaxFusedBatch"/> for b = 2 and 4 with 32 vector
+    /// registers (<paramref name="pairs"/>; they break even with the pre-decoding kernel near 12), <see cref="MaxFusedBatch16"/>
+    /// at 256 bits with 16 (<paramref name="lanes"/> = 8), else <see cref="MinSmallBatch"/>.
+    /// </summary>
+    internal static int MaxSmallBatch(int bits, bool pairs, int lanes)
+        => pairs ? (bits != 3 ? MaxFusedBatch : MinSmallBatch) : lanes == 8 ? MaxFusedBatch16 : MinSmallBatch;
 
     /// <summary>The largest <see cref="MaxSmallBatch"/>.</summary>
     internal const int MaxFusedBatch = 12;
@@ -349,7 +357,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
 
     /// <summary>The fused kernels read the additive terms, the pre-decoding GEMM the unsigned copy (see <see cref="Grouped"/>).</summary>
     internal override GroupedParts GroupedNeeds(int bits, int batch)
-        => batch == 1 ? GroupedParts.AdditiveTerms : batch <= MaxSmallBatch(bits, Pairs) ? GroupedParts.Panel : GroupedParts.UnsignedCopy;
+        => batch == 1 ? GroupedParts.AdditiveTerms : batch <= MaxSmallBatch(bits, Pairs, TV.Lanes) ? GroupedParts.Panel : GroupedParts.UnsignedCopy;
 
     /// <summary>
     /// Whether the batch-1 product runs rows in pairs: on 512-bit vectors, and on 256-bit ones where EVEX gives 32 vector
@@ -634,7 +642,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     private static void Grouped<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        if (a.Batch > MaxSmallBatch(TD.Bits, Pairs)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
+        if (a.Batch > MaxSmallBatch(TD.Bits, Pairs, TV.Lanes)) { GroupedGemm<TD, TS>(m, a, r0, r1, y); return; }
         fixed (int* tab = m.GridTable, E00 = a.E0, E10 = a.E1)
         fixed (float* xg0 = a.Xg)
         fixed (sbyte* q0 = a.Q)
@@ -1060,23 +1068,42 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     {
         int k = c * TV.Lanes, vc = Count<TB>();
         DecodeGrid<TD, TS>(rp, k, t0, t1, t2, t3, out var lo0, out var hi0, out var pf0, out var sc0);
-        TV lo1 = lo0, hi1 = hi0, pf1 = pf0, sc1 = sc0;
-        if (typeof(TR) == typeof(Two)) DecodeGrid<TD, TS>(rp + rec, k, t0, t1, t2, t3, out lo1, out hi1, out pf1, out sc1);
-        // Lane set j's chunk s of vector v at o + v·32·Lanes (E8ActivationLayout.PanelOffset, written out: a call here, were the
+        FoldParity(ref lo0, ref hi0, pf0);
+        TV lo1 = lo0, hi1 = hi0, sc1 = sc0;
+        if (typeof(TR) == typeof(Two))
+        {
+            DecodeGrid<TD, TS>(rp + rec, k, t0, t1, t2, t3, out lo1, out hi1, out var pf1, out sc1);
+            FoldParity(ref lo1, ref hi1, pf1);
+        }
+        // Lane set j's chunk s of vector v at o + v·24·Lanes (E8ActivationLayout.PanelOffset, written out: a call here, were the
         // JIT's inlining budget spent, would spill every live vector).
-        int n = TV.Lanes, per = 16 / n, j = c % per, o = 32 * n * j * vc + 16 * n * (c / per), ov = 32 * n;
-        VectorChunk<TR>(a, o, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a00, ref a10);
-        if (vc > 1) VectorChunk<TR>(a, o + ov, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a01, ref a11);
-        if (vc > 2) VectorChunk<TR>(a, o + 2 * ov, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a02, ref a12);
-        if (vc > 3) VectorChunk<TR>(a, o + 3 * ov, lo0, hi0, pf0, sc0, lo1, hi1, pf1, sc1, ref a03, ref a13);
+        int n = TV.Lanes, per = 16 / n, j = c % per, o = 24 * n * j * vc + 12 * n * (c / per), ov = 24 * n;
+        VectorChunk<TR>(a, o, lo0, hi0, sc0, lo1, hi1, sc1, ref a00, ref a10);
+        if (vc > 1) VectorChunk<TR>(a, o + ov, lo0, hi0, sc0, lo1, hi1, sc1, ref a01, ref a11);
+        if (vc > 2) VectorChunk<TR>(a, o + 2 * ov, lo0, hi0, sc0, lo1, hi1, sc1, ref a02, ref a12);
+        if (vc > 3) VectorChunk<TR>(a, o + 3 * ov, lo0, hi0, sc0, lo1, hi1, sc1, ref a03, ref a13);
     }
 
     /// <summary>
-    /// One vector's chunk (its activations loaded once from a + o: even-digit values, odd-digit values, E0, E1 terms; see
-    /// <see cref="E8ActivationLayout.Panel"/>) against one or two decoded rows.
+    /// Adds a block's parity term into its doubled digits: w = 2u + p·d, plus 1 on digit 0 so that w ≥ 0 (d = (−1, 1, …, 1);
+    /// lo holds digits 0, 2, 4, 6 of a block in the bytes of its lane, hi 1, 3, 5, 7; w &lt; 2q ≤ 32). With it the vector's
+    /// additive term no longer depends on the parity (<see cref="E8ActivationLayout.Panel"/>): once per decoded chunk instead
+    /// of a select per vector. pf: the parity in bit 3.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void VectorChunk<TR>(byte* a, int o, TV lo0, TV hi0, TV pf0, TV sc0, TV lo1, TV hi1, TV pf1, TV sc1, ref TV a0, ref TV a1)
+    private static void FoldParity(ref TV lo, ref TV hi, TV pf)
+    {
+        var t = TV.And(TV.ShiftRightArith(TV.ShiftLeft(pf, 28), 31), TV.Int(0x01010101)); // p in every byte
+        hi = TV.AddInt(hi, t);                    // +p on digits 1, 3, 5, 7 (bytes stay < 32: no carries)
+        lo = TV.AddInt(lo, TV.Xor(t, TV.Int(1))); // digit 0: +1 − p; digits 2, 4, 6: +p
+    }
+
+    /// <summary>
+    /// One vector's chunk (its activations loaded once from a + o: even-digit values, odd-digit values, additive terms; see
+    /// <see cref="E8ActivationLayout.Panel"/>) against one or two rows decoded with their parity folded in.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void VectorChunk<TR>(byte* a, int o, TV lo0, TV hi0, TV sc0, TV lo1, TV hi1, TV sc1, ref TV a0, ref TV a1)
         where TR : struct, ICount
     {
         // The addresses as a + constant at their uses: through locals (or a + o as the pointer passed in) the JIT kept each in a
@@ -1084,12 +1111,12 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         int n = TV.Lanes;
         if (typeof(TR) != typeof(Two))
         {
-            a0 = TV.AddInt(a0, TOps.ScaledBlockDotAt(lo0, (sbyte*)(a + o), hi0, (sbyte*)(a + (o + 4 * n)), TV.ShiftLeft(pf0, 28), (int*)(a + (o + 8 * n)), (int*)(a + (o + 12 * n)), sc0));
+            a0 = TV.AddInt(a0, TOps.ScaledBlockDotSum(lo0, (sbyte*)(a + o), hi0, (sbyte*)(a + (o + 4 * n)), (int*)(a + (o + 8 * n)), sc0));
             return;
         }
-        TV Qlo = TV.Load((sbyte*)(a + o)), Qhi = TV.Load((sbyte*)(a + (o + 4 * n))), E0 = TV.Load((int*)(a + (o + 8 * n))), E1 = TV.Load((int*)(a + (o + 12 * n)));
-        a0 = TV.AddInt(a0, TOps.ScaledBlockDot(lo0, Qlo, hi0, Qhi, TOps.SelectBit3(pf0, E0, E1), sc0));
-        a1 = TV.AddInt(a1, TOps.ScaledBlockDot(lo1, Qlo, hi1, Qhi, TOps.SelectBit3(pf1, E0, E1), sc1));
+        TV Qlo = TV.Load((sbyte*)(a + o)), Qhi = TV.Load((sbyte*)(a + (o + 4 * n))), E = TV.Load((int*)(a + (o + 8 * n)));
+        a0 = TV.AddInt(a0, TOps.ScaledBlockDot(lo0, Qlo, hi0, Qhi, E, sc0));
+        a1 = TV.AddInt(a1, TOps.ScaledBlockDot(lo1, Qlo, hi1, Qhi, E, sc1));
     }
 
     /// <summary>

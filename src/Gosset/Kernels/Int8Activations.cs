@@ -110,19 +110,21 @@ internal sealed class E8ActivationLayout : IDisposable
     /// vectors in blocks of up to four (<see cref="VectorBlock"/>), a block's groups one after another, each
     /// <see cref="PanelRecord"/> bytes a vector. A group's chunks of L blocks come in the order the kernel's lane sets read them
     /// (lane set J: chunks J and J + 16/L), each lane set's for every vector of the block together; a chunk is 4L bytes of
-    /// even-digit values, 4L of odd-digit values, L E0 and L E1 terms (<see cref="PanelOffset"/>). Block v0 of vc vectors
-    /// starts at v0·groups records, its group g g·vc records on. <c>XgPanel</c> holds Xg in the same order. A kernel then
-    /// reaches every vector of a group at constant offsets from one pointer (with a pointer and a stride per vector and array,
-    /// the address arithmetic took about a third of the batch-4 loop's instructions on 16-register machines), and a lane set
-    /// reads only its half of the lines.
+    /// even-digit values, 4L of odd-digit values and L additive terms (<see cref="PanelOffset"/>). The term is one per block,
+    /// whatever its parity: the 16-bit halves −q·Σx̃ − x̃₀ (digits 0–3) and −q·Σx̃ (4–7), because those kernels add the parity into
+    /// the decoded digits (w = 2u + p·d plus 1 on digit 0, so that w ≥ 0: Σᵢ vᵢx̃ᵢ = Σᵢ wᵢx̃ᵢ − q·Σx̃ − x̃₀). Block v0 of vc
+    /// vectors starts at v0·groups records, its group g g·vc records on. <c>XgPanel</c> holds Xg in the same order. A kernel
+    /// then reaches every vector of a group at constant offsets from one pointer (with a pointer and a stride per vector and
+    /// array, the address arithmetic took about a third of the batch-4 loop's instructions on 16-register machines), a lane set
+    /// reads only its half of the lines, and no vector selects between two terms.
     /// </summary>
     public byte[] Panel = []; public float[] XgPanel = [];
 
-    /// <summary>Bytes of one vector's group in <see cref="Panel"/>: 256 int8 values, 32 E0 and 32 E1 terms.</summary>
-    public const int PanelRecord = 512;
+    /// <summary>Bytes of one vector's group in <see cref="Panel"/>: 256 int8 values and 32 additive terms.</summary>
+    public const int PanelRecord = 384;
 
     /// <summary>Byte offset of chunk s (0, 1) of lane set j for vector v (of vc) within a group of <see cref="Panel"/>, for L lanes.</summary>
-    public static int PanelOffset(int lanes, int vc, int j, int v, int s) => 32 * lanes * (j * vc + v) + 16 * lanes * s;
+    public static int PanelOffset(int lanes, int vc, int j, int v, int s) => 24 * lanes * (j * vc + v) + 12 * lanes * s;
 
     /// <summary>The size of the next block of vectors when <paramref name="left"/> remain: at most four, as even as possible (5 = 3 + 2).</summary>
     public static int VectorBlock(int left) => (left + (left + 3) / 4 - 1) / ((left + 3) / 4);
@@ -208,14 +210,12 @@ internal sealed class E8ActivationLayout : IDisposable
         return a;
     }
 
-    /// <summary>Copies Q, E0, E1 and Xg into <see cref="Panel"/> / <see cref="XgPanel"/> for a kernel of <paramref name="lanes"/> lanes.</summary>
+    /// <summary>Copies Q and Xg into <see cref="Panel"/> / <see cref="XgPanel"/> for a kernel of <paramref name="lanes"/> lanes, with the panel's terms from E0 and Q.</summary>
     private void BuildPanel(int lanes)
     {
         int groups = Groups, cp = PaddedCols, nb = Blocks, per = 16 / lanes;
         Panel = Rent<byte>((long)Batch * groups * PanelRecord); XgPanel = Rent<float>((long)Batch * groups);
         var q = MemoryMarshal.AsBytes(Q.AsSpan());
-        var e0 = MemoryMarshal.AsBytes(E0.AsSpan());
-        var e1 = MemoryMarshal.AsBytes(E1.AsSpan());
         for (int v0 = 0, left = Batch; left > 0;)
         {
             int vc = VectorBlock(left);
@@ -228,11 +228,16 @@ internal sealed class E8ActivationLayout : IDisposable
                     for (int j = 0; j < per; j++)
                         for (int s = 0; s < 2; s++)
                         {
-                            int k = (j + s * per) * lanes, o = PanelOffset(lanes, vc, j, v, s), qv = (v0 + v) * cp + 256 * g, ev = 4 * ((v0 + v) * nb + 32 * g);
+                            int k = (j + s * per) * lanes, o = PanelOffset(lanes, vc, j, v, s), qv = (v0 + v) * cp + 256 * g, ev = (v0 + v) * nb + 32 * g;
                             q.Slice(qv + 4 * k, 4 * lanes).CopyTo(rec[o..]);
                             q.Slice(qv + 128 + 4 * k, 4 * lanes).CopyTo(rec[(o + 4 * lanes)..]);
-                            e0.Slice(ev + 4 * k, 4 * lanes).CopyTo(rec[(o + 8 * lanes)..]);
-                            e1.Slice(ev + 4 * k, 4 * lanes).CopyTo(rec[(o + 12 * lanes)..]);
+                            var terms = MemoryMarshal.Cast<byte, int>(rec.Slice(o + 8 * lanes, 4 * lanes));
+                            for (int l = 0; l < lanes; l++)
+                            {
+                                // E0's low half −q·Σx̃ (digits 0–3) less x̃₀ (the +1 on digit 0's decoded value), its high half as it is.
+                                int e = E0[ev + k + l], x0 = (sbyte)q[qv + 4 * (k + l)];
+                                terms[l] = (ushort)((short)e - x0) | (int)(e & 0xFFFF0000);
+                            }
                         }
                 }
             }

@@ -43,6 +43,12 @@ internal unsafe interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// </summary>
     static abstract TV ScaledBlockDotAt(TV lo2, sbyte* q, TV hi2, sbyte* qh, TV x, int* e0, int* e1, TV s);
     /// <summary>
+    /// <see cref="ScaledBlockDot"/>(lo2, q[…], hi2, qh[…], e[…], s) with all three activation operands read where they are used
+    /// (as in <see cref="ScaledBlockDotAt"/>): the small-batch kernels, whose decoded digits carry the block's parity, need no
+    /// select (lo2/hi2 &lt; 32 still).
+    /// </summary>
+    static abstract TV ScaledBlockDotSum(TV lo2, sbyte* q, TV hi2, sbyte* qh, int* e, TV s);
+    /// <summary>
     /// <see cref="ScaledBlockDot"/>(ulo, d[0], uhi, d[1], d[2], d[3]) with the pre-decoded operands d read where they are used
     /// (folded into the instructions, as in <see cref="ScaledBlockDotAt"/>): the GEMM's unsigned activations against a decoded chunk.
     /// </summary>
@@ -109,6 +115,9 @@ internal readonly unsafe struct PortableOps<TV> : IIsaOps<TV> where TV : unmanag
         TV a = TV.Load(e0);
         return ScaledBlockDot(lo2, TV.Load(q), hi2, TV.Load(qh), TV.Xor(a, TV.And(TV.Xor(a, TV.Load(e1)), TV.ShiftRightArith(x, 31))), s);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ScaledBlockDotSum(TV lo2, sbyte* q, TV hi2, sbyte* qh, int* e, TV s) => ScaledBlockDot(lo2, TV.Load(q), hi2, TV.Load(qh), TV.Load(e), s);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV ScaledBlockDotDecoded(TV ulo, TV uhi, TV* d) => ScaledBlockDot(ulo, d[0], uhi, d[1], d[2], d[3]);
@@ -225,6 +234,13 @@ internal readonly unsafe struct Avx2Ops : IIsaOps<V256>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDotSum(V256 lo2, sbyte* q, V256 hi2, sbyte* qh, int* e, V256 s)
+    {
+        var h = Avx2.MultiplyAddAdjacent(lo2.V.AsByte(), Avx.LoadVector256(q)) + Avx2.MultiplyAddAdjacent(hi2.V.AsByte(), Avx.LoadVector256(qh)) + Avx.LoadVector256((short*)e);
+        return new(Avx2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 ScaledBlockDotDecoded(V256 ulo, V256 uhi, V256* d)
     {
         var p = (sbyte*)d;
@@ -289,6 +305,9 @@ internal readonly unsafe struct AvxVnniOps : IIsaOps<V256>
     public static V256 ScaledBlockDotAt(V256 lo2, sbyte* q, V256 hi2, sbyte* qh, V256 x, int* e0, int* e1, V256 s) => Avx2Ops.ScaledBlockDotAt(lo2, q, hi2, qh, x, e0, e1, s);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaledBlockDotSum(V256 lo2, sbyte* q, V256 hi2, sbyte* qh, int* e, V256 s) => Avx2Ops.ScaledBlockDotSum(lo2, q, hi2, qh, e, s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 ScaledBlockDotDecoded(V256 ulo, V256 uhi, V256* d) => Avx2Ops.ScaledBlockDotDecoded(ulo, uhi, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -346,6 +365,13 @@ internal readonly unsafe struct Avx512Ops : IIsaOps<V512>
     {
         var e = Vector512.ConditionalSelect(Vector512.LessThan(x.V.AsInt32(), Vector512<int>.Zero).AsUInt32(), Vector512.Load((uint*)e1), Vector512.Load((uint*)e0)).AsInt16();
         var h = Avx512BW.MultiplyAddAdjacent(lo2.V.AsByte(), Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi2.V.AsByte(), Vector512.Load(qh)) + e;
+        return new(Avx512BW.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 ScaledBlockDotSum(V512 lo2, sbyte* q, V512 hi2, sbyte* qh, int* e, V512 s)
+    {
+        var h = Avx512BW.MultiplyAddAdjacent(lo2.V.AsByte(), Vector512.Load(q)) + Avx512BW.MultiplyAddAdjacent(hi2.V.AsByte(), Vector512.Load(qh)) + Vector512.Load((short*)e);
         return new(Avx512BW.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
@@ -434,6 +460,13 @@ internal readonly unsafe struct Ssse3Ops : IIsaOps<V128>
     {
         var e = Sse41.BlendVariable(Sse.LoadVector128((float*)e0), Sse.LoadVector128((float*)e1), x.V.AsSingle()).AsInt16();
         var h = Ssse3.MultiplyAddAdjacent(lo2.V.AsByte(), Sse2.LoadVector128(q)) + Ssse3.MultiplyAddAdjacent(hi2.V.AsByte(), Sse2.LoadVector128(qh)) + e;
+        return new(Sse2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 ScaledBlockDotSum(V128 lo2, sbyte* q, V128 hi2, sbyte* qh, int* e, V128 s)
+    {
+        var h = Ssse3.MultiplyAddAdjacent(lo2.V.AsByte(), Sse2.LoadVector128(q)) + Ssse3.MultiplyAddAdjacent(hi2.V.AsByte(), Sse2.LoadVector128(qh)) + Sse2.LoadVector128((short*)e);
         return new(Sse2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
