@@ -355,7 +355,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
 
     internal override int RowsPerPass(int bits) => Pairs ? 2 : 1;
 
-    /// <summary>The fused kernels read the additive terms, the pre-decoding GEMM the unsigned copy (see <see cref="Grouped"/>).</summary>
+    /// <summary>Batch 1 reads the additive terms, a small batch the panel, the pre-decoding GEMM the unsigned copy (see <see cref="Grouped"/>).</summary>
     internal override GroupedParts GroupedNeeds(int bits, int batch)
         => batch == 1 ? GroupedParts.AdditiveTerms : batch <= MaxSmallBatch(bits, Pairs, TV.Lanes) ? GroupedParts.Panel : GroupedParts.UnsignedCopy;
 

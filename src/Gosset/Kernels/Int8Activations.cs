@@ -82,7 +82,7 @@ internal enum GroupedParts
     AdditiveTerms = 1,
     /// <summary><c>Qu</c>, read by the pre-decoding GEMM.</summary>
     UnsignedCopy = 2,
-    /// <summary><c>Panel</c> and <c>XgPanel</c> (with <c>E0</c> / <c>E1</c>), read by the fused small-batch kernels.</summary>
+    /// <summary><c>Panel</c> and <c>XgPanel</c> (built from <c>E0</c>), read by the fused small-batch kernels.</summary>
     Panel = 4,
 }
 
@@ -155,8 +155,10 @@ internal sealed class E8ActivationLayout : IDisposable
         var a = new E8ActivationLayout(batch, groups, false, true);
         int cp = a.PaddedCols, nb = a.Blocks;
         a.Q = Rent<sbyte>((long)batch * cp); a.Xg = Rent<float>((long)batch * groups);
-        bool panel = (parts & GroupedParts.Panel) != 0, eTerms = panel || (parts & GroupedParts.AdditiveTerms) != 0; // the fused kernels' terms
-        if (eTerms) { a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); }
+        // The fused kernels' terms: E0 and E1 for batch 1, E0 alone to build a small batch's panel from.
+        bool panel = (parts & GroupedParts.Panel) != 0, both = (parts & GroupedParts.AdditiveTerms) != 0, eTerms = panel || both;
+        if (eTerms) a.E0 = Rent<int>((long)batch * nb);
+        if (both) a.E1 = Rent<int>((long)batch * nb);
         Span<int> v8 = stackalloc int[8];
         for (int v = 0; v < batch; v++)
         {
@@ -192,7 +194,7 @@ internal sealed class E8ActivationLayout : IDisposable
                     int lo = v8[0] + v8[1] + v8[2] + v8[3], hi = v8[4] + v8[5] + v8[6] + v8[7];
                     int e0lo = -q * lo, e0hi = -q * hi, e1lo = e0lo + lo - 2 * v8[0], e1hi = e0hi + hi;
                     a.E0[v * nb + t] = (ushort)e0lo | e0hi << 16;
-                    a.E1[v * nb + t] = (ushort)e1lo | e1hi << 16;
+                    if (both) a.E1[v * nb + t] = (ushort)e1lo | e1hi << 16;
                 }
             }
         }
