@@ -1090,10 +1090,14 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// additive term no longer depends on the parity (<see cref="E8ActivationLayout.Panel"/>): once per decoded chunk instead
     /// of a select per vector. pf: the parity in bit 3.
     /// </summary>
+    /// <summary>All-ones lanes where the parity bit (bit 3 of <paramref name="pf"/>) is set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV ParityLanes(TV pf) => TV.ShiftRightArith(TV.ShiftLeft(pf, 28), 31);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FoldParity(ref TV lo, ref TV hi, TV pf)
     {
-        var t = TV.And(TV.ShiftRightArith(TV.ShiftLeft(pf, 28), 31), TV.Int(0x01010101)); // p in every byte
+        var t = TV.And(ParityLanes(pf), TV.Int(0x01010101)); // p in every byte
         hi = TV.AddInt(hi, t);                    // +p on digits 1, 3, 5, 7 (bytes stay < 32: no carries)
         lo = TV.AddInt(lo, TV.Xor(t, TV.Int(1))); // digit 0: +1 − p; digits 2, 4, 6: +p
     }
@@ -1164,7 +1168,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         where TD : struct, IDigits where TS : struct, ISide
     {
         DecodeGrid<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
-        var pm = TV.ShiftRightArith(TV.ShiftLeft(pf, 28), 31);
+        var pm = ParityLanes(pf);
         var vlo = TV.AddBytes(TV.AddBytes(lo2, negQ), TV.And(pm, TV.Int(0x010101FF))); // byte 0 is digit 0: p·(−1)
         var vhi = TV.AddBytes(TV.AddBytes(hi2, negQ), TV.And(pm, TV.Int(0x01010101)));
         // −128·Σv per 16-bit half (half 0 = bytes 0, 1 of lo and hi).

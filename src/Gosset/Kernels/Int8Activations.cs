@@ -82,7 +82,7 @@ internal enum GroupedParts
     AdditiveTerms = 1,
     /// <summary><c>Qu</c>, read by the pre-decoding GEMM.</summary>
     UnsignedCopy = 2,
-    /// <summary><c>Panel</c> and <c>XgPanel</c> (built from <c>E0</c>), read by the fused small-batch kernels.</summary>
+    /// <summary><c>Panel</c> and <c>XgPanel</c>, read by the fused small-batch kernels.</summary>
     Panel = 4,
 }
 
@@ -155,10 +155,8 @@ internal sealed class E8ActivationLayout : IDisposable
         var a = new E8ActivationLayout(batch, groups, false, true);
         int cp = a.PaddedCols, nb = a.Blocks;
         a.Q = Rent<sbyte>((long)batch * cp); a.Xg = Rent<float>((long)batch * groups);
-        // The fused kernels' terms: E0 and E1 for batch 1, E0 alone to build a small batch's panel from.
-        bool panel = (parts & GroupedParts.Panel) != 0, both = (parts & GroupedParts.AdditiveTerms) != 0, eTerms = panel || both;
-        if (eTerms) a.E0 = Rent<int>((long)batch * nb);
-        if (both) a.E1 = Rent<int>((long)batch * nb);
+        bool eTerms = (parts & GroupedParts.AdditiveTerms) != 0; // the batch-1 kernels' terms
+        if (eTerms) { a.E0 = Rent<int>((long)batch * nb); a.E1 = Rent<int>((long)batch * nb); }
         Span<int> v8 = stackalloc int[8];
         for (int v = 0; v < batch; v++)
         {
@@ -194,14 +192,14 @@ internal sealed class E8ActivationLayout : IDisposable
                     int lo = v8[0] + v8[1] + v8[2] + v8[3], hi = v8[4] + v8[5] + v8[6] + v8[7];
                     int e0lo = -q * lo, e0hi = -q * hi, e1lo = e0lo + lo - 2 * v8[0], e1hi = e0hi + hi;
                     a.E0[v * nb + t] = (ushort)e0lo | e0hi << 16;
-                    if (both) a.E1[v * nb + t] = (ushort)e1lo | e1hi << 16;
+                    a.E1[v * nb + t] = (ushort)e1lo | e1hi << 16;
                 }
             }
         }
-        if (panel)
+        if ((parts & GroupedParts.Panel) != 0)
         {
             if (lanes is not (4 or 8 or 16)) throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "a panel is laid out for 4, 8 or 16 lanes");
-            a.BuildPanel(lanes);
+            a.BuildPanel(lanes, q);
         }
         if ((parts & GroupedParts.UnsignedCopy) != 0) // the pre-decoding kernel's unsigned bytes
         {
@@ -212,12 +210,12 @@ internal sealed class E8ActivationLayout : IDisposable
         return a;
     }
 
-    /// <summary>Copies Q and Xg into <see cref="Panel"/> / <see cref="XgPanel"/> for a kernel of <paramref name="lanes"/> lanes, with the panel's terms from E0 and Q.</summary>
-    private void BuildPanel(int lanes)
+    /// <summary>Lays Q and Xg out as <see cref="Panel"/> / <see cref="XgPanel"/> for a kernel of <paramref name="lanes"/> lanes, with each block's term for nesting ratio <paramref name="q"/>.</summary>
+    private void BuildPanel(int lanes, int q)
     {
-        int groups = Groups, cp = PaddedCols, nb = Blocks, per = 16 / lanes;
+        int groups = Groups, cp = PaddedCols, per = 16 / lanes;
         Panel = Rent<byte>((long)Batch * groups * PanelRecord); XgPanel = Rent<float>((long)Batch * groups);
-        var q = MemoryMarshal.AsBytes(Q.AsSpan());
+        var x = Q.AsSpan();
         for (int v0 = 0, left = Batch; left > 0;)
         {
             int vc = VectorBlock(left);
@@ -227,18 +225,20 @@ internal sealed class E8ActivationLayout : IDisposable
                 for (int v = 0; v < vc; v++)
                 {
                     XgPanel[(long)v0 * groups + (long)g * vc + v] = Xg[(v0 + v) * groups + g];
+                    int qv = (v0 + v) * cp + 256 * g; // this vector's group in Q: even digits at 4B + j, odd at 128 + 4B + j
                     for (int j = 0; j < per; j++)
                         for (int s = 0; s < 2; s++)
                         {
-                            int k = (j + s * per) * lanes, o = PanelOffset(lanes, vc, j, v, s), qv = (v0 + v) * cp + 256 * g, ev = (v0 + v) * nb + 32 * g;
-                            q.Slice(qv + 4 * k, 4 * lanes).CopyTo(rec[o..]);
-                            q.Slice(qv + 128 + 4 * k, 4 * lanes).CopyTo(rec[(o + 4 * lanes)..]);
+                            int k = (j + s * per) * lanes, o = PanelOffset(lanes, vc, j, v, s);
+                            MemoryMarshal.AsBytes(x.Slice(qv + 4 * k, 4 * lanes)).CopyTo(rec[o..]);
+                            MemoryMarshal.AsBytes(x.Slice(qv + 128 + 4 * k, 4 * lanes)).CopyTo(rec[(o + 4 * lanes)..]);
                             var terms = MemoryMarshal.Cast<byte, int>(rec.Slice(o + 8 * lanes, 4 * lanes));
                             for (int l = 0; l < lanes; l++)
                             {
-                                // E0's low half −q·Σx̃ (digits 0–3) less x̃₀ (the +1 on digit 0's decoded value), its high half as it is.
-                                int e = E0[ev + k + l], x0 = (sbyte)q[qv + 4 * (k + l)];
-                                terms[l] = (ushort)((short)e - x0) | (int)(e & 0xFFFF0000);
+                                // Digits 0–3 of block B are Q[4B], Q[128 + 4B], Q[4B + 1], Q[128 + 4B + 1]; 4–7 the next two pairs.
+                                int e = qv + 4 * (k + l), o2 = e + 128;
+                                int x0 = x[e], lo = x0 + x[o2] + x[e + 1] + x[o2 + 1], hi = x[e + 2] + x[o2 + 2] + x[e + 3] + x[o2 + 3];
+                                terms[l] = (ushort)(-q * lo - x0) | (-q * hi) << 16;
                             }
                         }
                 }
