@@ -355,9 +355,9 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
 
     internal override int RowsPerPass(int bits) => Pairs ? 2 : 1;
 
-    /// <summary>Batch 1 reads the additive terms, a small batch the panel, the pre-decoding GEMM the unsigned copy (see <see cref="Grouped"/>).</summary>
+    /// <summary>Batch 1 reads the additive terms, a small batch the panel, the pre-decoding GEMM its own panel (see <see cref="Grouped"/>).</summary>
     internal override GroupedParts GroupedNeeds(int bits, int batch)
-        => batch == 1 ? GroupedParts.AdditiveTerms : batch <= MaxSmallBatch(bits, Pairs, TV.Lanes) ? GroupedParts.Panel : GroupedParts.UnsignedCopy;
+        => batch == 1 ? GroupedParts.AdditiveTerms : batch <= MaxSmallBatch(bits, Pairs, TV.Lanes) ? GroupedParts.Panel : GroupedParts.GemmPanel;
 
     /// <summary>
     /// Whether the batch-1 product runs rows in pairs: on 512-bit vectors, and on 256-bit ones where EVEX gives 32 vector
@@ -1158,126 +1158,146 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     }
 
     /// <summary>
-    /// Pre-decodes chunk c (constant) of a group record for the batched kernel into d[0 … 3]: the signed doubled
-    /// coordinates v = 2u − q + p·d (d = (−1, 1, …, 1)) as bytes in the digit lanes (lo: digits 0, 2, 4, 6; hi: 1, 3, 5, 7),
-    /// the 16-bit halves of −128·Σv over digits 0–3 and 4–7 (the correction for activations read as x̃ + 128), and the
-    /// block scales. With these, a block's s·Σᵢ vᵢx̃ᵢ is one <see cref="IIsaOps{TV}.ScaledBlockDot"/> per vector.
+    /// Pre-decodes lane set j (chunks A = j and B = j + 16/Lanes) of a group record for the GEMM into d[0 … 4]: the digits
+    /// with the block parity folded in (<see cref="FoldParity"/>: w = 2u + p·d, plus 1 on digit 0; w &lt; 32), two blocks per
+    /// 32-bit lane (block A of the lane in bytes 0–1, block B in bytes 2–3): d[0] digits 0 and 2, d[1] 4 and 6, d[2] 1 and 3,
+    /// d[3] 5 and 7; d[4] the two block scales in the lane's 16-bit halves. <see cref="IIsaOps{TV}.ScaledPairDot"/> then sums
+    /// each block whole in a 16-bit half and scales both blocks with one vpmaddwd, the two blocks the batch-1 kernel adds into
+    /// that lane (so the int32 lane sums are the same).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Predecode<TD, TS>(byte* rp, int c, TV negQ, TV t0, TV t1, TV t2, TV t3, TV* d)
+    private static void PredecodePair<TD, TS>(byte* rp, int j, TV t0, TV t1, TV t2, TV t3, TV* d)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        DecodeGrid<TD, TS>(rp, c * TV.Lanes, t0, t1, t2, t3, out var lo2, out var hi2, out var pf, out var sc);
-        var pm = ParityLanes(pf);
-        var vlo = TV.AddBytes(TV.AddBytes(lo2, negQ), TV.And(pm, TV.Int(0x010101FF))); // byte 0 is digit 0: p·(−1)
-        var vhi = TV.AddBytes(TV.AddBytes(hi2, negQ), TV.And(pm, TV.Int(0x01010101)));
-        // −128·Σv per 16-bit half (half 0 = bytes 0, 1 of lo and hi).
-        d[0] = vlo; d[1] = vhi;
-        d[2] = TOps.HalfSumCorrection(vlo, vhi);
-        d[3] = sc;
+        DecodeGrid<TD, TS>(rp, j * TV.Lanes, t0, t1, t2, t3, out var loA, out var hiA, out var pA, out var sA);
+        FoldParity(ref loA, ref hiA, pA);
+        DecodeGrid<TD, TS>(rp, (j + 16 / TV.Lanes) * TV.Lanes, t0, t1, t2, t3, out var loB, out var hiB, out var pB, out var sB);
+        FoldParity(ref loB, ref hiB, pB);
+        TV low = TV.Int(0xFFFF), high = TV.Int(unchecked((int)0xFFFF0000));
+        d[0] = TV.Or(TV.And(loA, low), TV.ShiftLeft(loB, 16));
+        d[1] = TV.Or(TV.ShiftRight(loA, 16), TV.And(loB, high));
+        d[2] = TV.Or(TV.And(hiA, low), TV.ShiftLeft(hiB, 16));
+        d[3] = TV.Or(TV.ShiftRight(hiA, 16), TV.And(hiB, high));
+        d[4] = TV.Or(TV.And(sA, low), TV.And(sB, high));
+    }
+
+    /// <summary>TVs of one pre-decoded group: 5 per lane set (<see cref="PredecodePair"/>).</summary>
+    private static int GemmGroupTvs => 5 * (16 / TV.Lanes);
+
+    /// <summary>
+    /// <see cref="PredecodePair"/> of every lane set of <paramref name="count"/> groups of one row (records <paramref name="stride"/>
+    /// bytes apart, a segment of the layout) into d (<see cref="GemmGroupTvs"/> a group, groups consecutive); each group prefetches
+    /// <paramref name="pf"/> bytes (0: none) ahead of the stream. A loop of its own, lane sets unrolled, so the tables stay in
+    /// registers (inside <see cref="GroupedGemm"/> the JIT reloaded them from the stack for every chunk).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void PredecodeRun<TD, TS>(byte* rp, int stride, int pf, int count, int* tab, TV* d)
+        where TD : struct, IDigits where TS : struct, ISide
+    {
+        int n = TV.Lanes, step = 5 * (16 / n);
+        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
+        for (int g = 0; g < count; g++, rp += stride, d += step)
+        {
+            Prefetch(rp, pf, PrefetchAheadPair);
+            if (typeof(TV) == typeof(V128))
+            {
+                // Four lane sets in one method spent the JIT's inlining budget (the vector helpers became calls, 1.4× slower at batch 8).
+                PredecodeSets<TD, TS, FirstHalf>(rp, t0, t1, t2, t3, d);
+                PredecodeSets<TD, TS, SecondHalf>(rp, t0, t1, t2, t3, d + 10);
+                continue;
+            }
+            PredecodePair<TD, TS>(rp, 0, t0, t1, t2, t3, d);
+            if (typeof(TV) != typeof(V512)) PredecodePair<TD, TS>(rp, 1, t0, t1, t2, t3, d + 5);
+        }
+    }
+
+    /// <summary>Four-lane widths: lane sets 0 and 1 (TH first half) or 2 and 3 of a group, a call of its own for the JIT's inlining budget.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void PredecodeSets<TD, TS, TH>(byte* rp, TV t0, TV t1, TV t2, TV t3, TV* d)
+        where TD : struct, IDigits where TS : struct, ISide where TH : struct, IChunkHalf
+    {
+        int j = typeof(TH) == typeof(FirstHalf) ? 0 : 2;
+        PredecodePair<TD, TS>(rp, j, t0, t1, t2, t3, d);
+        PredecodePair<TD, TS>(rp, j + 1, t0, t1, t2, t3, d + 5);
     }
 
     /// <summary>
-    /// <see cref="Predecode"/> of every chunk of <paramref name="count"/> groups of one row (records <paramref name="stride"/>
-    /// bytes apart, a segment of the layout) into d (4 vectors a chunk, groups consecutive); each group prefetches
-    /// <paramref name="pf"/> bytes (0: none) ahead of the stream. A loop of its own, chunks unrolled, so the tables and
-    /// constants stay in registers (inside <see cref="GroupedGemm"/> the JIT reloaded them from the stack for every chunk,
-    /// and the pre-decode took a third of a batch-16 product).
+    /// TR.Count pre-decoded rows (<paramref name="d"/>, the second <paramref name="rowTvs"/> on) against TB.Count vectors of the
+    /// GEMM panel (<paramref name="x"/>: the block's first group; see <see cref="E8ActivationLayout.GemmPanel"/>)
+    /// over <paramref name="count"/> groups, lane set by lane set: per group one <see cref="IIsaOps{TV}.ScaledPairDot"/> per row and
+    /// vector (its int32 lanes are the batch-1 kernel's lane sums), then f += (float)lanes·Xg with the sums f held in registers
+    /// for the whole run (f: [row][vector][16/Lanes], rows <paramref name="fr"/> apart, vectors 16/Lanes; xg: vectors
+    /// <paramref name="cg"/> apart). The decoded operands sit in registers for all vectors, the activations are folded loads.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void PredecodeRun<TD, TS>(byte* rp, int stride, int pf, int count, int q, int* tab, TV* d)
-        where TD : struct, IDigits where TS : struct, ISide
+    private static void GemmPass<TR, TB>(TV* d, long rowTvs, int count, byte* x, float* xg, int cg, TV* f, int fr)
+        where TR : struct, ICount where TB : struct, ICount
     {
-        int n = TV.Lanes;
-        TV t0 = TV.Load(tab), t1 = TV.Load(tab + n), t2 = TV.Load(tab + 2 * n), t3 = TV.Load(tab + 3 * n);
-        var negQ = TV.Int((byte)-q * 0x01010101);
-        for (int g = 0; g < count; g++, rp += stride, d += 4 * (32 / n))
+        // Constants the JIT folds: the TVs of a decoded group (a call to GemmGroupTvs here, were the inlining budget spent,
+        // would spill every live vector), a lane set's and a vector's bytes in the panel, a group's bytes for this block.
+        int per = 16 / TV.Lanes, vc = Count<TB>(), step = 5 * per, ov = 20 * TV.Lanes, gs = vc * E8ActivationLayout.GemmRecord;
+        bool two = typeof(TR) == typeof(Two);
+        for (int j = 0; j < per; j++)
         {
-            Prefetch(rp, pf, PrefetchAheadPair);
-            Predecode<TD, TS>(rp, 0, negQ, t0, t1, t2, t3, d);
-            Predecode<TD, TS>(rp, 1, negQ, t0, t1, t2, t3, d + 4);
-            if (typeof(TV) != typeof(V512))
+            TV* dj = d + 5 * j;
+            byte* xj = x + ov * vc * j;
+            TV* fj = f + j;
+            TV f00 = fj[0], f01 = vc > 1 ? fj[per] : f00, f02 = vc > 2 ? fj[2 * per] : f00, f03 = vc > 3 ? fj[3 * per] : f00;
+            TV f10 = two ? fj[fr] : f00, f11 = two && vc > 1 ? fj[fr + per] : f00, f12 = two && vc > 2 ? fj[fr + 2 * per] : f00, f13 = two && vc > 3 ? fj[fr + 3 * per] : f00;
+            float* xs = xg;
+            for (int g = 0; g < count; g++, dj += step, xj += gs, xs++)
             {
-                Predecode<TD, TS>(rp, 2, negQ, t0, t1, t2, t3, d + 8);
-                Predecode<TD, TS>(rp, 3, negQ, t0, t1, t2, t3, d + 12);
-                if (typeof(TV) == typeof(V128))
-                    for (int c = 4; c < 8; c++) Predecode<TD, TS>(rp, c, negQ, t0, t1, t2, t3, d + 4 * c);
+                TV w0 = dj[0], w1 = dj[1], w2 = dj[2], w3 = dj[3], s = dj[4];
+                TV x0 = TV.Float(xs[0]), x1 = vc > 1 ? TV.Float(xs[cg]) : x0, x2 = vc > 2 ? TV.Float(xs[2 * cg]) : x0, x3 = vc > 3 ? TV.Float(xs[3 * cg]) : x0;
+                f00 = GroupAdd(TOps.ScaledPairDot(w0, w1, w2, w3, xj, 0, s), x0, f00);
+                if (vc > 1) f01 = GroupAdd(TOps.ScaledPairDot(w0, w1, w2, w3, xj, ov, s), x1, f01);
+                if (vc > 2) f02 = GroupAdd(TOps.ScaledPairDot(w0, w1, w2, w3, xj, 2 * ov, s), x2, f02);
+                if (vc > 3) f03 = GroupAdd(TOps.ScaledPairDot(w0, w1, w2, w3, xj, 3 * ov, s), x3, f03);
+                if (two)
+                {
+                    TV* e = dj + rowTvs;
+                    TV u0 = e[0], u1 = e[1], u2 = e[2], u3 = e[3], t = e[4];
+                    f10 = GroupAdd(TOps.ScaledPairDot(u0, u1, u2, u3, xj, 0, t), x0, f10);
+                    if (vc > 1) f11 = GroupAdd(TOps.ScaledPairDot(u0, u1, u2, u3, xj, ov, t), x1, f11);
+                    if (vc > 2) f12 = GroupAdd(TOps.ScaledPairDot(u0, u1, u2, u3, xj, 2 * ov, t), x2, f12);
+                    if (vc > 3) f13 = GroupAdd(TOps.ScaledPairDot(u0, u1, u2, u3, xj, 3 * ov, t), x3, f13);
+                }
+            }
+            fj[0] = f00;
+            if (vc > 1) fj[per] = f01;
+            if (vc > 2) fj[2 * per] = f02;
+            if (vc > 3) fj[3 * per] = f03;
+            if (two)
+            {
+                fj[fr] = f10;
+                if (vc > 1) fj[fr + per] = f11;
+                if (vc > 2) fj[fr + 2 * per] = f12;
+                if (vc > 3) fj[fr + 3 * per] = f13;
             }
         }
     }
 
     /// <summary>
-    /// TR.Count pre-decoded rows (<paramref name="d"/>, the second <paramref name="rowTvs"/> on: per group 32/Lanes chunks of
-    /// 4 vectors) against TB.Count vectors of unsigned activations <paramref name="qu"/> (stride <paramref name="cp"/>): per
-    /// group and canonical lane set j the int32 lane sums of chunks j and j + 16/Lanes (the blocks the batch-1 kernel adds
-    /// into those lanes, exact), then f += (float)lanes·Xg. The decoded weights are read once per chunk for all vectors, and
-    /// each vector's activations once for both rows (f: [row][Count][16/Lanes], rows 4·16/Lanes apart).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GemmRows<TR, TB>(TV* d, long rowTvs, int groups, byte* qu, int cp, float* xg, TV* f)
-        where TR : struct, ICount where TB : struct, ICount
-    {
-        int n = TV.Lanes, per = 16 / n, vc = Count<TB>(), fr = 4 * per;
-        TV* e = typeof(TR) == typeof(Two) ? d + rowTvs : d;
-        for (int g = 0; g < groups; g++, d += 4 * (32 / n), e += 4 * (32 / n), qu += 256, xg++)
-            for (int j = 0; j < per; j++)
-            {
-                TV* c0 = d + 4 * j, c1 = d + 4 * (j + per), b0 = e + 4 * j, b1 = e + 4 * (j + per);
-                int o0 = 4 * n * j, o1 = 4 * n * (j + per);
-                // Every sum before any store to f, so the decoded chunks are loaded once for all vectors (a store through f
-                // could alias them).
-                TV z = TV.Int(0), a0 = z, a1 = z, a2 = z, a3 = z, s0 = z, s1 = z, s2 = z, s3 = z;
-                GemmVector<TR>(c0, c1, b0, b1, qu, o0, o1, out a0, out s0);
-                if (vc > 1) GemmVector<TR>(c0, c1, b0, b1, qu + cp, o0, o1, out a1, out s1);
-                if (vc > 2) GemmVector<TR>(c0, c1, b0, b1, qu + 2 * cp, o0, o1, out a2, out s2);
-                if (vc > 3) GemmVector<TR>(c0, c1, b0, b1, qu + 3 * cp, o0, o1, out a3, out s3);
-                TV x0 = TV.Float(xg[0]), x1 = vc > 1 ? TV.Float(xg[groups]) : x0, x2 = vc > 2 ? TV.Float(xg[2 * groups]) : x0, x3 = vc > 3 ? TV.Float(xg[3 * groups]) : x0;
-                TV* f0 = f + j;
-                f0[0] = GroupAdd(a0, x0, f0[0]);
-                if (vc > 1) f0[per] = GroupAdd(a1, x1, f0[per]);
-                if (vc > 2) f0[2 * per] = GroupAdd(a2, x2, f0[2 * per]);
-                if (vc > 3) f0[3 * per] = GroupAdd(a3, x3, f0[3 * per]);
-                if (typeof(TR) == typeof(Two))
-                {
-                    TV* f1 = f0 + fr;
-                    f1[0] = GroupAdd(s0, x0, f1[0]);
-                    if (vc > 1) f1[per] = GroupAdd(s1, x1, f1[per]);
-                    if (vc > 2) f1[2 * per] = GroupAdd(s2, x2, f1[2 * per]);
-                    if (vc > 3) f1[3 * per] = GroupAdd(s3, x3, f1[3 * per]);
-                }
-            }
-    }
-
-    /// <summary>One vector's int32 lane sums of two chunks (activation offsets o0, o1 in the group, loaded once) for one or two pre-decoded rows.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void GemmVector<TR>(TV* c0, TV* c1, TV* b0, TV* b1, byte* qu, int o0, int o1, out TV a, out TV b)
-        where TR : struct, ICount
-    {
-        TV x0 = TV.Load(qu + o0), x1 = TV.Load(qu + 128 + o0), x2 = TV.Load(qu + o1), x3 = TV.Load(qu + 128 + o1);
-        // The decoded operands are read at the instructions that use them (folded loads): fewer instructions, and the 16
-        // registers of AVX2 no longer hold them (loaded first, the JIT copied and spilled them).
-        a = TV.AddInt(TOps.ScaledBlockDotDecoded(x0, x1, c0), TOps.ScaledBlockDotDecoded(x2, x3, c1));
-        b = typeof(TR) == typeof(Two) ? TV.AddInt(TOps.ScaledBlockDotDecoded(x0, x1, b0), TOps.ScaledBlockDotDecoded(x2, x3, b1)) : a;
-    }
-
-    /// <summary>
-    /// <see cref="Grouped{TD, TS}"/> for a batch. Rows in tiles: a tile's records are decoded once (<see cref="Predecode"/>:
-    /// 2 bytes per weight, the tile sized to stay in L2), then every vector passes over them four at a time
-    /// and two rows at a time (<see cref="GemmRows"/>), reading the activations as unsigned bytes (x̃ + 128). Each block's integer sum
-    /// equals the batch-1 kernel's and the float steps are the same, so results are bit-identical.
+    /// <see cref="Grouped{TD, TS}"/> for a batch. Rows in tiles: a tile's records are decoded once (<see cref="PredecodePair"/>:
+    /// 1.25 bytes per weight, the tile sized to stay in L2); then, segment by segment of <see cref="GemmSegmentGroups"/> groups
+    /// (so that a block of four vectors' panel stays in L1), every block of up to four vectors passes over the tile's rows, one
+    /// or two rows at a time (<see cref="GemmPass"/>), each (row, vector, lane set) keeping its float sums across segments in
+    /// order of groups. Each block's integer sum equals the batch-1 kernel's and the float steps are the same, so results are
+    /// bit-identical.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GroupedGemm<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
         where TD : struct, IDigits where TS : struct, ISide
     {
-        int n = TV.Lanes, groups = m.Groups, chunks = 32 / n, per = 16 / n, cp = a.PaddedCols, rows = m.Rows, q = m.Q;
-        int tileRows = Math.Clamp(GemmTileBytes / (groups * 512), 1, 64);
-        long rowTvs = (long)groups * chunks * 4;
+        int n = TV.Lanes, groups = m.Groups, per = 16 / n, rows = m.Rows, batch = a.Batch, rec = E8ActivationLayout.GemmRecord;
+        long rowTvs = (long)groups * GemmGroupTvs;
+        int tileRows = (int)Math.Clamp(GemmTileBytes / (rowTvs * sizeof(TV)), 1, 64);
         var dec = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
-        TV* f = stackalloc TV[8 * per];
+        long fRow = (long)batch * per; // f: [tile row][vector][lane set]
+        var f = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * fRow * sizeof(TV)), 64);
         try
         {
-            fixed (byte* data = m.Data, qu0 = a.Qu)
+            fixed (byte* data = m.Data, gp = a.GemmPanel)
             fixed (int* tab = m.GridTable)
             fixed (float* rs = m.RowScales, xg0 = a.Xg)
             {
@@ -1292,49 +1312,61 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                         // Segment by segment (records stride apart inside one); the first row of an interleaved set prefetches the set.
                         int pf = m.IsSetStart(r) ? stride : 0;
                         for (int g0 = 0; g0 < groups; g0 += m.SegmentGroups)
-                            PredecodeRun<TD, TS>(data + m.Record(r, g0) * m.RecordBytes, stride, pf, Math.Min(m.SegmentGroups, groups - g0), q, tab,
-                                dr + (long)g0 * chunks * 4);
+                            PredecodeRun<TD, TS>(data + m.Record(r, g0) * m.RecordBytes, stride, pf, Math.Min(m.SegmentGroups, groups - g0), tab,
+                                dr + (long)g0 * GemmGroupTvs);
                     }
-                    for (int v = 0; v < a.Batch; v += 4)
+                    for (long i = 0; i < (re - rb) * fRow; i++) f[i] = TV.Float(0);
+                    for (int g0 = 0; g0 < groups; g0 += GemmSegmentGroups)
                     {
-                        int vc = Math.Min(4, a.Batch - v);
-                        byte* qu = qu0 + (long)v * cp;
-                        float* xg = xg0 + (long)v * groups;
-                        for (int r = rb; r < re;)
+                        int count = Math.Min(GemmSegmentGroups, groups - g0);
+                        for (int v = 0; v < batch; v += 4)
                         {
-                            // Two rows per pass share each activation load (one where the tile has an odd row left). With 16 vector
-                            // registers, one: two rows by four vectors spilled 171 vector loads and stores (DOTNET_JitDisasm), and one
-                            // row took 9–11 against 17–21 ms at batch 8 on 14336×4096, 16–22 against 27–37 at 16 (AVX-512 off).
-                            int nr = Pairs ? Math.Min(2, re - r) : 1;
-                            for (int i = 0; i < 8 * per; i++) f[i] = TV.Float(0);
-                            TV* dr = dec + (r - rb) * rowTvs;
-                            switch ((nr, vc))
+                            int vc = Math.Min(4, batch - v);
+                            byte* x = gp + ((long)v * groups + (long)g0 * vc) * rec; // the block's group g0 (E8ActivationLayout.GemmPanel)
+                            float* xg = xg0 + (long)v * groups + g0;
+                            for (int r = rb; r < re;)
                             {
-                                case (2, 4): GemmRows<Two, Four>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                                case (2, 3): GemmRows<Two, Three>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                                case (2, 2): GemmRows<Two, Two>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                                case (2, _): GemmRows<Two, One>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                                case (_, 4): GemmRows<One, Four>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                                case (_, 3): GemmRows<One, Three>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                                case (_, 2): GemmRows<One, Two>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                                default: GemmRows<One, One>(dr, rowTvs, groups, qu, cp, xg, f); break;
-                            }
-                            for (int i = 0; i < nr; i++)
-                                for (int k = 0; k < vc; k++)
+                                // Two rows per pass share each activation line (one where the tile has an odd row left) with 32
+                                // registers; with 16, one (two rows by four vectors spilled).
+                                int nr = Pairs ? Math.Min(2, re - r) : 1;
+                                TV* dr = dec + (r - rb) * rowTvs + (long)g0 * GemmGroupTvs;
+                                TV* fr = f + (r - rb) * fRow + (long)v * per;
+                                int fo = (int)fRow;
+                                switch ((nr, vc))
                                 {
-                                    TV* fk = f + i * 4 * per + k * per;
-                                    y[(long)(v + k) * rows + r + i] = rs[r + i] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
+                                    case (2, 4): GemmPass<Two, Four>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    case (2, 3): GemmPass<Two, Three>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    case (2, 2): GemmPass<Two, Two>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    case (2, _): GemmPass<Two, One>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    case (_, 4): GemmPass<One, Four>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    case (_, 3): GemmPass<One, Three>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    case (_, 2): GemmPass<One, Two>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    default: GemmPass<One, One>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
                                 }
-                            r += nr;
+                                r += nr;
+                            }
                         }
                     }
+                    for (int r = rb; r < re; r++)
+                        for (int v = 0; v < batch; v++)
+                        {
+                            TV* fk = f + (r - rb) * fRow + (long)v * per;
+                            y[(long)v * rows + r] = rs[r] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
+                        }
                 }
             }
         }
-        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(dec); }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(dec);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(f);
+        }
     }
 
-    /// <summary>Bytes of pre-decoded weights per row tile of the batched kernel (512 per group of 256 weights; kept in L2).</summary>
+    /// <summary>Groups per column segment of the GEMM: four vectors' panel (4 · 16 · 320 bytes) and a row's decoded segment stay in L1.</summary>
+    private const int GemmSegmentGroups = 16;
+
+    /// <summary>Bytes of pre-decoded weights per row tile of the batched kernels (kept in L2).</summary>
     private const int GemmTileBytes = 96 * 1024;
 
     /// <summary>Rows per block in the batched kernels: their records stay in L2 while every batch tile passes over them.</summary>

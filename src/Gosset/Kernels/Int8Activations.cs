@@ -80,8 +80,8 @@ internal enum GroupedParts
     None = 0,
     /// <summary><c>E0</c> / <c>E1</c>, read by the fused small-batch kernels.</summary>
     AdditiveTerms = 1,
-    /// <summary><c>Qu</c>, read by the pre-decoding GEMM.</summary>
-    UnsignedCopy = 2,
+    /// <summary><c>GemmPanel</c>, read by the pre-decoding GEMM.</summary>
+    GemmPanel = 2,
     /// <summary><c>Panel</c> and <c>XgPanel</c>, read by the fused small-batch kernels.</summary>
     Panel = 4,
 }
@@ -103,8 +103,19 @@ internal sealed class E8ActivationLayout : IDisposable
     public sbyte[] Q = []; public int[] A = [], C = []; public float[] Xs = [];
     public float[] X2 = [], Af = [], Cf = [];
     public int[] E0 = [], E1 = []; public float[] Xg = [];
-    /// <summary>Grouped layouts for the pre-decoding GEMM (<see cref="GroupedParts.UnsignedCopy"/>): <c>Q</c> offset to unsigned bytes (x̃ + 128), read instead of E0 / E1.</summary>
-    public byte[] Qu = [];
+    /// <summary>
+    /// Grouped layout for the pre-decoding GEMM (<see cref="GroupedParts.GemmPanel"/>), for a kernel of L int32 lanes: the vectors
+    /// in blocks of four (the last block the rest), a block of vc vectors from v0·groups records on, its group g g·vc records on,
+    /// each <see cref="GemmRecord"/> bytes a vector; inside a block's group, lane set J (blocks A = J·L + l and B = (J + 16/L)·L + l
+    /// in lane l) from 20L·vc·J bytes, its vector v 20L·v bytes on: five vectors of 4L bytes, the int8 values of digits 0 and 2
+    /// of block A then of block B in each lane, likewise digits 4 and 6, 1 and 3, 5 and 7, and the 16-bit terms −q·Σx̃ − x̃₀ of A
+    /// (low half) and B (high half). Every operand of a block is then the kernel's pointer plus a constant. The kernel's decoded
+    /// digits carry the parity (w = 2u + p·d, plus 1 on digit 0), so Σᵢ vᵢx̃ᵢ = Σᵢ wᵢx̃ᵢ − q·Σx̃ − x̃₀ is one 16-bit sum per block.
+    /// </summary>
+    public byte[] GemmPanel = [];
+
+    /// <summary>Bytes of one vector's group in <see cref="GemmPanel"/>: 256 int8 values and 32 16-bit terms.</summary>
+    public const int GemmRecord = 320;
     /// <summary>
     /// Grouped layouts for the fused small-batch kernels (<see cref="GroupedParts.Panel"/>), for a kernel of L int32 lanes: the
     /// vectors in blocks of up to four (<see cref="VectorBlock"/>), a block's groups one after another, each
@@ -140,7 +151,7 @@ internal sealed class E8ActivationLayout : IDisposable
     /// and what the E8 kernel variant reads besides (<paramref name="parts"/>, from <see cref="E8Kernel.GroupedNeeds"/>): for the
     /// fused kernels per vector and block the 16-bit halves (digits 0–3 low, 4–7 high) of the additive terms of Σᵢ vᵢx̃ᵢ,
     /// <c>E0</c> = −q·Σx̃ (even parity) and <c>E1</c> = E0 + Σdᵢx̃ᵢ (odd parity), d = (−1, 1, …, 1); for the pre-decoding
-    /// kernel <c>Qu</c> = x̃ + 128 as unsigned bytes (it decodes the weights whole and needs no E terms).
+    /// GEMM its <c>GemmPanel</c>.
     /// </summary>
     /// <param name="x">Activations [batch][cols].</param>
     /// <param name="batch">Vectors.</param>
@@ -148,7 +159,7 @@ internal sealed class E8ActivationLayout : IDisposable
     /// <param name="groups">Groups of 256 (padded columns / 256).</param>
     /// <param name="q">Nesting ratio of the E8 weights (for E0 / E1).</param>
     /// <param name="parts">The optional parts to compute (none for the int8 × int8 product and the scalar reference).</param>
-    /// <param name="lanes">The int32 lanes of the kernel that reads <c>Panel</c> (4, 8 or 16).</param>
+    /// <param name="lanes">The int32 lanes of the kernel that reads <c>Panel</c> or <c>GemmPanel</c> (4, 8 or 16).</param>
     [SkipLocalsInit]
     public static E8ActivationLayout Grouped(ReadOnlySpan<float> x, int batch, int cols, int groups, int q, GroupedParts parts, int lanes)
     {
@@ -196,17 +207,10 @@ internal sealed class E8ActivationLayout : IDisposable
                 }
             }
         }
-        if ((parts & GroupedParts.Panel) != 0)
-        {
-            if (lanes is not (4 or 8 or 16)) throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "a panel is laid out for 4, 8 or 16 lanes");
-            a.BuildPanel(lanes, q);
-        }
-        if ((parts & GroupedParts.UnsignedCopy) != 0) // the pre-decoding kernel's unsigned bytes
-        {
-            a.Qu = Rent<byte>((long)batch * cp);
-            var qs = MemoryMarshal.AsBytes(a.Q.AsSpan(0, batch * cp));
-            System.Numerics.Tensors.TensorPrimitives.Xor(qs, (byte)0x80, a.Qu.AsSpan(0, batch * cp));
-        }
+        if ((parts & (GroupedParts.Panel | GroupedParts.GemmPanel)) != 0 && lanes is not (4 or 8 or 16))
+            throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "a panel is laid out for 4, 8 or 16 lanes");
+        if ((parts & GroupedParts.Panel) != 0) a.BuildPanel(lanes, q);
+        if ((parts & GroupedParts.GemmPanel) != 0) a.BuildGemmPanel(lanes, q);
         return a;
     }
 
@@ -244,6 +248,49 @@ internal sealed class E8ActivationLayout : IDisposable
                 }
             }
             v0 += vc; left -= vc;
+        }
+    }
+
+    /// <summary>Lays Q out as <see cref="GemmPanel"/> for a kernel of <paramref name="lanes"/> lanes, with each block's term for nesting ratio <paramref name="q"/>.</summary>
+    private void BuildGemmPanel(int lanes, int q)
+    {
+        int groups = Groups, cp = PaddedCols, per = 16 / lanes, ov = 20 * lanes;
+        GemmPanel = Rent<byte>((long)Batch * groups * GemmRecord);
+        var x = Q.AsSpan();
+        // Digit pairs move as 16-bit units: Q holds block B's digits 0, 2 | 4, 6 at 4B and 1, 3 | 5, 7 at 128 + 4B.
+        var x16 = MemoryMarshal.Cast<sbyte, ushort>(x);
+        for (int v0 = 0; v0 < Batch; v0 += 4)
+        {
+            int vc = Math.Min(4, Batch - v0);
+            for (int g = 0; g < groups; g++)
+            {
+                var rec = GemmPanel.AsSpan((int)(((long)v0 * groups + (long)g * vc) * GemmRecord), vc * GemmRecord);
+                for (int v = 0; v < vc; v++)
+                {
+                    int qv = (v0 + v) * cp + 256 * g;
+                    for (int j = 0; j < per; j++)
+                    {
+                        var set = rec.Slice(ov * (vc * j + v), ov);
+                        var set16 = MemoryMarshal.Cast<byte, ushort>(set); // slot k, lane l, block h at 2L·k + 2l + h
+                        var terms = MemoryMarshal.Cast<byte, int>(set.Slice(16 * lanes, 4 * lanes));
+                        for (int l = 0; l < lanes; l++)
+                        {
+                            int term = 0;
+                            for (int h = 0; h < 2; h++)
+                            {
+                                int b = (j + h * per) * lanes + l, e = qv + 4 * b, e16 = e >> 1, o16 = e16 + 64;
+                                set16[2 * l + h] = x16[e16];                   // digits 0, 2
+                                set16[2 * lanes + 2 * l + h] = x16[e16 + 1];   // 4, 6
+                                set16[4 * lanes + 2 * l + h] = x16[o16];       // 1, 3
+                                set16[6 * lanes + 2 * l + h] = x16[o16 + 1];   // 5, 7
+                                int sum = x[e] + x[e + 1] + x[e + 2] + x[e + 3] + x[e + 128] + x[e + 129] + x[e + 130] + x[e + 131];
+                                term |= (ushort)(-q * sum - x[e]) << (16 * h);
+                            }
+                            terms[l] = term;
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -308,7 +355,7 @@ internal sealed class E8ActivationLayout : IDisposable
     public void Dispose()
     {
         Return(ref Q); Return(ref A); Return(ref C); Return(ref Xs); Return(ref X2); Return(ref Af); Return(ref Cf);
-        Return(ref E0); Return(ref E1); Return(ref Xg); Return(ref Qu); Return(ref Panel); Return(ref XgPanel);
+        Return(ref E0); Return(ref E1); Return(ref Xg); Return(ref GemmPanel); Return(ref Panel); Return(ref XgPanel);
     }
 
     private static void Return<T>(ref T[] a)

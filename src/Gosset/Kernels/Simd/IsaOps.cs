@@ -49,10 +49,14 @@ internal unsafe interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// </summary>
     static abstract TV ScaledBlockDotSum(TV lo2, sbyte* q, TV hi2, sbyte* qh, int* e, TV s);
     /// <summary>
-    /// <see cref="ScaledBlockDot"/>(ulo, d[0], uhi, d[1], d[2], d[3]) with the pre-decoded operands d read where they are used
-    /// (folded into the instructions, as in <see cref="ScaledBlockDotAt"/>): the GEMM's unsigned activations against a decoded chunk.
+    /// The pre-decoding GEMM's product of two blocks per 32-bit lane: s_A·(h_A + e_A) + s_B·(h_B + e_B), where h_A sums wᵢ·xᵢ over
+    /// bytes 0–1 and h_B over bytes 2–3 of the lane in w0 … w3 (unsigned, &lt; 32) against the four activation vectors at
+    /// x + <paramref name="o"/> (signed bytes), e is the fifth vector there (16-bit halves e_A, e_B) and s holds s_A, s_B in its
+    /// 16-bit halves. Each h + e is a block's Σᵢ vᵢx̃ᵢ, |·| ≤ 17·8·127 &lt; 2¹⁵, so 16-bit sums wrap back to it exactly. Every
+    /// address is x + a constant where o is one, so the loads fold (a pointer x + o passed in took a register and the JIT
+    /// folded only its first load).
     /// </summary>
-    static abstract TV ScaledBlockDotDecoded(TV ulo, TV uhi, TV* d);
+    static abstract TV ScaledPairDot(TV w0, TV w1, TV w2, TV w3, byte* x, int o, TV s);
     /// <summary>
     /// Doubled digits of b = 4 digit bytes v: lo2 = 2·(v &amp; 0x0F), hi2 = 2·(v &gt;&gt; 4) in every byte
     /// (<see cref="Digits4.LoadDoubled"/>).
@@ -60,11 +64,6 @@ internal unsafe interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     static abstract void DoubledNibbles(TV v, out TV lo2, out TV hi2);
     /// <summary>Σⱼ wⱼ·xⱼ over the 4 signed bytes of each 32-bit lane (w, x ∈ [−127, 127]). Exact in int32.</summary>
     static abstract TV DotSigned(TV w, TV x);
-    /// <summary>
-    /// Per 16-bit half h of each 32-bit lane, −128·(lo₂ₕ + lo₂ₕ₊₁ + hi₂ₕ + hi₂ₕ₊₁) over the signed bytes of lo and hi
-    /// (|byte| ≤ 17, so |result| ≤ 8704): the pre-decoded GEMM's correction for activations read as x̃ + 128.
-    /// </summary>
-    static abstract TV HalfSumCorrection(TV lo, TV hi);
 }
 
 /// <summary>Portable operations for any width (the cross-platform API only; runs everywhere). The other ops structs reuse what they do not accelerate.</summary>
@@ -120,7 +119,32 @@ internal readonly unsafe struct PortableOps<TV> : IIsaOps<TV> where TV : unmanag
     public static TV ScaledBlockDotSum(TV lo2, sbyte* q, TV hi2, sbyte* qh, int* e, TV s) => ScaledBlockDot(lo2, TV.Load(q), hi2, TV.Load(qh), TV.Load(e), s);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV ScaledBlockDotDecoded(TV ulo, TV uhi, TV* d) => ScaledBlockDot(ulo, d[0], uhi, d[1], d[2], d[3]);
+    public static TV ScaledPairDot(TV w0, TV w1, TV w2, TV w3, byte* x, int o, TV s)
+    {
+        int n = TV.Lanes * 4;
+        TV hA = TV.Int(0), hB = hA;
+        HalfDots(w0, TV.Load(x + o), ref hA, ref hB);
+        HalfDots(w1, TV.Load(x + (o + n)), ref hA, ref hB);
+        HalfDots(w2, TV.Load(x + (o + 2 * n)), ref hA, ref hB);
+        HalfDots(w3, TV.Load(x + (o + 3 * n)), ref hA, ref hB);
+        var e = TV.Load(x + (o + 4 * n));
+        hA = TV.AddInt(hA, TV.ShiftRightArith(TV.ShiftLeft(e, 16), 16));
+        hB = TV.AddInt(hB, TV.ShiftRightArith(e, 16));
+        return TV.AddInt(TV.MulInt(hA, TV.And(s, TV.Int(0xFFFF))), TV.MulInt(hB, TV.ShiftRight(s, 16)));
+    }
+
+    /// <summary>hA += u₀s₀ + u₁s₁, hB += u₂s₂ + u₃s₃ over the bytes of each lane (u from w unsigned, s from x signed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void HalfDots(TV w, TV x, ref TV hA, ref TV hB)
+    {
+        var m = TV.Int(0xFF);
+        var p0 = TV.MulInt(TV.And(w, m), TV.ShiftRightArith(TV.ShiftLeft(x, 24), 24));
+        var p1 = TV.MulInt(TV.And(TV.ShiftRight(w, 8), m), TV.ShiftRightArith(TV.ShiftLeft(x, 16), 24));
+        var p2 = TV.MulInt(TV.And(TV.ShiftRight(w, 16), m), TV.ShiftRightArith(TV.ShiftLeft(x, 8), 24));
+        var p3 = TV.MulInt(TV.ShiftRight(w, 24), TV.ShiftRightArith(x, 24));
+        hA = TV.AddInt(hA, TV.AddInt(p0, p1));
+        hB = TV.AddInt(hB, TV.AddInt(p2, p3));
+    }
 
     /// <summary>Shifting the dword by 1 (3) puts each low (high) nibble at bits 1–4 of its byte; bits crossing bytes are masked off.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -138,18 +162,6 @@ internal readonly unsafe struct PortableOps<TV> : IIsaOps<TV> where TV : unmanag
         acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 8), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 8), 24)));
         acc = TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 16), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 16), 24)));
         return TV.AddInt(acc, TV.MulInt(TV.ShiftRightArith(TV.ShiftLeft(w, 24), 24), TV.ShiftRightArith(TV.ShiftLeft(x, 24), 24)));
-    }
-
-    /// <summary>The halves' byte sums by arithmetic shifts, then −128· each, repacked as 16-bit halves.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV HalfSumCorrection(TV lo, TV hi)
-    {
-        var h0 = TV.AddInt(TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(lo, 24), 24), TV.ShiftRightArith(TV.ShiftLeft(lo, 16), 24)),
-                           TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(hi, 24), 24), TV.ShiftRightArith(TV.ShiftLeft(hi, 16), 24)));
-        var h1 = TV.AddInt(TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(lo, 8), 24), TV.ShiftRightArith(lo, 24)),
-                           TV.AddInt(TV.ShiftRightArith(TV.ShiftLeft(hi, 8), 24), TV.ShiftRightArith(hi, 24)));
-        var m = TV.Int(-128);
-        return TV.Or(TV.And(TV.MulInt(h0, m), TV.Int(0xFFFF)), TV.ShiftLeft(TV.MulInt(h1, m), 16));
     }
 
     /// <summary>table[raw &amp; 7] (bits above 2 of <paramref name="raw"/> are ignored): the table's first 8 floats are t0 (and t1 when Lanes = 4).</summary>
@@ -241,11 +253,12 @@ internal readonly unsafe struct Avx2Ops : IIsaOps<V256>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 ScaledBlockDotDecoded(V256 ulo, V256 uhi, V256* d)
+    public static V256 ScaledPairDot(V256 w0, V256 w1, V256 w2, V256 w3, byte* x, int o, V256 s)
     {
-        var p = (sbyte*)d;
-        var h = Avx2.MultiplyAddAdjacent(ulo.V.AsByte(), Avx.LoadVector256(p)) + Avx2.MultiplyAddAdjacent(uhi.V.AsByte(), Avx.LoadVector256(p + 32)) + Avx.LoadVector256((short*)(p + 64));
-        return new(Avx2.MultiplyAddAdjacent(h, Avx.LoadVector256((short*)(p + 96))).AsUInt32());
+        var h = Avx2.MultiplyAddAdjacent(w0.V.AsByte(), Avx.LoadVector256((sbyte*)(x + o))) + Avx2.MultiplyAddAdjacent(w1.V.AsByte(), Avx.LoadVector256((sbyte*)(x + (o + 32))))
+              + Avx2.MultiplyAddAdjacent(w2.V.AsByte(), Avx.LoadVector256((sbyte*)(x + (o + 64)))) + Avx2.MultiplyAddAdjacent(w3.V.AsByte(), Avx.LoadVector256((sbyte*)(x + (o + 96))))
+              + Avx.LoadVector256((short*)(x + (o + 128)));
+        return new(Avx2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -257,15 +270,6 @@ internal readonly unsafe struct Avx2Ops : IIsaOps<V256>
     {
         var p = Avx2.MultiplyAddAdjacent(Avx2.Abs(w.V.AsSByte()), Avx2.Sign(x.V.AsSByte(), w.V.AsSByte()));
         return new(Avx2.MultiplyAddAdjacent(p, Vector256.Create((short)1)).AsUInt32());
-    }
-
-    /// <summary>vpmaddubsw by ones sums byte pairs into 16-bit halves; −128· as a negate and a 7-bit shift.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 HalfSumCorrection(V256 lo, V256 hi)
-    {
-        var ones = Vector256.Create((byte)1);
-        var m = Avx2.MultiplyAddAdjacent(ones, lo.V.AsSByte()) + Avx2.MultiplyAddAdjacent(ones, hi.V.AsSByte());
-        return new(((Vector256<short>.Zero - m) << 7).AsUInt32());
     }
 }
 
@@ -308,7 +312,7 @@ internal readonly unsafe struct AvxVnniOps : IIsaOps<V256>
     public static V256 ScaledBlockDotSum(V256 lo2, sbyte* q, V256 hi2, sbyte* qh, int* e, V256 s) => Avx2Ops.ScaledBlockDotSum(lo2, q, hi2, qh, e, s);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 ScaledBlockDotDecoded(V256 ulo, V256 uhi, V256* d) => Avx2Ops.ScaledBlockDotDecoded(ulo, uhi, d);
+    public static V256 ScaledPairDot(V256 w0, V256 w1, V256 w2, V256 w3, byte* x, int o, V256 s) => Avx2Ops.ScaledPairDot(w0, w1, w2, w3, x, o, s);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DoubledNibbles(V256 v, out V256 lo2, out V256 hi2) => Avx2Ops.DoubledNibbles(v, out lo2, out hi2);
@@ -316,9 +320,6 @@ internal readonly unsafe struct AvxVnniOps : IIsaOps<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 DotSigned(V256 w, V256 x)
         => new(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w.V.AsSByte()), Avx2.Sign(x.V.AsSByte(), w.V.AsSByte())).AsUInt32());
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 HalfSumCorrection(V256 lo, V256 hi) => Avx2Ops.HalfSumCorrection(lo, hi);
 }
 
 /// <summary>AVX-512 BW: 512-bit vpmaddubsw + vpmaddwd, vpermps over all 16 scales. (.NET 10 exposes no 512-bit vpdpbusd.)</summary>
@@ -376,11 +377,12 @@ internal readonly unsafe struct Avx512Ops : IIsaOps<V512>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V512 ScaledBlockDotDecoded(V512 ulo, V512 uhi, V512* d)
+    public static V512 ScaledPairDot(V512 w0, V512 w1, V512 w2, V512 w3, byte* x, int o, V512 s)
     {
-        var p = (sbyte*)d;
-        var h = Avx512BW.MultiplyAddAdjacent(ulo.V.AsByte(), Vector512.Load(p)) + Avx512BW.MultiplyAddAdjacent(uhi.V.AsByte(), Vector512.Load(p + 64)) + Vector512.Load((short*)(p + 128));
-        return new(Avx512BW.MultiplyAddAdjacent(h, Vector512.Load((short*)(p + 192))).AsUInt32());
+        var h = Avx512BW.MultiplyAddAdjacent(w0.V.AsByte(), Vector512.Load((sbyte*)(x + o))) + Avx512BW.MultiplyAddAdjacent(w1.V.AsByte(), Vector512.Load((sbyte*)(x + (o + 64))))
+              + Avx512BW.MultiplyAddAdjacent(w2.V.AsByte(), Vector512.Load((sbyte*)(x + (o + 128)))) + Avx512BW.MultiplyAddAdjacent(w3.V.AsByte(), Vector512.Load((sbyte*)(x + (o + 192))))
+              + Vector512.Load((short*)(x + (o + 256)));
+        return new(Avx512BW.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -394,15 +396,6 @@ internal readonly unsafe struct Avx512Ops : IIsaOps<V512>
         var sx = Vector512.ConditionalSelect(Vector512.LessThan(ws, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - xs, xs);
         var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(ws), sx);
         return new(Avx512BW.MultiplyAddAdjacent(p, Vector512.Create((short)1)).AsUInt32());
-    }
-
-    /// <summary>As AVX2, 512 bits wide.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V512 HalfSumCorrection(V512 lo, V512 hi)
-    {
-        var ones = Vector512.Create((byte)1);
-        var m = Avx512BW.MultiplyAddAdjacent(ones, lo.V.AsSByte()) + Avx512BW.MultiplyAddAdjacent(ones, hi.V.AsSByte());
-        return new(((Vector512<short>.Zero - m) << 7).AsUInt32());
     }
 }
 
@@ -471,11 +464,12 @@ internal readonly unsafe struct Ssse3Ops : IIsaOps<V128>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V128 ScaledBlockDotDecoded(V128 ulo, V128 uhi, V128* d)
+    public static V128 ScaledPairDot(V128 w0, V128 w1, V128 w2, V128 w3, byte* x, int o, V128 s)
     {
-        var p = (sbyte*)d;
-        var h = Ssse3.MultiplyAddAdjacent(ulo.V.AsByte(), Sse2.LoadVector128(p)) + Ssse3.MultiplyAddAdjacent(uhi.V.AsByte(), Sse2.LoadVector128(p + 16)) + Sse2.LoadVector128((short*)(p + 32));
-        return new(Sse2.MultiplyAddAdjacent(h, Sse2.LoadVector128((short*)(p + 48))).AsUInt32());
+        var h = Ssse3.MultiplyAddAdjacent(w0.V.AsByte(), Sse2.LoadVector128((sbyte*)(x + o))) + Ssse3.MultiplyAddAdjacent(w1.V.AsByte(), Sse2.LoadVector128((sbyte*)(x + (o + 16))))
+              + Ssse3.MultiplyAddAdjacent(w2.V.AsByte(), Sse2.LoadVector128((sbyte*)(x + (o + 32)))) + Ssse3.MultiplyAddAdjacent(w3.V.AsByte(), Sse2.LoadVector128((sbyte*)(x + (o + 48))))
+              + Sse2.LoadVector128((short*)(x + (o + 64)));
+        return new(Sse2.MultiplyAddAdjacent(h, s.V.AsInt16()).AsUInt32());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -486,15 +480,6 @@ internal readonly unsafe struct Ssse3Ops : IIsaOps<V128>
     {
         var p = Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w.V.AsSByte()), Ssse3.Sign(x.V.AsSByte(), w.V.AsSByte()));
         return new(Sse2.MultiplyAddAdjacent(p, Vector128.Create((short)1)).AsUInt32());
-    }
-
-    /// <summary>As AVX2, 128 bits wide.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V128 HalfSumCorrection(V128 lo, V128 hi)
-    {
-        var ones = Vector128.Create((byte)1);
-        var m = Ssse3.MultiplyAddAdjacent(ones, lo.V.AsSByte()) + Ssse3.MultiplyAddAdjacent(ones, hi.V.AsSByte());
-        return new(((Vector128<short>.Zero - m) << 7).AsUInt32());
     }
 }
 
