@@ -53,8 +53,7 @@ internal unsafe interface IIsaOps<TV> where TV : unmanaged, IVec<TV>
     /// bytes 0–1 and h_B over bytes 2–3 of the lane in w0 … w3 (unsigned, &lt; 32) against the four activation vectors at
     /// x + <paramref name="o"/> (signed bytes), e is the fifth vector there (16-bit halves e_A, e_B) and s holds s_A, s_B in its
     /// 16-bit halves. Each h + e is a block's Σᵢ vᵢx̃ᵢ, |·| ≤ 17·8·127 &lt; 2¹⁵, so 16-bit sums wrap back to it exactly. Every
-    /// address is x + a constant where o is one, so the loads fold (a pointer x + o passed in took a register and the JIT
-    /// folded only its first load).
+    /// address is x + a constant where o is one (a pointer x + o passed in took an lea and a register of its own).
     /// </summary>
     static abstract TV ScaledPairDot(TV w0, TV w1, TV w2, TV w3, byte* x, int o, TV s);
     /// <summary>
