@@ -1295,8 +1295,8 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         long rowTvs = (long)groups * GemmGroupTvs;
         int tileRows = (int)Math.Clamp(GemmTileBytes / (rowTvs * sizeof(TV)), 1, 64);
         var dec = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
-        long fRow = (long)batch * per; // f: [tile row][vector][lane set]
-        var f = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * fRow * sizeof(TV)), 64);
+        int fRow = batch * per; // f: [tile row][vector][lane set]; also the rows' distance for GemmPass
+        var f = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)tileRows * (nuint)fRow * (nuint)sizeof(TV), 64);
         try
         {
             fixed (byte* data = m.Data, gp = a.GemmPanel)
@@ -1332,18 +1332,17 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                                 // registers; with 16, one (two rows by four vectors spilled).
                                 int nr = Pairs ? Math.Min(2, re - r) : 1;
                                 TV* dr = dec + (r - rb) * rowTvs + (long)g0 * GemmGroupTvs;
-                                TV* fr = f + (r - rb) * fRow + (long)v * per;
-                                int fo = (int)fRow;
+                                TV* fr = f + (long)(r - rb) * fRow + (long)v * per;
                                 switch ((nr, vc))
                                 {
-                                    case (2, 4): GemmPass<Two, Four>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
-                                    case (2, 3): GemmPass<Two, Three>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
-                                    case (2, 2): GemmPass<Two, Two>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
-                                    case (2, _): GemmPass<Two, One>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
-                                    case (_, 4): GemmPass<One, Four>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
-                                    case (_, 3): GemmPass<One, Three>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
-                                    case (_, 2): GemmPass<One, Two>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
-                                    default: GemmPass<One, One>(dr, rowTvs, count, x, xg, groups, fr, fo); break;
+                                    case (2, 4): GemmPass<Two, Four>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, 3): GemmPass<Two, Three>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, 2): GemmPass<Two, Two>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, _): GemmPass<Two, One>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (_, 4): GemmPass<One, Four>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (_, 3): GemmPass<One, Three>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (_, 2): GemmPass<One, Two>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    default: GemmPass<One, One>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
                                 }
                                 r += nr;
                             }
