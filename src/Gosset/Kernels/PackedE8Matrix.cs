@@ -495,7 +495,7 @@ public sealed class PackedE8Matrix : PackedMatrix
         if (mode == ActivationMode.Int8Group)
         {
             if (!HasGridScales) throw new ArgumentException("Int8Group activations need block scales on the kernel grid (E8BoxCodes.RoundToGrid); use Int8Mode.", nameof(mode));
-            using var g = E8ActivationLayout.Grouped(x, batch, Cols, Groups, Q, kernel.GroupedNeeds(Bits, batch), kernel.Lanes);
+            using var g = E8ActivationLayout.Grouped(x, batch, Cols, Groups, Q, kernel.GroupedNeeds(Bits, batch), kernel.Lanes, threads);
             Run(g, y, kernel, threads);
             return;
         }

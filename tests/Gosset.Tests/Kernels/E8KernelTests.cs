@@ -372,6 +372,74 @@ public class E8KernelTests
     }
 
     [Fact]
+    public void GroupedActivationsAreAbsmaxPerGroupInTheKernelsByteOrder()
+    {
+        // Entry i of a group, x̃ = round(x·127/absmax) to nearest (ties to even), sits at 4·(i / 8) + (i / 2) % 4, plus 128 if i is odd.
+        var rng = new Random(5);
+        foreach (int cols in new[] { 256, 300, 777, 1024 })
+        {
+            int batch = 4, groups = (cols + 255) / 256;
+            var x = new float[batch * cols];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 6 - 3);
+            // Vector 1, group 0: absmax 127, so x·127/absmax is x and the halves are ties; vector 2: a zero group 0; vector 3: a NaN.
+            for (int i = 0; i < 256 && i < cols; i++) x[cols + i] = (i % 7 - 3) + 0.5f;
+            x[cols + 5] = 127f;
+            Array.Clear(x, 2 * cols, Math.Min(256, cols));
+            x[3 * cols + cols - 1] = float.NaN;
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var a = E8ActivationLayout.Grouped(x, batch, cols, groups, 16, GroupedParts.None, 8, threads);
+                for (int v = 0; v < batch; v++)
+                    for (int g = 0; g < groups; g++)
+                    {
+                        int n = Math.Min(256, cols - 256 * g);
+                        var src = x.AsSpan(v * cols + 256 * g, n);
+                        float amax = 0f;
+                        bool nan = false;
+                        foreach (float f in src) { amax = MathF.Max(amax, MathF.Abs(f)); nan |= float.IsNaN(f); }
+                        bool live = amax > 0f && !nan;
+                        Assert.Equal(live ? amax / 127f : 0f, a.Xg[v * groups + g]);
+                        for (int i = 0; i < 256; i++)
+                        {
+                            int want = live && i < n ? (int)Math.Clamp(Math.Round(src[i] * (127f / amax), MidpointRounding.ToEven), -127, 127) : 0;
+                            int at = v * a.PaddedCols + 256 * g + 4 * (i / 8) + (i / 2) % 4 + 128 * (i % 2);
+                            Assert.True(want == a.Q[at], $"cols {cols} threads {threads} vector {v} group {g} entry {i}: {a.Q[at]}, expected {want}");
+                        }
+                    }
+                Assert.Equal(-2, a.Q[a.PaddedCols]); // entry 0 of vector 1: −2.5 → −2 (ties to even)
+            }
+        }
+    }
+
+    [Fact]
+    public void GroupedLayoutIsTheSameOnOneThreadAndOnSeveral()
+    {
+        // 40 × 1100 values: above the size at which the groups are spread over threads; a partial last group.
+        int batch = 40, cols = 1100, groups = 5;
+        var rng = new Random(9);
+        var x = new float[batch * cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1) * (1 + i % 13);
+        foreach (int lanes in new[] { 4, 8, 16 })
+            foreach (var parts in new[] { GroupedParts.AdditiveTerms | GroupedParts.Panel, GroupedParts.GemmPanel })
+            {
+                using var one = E8ActivationLayout.Grouped(x, batch, cols, groups, 16, parts, lanes, 1);
+                using var two = E8ActivationLayout.Grouped(x, batch, cols, groups, 16, parts, lanes, 2);
+                int nq = batch * one.PaddedCols, nb = batch * one.Blocks, ng = batch * groups;
+                Assert.Equal(one.Q.AsSpan(0, nq), two.Q.AsSpan(0, nq));
+                Assert.Equal(one.Xg.AsSpan(0, ng), two.Xg.AsSpan(0, ng));
+                if ((parts & GroupedParts.GemmPanel) != 0)
+                    Assert.Equal(one.GemmPanel.AsSpan(0, ng * E8ActivationLayout.GemmRecord), two.GemmPanel.AsSpan(0, ng * E8ActivationLayout.GemmRecord));
+                else
+                {
+                    Assert.Equal(one.E0.AsSpan(0, nb), two.E0.AsSpan(0, nb));
+                    Assert.Equal(one.E1.AsSpan(0, nb), two.E1.AsSpan(0, nb));
+                    Assert.Equal(one.Panel.AsSpan(0, ng * E8ActivationLayout.PanelRecord), two.Panel.AsSpan(0, ng * E8ActivationLayout.PanelRecord));
+                    Assert.Equal(one.XgPanel.AsSpan(0, ng), two.XgPanel.AsSpan(0, ng));
+                }
+            }
+    }
+
+    [Fact]
     public void Int8QuantizationIsAbsmaxPerBlock()
     {
         float[] x = [1f, -2f, 0.5f, 0f, 0f, 0f, 0f, 0.25f, /* block 2 */ 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, /* partial */ 3f];
