@@ -210,8 +210,8 @@ internal sealed class E8ActivationLayout : IDisposable
             var e1 = E1.AsSpan(v * Blocks + 32 * g, 32);
             for (int b = 0; b < 32; b += 4)
             {
-                Vector128<int> eb = Vector128.Create(e[b..]), ob = Vector128.Create(o[b..]), x0 = LaneBytes.Byte0(eb);
-                Vector128<int> lo = LaneBytes.LowSum(eb) + LaneBytes.LowSum(ob), hi = LaneBytes.HighSum(eb) + LaneBytes.HighSum(ob);
+                Vector128<int> eb = Vector128.Create(e[b..]), x0 = LaneBytes.Byte0(eb);
+                LaneBytes.BlockSums(eb, Vector128.Create(o[b..]), out var lo, out var hi);
                 Vector128<int> e0lo = lo * -q, e0hi = hi * -q;
                 LaneBytes.Halves(e0lo, e0hi).CopyTo(e0[b..]);
                 LaneBytes.Halves(e0lo + lo - x0 - x0, e0hi + hi).CopyTo(e1[b..]);
@@ -295,8 +295,8 @@ internal sealed class E8ActivationLayout : IDisposable
                         for (int l = 0; l < lanes; l += 4)
                         {
                             // Block B's digits 0, 2, 4, 6 are lane B of e32, 1, 3, 5, 7 lane B of o32.
-                            Vector128<int> eb = Vector128.Create(e32[(k + l)..]), ob = Vector128.Create(o32[(k + l)..]);
-                            Vector128<int> lo = LaneBytes.LowSum(eb) + LaneBytes.LowSum(ob), hi = LaneBytes.HighSum(eb) + LaneBytes.HighSum(ob);
+                            var eb = Vector128.Create(e32[(k + l)..]);
+                            LaneBytes.BlockSums(eb, Vector128.Create(o32[(k + l)..]), out var lo, out var hi);
                             LaneBytes.Halves(lo * -q - LaneBytes.Byte0(eb), hi * -q).CopyTo(terms[l..]);
                         }
                     }
@@ -339,7 +339,10 @@ internal sealed class E8ActivationLayout : IDisposable
 
         // −q·Σx̃ − x̃₀ of the blocks whose even digits are e and odd digits o.
         static Vector128<int> Term(Vector128<int> e, Vector128<int> o, int q)
-            => (LaneBytes.LowSum(e) + LaneBytes.HighSum(e) + LaneBytes.LowSum(o) + LaneBytes.HighSum(o)) * -q - LaneBytes.Byte0(e);
+        {
+            LaneBytes.BlockSums(e, o, out var lo, out var hi);
+            return (lo + hi) * -q - LaneBytes.Byte0(e);
+        }
     }
 
     /// <summary>Sums of the signed bytes of each int32 lane (four int8 values packed little-endian), for the blocks' terms.</summary>
@@ -347,10 +350,15 @@ internal sealed class E8ActivationLayout : IDisposable
     {
         /// <summary>Byte 0, sign-extended.</summary>
         public static Vector128<int> Byte0(Vector128<int> w) => (w << 24) >> 24;
-        /// <summary>Bytes 0 + 1.</summary>
-        public static Vector128<int> LowSum(Vector128<int> w) => ((w << 24) >> 24) + ((w << 16) >> 24);
-        /// <summary>Bytes 2 + 3.</summary>
-        public static Vector128<int> HighSum(Vector128<int> w) => ((w << 8) >> 24) + (w >> 24);
+        /// <summary>
+        /// Per lane, a block's entry sums from its even (<paramref name="e"/>: 0, 2, 4, 6) and odd (<paramref name="o"/>: 1, 3, 5, 7)
+        /// entries: lo = x̃₀ + … + x̃₃ (bytes 0 and 1 of each), hi = x̃₄ + … + x̃₇ (bytes 2 and 3).
+        /// </summary>
+        public static void BlockSums(Vector128<int> e, Vector128<int> o, out Vector128<int> lo, out Vector128<int> hi)
+        {
+            lo = Byte0(e) + ((e << 16) >> 24) + Byte0(o) + ((o << 16) >> 24);
+            hi = ((e << 8) >> 24) + (e >> 24) + ((o << 8) >> 24) + (o >> 24);
+        }
         /// <summary>The low 16 bits of <paramref name="lo"/> and of <paramref name="hi"/> in one lane.</summary>
         public static Vector128<int> Halves(Vector128<int> lo, Vector128<int> hi) => (lo & Vector128.Create(0xFFFF)) | (hi << 16);
     }
