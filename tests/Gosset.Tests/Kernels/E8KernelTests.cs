@@ -414,8 +414,9 @@ public class E8KernelTests
     [Fact]
     public void GroupedLayoutIsTheSameOnOneThreadAndOnSeveral()
     {
-        // 40 × 1100 values: above the size at which the groups are spread over threads; a partial last group.
-        int batch = 40, cols = 1100, groups = 5;
+        // 8 × 4400 values in 18 groups: above the size at which runs of 16 groups are spread over threads (two runs); a
+        // partial last group.
+        int batch = 8, cols = 4400, groups = 18;
         var rng = new Random(9);
         var x = new float[batch * cols];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1) * (1 + i % 13);
