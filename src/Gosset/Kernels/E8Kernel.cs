@@ -1322,11 +1322,11 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     }
 
     /// <summary>
-    /// <see cref="Grouped{TD, TS}"/> for a batch. Rows in tiles: a tile's records are decoded once (<see cref="PredecodePair"/>:
-    /// 1.25 bytes per weight, the tile sized to stay in L2); then, segment by segment of <see cref="GemmSegmentGroups"/> groups
-    /// (so that a block of four vectors' panel stays in L1), every block of up to four vectors passes over the tile's rows, one
-    /// or two rows at a time (<see cref="GemmPass"/>), each (row, vector, lane set) keeping its float sums across segments in
-    /// order of groups. Each block's integer sum equals the batch-1 kernel's and the float steps are the same, so results are
+    /// <see cref="Grouped{TD, TS}"/> for a batch. Rows in tiles, columns in segments of <see cref="GemmSegmentGroups"/> groups
+    /// (so that a block of four vectors' panel stays in L1): a tile's segment is decoded once (<see cref="PredecodePair"/>:
+    /// 1.25 bytes per weight, sized to stay in L2), then every block of up to four vectors passes over its rows, one or two
+    /// rows at a time (<see cref="GemmPass"/>), each (row, vector, lane set) keeping its float sums across segments in order
+    /// of groups. Each block's integer sum equals the batch-1 kernel's and the float steps are the same, so results are
     /// bit-identical.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -1334,12 +1334,16 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
         where TD : struct, IDigits where TS : struct, ISide
     {
         int n = TV.Lanes, groups = m.Groups, per = 16 / n, rows = m.Rows, batch = a.Batch, rec = E8ActivationLayout.GemmRecord;
-        long rowTvs = (long)groups * GemmGroupTvs;
-        int tileRows = (int)Math.Clamp(GemmTileBytes / (rowTvs * sizeof(TV)), 1, 64);
+        // The tile is sized by one segment, not by whole rows: 14336 columns made tiles of 4 rows, so each vector block's panel
+        // segment was loaded into L1 for 4 rows (now 18, as with 4096 columns; 4096×14336 at the AVX-512 level, batch 16
+        // 6.6–6.8 → 6.2–6.4 ms, batch 64 24.6–25.3 → 22.8–23.2).
+        int segGroups = Math.Min(GemmSegmentGroups, groups);
+        long segTvs = (long)segGroups * GemmGroupTvs;
+        int tileRows = (int)Math.Clamp(GemmTileBytes / (segTvs * sizeof(TV)), 1, 64);
         // With two rows per pass, a whole number of pairs: an odd tile ends on a one-row pass, which loads four vectors'
-        // activations for one row (4096×14336, 5 → 4 rows: batch 16 7.2–7.3 against 7.8–7.9 ms at the AVX-512 level).
+        // activations for one row (with whole-row tiles, 4096×14336 at 5 → 4 rows: batch 16 7.2–7.3 against 7.8–7.9 ms).
         if (Pairs && tileRows > 1) tileRows &= ~1;
-        var dec = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * rowTvs * sizeof(TV)), 64);
+        var dec = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(tileRows * segTvs * sizeof(TV)), 64);
         int fRow = batch * per; // f: [tile row][vector][lane set]; also the rows' distance for GemmPass
         var f = (TV*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)tileRows * (nuint)fRow * (nuint)sizeof(TV), 64);
         try
@@ -1352,20 +1356,23 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                 for (int rb = r0; rb < r1; rb += tileRows)
                 {
                     int re = Math.Min(r1, rb + tileRows);
-                    for (int r = rb; r < re; r++)
-                    {
-                        int stride = m.GroupStride(r) * m.RecordBytes;
-                        TV* dr = dec + (r - rb) * rowTvs;
-                        // Segment by segment (records stride apart inside one); the first row of an interleaved set prefetches the set.
-                        int pf = m.IsSetStart(r) ? stride : 0;
-                        for (int g0 = 0; g0 < groups; g0 += m.SegmentGroups)
-                            PredecodeRun<TD, TS>(data + m.Record(r, g0) * m.RecordBytes, stride, pf, Math.Min(m.SegmentGroups, groups - g0), tab,
-                                dr + (long)g0 * GemmGroupTvs);
-                    }
                     for (long i = 0; i < (re - rb) * fRow; i++) f[i] = TV.Float(0);
-                    for (int g0 = 0; g0 < groups; g0 += GemmSegmentGroups)
+                    for (int g0 = 0; g0 < groups; g0 += segGroups)
                     {
-                        int count = Math.Min(GemmSegmentGroups, groups - g0);
+                        int count = Math.Min(segGroups, groups - g0);
+                        for (int r = rb; r < re; r++)
+                        {
+                            int stride = m.GroupStride(r) * m.RecordBytes;
+                            TV* dr = dec + (r - rb) * segTvs;
+                            // Layout segment by layout segment (records stride apart inside one); the first row of an interleaved set prefetches the set.
+                            int pf = m.IsSetStart(r) ? stride : 0;
+                            for (int g = g0, ge = g0 + count; g < ge;)
+                            {
+                                int gn = Math.Min(ge, (g / m.SegmentGroups + 1) * m.SegmentGroups);
+                                PredecodeRun<TD, TS>(data + m.Record(r, g) * m.RecordBytes, stride, pf, gn - g, tab, dr + (long)(g - g0) * GemmGroupTvs);
+                                g = gn;
+                            }
+                        }
                         for (int v = 0; v < batch; v += 4)
                         {
                             int vc = Math.Min(4, batch - v);
@@ -1376,18 +1383,18 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                                 // Two rows per pass share each activation line (one where the tile has an odd row left) with 32
                                 // registers; with 16, one (two rows by four vectors spilled).
                                 int nr = Pairs ? Math.Min(2, re - r) : 1;
-                                TV* dr = dec + (r - rb) * rowTvs + (long)g0 * GemmGroupTvs;
+                                TV* dr = dec + (r - rb) * segTvs;
                                 TV* fr = f + (long)(r - rb) * fRow + (long)v * per;
                                 switch ((nr, vc))
                                 {
-                                    case (2, 4): GemmPass<Two, Four>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (2, 3): GemmPass<Two, Three>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (2, 2): GemmPass<Two, Two>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (2, _): GemmPass<Two, One>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (_, 4): GemmPass<One, Four>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (_, 3): GemmPass<One, Three>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (_, 2): GemmPass<One, Two>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
-                                    default: GemmPass<One, One>(dr, rowTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, 4): GemmPass<Two, Four>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, 3): GemmPass<Two, Three>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, 2): GemmPass<Two, Two>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, _): GemmPass<Two, One>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (_, 4): GemmPass<One, Four>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (_, 3): GemmPass<One, Three>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (_, 2): GemmPass<One, Two>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    default: GemmPass<One, One>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
                                 }
                                 r += nr;
                             }
@@ -1412,7 +1419,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// <summary>Groups per column segment of the GEMM: four vectors' panel (4 · 16 · 320 bytes) and a row's decoded segment stay in L1.</summary>
     private const int GemmSegmentGroups = 16;
 
-    /// <summary>Bytes of pre-decoded weights per row tile of the batched kernels (kept in L2).</summary>
+    /// <summary>Bytes of pre-decoded weights per tile of the batched kernels (kept in L2): one column segment of the tile's rows in the int8-group GEMM, whole rows in <see cref="Gemm4"/>.</summary>
     private const int GemmTileBytes = 96 * 1024;
 
     /// <summary>Rows per block in the batched kernels: their records stay in L2 while every batch tile passes over them.</summary>

@@ -155,7 +155,7 @@ public class E8KernelTests
         var kern = E8Kernel.Get(name);
         foreach (int bits in new[] { 2, 3, 4 })
             foreach (int k in new[] { 4, 13 }) // narrow (parity stored) and wide (parity recomputed) side fields
-                foreach (var (rows, cols, batches) in new[] { (37, 300, new[] { 1, 2, 5, 9, 12, 16, 19 }), (5, 529, new[] { 1, 17 }), (1, 8, new[] { 1, 3 }), (13, 8200, new[] { 5, 18 }) /* batched kernels: several row tiles (odd ones for the two-row GEMM pass) */ })
+                foreach (var (rows, cols, batches) in new[] { (37, 300, new[] { 1, 2, 5, 9, 12, 16, 19 }), (5, 529, new[] { 1, 17 }), (1, 8, new[] { 1, 3 }), (41, 8200, new[] { 5, 18 }) /* batched kernels: several row tiles of three column segments, the last tile odd (a one-row GEMM pass) */ })
                 {
                     var m = PackedE8Matrix.FromCodes(RandomCodes(rows, cols, bits, k, bits * 100 + k + cols));
                     foreach (int batch in batches)
@@ -215,17 +215,27 @@ public class E8KernelTests
     [MemberData(nameof(Variants))]
     public void TiledLayoutsMultiplyBitExactlyAsTheScalarReference(string name)
     {
-        // Tiles and column segments that cut rows and groups unevenly (77 rows, 6 groups with a partial last one), rows
-        // interleaved in pairs or not (odd tiles end on a single row), on two threads, whose row chunks need not start at
-        // tile or pair boundaries.
+        // Tiles and column segments that cut rows and groups unevenly (77 rows, 18 groups with a partial last one: the GEMM's
+        // segments of 16 groups cut across the layout's of 2, 4, 5 and 7), rows interleaved in pairs or not (odd tiles end on a
+        // single row), on two threads, whose row chunks need not start at tile or pair boundaries; batch 17 runs the GEMM.
         var kern = E8Kernel.Get(name);
-        int rows = 77, cols = 1300;
+        int rows = 77, cols = 4400;
+        int[] batches = [1, 3, 17];
+        var modes = new[] { ActivationMode.Float32, ActivationMode.Int8, ActivationMode.Int8Group };
         foreach (int bits in new[] { 2, 3, 4 })
         {
             var codes = RandomCodes(rows, cols, bits, 5, 70 + bits);
             var plain = PackedE8Matrix.FromCodes(codes, (rows, 1000));
             var canonical = new MemoryStream();
             plain.WriteTo(canonical);
+            var xs = batches.Select(batch => E8BoxKernelTests.Gaussian(batch * cols, batch + bits)).ToArray();
+            var wants = new float[batches.Length, modes.Length][];
+            for (int bi = 0; bi < batches.Length; bi++)
+                for (int mi = 0; mi < modes.Length; mi++)
+                {
+                    wants[bi, mi] = new float[batches[bi] * rows];
+                    plain.Multiply(E8Kernel.Scalar, xs[bi], wants[bi, mi], batches[bi], modes[mi], 1);
+                }
             foreach (var (tiling, interleave) in new[] { (1, 1), (5, 2), (7, 4), (64, 16), (100, 5) }.SelectMany(t => new[] { (t, 1), (t, 2) }))
             {
                 var m = PackedE8Matrix.FromCodes(codes, tiling, interleave);
@@ -235,15 +245,15 @@ public class E8KernelTests
                 var ms = new MemoryStream();
                 m.WriteTo(ms);
                 Assert.Equal(canonical.ToArray(), ms.ToArray()); // the serialized order does not depend on the tiling
-                foreach (int batch in new[] { 1, 3 })
+                for (int bi = 0; bi < batches.Length; bi++)
                 {
-                    var x = E8BoxKernelTests.Gaussian(batch * cols, batch + bits);
-                    foreach (var mode in new[] { ActivationMode.Float32, ActivationMode.Int8, ActivationMode.Int8Group })
+                    int batch = batches[bi];
+                    for (int mi = 0; mi < modes.Length; mi++)
                     {
-                        var want = new float[batch * rows];
+                        var mode = modes[mi];
+                        var want = wants[bi, mi];
                         var got = new float[batch * rows];
-                        plain.Multiply(E8Kernel.Scalar, x, want, batch, mode, 1);
-                        m.Multiply(kern, x, got, batch, mode, 2);
+                        m.Multiply(kern, xs[bi], got, batch, mode, 2);
                         for (int i = 0; i < want.Length; i++)
                             Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]),
                                 $"{name} b={bits} tiling {tiling} interleave {interleave} batch={batch} {mode} at {i}: {want[i]} vs {got[i]}");
