@@ -1368,7 +1368,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                             int pf = m.IsSetStart(r) ? stride : 0;
                             for (int g = g0, ge = g0 + count; g < ge;)
                             {
-                                int gn = Math.Min(ge, (g / m.SegmentGroups + 1) * m.SegmentGroups);
+                                int gn = Math.Min(ge, m.SegmentEnd(g));
                                 PredecodeRun<TD, TS>(data + m.Record(r, g) * m.RecordBytes, stride, pf, gn - g, tab, dr + (long)(g - g0) * GemmGroupTvs);
                                 g = gn;
                             }

@@ -300,6 +300,9 @@ public sealed class PackedE8Matrix : PackedMatrix
     /// <summary>Groups of the segment that starts at group g0 (g0 a multiple of <see cref="SegmentGroups"/>).</summary>
     internal int SegmentLength(int g0) => Math.Min(SegmentGroups, Groups - g0);
 
+    /// <summary>The group after the last one of group g's segment (records of one row are <see cref="GroupStride"/> apart up to there).</summary>
+    internal int SegmentEnd(int g) => Math.Min(Groups, (g / SegmentGroups + 1) * SegmentGroups);
+
     /// <summary>Writes block b (0..31) of a zeroed group record: its digits and side field.</summary>
     private void SetBlock(Span<byte> rec, int b, ReadOnlySpan<byte> u, int j)
     {
