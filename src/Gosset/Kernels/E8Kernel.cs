@@ -1274,7 +1274,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// per lane set and group with four vectors at 256 bits, whichever way the offsets were written).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void GemmPass<TR, TB>(TV* d, long rowTvs, int count, byte* x, float* xg, int cg, TV* f, int fr)
+    private static void GemmPass<TR, TB>(TV* d, long rowTvs, int count, byte* x, float* xg, int cg, TV* f, int fr, bool first)
         where TR : struct, ICount where TB : struct, ICount
     {
         // Constants the JIT folds: the TVs of a decoded group (a call to GemmGroupTvs here, were the inlining budget spent,
@@ -1286,8 +1286,13 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
             TV* dj = d + 5 * j;
             byte* xj = x + ov * vc * j;
             TV* fj = f + j;
-            TV f00 = fj[0], f01 = vc > 1 ? fj[per] : f00, f02 = vc > 2 ? fj[2 * per] : f00, f03 = vc > 3 ? fj[3 * per] : f00;
-            TV f10 = two ? fj[fr] : f00, f11 = two && vc > 1 ? fj[fr + per] : f00, f12 = two && vc > 2 ? fj[fr + 2 * per] : f00, f13 = two && vc > 3 ? fj[fr + 3 * per] : f00;
+            // The first segment starts from zero in registers (the sums' first term is then 0 + p, as from zeroed memory).
+            TV f00 = TV.Float(0), f01 = f00, f02 = f00, f03 = f00, f10 = f00, f11 = f00, f12 = f00, f13 = f00;
+            if (!first)
+            {
+                f00 = fj[0]; f01 = vc > 1 ? fj[per] : f00; f02 = vc > 2 ? fj[2 * per] : f00; f03 = vc > 3 ? fj[3 * per] : f00;
+                f10 = two ? fj[fr] : f00; f11 = two && vc > 1 ? fj[fr + per] : f00; f12 = two && vc > 2 ? fj[fr + 2 * per] : f00; f13 = two && vc > 3 ? fj[fr + 3 * per] : f00;
+            }
             float* xs = xg;
             for (int g = 0; g < count; g++, dj += step, xj += gs, xs++)
             {
@@ -1326,8 +1331,9 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     /// (so that a block of four vectors' panel stays in L1): a tile's segment is decoded once (<see cref="PredecodePair"/>:
     /// 1.25 bytes per weight, sized to stay in L2), then every block of up to four vectors passes over its rows, one or two
     /// rows at a time (<see cref="GemmPass"/>), each (row, vector, lane set) keeping its float sums across segments in order
-    /// of groups. Each block's integer sum equals the batch-1 kernel's and the float steps are the same, so results are
-    /// bit-identical.
+    /// of groups (the first segment's passes start them from zero in registers) and reduced into y right after the block's
+    /// passes over the last segment. Each block's integer sum equals the batch-1 kernel's and the float steps are the same, so
+    /// results are bit-identical.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GroupedGemm<TD, TS>(PackedE8Matrix m, E8ActivationLayout a, int r0, int r1, float* y)
@@ -1356,7 +1362,6 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                 for (int rb = r0; rb < r1; rb += tileRows)
                 {
                     int re = Math.Min(r1, rb + tileRows);
-                    for (long i = 0; i < (re - rb) * fRow; i++) f[i] = TV.Float(0);
                     for (int g0 = 0; g0 < groups; g0 += segGroups)
                     {
                         int count = Math.Min(segGroups, groups - g0);
@@ -1387,25 +1392,31 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                                 TV* fr = f + (long)(r - rb) * fRow + (long)v * per;
                                 switch ((nr, vc))
                                 {
-                                    case (2, 4): GemmPass<Two, Four>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (2, 3): GemmPass<Two, Three>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (2, 2): GemmPass<Two, Two>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (2, _): GemmPass<Two, One>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (_, 4): GemmPass<One, Four>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (_, 3): GemmPass<One, Three>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
-                                    case (_, 2): GemmPass<One, Two>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
-                                    default: GemmPass<One, One>(dr, segTvs, count, x, xg, groups, fr, fRow); break;
+                                    case (2, 4): GemmPass<Two, Four>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    case (2, 3): GemmPass<Two, Three>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    case (2, 2): GemmPass<Two, Two>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    case (2, _): GemmPass<Two, One>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    case (_, 4): GemmPass<One, Four>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    case (_, 3): GemmPass<One, Three>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    case (_, 2): GemmPass<One, Two>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    default: GemmPass<One, One>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
                                 }
                                 r += nr;
                             }
+                            // After the last segment, the block's sums while they are in L1, each vector's rows into consecutive y
+                            // (a separate loop over the tile, row by row, wrote y a vector's length apart: 12 % of the product at batch 512).
+                            if (g0 + count == groups)
+                                for (int k = v; k < v + vc; k++)
+                                {
+                                    float* yk = y + (long)k * rows;
+                                    for (int r = rb; r < re; r++)
+                                    {
+                                        TV* fk = f + (r - rb) * fRow + (long)k * per;
+                                        yk[r] = rs[r] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
+                                    }
+                                }
                         }
                     }
-                    for (int r = rb; r < re; r++)
-                        for (int v = 0; v < batch; v++)
-                        {
-                            TV* fk = f + (r - rb) * fRow + (long)v * per;
-                            y[(long)v * rows + r] = rs[r] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
-                        }
                 }
             }
         }
