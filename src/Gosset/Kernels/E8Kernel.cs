@@ -543,6 +543,14 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV GroupAdd(TV i, TV xs, TV f) => TV.AddF(f, TV.MulF(TV.ToFloat(i), xs));
 
+    /// <summary>One (row, vector)'s float sums kept as its 16/Lanes lane sets (f[0 … 16/Lanes − 1]), reduced in the fixed tree.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ReduceSets(TV* f)
+    {
+        int n = TV.Lanes;
+        return TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
+    }
+
     /// <summary>acc += s·Σᵢ vᵢx̃ᵢ (int32) for the Lanes blocks of chunk c (c constant) of one group of one vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV GridChunk<TD, TS>(byte* rp, int c, TV t0, TV t1, TV t2, TV t3, sbyte* q /* group */, int* e0, int* e1 /* group */, TV acc)
@@ -783,7 +791,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                                 for (int v = 0; v < batch; v++)
                                 {
                                     TV* f = acc + (r - rb) * fr + v * per;
-                                    y[(long)v * rows + r] = rs[r] * scale * TV.Reduce16(f[0], n <= 8 ? f[1] : TV.Float(0), n == 4 ? f[2] : TV.Float(0), n == 4 ? f[3] : TV.Float(0));
+                                    y[(long)v * rows + r] = rs[r] * scale * ReduceSets(f);
                                 }
                     }
                     rb = re;
@@ -1365,6 +1373,7 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                     for (int g0 = 0; g0 < groups; g0 += segGroups)
                     {
                         int count = Math.Min(segGroups, groups - g0);
+                        bool first = g0 == 0, last = g0 + count == groups;
                         for (int r = rb; r < re; r++)
                         {
                             int stride = m.GroupStride(r) * m.RecordBytes;
@@ -1392,27 +1401,27 @@ internal sealed unsafe partial class SimdE8Kernel<TV, TOps>(string name, Func<bo
                                 TV* fr = f + (long)(r - rb) * fRow + (long)v * per;
                                 switch ((nr, vc))
                                 {
-                                    case (2, 4): GemmPass<Two, Four>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
-                                    case (2, 3): GemmPass<Two, Three>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
-                                    case (2, 2): GemmPass<Two, Two>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
-                                    case (2, _): GemmPass<Two, One>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
-                                    case (_, 4): GemmPass<One, Four>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
-                                    case (_, 3): GemmPass<One, Three>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
-                                    case (_, 2): GemmPass<One, Two>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
-                                    default: GemmPass<One, One>(dr, segTvs, count, x, xg, groups, fr, fRow, g0 == 0); break;
+                                    case (2, 4): GemmPass<Two, Four>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
+                                    case (2, 3): GemmPass<Two, Three>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
+                                    case (2, 2): GemmPass<Two, Two>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
+                                    case (2, _): GemmPass<Two, One>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
+                                    case (_, 4): GemmPass<One, Four>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
+                                    case (_, 3): GemmPass<One, Three>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
+                                    case (_, 2): GemmPass<One, Two>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
+                                    default: GemmPass<One, One>(dr, segTvs, count, x, xg, groups, fr, fRow, first); break;
                                 }
                                 r += nr;
                             }
                             // After the last segment, the block's sums while they are in L1, each vector's rows into consecutive y
                             // (a separate loop over the tile, row by row, wrote y a vector's length apart: 12 % of the product at batch 512).
-                            if (g0 + count == groups)
+                            if (last)
                                 for (int k = v; k < v + vc; k++)
                                 {
                                     float* yk = y + (long)k * rows;
                                     for (int r = rb; r < re; r++)
                                     {
                                         TV* fk = f + (r - rb) * fRow + (long)k * per;
-                                        yk[r] = rs[r] * step * TV.Reduce16(fk[0], n <= 8 ? fk[1] : TV.Float(0), n == 4 ? fk[2] : TV.Float(0), n == 4 ? fk[3] : TV.Float(0));
+                                        yk[r] = rs[r] * step * ReduceSets(fk);
                                     }
                                 }
                         }
